@@ -1,0 +1,251 @@
+"""The ``tamperscope`` command line: a thin layer that parses, calls the library, prints, and maps errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from tamperscope.errors import InputRejectedError, TamperscopeError, exit_code_for
+from tamperscope.settings import Settings
+from tamperscope.workspace import Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Media forensics with evidence.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    settings: Settings = Settings()
+
+
+@app.callback()
+def _configure(
+    home: Annotated[Path | None, typer.Option(help="data directory (TAMPERSCOPE_HOME)")] = None,
+    db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (TAMPERSCOPE_DB_URL)")] = None,
+    store_url: Annotated[str | None, typer.Option(help="fsspec URL of the store (TAMPERSCOPE_STORE_URL)")] = None,
+    actor: Annotated[str | None, typer.Option(help="who acts, for the audit log (default: OS user)")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel stage workers")] = None,
+) -> None:
+    overrides: dict[str, Any] = {k: v for k, v in {"home": home, "db_url": db_url, "store_url": store_url,
+                                                   "actor": actor, "workers": workers}.items() if v is not None}
+    State.settings = Settings(**overrides)
+
+
+def _workspace() -> Workspace:
+    return Workspace.open(State.settings)
+
+
+def _iter_inputs(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return files
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or directories (recursed)")],
+    source: Annotated[str | None, typer.Option(help="where the material came from")] = None,
+    license: Annotated[str | None, typer.Option(help="licence of the material")] = None,
+    label: Annotated[str | None, typer.Option(help="ground-truth label, if known")] = None,
+    subject: Annotated[str | None, typer.Option(help="identity/source group, for disjoint splits")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print results as JSON lines")] = False,
+) -> None:
+    """Hash, store and validate files; rejected files are quarantined and make the exit code 3."""
+    from tamperscope.custody.intake import IntakeRecord, ingest_path
+
+    ws = _workspace()
+    rejected = 0
+    files = _iter_inputs(paths)
+    with _progress() as progress:
+        task = progress.add_task("ingest", total=len(files))
+        for path in files:
+            record = IntakeRecord(original_name=path.name, source=source or str(path.resolve()),
+                                  license=license, label=label, subject=subject)
+            try:
+                result = ingest_path(ws, path, record)
+                row = {"path": str(path), "asset_id": result.asset_id, "sha256": result.sha256,
+                       "status": result.status, "duplicate": result.duplicate}
+            except InputRejectedError as exc:
+                rejected += 1
+                row = {"path": str(path), "asset_id": exc.asset_id, "status": "rejected",
+                       "reason": exc.reason.value, "message": exc.message}
+            progress.advance(task)
+            _emit(row, json_out)
+    if rejected:
+        raise typer.Exit(3)
+
+
+def _emit(row: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(row, sort_keys=True))
+    elif row["status"] == "rejected":
+        err_console.print(f"[red]rejected[/red] {row['path']}: {row['reason']}: {row['message']}")
+    else:
+        dup = " (already stored)" if row.get("duplicate") else ""
+        console.print(f"[green]{row['status']}[/green] {row['path']} -> asset {row['asset_id']}{dup}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
+
+
+@app.command()
+def analyze(
+    target: Annotated[str, typer.Argument(help="asset id / SHA-256 prefix, or a file to ingest first")],
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
+    force: Annotated[bool, typer.Option(help="re-run stages even if their results are current")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
+    from tamperscope.custody.intake import ingest_path
+    from tamperscope.pipeline.front import summarize
+    from tamperscope.pipeline.runner import analyze_asset
+
+    ws = _workspace()
+    path = Path(target)
+    ref = ingest_path(ws, path).asset_id if path.is_file() else target
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage_name: str, fraction: float, message: str) -> None:
+            if stage_name not in tasks:
+                tasks[stage_name] = progress.add_task(stage_name, total=1.0)
+            progress.update(tasks[stage_name], completed=fraction, description=f"{stage_name} {message}")
+
+        run = analyze_asset(ws, ref, only=stage or None, force=force, progress=on_progress)
+    summary = summarize(ws, run.asset_id)
+    if json_out:
+        print(json.dumps(summary.__dict__, sort_keys=True, default=str))
+    else:
+        console.print(f"asset {summary.asset_id} [bold]{summary.status}[/bold]; ran: {', '.join(run.ran) or '-'};"
+                      f" current: {', '.join(run.skipped) or '-'}")
+        for name, error in run.failed.items():
+            err_console.print(f"[red]stage {name} failed[/red]: {error}")
+        if summary.verdict:
+            console.print(f"verdict: [bold]{summary.verdict['band']}[/bold] (p={summary.verdict['probability']:.3f},"
+                          f" policy {summary.verdict['policy']})")
+        console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")
+    if run.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    asset: Annotated[str, typer.Argument(help="asset id or SHA-256 prefix")],
+    json_out: Annotated[bool, typer.Option("--json", help="print everything as JSON")] = False,
+) -> None:
+    """Show an asset: identity, status, stages, flags and scores."""
+    from tamperscope.pipeline.runner import find_asset
+    from tamperscope.store.models import Detection, StageRun
+
+    ws = _workspace()
+    with ws.db.session() as session:
+        row = find_asset(session, asset)
+        runs = session.execute(select(StageRun).where(StageRun.asset_id == row.asset_id)).scalars().all()
+        detections = session.execute(select(Detection).where(Detection.asset_id == row.asset_id)
+                                     .order_by(Detection.stage, Detection.module_name, Detection.window_id)
+                                     ).scalars().all()
+        data = {
+            "asset_id": row.asset_id, "sha256": row.sha256, "size_bytes": row.size_bytes,
+            "original_name": row.original_name, "status": row.status, "reject_reason": row.reject_reason,
+            "media_type": row.media_type, "container": row.container, "duration_ms": row.duration_ms,
+            "width": row.width, "height": row.height, "fps": row.fps, "provenance_status": row.provenance_status,
+            "stages": {r.stage: {"version": r.version, "status": r.status, "error": r.error} for r in runs},
+            "detections": [
+                {"stage": d.stage, "module": d.module_name, "version": d.module_version, "window": d.window_id,
+                 "status": d.status, "score": d.score, "band": d.band, "evidence": d.evidence_json,
+                 "saliency_uri": d.saliency_uri} for d in detections
+            ],
+        }
+    if json_out:
+        print(json.dumps(data, sort_keys=True, default=str))
+        return
+    table = Table(title=f"asset {data['asset_id']}", show_header=False)
+    for key in ("sha256", "original_name", "status", "reject_reason", "media_type", "container", "duration_ms",
+                "width", "height", "fps", "provenance_status"):
+        table.add_row(key, str(data[key]))
+    console.print(table)
+    found = Table(title="detections")
+    for column in ("stage", "module", "window", "status", "score", "band"):
+        found.add_column(column)
+    for d in data["detections"]:
+        score = "" if d["score"] is None else f"{d['score']:.3f}"
+        found.add_row(d["stage"], d["module"], d["window"], d["status"], score, d["band"] or "")
+    console.print(found)
+
+
+@app.command()
+def verify(asset: Annotated[str | None, typer.Argument(help="only this asset's objects")] = None) -> None:
+    """Re-hash stored objects and walk the audit chain; exit 4 naming anything that changed."""
+    from tamperscope.custody.verify import verify as run_verify
+
+    result = run_verify(_workspace(), asset)
+    console.print(f"OK: {result.objects_checked} objects and {result.events_checked} audit events verified; "
+                  f"chain head {result.head_hash}")
+
+
+@app.command()
+def audit(
+    asset: Annotated[str, typer.Argument(help="asset id or SHA-256 prefix")],
+    json_out: Annotated[bool, typer.Option("--json", help="print events as JSON lines")] = False,
+) -> None:
+    """List an asset's audit events in order."""
+    from tamperscope.pipeline.runner import find_asset
+    from tamperscope.store.models import AuditEvent
+
+    ws = _workspace()
+    with ws.db.session() as session:
+        asset_id = find_asset(session, asset).asset_id
+        events = session.execute(select(AuditEvent).where(AuditEvent.asset_id == asset_id)
+                                 .order_by(AuditEvent.event_id)).scalars().all()
+        rows = [{"event_id": e.event_id, "when": e.when, "who": e.who, "action": e.action,
+                 "details": e.details_json, "hash": e.hash} for e in events]
+    for row in rows:
+        if json_out:
+            print(json.dumps(row, sort_keys=True))
+        else:
+            console.print(f"{row['event_id']:>6} {row['when']} {row['who']:<12} {row['action']:<18} "
+                          f"{row['hash'][:16]}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    ws = Workspace.open(State.settings, upgrade=False)
+    ws.db.upgrade()
+    console.print(f"database at newest revision: {State.settings.resolved_db_url}")
+
+
+def main() -> None:
+    """Entry point: run the app, mapping typed errors to exit codes in one place."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(1)
+    except TamperscopeError as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        sys.exit(exit_code_for(exc))
+    except click.UsageError as exc:
+        err_console.print(f"[red]usage[/red]: {exc}")
+        sys.exit(2)

@@ -1,0 +1,130 @@
+"""Intake: hash while storing, deduplicate by content, validate without trusting, quarantine what fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from tamperscope import __version__
+from tamperscope.custody.audit import append_event
+from tamperscope.custody.objectstore import raw_key
+from tamperscope.errors import InputRejectedError
+from tamperscope.probe.validate import validate_file
+from tamperscope.store.models import Asset
+from tamperscope.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class IntakeRecord:
+    """Who brought what, from where, under which licence."""
+
+    original_name: str
+    source: str | None = None
+    license: str | None = None
+    label: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    asset_id: str
+    sha256: str
+    size: int
+    status: str
+    duplicate: bool
+    reject_reason: str | None = None
+
+
+def asset_id_for(sha256: str) -> str:
+    """Deterministic asset id: the same bytes are the same asset on every installation."""
+    return sha256[:16]
+
+
+def ingest_path(ws: Workspace, path: Path, record: IntakeRecord | None = None) -> IntakeResult:
+    """Ingest one local file (see :func:`ingest_stream`)."""
+    record = record or IntakeRecord(original_name=path.name, source=str(path))
+    with open(path, "rb", buffering=0) as handle:
+        return ingest_stream(ws, handle, record)
+
+
+def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> IntakeResult:
+    """Store ``stream`` under its SHA-256, record the intake, validate it and accept or quarantine it.
+
+    Raises :class:`InputRejectedError` (after recording asset, quarantine copy and audit event) when the
+    content fails validation. A repeated upload returns the existing asset and logs that it came again.
+    """
+    actor = ws.actor
+    sha256, size, tmp_key = ws.store.ingest_stream(stream, max_bytes=ws.settings.limits.max_bytes)
+    asset_id = asset_id_for(sha256)
+    details = {
+        "original_name": record.original_name,
+        "size": size,
+        "sha256": sha256,
+        "source": record.source,
+        "license": record.license,
+        "label": record.label,
+        "tool_version": __version__,
+    }
+    with ws.db.session() as session:
+        existing = session.execute(select(Asset).where(Asset.sha256 == sha256)).scalar_one_or_none()
+        if existing is not None:
+            ws.store.delete(tmp_key)
+            append_event(session, action="intake.duplicate", who=actor, asset_id=existing.asset_id, details=details)
+            return IntakeResult(existing.asset_id, sha256, size, existing.status, True, existing.reject_reason)
+
+    rejection: InputRejectedError | None = None
+    try:
+        with ws.store.local_path(tmp_key) as local:
+            validation = validate_file(local, ws.settings.limits)
+    except InputRejectedError as exc:
+        rejection = exc
+
+    now = datetime.now(UTC)
+    area = "quarantine" if rejection else "raw"
+    key = raw_key(sha256, area)
+    ws.store.promote(tmp_key, key)
+    asset = Asset(
+        asset_id=asset_id,
+        sha256=sha256,
+        size_bytes=size,
+        original_name=record.original_name,
+        source=record.source,
+        license=record.license,
+        label=record.label,
+        subject=record.subject,
+        upload_time=now,
+        uploaded_by=actor,
+        storage_key=key,
+    )
+    if rejection is None:
+        asset.status = "accepted"
+        asset.media_type = validation.media_type
+        asset.mime = validation.mime
+        asset.container = validation.container
+        asset.duration_ms = validation.duration_ms
+        asset.width = validation.width
+        asset.height = validation.height
+        asset.fps = validation.fps
+        asset.probe_json = validation.probe_json
+    else:
+        asset.status = "rejected"
+        asset.reject_reason = rejection.reason.value
+        asset.error = rejection.message
+        asset.probe_json = getattr(rejection, "probe_json", None)
+    with ws.db.session() as session:
+        session.add(asset)
+        if rejection is None:
+            append_event(session, action="intake.accepted", who=actor, asset_id=asset_id,
+                         details={**details, "storage_key": key, "media_type": validation.media_type})
+        else:
+            append_event(session, action="intake.rejected", who=actor, asset_id=asset_id,
+                         details={**details, "storage_key": key, "reason": rejection.reason.value,
+                                  "message": rejection.message})
+    if rejection is not None:
+        rejection.asset_id = asset_id
+        raise rejection
+    return IntakeResult(asset_id, sha256, size, "accepted", False)

@@ -1,0 +1,53 @@
+"""``make demo``: generate sample media, ingest and analyse it, write reports, print what was found."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from tamperscope import samples
+from tamperscope.custody.intake import IntakeRecord, ingest_path
+from tamperscope.pipeline.front import summarize
+from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.settings import Settings
+from tamperscope.workspace import Workspace
+
+console = Console()
+
+
+def main(out_dir: Path = Path("demo-output")) -> int:
+    out_dir = out_dir.resolve()
+    media = out_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    settings = Settings(home=out_dir / "home")
+    ws = Workspace.open(settings)
+    console.rule("tamperscope demo")
+    console.print(f"workspace: {settings.home}")
+    video = samples.video_with_cut(media / "two_shots.mp4")
+    photo = samples.camera_like_jpeg(media / "camera.jpg")
+    edited, _ = samples.edited_copy(photo, media / "camera_edited.jpg")
+    inputs = [(video, "generated lavfi video with a cut", "real"), (photo, "camera-like photo", "real"),
+              (edited, "copy-moved, re-saved in an editor", "manipulated")]
+    for path, what, label in inputs:
+        intake = ingest_path(ws, path, IntakeRecord(original_name=path.name, source="tamperscope demo",
+                                                   license="CC0", label=label))
+        run = analyze_asset(ws, intake.asset_id)
+        summary = summarize(ws, intake.asset_id)
+        console.print(f"\n[bold]{path.name}[/bold] ({what}) -> asset {summary.asset_id} [{summary.status}]")
+        console.print(f"  sha256 {summary.sha256}; stages run: {', '.join(run.ran) or 'all current'}")
+        for name, error in run.failed.items():
+            console.print(f"  [red]stage {name} failed[/red]: {error}")
+        for flag in summary.flags:
+            console.print(f"  flag {flag['module']}: {flag['evidence']}")
+        if summary.verdict:
+            console.print(f"  verdict: {summary.verdict['band']} (p={summary.verdict['probability']:.3f})")
+    console.print(f"\nresults: database {settings.resolved_db_url}, store {settings.resolved_store_url}")
+    console.print(f"inspect: TAMPERSCOPE_HOME={settings.home} .venv/bin/tamperscope show <asset>")
+    ws.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The stage registry: name -> lazily imported class, in pipeline order.
+
+Only stages whose module exists are listed; ``tests/pipeline/test_registry.py`` loads every one.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tamperscope.errors import UsageError
+from tamperscope.pipeline.stage import Stage
+
+STAGES: dict[str, str] = {
+    "metadata": "tamperscope.probe.stage:MetadataStage",
+}
+
+
+def load_stage(name: str) -> Stage:
+    try:
+        target = STAGES[name]
+    except KeyError as exc:
+        raise UsageError(f"unknown stage {name!r}; known: {', '.join(STAGES)}") from exc
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    stage: Stage = cls()
+    return stage
+
+
+def all_stages() -> list[Stage]:
+    return [load_stage(name) for name in STAGES]

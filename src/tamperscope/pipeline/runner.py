@@ -1,0 +1,201 @@
+"""Run the registered stages on one asset: in dependency order, independent stages in parallel,
+each stage committed atomically with its ``stage_runs`` row, so a killed run resumes where it stopped."""
+
+from __future__ import annotations
+
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tamperscope.custody.audit import append_event
+from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
+from tamperscope.pipeline.registry import all_stages
+from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext, StageOutput
+from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun
+from tamperscope.workspace import Workspace
+
+
+@dataclass
+class RunResult:
+    asset_id: str
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def find_asset(session: Session, ref: str) -> Asset:
+    """An asset by id, full SHA-256 or unique SHA-256 prefix (at least 8 hex digits)."""
+    asset = session.get(Asset, ref)
+    if asset is not None:
+        return asset
+    if len(ref) >= 8:
+        matches = session.execute(select(Asset).where(Asset.sha256.startswith(ref.lower()))).scalars().all()
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
+    raise NotFoundError(f"no asset {ref!r}")
+
+
+def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOutput) -> None:
+    now = datetime.now(UTC)
+    session.execute(delete(Detection).where(Detection.asset_id == asset_id, Detection.stage == stage.name))
+    if "frames" in stage.owns_tables or "shots" in stage.owns_tables:
+        session.execute(delete(Frame).where(Frame.asset_id == asset_id))
+    if "shots" in stage.owns_tables:
+        session.execute(delete(Shot).where(Shot.asset_id == asset_id))
+    session.flush()
+    for shot in output.shots:
+        session.add(Shot(asset_id=asset_id, **shot))
+    session.flush()
+    for frame in output.frames:
+        session.add(Frame(asset_id=asset_id, **frame))
+    for record in output.detections:
+        session.add(
+            Detection(
+                asset_id=asset_id,
+                stage=stage.name,
+                window_id=record.window_id,
+                module_name=record.module_name,
+                module_version=record.module_version,
+                params_json=record.params,
+                t_start_ms=record.t_start_ms,
+                t_end_ms=record.t_end_ms,
+                status=record.status,
+                score=record.score,
+                logits_json=record.logits,
+                threshold=record.threshold,
+                band=record.band,
+                evidence_json=record.evidence,
+                saliency_uri=record.saliency_uri,
+                overlay_uri=record.overlay_uri,
+                created_at=now,
+            )
+        )
+    if output.asset_updates:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None
+        for key, value in output.asset_updates.items():
+            setattr(asset, key, value)
+
+
+def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str, Any], status: str,
+                error: str | None, summary: dict[str, Any]) -> None:
+    session.merge(
+        StageRun(asset_id=asset_id, stage=stage.name, version=stage.version, params_json=params, status=status,
+                 error=error, finished_at=datetime.now(UTC), summary_json=summary)
+    )
+
+
+def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
+                  progress: ProgressCallback | None = None) -> RunResult:
+    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it."""
+    actor = ws.actor
+    with ws.db.session() as session:
+        asset = find_asset(session, ref)
+        if asset.status == "rejected":
+            raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
+                                     asset.error or "input was rejected at intake", asset_id=asset.asset_id)
+        done = {run.stage: run for run in session.execute(
+            select(StageRun).where(StageRun.asset_id == asset.asset_id)).scalars()}
+        asset.status = "analyzing"
+        append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
+                     details={"only": only, "force": force})
+        session.flush()
+        session.expunge(asset)
+    stages = all_stages()
+    if only:
+        unknown = set(only) - {s.name for s in stages}
+        if unknown:
+            raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
+    result = RunResult(asset_id=asset.asset_id)
+    stale: set[str] = set()
+
+    def needs_run(stage: Stage) -> bool:
+        if only and stage.name not in only:
+            return False
+        previous = done.get(stage.name)
+        if force or previous is None or previous.status not in ("done", "not_applicable") or stage.name in stale:
+            return True
+        if any(dep in stale for dep in stage.requires):
+            return True
+        return previous.version != stage.version or previous.params_json != stage.params(ws.settings)
+
+    def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
+        if not stage.applies_to(asset):
+            return stage, None, "not_applicable"
+        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name)
+        ctx.report(0.0, "started")
+        output = stage.run(ctx)
+        ctx.report(1.0, "done")
+        return stage, output, "done"
+
+    def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
+        params = stage.params(ws.settings)
+        with ws.db.session() as session:
+            if output is not None:
+                _write_output(session, stage, asset.asset_id, output)
+            _record_run(session, stage, asset.asset_id, params, status, None, output.summary if output else {})
+            append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
+                         details={"stage": stage.name, "version": stage.version, "params": params,
+                                  "rows": {"shots": len(output.shots), "frames": len(output.frames),
+                                           "detections": len(output.detections)} if output else {}})
+
+    pending = {s.name: s for s in stages}
+    finished: set[str] = set()
+    running: dict[Future[tuple[Stage, StageOutput | None, str]], Stage] = {}
+    with ThreadPoolExecutor(max_workers=ws.settings.workers, thread_name_prefix="stage") as pool:
+        while pending or running:
+            for name, stage in list(pending.items()):
+                blocked = [d for d in stage.requires if d in pending or any(r.name == d for r in running.values())]
+                if blocked:
+                    continue
+                failed_dep = [d for d in stage.requires if d in result.failed]
+                del pending[name]
+                if failed_dep:
+                    result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
+                    continue
+                if not needs_run(stage):
+                    result.skipped.append(name)
+                    finished.add(name)
+                    continue
+                stale.add(name)
+                running[pool.submit(execute, stage)] = stage
+            if not running:
+                continue
+            completed, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in completed:
+                stage = running.pop(future)
+                try:
+                    _, output, status = future.result()
+                    commit(stage, output, status)
+                except Exception as exc:
+                    message = f"{type(exc).__name__}: {exc}"
+                    result.failed[stage.name] = message
+                    with ws.db.session() as session:
+                        _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
+                                    {"traceback": traceback.format_exc(limit=8)})
+                        append_event(session, action="stage.failed", who=actor, asset_id=asset.asset_id,
+                                     details={"stage": stage.name, "version": stage.version, "error": message})
+                    continue
+                finished.add(stage.name)
+                (result.ran if status == "done" else result.not_applicable).append(stage.name)
+
+    with ws.db.session() as session:
+        stored = session.get(Asset, asset.asset_id)
+        assert stored is not None
+        stored.status = "failed" if result.failed else "analyzed"
+        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
+        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
+                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
+                              "not_applicable": result.not_applicable})
+    return result
+
+
+__all__ = ["RunResult", "analyze_asset", "find_asset"]

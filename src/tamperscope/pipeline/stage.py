@@ -1,0 +1,104 @@
+"""The stage contract: a stage reads an asset (and earlier stages' rows) and returns rows to write.
+
+The runner, not the stage, writes the rows, in one transaction together with the stage's ``stage_runs``
+row and audit event, so a stage either lands whole or not at all. Artifacts a stage puts in the store use
+deterministic keys, so a re-run overwrites rather than duplicates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy.orm import Session
+
+from tamperscope.settings import Settings
+from tamperscope.store.models import Asset
+from tamperscope.workspace import Workspace
+
+ProgressCallback = Callable[[str, float, str], None]
+
+
+@dataclass
+class DetectionRecord:
+    """One score (or flag, or explicit non-result) with the evidence behind it."""
+
+    module_name: str
+    module_version: str
+    window_id: str = "asset"
+    score: float | None = None
+    status: str = "scored"  # scored | flag | not_applicable | insufficient_data
+    t_start_ms: int | None = None
+    t_end_ms: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    logits: dict[str, Any] | None = None
+    threshold: float | None = None
+    band: str | None = None
+    evidence: dict[str, Any] | None = None
+    saliency_uri: str | None = None
+    overlay_uri: str | None = None
+
+
+@dataclass
+class StageOutput:
+    """Everything a stage wants written; shots/frames are column dicts of those tables."""
+
+    asset_updates: dict[str, Any] = field(default_factory=dict)
+    shots: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[DetectionRecord] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """What a running stage may use: the workspace, a snapshot of the asset, and a progress hook."""
+
+    ws: Workspace
+    asset: Asset
+    progress: ProgressCallback | None = None
+    stage_name: str = ""
+
+    @property
+    def settings(self) -> Settings:
+        return self.ws.settings
+
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only view of earlier stages' rows."""
+        with self.ws.db.session() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def media_path(self) -> Iterator[Path]:
+        """A local path to the asset's raw bytes (a temp copy when the store is remote)."""
+        with self.ws.store.local_path(self.asset.storage_key) as path:
+            yield path
+
+    def derived_key(self, name: str) -> str:
+        """Deterministic store key for an artifact of this stage."""
+        return f"derived/{self.asset.asset_id}/{self.stage_name}/{name}"
+
+    def report(self, fraction: float, message: str = "") -> None:
+        if self.progress is not None:
+            self.progress(self.stage_name, min(max(fraction, 0.0), 1.0), message)
+
+
+class Stage(Protocol):
+    """A pipeline stage. ``requires`` names stages whose rows it reads."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]]
+    owns_tables: ClassVar[tuple[str, ...]]  # subset of ("shots", "frames") that the stage rewrites
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        """The parameters that, with ``version``, decide whether stored results are still current."""
+        ...
+
+    def applies_to(self, asset: Asset) -> bool: ...
+
+    def run(self, ctx: StageContext) -> StageOutput: ...

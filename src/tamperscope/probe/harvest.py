@@ -1,0 +1,48 @@
+"""Metadata harvest: ffprobe (format, streams, bounded packets), ExifTool and MediaInfo, kept verbatim."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tamperscope.errors import ToolError
+from tamperscope.probe.tools import run_json_tool, tool_version
+from tamperscope.settings import LimitSettings
+
+
+@dataclass
+class Harvest:
+    ffprobe: dict[str, Any] | None
+    exiftool: dict[str, Any] | None
+    mediainfo: dict[str, Any] | None
+    versions: dict[str, str | None]
+    errors: dict[str, str]
+
+
+def harvest(path: Path, limits: LimitSettings) -> Harvest:
+    """Run the three tools; a tool's failure is recorded, never fatal."""
+    budget = {"timeout_s": limits.tool_timeout_s, "max_output_bytes": limits.tool_max_output_bytes}
+    errors: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    commands = {
+        "ffprobe": ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+                    "-show_packets", "-read_intervals", f"%+#{limits.probe_max_packets}",
+                    "-show_entries", "packet=stream_index,pts,dts,pts_time,dts_time,duration,flags,size"
+                    ":format:stream", str(path)],
+        "exiftool": ["exiftool", "-j", "-G1", "-a", "-u", "-n", "-api", "LargeFileSupport=1", str(path)],
+        "mediainfo": ["mediainfo", "--Output=JSON", str(path)],
+    }
+    for tool, args in commands.items():
+        try:
+            data = run_json_tool(args, **budget)
+        except ToolError as exc:
+            errors[tool] = str(exc)
+            data = None
+        if tool == "exiftool" and isinstance(data, list):
+            data = data[0] if data else None
+        results[tool] = data if isinstance(data, dict) else None
+    return Harvest(
+        ffprobe=results["ffprobe"], exiftool=results["exiftool"], mediainfo=results["mediainfo"],
+        versions={tool: tool_version(tool) for tool in commands}, errors=errors,
+    )

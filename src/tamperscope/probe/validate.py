@@ -1,0 +1,112 @@
+"""Validation before decoding: real type, probe with a timeout, allow-list, limits.
+
+A file that fails raises :class:`InputRejectedError` with a typed reason; nothing here decodes pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tamperscope.errors import InputRejectedError, RejectReason, ToolError
+from tamperscope.probe.sniff import sniff_file
+from tamperscope.probe.tools import run_json_tool
+from tamperscope.settings import LimitSettings
+
+ALLOWED_CONTAINERS = {
+    "image": {"jpeg", "png", "tiff", "webp", "heif", "gif", "bmp"},
+    "video": {"mp4", "mov", "matroska", "avi", "mpegts"},
+    "audio": {"wav", "mp3", "flac", "ogg", "mp4"},
+}
+ALLOWED_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg", "mpeg2video", "prores", "png",
+                        "rawvideo", "ffv1", "theora"}
+ALLOWED_IMAGE_CODECS = {"mjpeg", "png", "tiff", "webp", "hevc", "gif", "bmp", "av1"}
+
+
+@dataclass(frozen=True)
+class Validation:
+    media_type: str
+    mime: str
+    container: str
+    duration_ms: int | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    probe_json: dict[str, Any]
+
+
+def _rate(value: str | None) -> float | None:
+    if not value or value in ("0/0", "0"):
+        return None
+    try:
+        rate = float(Fraction(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if rate > 0 else None
+
+
+def ffprobe_streams(path: Path, limits: LimitSettings) -> dict[str, Any]:
+    """ffprobe's format and streams as JSON, bounded in time and output."""
+    args = ["ffprobe", "-v", "error", "-hide_banner", "-print_format", "json", "-show_format", "-show_streams",
+            "-show_error", str(path)]
+    try:
+        data = run_json_tool(args, timeout_s=limits.tool_timeout_s, max_output_bytes=limits.tool_max_output_bytes)
+    except ToolError as exc:
+        if exc.timed_out:
+            raise InputRejectedError(RejectReason.PROBE_TIMEOUT, str(exc)) from exc
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM, str(exc)) from exc
+    return data if isinstance(data, dict) else {}
+
+
+def validate_file(path: Path, limits: LimitSettings) -> Validation:
+    """Decide whether ``path`` may be decoded; raise :class:`InputRejectedError` otherwise."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InputRejectedError(RejectReason.EMPTY, "the file is empty")
+    if size > limits.max_bytes:
+        raise InputRejectedError(RejectReason.TOO_LARGE, f"{size} bytes is more than {limits.max_bytes}")
+    sniffed = sniff_file(path)
+    if sniffed.family == "unknown" or sniffed.container not in ALLOWED_CONTAINERS.get(sniffed.family, set()):
+        raise InputRejectedError(RejectReason.UNSUPPORTED_FORMAT, f"{sniffed.mime} is not an accepted format")
+    probe = ffprobe_streams(path, limits)
+    if "error" in probe:
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM, str(probe["error"].get("string", "ffprobe error")))
+    streams = probe.get("streams") or []
+    if len(streams) > limits.max_streams:
+        raise InputRejectedError(RejectReason.TOO_MANY_STREAMS, f"{len(streams)} streams")
+    visual = [s for s in streams if s.get("codec_type") == "video"]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    allowed_codecs = ALLOWED_IMAGE_CODECS if sniffed.family == "image" else ALLOWED_VIDEO_CODECS
+    visual = [s for s in visual if s.get("codec_name") in allowed_codecs]
+    if not visual and not (sniffed.family == "audio" and audio):
+        raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, "no accepted video or image stream")
+    width = height = None
+    fps = None
+    if visual:
+        main = max(visual, key=lambda s: int(s.get("width") or 0) * int(s.get("height") or 0))
+        width, height = int(main.get("width") or 0), int(main.get("height") or 0)
+        if width <= 0 or height <= 0:
+            raise InputRejectedError(RejectReason.CORRUPT_STREAM, "stream without dimensions")
+        if width * height > limits.max_pixels:
+            raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")
+        fps = _rate(main.get("avg_frame_rate")) or _rate(main.get("r_frame_rate"))
+    duration_s = None
+    try:
+        duration_s = float((probe.get("format") or {}).get("duration"))
+    except (TypeError, ValueError):
+        duration_s = None
+    if duration_s is not None and duration_s > limits.max_duration_s:
+        raise InputRejectedError(RejectReason.TOO_LONG, f"{duration_s:.0f} s exceeds {limits.max_duration_s:.0f} s")
+    media_type = sniffed.family
+    return Validation(
+        media_type=media_type,
+        mime=sniffed.mime,
+        container=sniffed.container,
+        duration_ms=None if media_type == "image" or duration_s is None else round(duration_s * 1000),
+        width=width,
+        height=height,
+        fps=None if media_type == "image" else fps,
+        probe_json=probe,
+    )

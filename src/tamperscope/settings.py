@@ -1,0 +1,66 @@
+"""One typed settings object for the whole product.
+
+Every value can be set by an environment variable (``TAMPERSCOPE_<NAME>``, nested sections with ``__``,
+e.g. ``TAMPERSCOPE_VIDEO__SAMPLE_FPS=10``) or overridden by a CLI flag; code receives a :class:`Settings`
+explicitly and never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LimitSettings(BaseModel):
+    """Limits enforced before any decoding (decompression bombs, hostile files)."""
+
+    max_bytes: int = Field(8 * 1024**3, description="largest accepted upload in bytes")
+    max_pixels: int = Field(120_000_000, description="largest accepted frame, width x height")
+    max_duration_s: float = Field(6 * 3600.0, description="longest accepted media duration")
+    max_streams: int = Field(16, description="most streams a container may hold")
+    tool_timeout_s: float = Field(60.0, description="timeout for each external tool run")
+    tool_max_output_bytes: int = Field(64 * 1024**2, description="largest output kept from one tool run")
+    probe_max_packets: int = Field(5000, description="packets read by ffprobe for timestamp checks")
+
+
+class VideoSettings(BaseModel):
+    """Decoding, shot detection and shot-aware frame sampling."""
+
+    sample_fps: float = Field(8.0, ge=6.0, le=12.0, description="sampled frames per second within a shot")
+    min_frames_per_shot: int = Field(3, ge=1, description="frames sampled even from very short shots")
+    long_side: int = Field(512, ge=64, description="long side of normalised frames in pixels")
+    near_duplicate_phash: int = Field(4, ge=0, description="pHash Hamming distance marking a near-duplicate")
+    faces: bool = Field(True, description="run face detection, tracking and crops")
+    face_crop_size: int = Field(224, description="side of aligned face crops in pixels")
+    clip_length: int = Field(16, ge=16, le=32, description="frames per clip window")
+
+
+class ForensicsSettings(BaseModel):
+    """Classical image forensics."""
+
+    max_frames_per_video: int = Field(24, description="keyframes/sampled frames analysed per video")
+
+
+class Settings(BaseSettings):
+    """All configuration of one tamperscope installation."""
+
+    model_config = SettingsConfigDict(env_prefix="TAMPERSCOPE_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path("~/.local/share/tamperscope").expanduser())
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default a SQLite file in home")
+    store_url: str | None = Field(None, description="fsspec URL of the object store; default home/store")
+    actor: str | None = Field(None, description="who acts, for the audit log; default the OS user")
+    workers: int = Field(2, ge=1, description="parallel workers for independent stages")
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
+
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'tamperscope.db'}"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or str(self.home / "store")

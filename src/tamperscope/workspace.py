@@ -1,0 +1,35 @@
+"""A workspace bundles the settings, the database and the object store that every edge (CLI, API) uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.settings import Settings
+from tamperscope.store.db import Database
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    db: Database
+    store: ObjectStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, upgrade: bool = True) -> Workspace:
+        """Open (and by default migrate) the database and the store named by ``settings``."""
+        settings = settings or Settings()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_db_url)
+        if upgrade:
+            db.upgrade()
+        return cls(settings=settings, db=db, store=ObjectStore(settings.resolved_store_url))
+
+    @property
+    def actor(self) -> str:
+        from tamperscope.custody.audit import default_actor
+
+        return self.settings.actor or default_actor()
+
+    def close(self) -> None:
+        self.db.dispose()

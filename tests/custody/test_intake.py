@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tamperscope.custody.hashing import sha256_file
+from tamperscope.custody.intake import IntakeRecord, ingest_path
+from tamperscope.custody.objectstore import raw_key
+from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.store.models import Asset, AuditEvent
+from tamperscope.workspace import Workspace
+
+
+def test_ingest_stores_bytes_read_only_under_their_hash(any_ws: Workspace, small_video: Path) -> None:
+    digest, size = sha256_file(small_video)
+    result = ingest_path(any_ws, small_video, IntakeRecord("small.mp4", source="lavfi", license="CC0",
+                                                           label="real"))
+    assert (result.sha256, result.size, result.status, result.duplicate) == (digest, size, "accepted", False)
+    stored = Path(any_ws.store.path(raw_key(digest)))
+    assert stored.read_bytes() == small_video.read_bytes()
+    assert not stored.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert stored.parent == Path(any_ws.store.root) / "raw" / "sha256" / digest[:2] / digest[2:4]
+    with any_ws.db.session() as session:
+        asset = session.get(Asset, result.asset_id)
+        assert asset is not None
+        assert (asset.media_type, asset.width, asset.height, asset.label) == ("video", 320, 240, "real")
+        assert asset.duration_ms == pytest.approx(2000, abs=100)
+        event = session.execute(select(AuditEvent)).scalar_one()
+        assert event.action == "intake.accepted" and event.who == "tester"
+        assert event.details_json["original_name"] == "small.mp4"
+        assert event.details_json["license"] == "CC0"
+
+
+def test_same_bytes_twice_is_one_asset_and_a_logged_duplicate(any_ws: Workspace, small_jpeg: Path,
+                                                               tmp_path: Path) -> None:
+    copy = tmp_path / "renamed.bin"
+    copy.write_bytes(small_jpeg.read_bytes())
+    first = ingest_path(any_ws, small_jpeg)
+    second = ingest_path(any_ws, copy)
+    assert second.asset_id == first.asset_id and second.duplicate
+    with any_ws.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Asset)) == 1
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
+    assert actions == ["intake.accepted", "intake.duplicate"]
+    assert any_ws.store.list("raw") == [raw_key(first.sha256)]
+    assert any_ws.store.list("tmp") == []
+
+
+def test_rejected_input_is_quarantined_with_a_reason(ws: Workspace, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_bytes(b"this is not a video at all\n" * 10)
+    with pytest.raises(InputRejectedError) as caught:
+        ingest_path(ws, bogus)
+    assert caught.value.reason is RejectReason.UNSUPPORTED_FORMAT
+    digest, _ = sha256_file(bogus)
+    assert ws.store.exists(raw_key(digest, "quarantine")) and not ws.store.exists(raw_key(digest))
+    with ws.db.session() as session:
+        asset = session.execute(select(Asset)).scalar_one()
+        assert (asset.status, asset.reject_reason) == ("rejected", "unsupported_format")
+        assert session.execute(select(AuditEvent.action)).scalar_one() == "intake.rejected"
+
+
+def test_oversized_upload_is_refused_while_streaming(ws: Workspace, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        handle.write(os.urandom(3 * 1024 * 1024))
+    ws.settings.limits.max_bytes = 2 * 1024 * 1024
+    with pytest.raises(InputRejectedError) as caught:
+        ingest_path(ws, big)
+    assert caught.value.reason is RejectReason.TOO_LARGE
+    assert ws.store.list("tmp") == []

@@ -98,7 +98,9 @@ class Detection(Base):
     params_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     t_start_ms: Mapped[int | None] = mapped_column(BigInteger)
     t_end_ms: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(24), default="scored", doc="scored | flag | not_applicable | insufficient_data")
+    status: Mapped[str] = mapped_column(
+        String(24), default="scored", doc="scored | flag | not_applicable | insufficient_data"
+    )
     score: Mapped[float | None] = mapped_column(Float)
     logits_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     threshold: Mapped[float | None] = mapped_column(Float)

@@ -234,6 +234,20 @@ def db_upgrade() -> None:
     console.print(f"database at newest revision: {State.settings.resolved_db_url}")
 
 
+# Each area adds its commands in its own module exposing ``register(app)``; one line here per module.
+COMMAND_MODULES: list[str] = []
+
+
+def _register_command_modules() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     """Entry point: run the app, mapping typed errors to exit codes in one place."""
     try:

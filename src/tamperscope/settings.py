@@ -35,6 +35,16 @@ class VideoSettings(BaseModel):
     faces: bool = Field(True, description="run face detection, tracking and crops")
     face_crop_size: int = Field(224, description="side of aligned face crops in pixels")
     clip_length: int = Field(16, ge=16, le=32, description="frames per clip window")
+    shot_detectors: tuple[str, ...] = Field(("content", "adaptive", "threshold"),
+                                            description="PySceneDetect detectors: content, adaptive, threshold")
+    content_threshold: float = Field(27.0, gt=0, description="ContentDetector threshold")
+    adaptive_threshold: float = Field(3.0, gt=0, description="AdaptiveDetector ratio threshold")
+    fade_threshold: int = Field(12, ge=0, le=255, description="ThresholdDetector mean-intensity threshold")
+    min_shot_frames: int = Field(15, ge=1, description="minimum shot length in frames for the cut detectors")
+    face_crop_margin: float = Field(0.2, ge=0.0, le=1.0, description="aligned crop margin, fraction of the face")
+    face_min_score: float = Field(0.5, ge=0.0, le=1.0, description="face detection confidence threshold")
+    max_faces: int = Field(4, ge=1, description="most faces kept per frame")
+    png_compression: int = Field(1, ge=0, le=9, description="zlib level of stored PNG frames (lossless)")
 
 
 class ForensicsSettings(BaseModel):

@@ -12,6 +12,7 @@ from tamperscope.pipeline.stage import Stage
 
 STAGES: dict[str, str] = {
     "metadata": "tamperscope.probe.stage:MetadataStage",
+    "video": "tamperscope.media.stage:VideoStage",
 }
 
 

@@ -16,7 +16,7 @@ from tamperscope.custody.audit import append_event
 from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext, StageOutput
-from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun
+from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
 
 
@@ -47,6 +47,7 @@ def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOu
     now = datetime.now(UTC)
     session.execute(delete(Detection).where(Detection.asset_id == asset_id, Detection.stage == stage.name))
     if "frames" in stage.owns_tables or "shots" in stage.owns_tables:
+        session.execute(delete(Window).where(Window.asset_id == asset_id))
         session.execute(delete(Frame).where(Frame.asset_id == asset_id))
     if "shots" in stage.owns_tables:
         session.execute(delete(Shot).where(Shot.asset_id == asset_id))
@@ -56,6 +57,9 @@ def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOu
     session.flush()
     for frame in output.frames:
         session.add(Frame(asset_id=asset_id, **frame))
+    session.flush()
+    for window in output.windows:
+        session.add(Window(asset_id=asset_id, **window))
     for record in output.detections:
         session.add(
             Detection(

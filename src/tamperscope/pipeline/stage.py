@@ -49,6 +49,7 @@ class StageOutput:
     asset_updates: dict[str, Any] = field(default_factory=dict)
     shots: list[dict[str, Any]] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)
     detections: list[DetectionRecord] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 

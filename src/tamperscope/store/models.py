@@ -85,6 +85,21 @@ class Frame(Base):
     faces_json: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
+class Window(Base):
+    """A clip window: consecutive sampled frames of one face track (or one shot), stored as an ``.npy`` array."""
+
+    __tablename__ = "windows"
+
+    window_id: Mapped[str] = mapped_column(String(128), primary_key=True, doc="<asset_id>:c<track>:<n>")
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.asset_id"), index=True)
+    shot_id: Mapped[str | None] = mapped_column(ForeignKey("shots.shot_id"))
+    track_id: Mapped[int | None] = mapped_column(Integer, doc="face track; None for a shot-level window")
+    t_start_ms: Mapped[int] = mapped_column(BigInteger)
+    t_end_ms: Mapped[int] = mapped_column(BigInteger)
+    frame_ids_json: Mapped[list[Any]] = mapped_column(JSON)
+    uri: Mapped[str] = mapped_column(Text, doc="N x S x S x 3 uint8 .npy: aligned face crops or letterboxed frames")
+
+
 class Detection(Base):
     __tablename__ = "detections"
     __table_args__ = (Index("ix_detections_asset_stage", "asset_id", "stage"),)

@@ -1,0 +1,242 @@
+"""Decode a video once, streaming normalised RGB frames with presentation timestamps.
+
+PyAV decodes with frame threading; scaling, rotation and sample-aspect-ratio correction happen in one
+libavfilter graph (``transpose``/``hflip``/``vflip`` then ``scale``), which costs about as much as
+``ffmpeg -f null`` and far less than converting each frame with ``to_ndarray(width=...)``. Timestamps come
+from each frame's PTS times the stream time base, so variable-frame-rate files get correct ``t_ms``.
+Still images are read with Pillow honouring the EXIF orientation and yield one frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.filter
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from tamperscope.errors import InputRejectedError, RejectReason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the decoder knows before the first frame.
+
+    Attributes
+    ----------
+    fps : float
+        Average frame rate (1.0 for a still image).
+    duration_ms : int or None
+        Container or stream duration, when declared.
+    frame_count : int or None
+        Declared number of frames, when known.
+    """
+
+    fps: float
+    duration_ms: int | None
+    frame_count: int | None
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded, normalised frame.
+
+    Attributes
+    ----------
+    index : int
+        Position in decode (presentation) order, from 0.
+    t_ms : int
+        Presentation time in milliseconds from the stream start.
+    key : bool
+        The bitstream marks this frame as a key frame.
+    rgb : numpy.ndarray
+        ``H x W x 3`` uint8 RGB, upright, square pixels, long side ``long_side``.
+    """
+
+    index: int
+    t_ms: int
+    key: bool
+    rgb: np.ndarray
+
+
+def normalised_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Width and height scaled so the longer side equals ``long_side`` (aspect ratio kept).
+
+    Parameters
+    ----------
+    width, height : int
+        Display size in square pixels.
+    long_side : int
+        Target length of the longer side.
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)``, each at least 1.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"invalid size {width}x{height}")
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _rotation_filters(rotation_ccw: float) -> list[tuple[str, str]]:
+    """Filters turning a frame upright, from the display-matrix angle (degrees counter-clockwise)."""
+    clockwise = round(-rotation_ccw / 90.0) % 4
+    return {0: [], 1: [("transpose", "clock")], 2: [("hflip", ""), ("vflip", "")],
+            3: [("transpose", "cclock")]}[clockwise]
+
+
+class VideoReader:
+    """Streaming decoder of one video file; use as a context manager, then iterate.
+
+    Parameters
+    ----------
+    path : Path
+        The media file.
+    long_side : int
+        Long side of the normalised output frames.
+    threads : int
+        Decoder threads (0 lets FFmpeg choose).
+
+    Examples
+    --------
+    >>> with VideoReader(path, long_side=512) as reader:  # doctest: +SKIP
+    ...     for frame in reader:
+    ...         print(frame.t_ms, frame.rgb.shape)
+    """
+
+    def __init__(self, path: Path, *, long_side: int, threads: int = 0) -> None:
+        self.path = path
+        self.long_side = long_side
+        try:
+            self._container = av.open(str(path))
+        except av.FFmpegError as exc:
+            raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot open {path.name}: {exc}") from exc
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, f"{path.name} has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._stream.codec_context.thread_count = threads
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        duration = None
+        if self._stream.duration is not None and self._stream.time_base is not None:
+            duration = int(self._stream.duration * self._stream.time_base * 1000)
+        elif self._container.duration is not None:
+            duration = int(self._container.duration / 1000)
+        self.info = VideoInfo(fps=float(rate) if rate else 25.0, duration_ms=duration,
+                              frame_count=self._stream.frames or None)
+        start = self._container.start_time
+        self._start_s = Fraction(start, 1_000_000) if start is not None else Fraction(0)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _graph(self, frame: av.VideoFrame) -> av.filter.Graph:
+        sar = self._stream.codec_context.sample_aspect_ratio or self._stream.sample_aspect_ratio
+        sar_f = float(sar) if sar else 1.0
+        rotation = float(frame.rotation or 0)
+        display_w, display_h = frame.width * sar_f, float(frame.height)
+        filters = _rotation_filters(rotation)
+        if filters and filters[0][0] == "transpose":
+            display_w, display_h = display_h, display_w
+        out_w, out_h = normalised_size(round(display_w), round(display_h), self.long_side)
+        graph = av.filter.Graph()
+        nodes = [graph.add_buffer(template=self._stream)]
+        for name, args in [*filters, ("scale", f"{out_w}:{out_h}:flags=area"), ("setsar", "1"),
+                           ("format", "rgb24")]:
+            nodes.append(graph.add(name, args) if args else graph.add(name))
+        nodes.append(graph.add("buffersink"))
+        for upstream, downstream in itertools.pairwise(nodes):
+            upstream.link_to(downstream)
+        graph.configure()
+        return graph
+
+    def _t_ms(self, frame: av.VideoFrame, fallback_index: int) -> int:
+        if frame.pts is None or frame.time_base is None:
+            return round(fallback_index * 1000 / self.info.fps)
+        seconds = Fraction(frame.pts) * Fraction(frame.time_base) - self._start_s
+        return max(0, round(seconds * 1000))
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        graph: av.filter.Graph | None = None
+        index = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                if graph is None:
+                    graph = self._graph(frame)
+                key = bool(frame.key_frame)
+                t_ms = self._t_ms(frame, index)
+                graph.push(frame)
+                out = graph.vpull()
+                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=out.to_ndarray())
+                index += 1
+        except av.FFmpegError as exc:
+            if index == 0:
+                raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot decode {self.path.name}: {exc}") \
+                    from exc
+
+
+def read_image(path: Path, *, long_side: int) -> DecodedFrame:
+    """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
+
+    Parameters
+    ----------
+    path : Path
+        The image file.
+    long_side : int
+        Long side of the normalised frame.
+
+    Returns
+    -------
+    DecodedFrame
+        Index 0 at ``t_ms`` 0, marked key.
+    """
+    try:
+        with Image.open(path) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot read image {path.name}: {exc}") from exc
+    rgb = np.asarray(upright)
+    width, height = normalised_size(rgb.shape[1], rgb.shape[0], long_side)
+    interpolation = cv2.INTER_AREA if max(rgb.shape[:2]) > long_side else cv2.INTER_CUBIC
+    rgb = np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interpolation))
+    return DecodedFrame(index=0, t_ms=0, key=True, rgb=rgb)
+
+
+def detection_frame(rgb: np.ndarray, width: int = 256) -> np.ndarray:
+    """BGR frame downscaled to ``width`` for shot detection (PySceneDetect's default working size).
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        Normalised RGB frame.
+    width : int
+        Target width; frames narrower than this are only converted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``h x width x 3`` uint8 BGR.
+    """
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if rgb.shape[1] <= width:
+        return bgr
+    height = max(1, math.floor(rgb.shape[0] * width / rgb.shape[1]))
+    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)

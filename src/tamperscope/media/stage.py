@@ -1,0 +1,332 @@
+"""The ``video`` stage: one decode pass feeding shot detection, shot-aware sampling, quality and faces.
+
+Everything downstream (forensics, temporal, AV sync, deep models) reads what this stage writes: ``shots``
+rows, ``frames`` rows (stored PNG, quality, ``faces_json``) and ``windows`` rows (clip arrays). An image is
+treated as a one-frame, one-shot video.
+
+Work per sampled frame (PNG encoding, storing, face analysis) runs on small thread pools with a bounded
+number of frames in flight, overlapping with decoding; memory stays flat in the video's duration.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, read_image
+from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks
+from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
+from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
+from tamperscope.media.shots import Cut, ShotDetector
+from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
+from tamperscope.pipeline.stage import StageContext, StageOutput
+from tamperscope.settings import Settings, VideoSettings
+from tamperscope.store.models import Asset
+
+MAX_IN_FLIGHT = 8
+
+
+def frame_id(asset_id: str, t_ms: int) -> str:
+    """``<asset_id>:f<t_ms:09d>``."""
+    return f"{asset_id}:f{t_ms:09d}"
+
+
+def shot_id(asset_id: str, index: int) -> str:
+    """``<asset_id>:s<index:04d>``."""
+    return f"{asset_id}:s{index:04d}"
+
+
+def encode_png(rgb: np.ndarray, compression: int) -> bytes:
+    """Lossless PNG bytes of an RGB array."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """RGB array of PNG bytes."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("PNG decoding failed")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class SampledFrame:
+    """What is kept of a sampled frame once its pixels are stored."""
+
+    index: int
+    t_ms: int
+    key: bool
+    shot_start: bool
+    reason: str
+    width: int
+    height: int
+    uri: str
+    sha1: str
+    quality: FrameQuality
+    faces: list[Face] = field(default_factory=list)
+    crop_uris: list[str] = field(default_factory=list)
+
+
+class _FramePipeline:
+    """Stores sampled frames (and their face crops) on worker threads, a bounded number at a time."""
+
+    def __init__(self, ctx: StageContext, video: VideoSettings, faces: FaceAnalyzer | None) -> None:
+        self.ctx = ctx
+        self.video = video
+        self.faces = faces
+        self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="video-io")
+        self._face_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-faces") if faces else None
+        self._pending: deque[Future[SampledFrame]] = deque()
+        self.done: list[SampledFrame] = []
+        self._seen_t: set[int] = set()
+
+    def _store(self, sample: Sample[DecodedFrame], faces: list[Face]) -> SampledFrame:
+        frame = sample.frame
+        png = encode_png(frame.rgb, self.video.png_compression)
+        name = f"frames/{frame.t_ms:09d}.png"
+        uri = self.ctx.ws.store.put_bytes(self.ctx.derived_key(name), png)
+        crop_uris = []
+        for n, face in enumerate(faces):
+            assert face.crop is not None
+            crop_png = encode_png(face.crop, self.video.png_compression)
+            crop_uris.append(self.ctx.ws.store.put_bytes(self.ctx.derived_key(f"faces/{frame.t_ms:09d}_{n}.png"),
+                                                         crop_png))
+        return SampledFrame(index=frame.index, t_ms=frame.t_ms, key=frame.key, shot_start=sample.shot_start,
+                            reason=sample.reason, width=frame.rgb.shape[1], height=frame.rgb.shape[0], uri=uri,
+                            sha1=hashlib.sha1(png).hexdigest(), quality=frame_quality(frame.rgb), faces=faces,
+                            crop_uris=crop_uris)
+
+    def _work(self, sample: Sample[DecodedFrame]) -> SampledFrame:
+        faces: list[Face] = []
+        if self._face_pool is not None and self.faces is not None:
+            faces = self._face_pool.submit(self.faces.detect, sample.frame.rgb).result()
+        return self._store(sample, faces)
+
+    def submit(self, samples: Iterable[Sample[DecodedFrame]]) -> None:
+        for sample in samples:
+            if sample.frame.t_ms in self._seen_t:
+                continue
+            self._seen_t.add(sample.frame.t_ms)
+            self._pending.append(self._io.submit(self._work, sample))
+            while len(self._pending) > MAX_IN_FLIGHT:
+                self.done.append(self._pending.popleft().result())
+
+    def finish(self) -> list[SampledFrame]:
+        while self._pending:
+            self.done.append(self._pending.popleft().result())
+        return sorted(self.done, key=lambda s: s.index)
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._io.shutdown(wait=True)
+        if self._face_pool is not None:
+            self._face_pool.shutdown(wait=True)
+
+
+@dataclass
+class DecodeResult:
+    """Output of the single decode pass."""
+
+    samples: list[SampledFrame]
+    cuts: list[Cut]
+    frame_times: array[int]
+    fps: float
+    frames_decoded: int
+
+
+def decode_and_sample(ctx: StageContext, path: Path, is_image: bool,
+                      report: Callable[[float, str], None] | None = None) -> DecodeResult:
+    """Decode ``path`` once and return the stored samples, the cuts and every frame's time.
+
+    Parameters
+    ----------
+    ctx : StageContext
+        Gives the store, settings and derived keys.
+    path : Path
+        The media file.
+    is_image : bool
+        Read as a still image.
+    report : callable, optional
+        Progress callback ``(fraction, message)``.
+    """
+    video = ctx.settings.video
+    analyzer = FaceAnalyzer(crop_size=video.face_crop_size, crop_margin=video.face_crop_margin,
+                            min_score=video.face_min_score, max_faces=video.max_faces) if video.faces else None
+    pipeline = _FramePipeline(ctx, video, analyzer)
+    times: array[int] = array("q")
+    try:
+        if is_image:
+            frame = read_image(path, long_side=video.long_side)
+            times.append(0)
+            pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
+            return DecodeResult(samples=pipeline.finish(), cuts=[], frame_times=times, fps=1.0, frames_decoded=1)
+        with VideoReader(path, long_side=video.long_side) as reader:
+            fps = reader.info.fps
+            detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
+                                    content_threshold=video.content_threshold,
+                                    adaptive_threshold=video.adaptive_threshold,
+                                    fade_threshold=video.fade_threshold, min_scene_len=video.min_shot_frames)
+            sampler: ShotAwareSampler[DecodedFrame] = ShotAwareSampler(
+                video.sample_fps, video.min_frames_per_shot,
+                buffer_length(fps, video.sample_fps, video.min_frames_per_shot, detector.max_latency))
+            duration = reader.info.duration_ms or 0
+            for frame in reader:
+                times.append(frame.t_ms)
+                for cut in detector.push(frame.index, detection_frame(frame.rgb)):
+                    sampler.add_cut(cut.index)
+                pipeline.submit(sampler.push(frame))
+                if report is not None and duration and frame.index % 100 == 0:
+                    report(0.9 * frame.t_ms / duration, "decoding")
+            for cut in detector.finish():
+                sampler.add_cut(cut.index)
+            pipeline.submit(sampler.flush())
+            return DecodeResult(samples=pipeline.finish(), cuts=list(detector.cuts), frame_times=times, fps=fps,
+                                frames_decoded=len(times))
+    finally:
+        pipeline.close()
+        if analyzer is not None:
+            analyzer.close()
+
+
+def _round_box(box: Iterable[float]) -> list[float]:
+    return [round(float(v), 2) for v in box]
+
+
+def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
+    """Turn the decode pass into shots, frames (with faces) and windows rows, storing clip arrays.
+
+    Samples are re-assigned to shots by frame index; a shot left without any sample (a fade cut reported after
+    its frames had left the look-back buffer) is merged into the shot before it.
+    """
+    video = ctx.settings.video
+    asset_id = ctx.asset.asset_id
+    samples = result.samples
+    sample_indices = [s.index for s in samples]
+    cuts = sorted(result.cuts, key=lambda c: c.index)
+    kept: list[Cut] = []
+    merged = 0
+    bounds = [0] + [c.index for c in cuts] + [result.frames_decoded]
+    for n, cut in enumerate(cuts):
+        lo = bisect.bisect_left(sample_indices, cut.index)
+        hi = bisect.bisect_left(sample_indices, bounds[n + 2])
+        if hi > lo and cut.index < result.frames_decoded:
+            kept.append(cut)
+        else:
+            merged += 1
+    starts = [0] + [c.index for c in kept]
+    times = result.frame_times
+    last_t = times[-1] if times else 0
+    frame_ms = 0 if ctx.asset.media_type == "image" else round(1000.0 / result.fps)
+    shots: list[dict[str, Any]] = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else result.frames_decoded
+        opener = kept[n - 1] if n else None
+        shots.append({
+            "shot_id": shot_id(asset_id, n), "index": n, "t_start_ms": int(times[start]) if times else 0,
+            "t_end_ms": int(times[end]) if end < len(times) else int(last_t + frame_ms),
+            "frame_start": start, "frame_end": end - 1,
+            "detector": opener.detector if opener else "start",
+            "confidence": round(opener.confidence, 4) if opener else 1.0,
+        })
+
+    by_shot: dict[int, list[SampledFrame]] = {}
+    for sample in samples:
+        by_shot.setdefault(bisect.bisect_right(starts, sample.index) - 1, []).append(sample)
+
+    frames: list[dict[str, Any]] = []
+    windows: list[dict[str, Any]] = []
+    next_track = 0
+    for shot_index, members in sorted(by_shot.items()):
+        sid = shot_id(asset_id, shot_index)
+        ids = [frame_id(asset_id, s.t_ms) for s in members]
+        duplicates = mark_near_duplicates(ids, [s.quality.phash for s in members], video.near_duplicate_phash)
+        next_track = assign_tracks([s.faces for s in members], first_id=next_track)
+        for position, (sample, fid, dup) in enumerate(zip(members, ids, duplicates, strict=True)):
+            faces_json = [{
+                "track_id": face.track_id, "box": _round_box(face.box), "score": face.score,
+                "landmarks": [[round(float(v), 3) for v in point] for point in face.landmarks]
+                if face.landmarks is not None else [],
+                "crop_uri": uri, "crop_box": _round_box(face.crop_box or face.box),
+            } for face, uri in zip(sample.faces, sample.crop_uris, strict=True)]
+            weight = sample.quality.weight * (0.25 if dup else 1.0)
+            frames.append({
+                "frame_id": fid, "shot_id": sid, "t_ms": sample.t_ms, "frame_index": sample.index,
+                "keyframe": sample.key or position == 0, "uri": sample.uri, "width": sample.width,
+                "height": sample.height, "sha1": sample.sha1, "phash": sample.quality.phash,
+                "blur": sample.quality.blur, "luminance": sample.quality.luminance, "near_duplicate_of": dup,
+                "quality_weight": round(weight, 6), "faces_json": faces_json,
+            })
+        windows += _shot_windows(ctx, sid, shot_index, members, ids)
+    summary = {
+        "frames_decoded": result.frames_decoded, "fps": round(result.fps, 4), "shots": len(shots),
+        "frames_sampled": len(frames), "cuts_merged_without_samples": merged,
+        "cuts_by_detector": {d: sum(1 for c in kept if c.detector == d) for d in sorted({c.detector for c in kept})},
+        "faces": sum(len(f["faces_json"]) for f in frames), "tracks": next_track, "windows": len(windows),
+    }
+    return StageOutput(shots=shots, frames=frames, windows=windows, summary=summary)
+
+
+def _shot_windows(ctx: StageContext, sid: str, shot_index: int, members: list[SampledFrame],
+                  ids: list[str]) -> list[dict[str, Any]]:
+    """Windows of one shot: per face track, or over the shot's frames when it has no face."""
+    video = ctx.settings.video
+    store = ctx.ws.store
+    asset_id = ctx.asset.asset_id
+    tracks: dict[int, list[tuple[int, str]]] = {}
+    for position, sample in enumerate(members):
+        for face, uri in zip(sample.faces, sample.crop_uris, strict=True):
+            tracks.setdefault(face.track_id, []).append((position, uri))
+    runs: list[tuple[str, int | None, list[int], list[str]]] = []
+    if tracks:
+        for track, items in sorted(tracks.items()):
+            runs.append((str(track), track, [p for p, _ in items], [u for _, u in items]))
+    else:
+        runs.append((f"s{shot_index}", None, list(range(len(members))), [s.uri for s in members]))
+    rows: list[dict[str, Any]] = []
+    for label, track_id, positions, uris in runs:
+        for n, (start, stop) in enumerate(window_spans(len(positions), video.clip_length)):
+            images = [decode_png(store.get_bytes(store.key_of(u))) for u in uris[start:stop]]
+            if track_id is None:
+                images = [letterbox(image, video.face_crop_size) for image in images]
+            wid = window_id(asset_id, label, n)
+            uri = store.put_bytes(ctx.derived_key(f"clips/c{label}_{n}.npy"), to_npy_bytes(np.stack(images)))
+            chosen = positions[start:stop]
+            rows.append({"window_id": wid, "shot_id": sid, "track_id": track_id,
+                         "t_start_ms": members[chosen[0]].t_ms, "t_end_ms": members[chosen[-1]].t_ms,
+                         "frame_ids_json": [ids[p] for p in chosen], "uri": uri})
+    return rows
+
+
+class VideoStage:
+    """Shots, sampled frames, faces and clip windows for every video and image."""
+
+    name: ClassVar[str] = "video"
+    version: ClassVar[str] = "0.1.0"
+    requires: ClassVar[tuple[str, ...]] = ()
+    owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return settings.video.model_dump(mode="json")
+
+    def applies_to(self, asset: Asset) -> bool:
+        return asset.media_type in ("video", "image")
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        with ctx.media_path() as path:
+            result = decode_and_sample(ctx, path, ctx.asset.media_type == "image", report=ctx.report)
+        ctx.report(0.92, "shots, tracks and windows")
+        return build_rows(ctx, result)

@@ -40,7 +40,7 @@ class VideoSettings(BaseModel):
     content_threshold: float = Field(27.0, gt=0, description="ContentDetector threshold")
     adaptive_threshold: float = Field(3.0, gt=0, description="AdaptiveDetector ratio threshold")
     fade_threshold: int = Field(12, ge=0, le=255, description="ThresholdDetector mean-intensity threshold")
-    min_shot_frames: int = Field(15, ge=1, description="minimum shot length in frames for the cut detectors")
+    min_shot_s: float = Field(0.25, gt=0, description="shortest shot the cut detectors report, in seconds")
     face_crop_margin: float = Field(0.2, ge=0.0, le=1.0, description="aligned crop margin, fraction of the face")
     face_min_score: float = Field(0.5, ge=0.0, le=1.0, description="face detection confidence threshold")
     max_faces: int = Field(4, ge=1, description="most faces kept per frame")

@@ -22,6 +22,7 @@ from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
 DETECTORS = ("content", "adaptive", "threshold")
+SCORE_HISTORY = 512  # frames of per-detector scores kept to rate late-reported cuts
 
 
 @dataclass
@@ -64,6 +65,9 @@ class ShotDetector:
         ``ThresholdDetector`` mean-intensity threshold (default 12).
     min_scene_len : int
         Minimum shot length in frames for the cut detectors (default 15).
+    fade_min_len : int
+        Minimum shot length in frames for the fade detector (default 15; a fade-in from black at the start
+        would otherwise open a spurious shot).
     merge_frames : int
         Cuts from different detectors closer than this many frames are one cut.
 
@@ -76,7 +80,7 @@ class ShotDetector:
 
     def __init__(self, fps: float, *, detectors: tuple[str, ...] = DETECTORS, content_threshold: float = 27.0,
                  adaptive_threshold: float = 3.0, fade_threshold: int = 12, min_scene_len: int = 15,
-                 merge_frames: int = 2) -> None:
+                 fade_min_len: int = 15, merge_frames: int = 2) -> None:
         unknown = set(detectors) - set(DETECTORS)
         if unknown:
             raise ValueError(f"detectors: unknown {sorted(unknown)}")
@@ -87,12 +91,12 @@ class ShotDetector:
             if "content" in detectors else None
         self._adaptive = AdaptiveDetector(adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len) \
             if "adaptive" in detectors else None
-        self._threshold = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len) \
+        self._threshold = ThresholdDetector(threshold=fade_threshold, min_scene_len=max(min_scene_len, fade_min_len)) \
             if "threshold" in detectors else None
         self._thresholds = {"content": content_threshold, "adaptive": adaptive_threshold,
                             "threshold": float(fade_threshold)}
         self._scores: dict[str, deque[tuple[int, float]]] = {
-            name: deque(maxlen=min_scene_len + 8) for name in DETECTORS}
+            name: deque(maxlen=SCORE_HISTORY) for name in DETECTORS}
         self._last_index = -1
         self.cuts: list[Cut] = []
 

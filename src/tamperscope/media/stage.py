@@ -179,7 +179,8 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool,
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,
                                     adaptive_threshold=video.adaptive_threshold,
-                                    fade_threshold=video.fade_threshold, min_scene_len=video.min_shot_frames)
+                                    fade_threshold=video.fade_threshold,
+                                    min_scene_len=max(1, round(video.min_shot_s * fps)))
             sampler: ShotAwareSampler[DecodedFrame] = ShotAwareSampler(
                 video.sample_fps, video.min_frames_per_shot,
                 buffer_length(fps, video.sample_fps, video.min_frames_per_shot, detector.max_latency))

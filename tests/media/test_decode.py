@@ -1,0 +1,103 @@
+"""Decoding: PTS timestamps (also VFR), rotation, sample aspect ratio, EXIF orientation, corrupt input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tamperscope.errors import InputRejectedError
+from tamperscope.media.decode import VideoReader, detection_frame, normalised_size, read_image
+from tests.conftest import ffmpeg
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 s of 640x360 at 30 fps whose left half is red (orientation marker)."""
+    out = tmp_path_factory.mktemp("decode") / "base.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=blue:size=640x360:rate=30:duration=2", "-vf",
+           "drawbox=x=0:y=0:w=320:h=360:color=red:t=fill", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
+    return out
+
+
+def _frames(path: Path, long_side: int = 256) -> list:
+    with VideoReader(path, long_side=long_side) as reader:
+        return list(reader)
+
+
+def test_normalised_size_keeps_aspect() -> None:
+    assert normalised_size(1920, 1080, 512) == (512, 288)
+    assert normalised_size(1080, 1920, 512) == (288, 512)
+    with pytest.raises(ValueError):
+        normalised_size(0, 10, 512)
+
+
+def test_decodes_every_frame_with_pts_times(base: Path) -> None:
+    frames = _frames(base)
+    assert len(frames) == 60
+    assert [f.index for f in frames] == list(range(60))
+    assert frames[0].t_ms == 0 and frames[30].t_ms == 1000 and frames[-1].t_ms == 1967
+    assert frames[0].key
+    assert frames[0].rgb.shape == (144, 256, 3) and frames[0].rgb.dtype == np.uint8
+    left, right = frames[0].rgb[:, :100].mean(axis=(0, 1)), frames[0].rgb[:, -100:].mean(axis=(0, 1))
+    assert left[0] > 200 and left[2] < 50 and right[2] > 200
+
+
+def test_variable_frame_rate_times_come_from_pts(tmp_path: Path, base: Path) -> None:
+    vfr = tmp_path / "vfr.mkv"
+    # First second at 30 fps, then every frame's timestamp stretched 3x: t_ms must follow the PTS.
+    ffmpeg("-i", str(base), "-vf", "setpts='if(lt(N,30),N,30+(N-30)*3)/30/TB'", "-fps_mode", "vfr",
+           "-c:v", "libx264", str(vfr))
+    frames = _frames(vfr)
+    times = [f.t_ms for f in frames]
+    assert times[29] == pytest.approx(967, abs=2)
+    assert times[31] - times[30] == pytest.approx(100, abs=2)
+    assert times[-1] == pytest.approx(1000 + 29 * 100, abs=3)
+
+
+def test_rotation_side_data_is_applied(tmp_path: Path, base: Path) -> None:
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-i", str(base), "-metadata:s:v:0", "rotate=90", "-c", "copy", str(rotated))
+    frame = _frames(rotated)[0]
+    assert frame.rgb.shape == (256, 144, 3)
+    # ffmpeg's own autorotation is the reference.
+    reference = tmp_path / "ref.png"
+    ffmpeg("-i", str(rotated), "-frames:v", "1", "-vf", "scale=144:256:flags=area", str(reference))
+    expected = np.asarray(Image.open(reference).convert("RGB")).astype(int)
+    assert np.abs(frame.rgb.astype(int) - expected).mean() < 6
+
+
+def test_sample_aspect_ratio_is_honoured(tmp_path: Path, base: Path) -> None:
+    anamorphic = tmp_path / "sar.mp4"
+    ffmpeg("-i", str(base), "-vf", "scale=320:360,setsar=2", "-c:v", "libx264", str(anamorphic))
+    assert _frames(anamorphic)[0].rgb.shape == (144, 256, 3)
+
+
+def test_image_is_read_upright(tmp_path: Path) -> None:
+    pixels = np.zeros((100, 200, 3), dtype=np.uint8)
+    pixels[:, :100] = (255, 0, 0)
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display needs a 90 degree clockwise turn
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    frame = read_image(path, long_side=64)
+    assert frame.rgb.shape == (64, 32, 3)
+    assert frame.rgb[:20, :, 0].mean() > 200 and frame.rgb[-20:, :, 0].mean() < 60
+    assert frame.key and frame.t_ms == 0
+
+
+def test_corrupt_input_is_rejected(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    with pytest.raises(InputRejectedError):
+        _frames(junk)
+
+
+def test_detection_frame_is_small_bgr() -> None:
+    rgb = np.zeros((288, 512, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    small = detection_frame(rgb)
+    assert small.shape == (144, 256, 3)
+    assert small[..., 2].min() == 255 and small[..., 0].max() == 0

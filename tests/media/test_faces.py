@@ -1,0 +1,85 @@
+"""Faces: MediaPipe detection and 478 landmarks on a real photo, aligned crops, IoU tracking."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from tamperscope.media.faces import LEFT_IRIS, RIGHT_IRIS, Face, FaceAnalyzer, aligned_crop, assign_tracks, iou
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[FaceAnalyzer]:
+    with FaceAnalyzer(crop_size=112, crop_margin=0.2) as face_analyzer:
+        yield face_analyzer
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut())  # 512 x 512, one face near the top left
+
+
+def test_finds_the_face_with_landmarks(analyzer: FaceAnalyzer, photo: np.ndarray) -> None:
+    faces = analyzer.detect(photo)
+    assert len(faces) == 1
+    face = faces[0]
+    x0, y0, x1, y1 = face.box
+    assert 140 < (x0 + x1) / 2 < 240 and 40 < (y0 + y1) / 2 < 160
+    assert face.landmarks is not None and face.landmarks.shape == (478, 3)
+    inside = ((face.landmarks[:, 0] > x0 - 20) & (face.landmarks[:, 0] < x1 + 20)
+              & (face.landmarks[:, 1] > y0 - 30) & (face.landmarks[:, 1] < y1 + 20))
+    assert inside.mean() > 0.95
+    left, right = face.landmarks[LEFT_IRIS, :2].mean(0), face.landmarks[RIGHT_IRIS, :2].mean(0)
+    assert left[0] < right[0]  # MediaPipe's "left" iris is on the image left
+    assert abs(left[1] - right[1]) < 10
+    assert face.crop is not None and face.crop.shape == (112, 112, 3)
+
+
+def test_landmarks_follow_a_rotated_face(analyzer: FaceAnalyzer, photo: np.ndarray) -> None:
+    center = (190.0, 100.0)
+    turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D(center, 20, 1.0), (512, 512))
+    faces = analyzer.detect(turned)
+    assert faces and faces[0].landmarks is not None
+    left, right = faces[0].landmarks[LEFT_IRIS, :2].mean(0), faces[0].landmarks[RIGHT_IRIS, :2].mean(0)
+    angle = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
+    assert angle == pytest.approx(-20, abs=6)  # counter-clockwise turn lifts the right eye
+
+
+def test_aligned_crop_levels_the_eyes(analyzer: FaceAnalyzer, photo: np.ndarray) -> None:
+    turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D((190.0, 100.0), 20, 1.0), (512, 512))
+    face = analyzer.detect(turned)[0]
+    assert face.landmarks is not None
+    crop, box = aligned_crop(turned, face.landmarks, size=160, margin=0.2)
+    recrop = analyzer.detect(cv2.copyMakeBorder(crop, 80, 80, 80, 80, cv2.BORDER_CONSTANT))
+    assert recrop and recrop[0].landmarks is not None
+    left, right = recrop[0].landmarks[LEFT_IRIS, :2].mean(0), recrop[0].landmarks[RIGHT_IRIS, :2].mean(0)
+    assert abs(math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))) < 5
+    assert box[2] - box[0] == pytest.approx(box[3] - box[1])
+
+
+def test_no_face_in_a_test_pattern(analyzer: FaceAnalyzer) -> None:
+    assert analyzer.detect(np.full((256, 256, 3), 128, np.uint8)) == []
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def test_tracks_follow_overlapping_boxes() -> None:
+    def face(x: float) -> Face:
+        return Face(box=(x, 0.0, x + 10.0, 10.0), score=0.9)
+
+    frames = [[face(0), face(100)], [face(101), face(2)], [face(4)], [], [face(103), face(6)], [face(300)]]
+    next_id = assign_tracks(frames, first_id=5)
+    ids = [[f.track_id for f in faces] for faces in frames]
+    assert ids[0] == [5, 6]
+    assert ids[1] == [6, 5] and ids[2] == [5]
+    assert ids[4] == [6, 5]  # one missing frame does not end a track
+    assert ids[5] == [7] and next_id == 8

@@ -1,0 +1,179 @@
+"""Dense landmark pass: decode a video once and run MediaPipe Face Mesh on every frame of given time ranges.
+
+The ``video`` stage samples 8-12 frames per second, too sparse for blink durations (100-400 ms) and for a
++-40 ms audio-video offset. The temporal stages therefore decode the face-track time ranges again at full
+frame rate (capped at ``max_fps``), at a reduced size (``long_side``), and track one face with Face Mesh
+in video mode (landmark tracking between frames, detection only when the track is lost). This is the
+I/O edge of the temporal package; the detectors themselves are pure functions of its arrays.
+
+The result is cached in the object store (``derived/<asset_id>/temporal/dense-<hash>.npz``) under a
+per-asset lock, so the ``temporal`` and ``avsync`` stages, which may run in parallel threads, pay for it
+once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tamperscope.media.decode import VideoReader
+from tamperscope.temporal.mesh import N_LANDMARKS
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DenseTrack:
+    """Landmarks of one face on consecutive frames.
+
+    Attributes
+    ----------
+    t_ms : numpy.ndarray
+        ``N`` frame times (ms, same clock as the video stage's ``t_ms``).
+    landmarks : numpy.ndarray
+        ``N x 478 x 3`` float32 pixels of the decoded frame (NaN rows where no face was found).
+    width, height : int
+        Size of the decoded frames the landmarks refer to.
+    fps : float
+        Rate of the landmark frames.
+    decode_s, mesh_s : float
+        Wall time spent decoding and in Face Mesh.
+    """
+
+    t_ms: np.ndarray
+    landmarks: np.ndarray
+    width: int
+    height: int
+    fps: float
+    decode_s: float = 0.0
+    mesh_s: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
+                            meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DenseTrack:
+        with np.load(io.BytesIO(data)) as npz:
+            meta = npz["meta"]
+            return cls(npz["t_ms"], npz["landmarks"], int(meta[0]), int(meta[1]), float(meta[2]),
+                       float(meta[3]), float(meta[4]))
+
+
+def merge_ranges(times_ms: list[int], *, pad_ms: int, max_gap_ms: int = 1500) -> list[tuple[int, int]]:
+    """Time ranges covering sampled face times, padded and merged when closer than ``max_gap_ms``."""
+    ranges: list[list[int]] = []
+    for t in sorted(times_ms):
+        if ranges and t - ranges[-1][1] <= max_gap_ms:
+            ranges[-1][1] = t
+        else:
+            ranges.append([t, t])
+    return [(max(0, a - pad_ms), b + pad_ms) for a, b in ranges]
+
+
+def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640,
+                    max_fps: float = 30.0) -> DenseTrack:
+    """Decode ``path`` and run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms``.
+
+    Parameters
+    ----------
+    path : Path
+        The video file.
+    ranges_ms : list of tuple of int
+        ``(start_ms, end_ms)`` ranges to analyse; frames outside are decoded but skipped.
+    long_side : int
+        Long side of the decoded frames.
+    max_fps : float
+        Frames closer than ``1000 / max_fps`` ms to the previous analysed one are skipped.
+
+    Returns
+    -------
+    DenseTrack
+    """
+    import mediapipe as mp
+
+    times: list[int] = []
+    rows: list[np.ndarray] = []
+    nan_row = np.full((N_LANDMARKS, 3), np.nan, np.float32)
+    decode_s = mesh_s = 0.0
+    size = (0, 0)
+    fps = 0.0
+    min_step = 1000.0 / max_fps - 1.0
+    last_t = -1e9
+    end_all = max((b for _, b in ranges_ms), default=-1)
+    with VideoReader(path, long_side=long_side, threads=1) as reader, \
+            mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
+        fps = min(reader.info.fps, max_fps)
+        tick = time.perf_counter()
+        for frame in reader:
+            if frame.t_ms > end_all:
+                break
+            if not any(a <= frame.t_ms <= b for a, b in ranges_ms) or frame.t_ms - last_t < min_step:
+                continue
+            last_t = frame.t_ms
+            mid = time.perf_counter()
+            decode_s += mid - tick
+            height, width = frame.rgb.shape[:2]
+            size = (width, height)
+            result = mesh.process(frame.rgb)
+            if result.multi_face_landmarks:
+                pts = result.multi_face_landmarks[0].landmark
+                rows.append(np.array([[p.x * width, p.y * height, p.z * width] for p in pts], np.float32))
+            else:
+                rows.append(nan_row)
+            times.append(frame.t_ms)
+            tick = time.perf_counter()
+            mesh_s += tick - mid
+    landmarks = np.stack(rows) if rows else np.zeros((0, N_LANDMARKS, 3), np.float32)
+    return DenseTrack(np.array(times, np.int64), landmarks, size[0], size[1], fps, decode_s, mesh_s)
+
+
+def _asset_lock(asset_id: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(asset_id, threading.Lock())
+
+
+def cache_key(asset_id: str, ranges_ms: list[tuple[int, int]], long_side: int, max_fps: float) -> str:
+    """Deterministic store key of a dense pass (changes with its ranges and parameters)."""
+    digest = hashlib.sha256(json.dumps([ranges_ms, long_side, max_fps]).encode()).hexdigest()[:16]
+    return f"derived/{asset_id}/temporal/dense-{digest}.npz"
+
+
+def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, ranges_ms: list[tuple[int, int]],
+                           *, long_side: int, max_fps: float) -> tuple[DenseTrack, str]:
+    """Dense landmarks from the store, or computed once (per-asset lock) and stored.
+
+    Parameters
+    ----------
+    store : ObjectStore
+        The workspace object store.
+    asset_id : str
+    path_factory : callable
+        Zero-argument context-manager factory giving the local media path (``ctx.media_path``).
+    ranges_ms : list of tuple of int
+    long_side, max_fps
+        As for :func:`dense_landmarks`.
+
+    Returns
+    -------
+    tuple
+        ``(DenseTrack, store URI)``.
+    """
+    key = cache_key(asset_id, ranges_ms, long_side, max_fps)
+    with _asset_lock(asset_id):
+        if store.exists(key):  # type: ignore[attr-defined]
+            return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)  # type: ignore[attr-defined]
+        with path_factory() as path:  # type: ignore[operator]
+            track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps)
+        return track, store.put_bytes(key, track.to_bytes())  # type: ignore[attr-defined]

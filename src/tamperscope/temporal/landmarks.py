@@ -1,0 +1,147 @@
+"""Landmark stability: per-landmark temporal acceleration with global motion removed.
+
+Each frame's landmarks are aligned to a reference shape by a least-squares similarity transform
+(Umeyama [1]_; generalised Procrustes, two passes), which removes translation, in-plane rotation and scale
+-- camera pans, zooms and rigid head motion -- and expresses the residual shape in units of the reference
+inter-ocular distance. The second temporal difference of each residual landmark then measures how
+abruptly the face shape itself changes. Real faces deform smoothly (muscles and skin have mass);
+frame-by-frame generation or blending makes landmarks flicker, the temporal artefact exploited by
+landmark-trajectory detectors such as LRNet [2]_.
+
+The per-frame value is the mean acceleration over landmarks, in inter-ocular units per frame squared;
+the clip value is its median over frames (robust to a single tracking glitch). Out-of-plane rotation is
+not a similarity transform, so fast head turns leave some residual; this is why the score uses the
+median and why the head-pose jitter is a separate detector.
+
+References
+----------
+.. [1] S. Umeyama, "Least-squares estimation of transformation parameters between two point patterns",
+   IEEE TPAMI 13(4):376-380, 1991. doi:10.1109/34.88573
+.. [2] Z. Sun, Y. Han, Z. Hua, N. Ruan, W. Jia, "Improving the Efficiency and Robustness of Deepfakes
+   Detection through Precise Geometric Features", CVPR 2021. arXiv:2104.04480
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tamperscope.temporal.mesh import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, check_landmarks, valid_frames
+
+
+@dataclass(frozen=True)
+class LandmarkResult:
+    """Landmark-stability analysis of one face track.
+
+    Attributes
+    ----------
+    acceleration : numpy.ndarray
+        ``N`` mean per-landmark acceleration (inter-ocular units per frame squared), NaN where undefined.
+    median_acceleration : float
+    p95_acceleration : float
+    score : float or None
+        In [0, 1]; None with fewer than ``min_frames`` defined accelerations.
+    """
+
+    acceleration: np.ndarray
+    median_acceleration: float
+    p95_acceleration: float
+    score: float | None
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"median_acceleration": round(self.median_acceleration, 5),
+                "p95_acceleration": round(self.p95_acceleration, 5),
+                "n_frames": int(np.isfinite(self.acceleration).sum()), "unit": "interocular/frame^2"}
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``target ~ s R source + t`` (Umeyama [1]_).
+
+    Parameters
+    ----------
+    source, target : numpy.ndarray
+        ``K x 2`` corresponding points.
+
+    Returns
+    -------
+    tuple
+        ``(scale, rotation 2x2, translation 2)``.
+    """
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    src, tgt = source - mu_s, target - mu_t
+    cov = tgt.T @ src / len(source)
+    u, sing, vt = np.linalg.svd(cov)
+    d = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1, 1] = -1.0
+    rotation = u @ d @ vt
+    var = (src**2).sum() / len(source)
+    scale = float(np.trace(np.diag(sing) @ d) / var) if var > 0 else 1.0
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+def stabilise(landmarks: np.ndarray, *, passes: int = 2) -> np.ndarray:
+    """Landmarks with per-frame similarity motion removed, in reference inter-ocular units.
+
+    Parameters
+    ----------
+    landmarks : numpy.ndarray
+        ``N x 478 x (2|3)`` landmarks in pixels (NaN rows without a face).
+    passes : int
+        Generalised-Procrustes passes (the reference becomes the mean aligned shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N x 478 x 2`` aligned landmarks, NaN rows where the input had no face.
+    """
+    lm = check_landmarks(landmarks)[:, :, :2]
+    valid = valid_frames(lm)
+    out = np.full(lm.shape, np.nan)
+    if not valid.any():
+        return out
+    reference = lm[np.flatnonzero(valid)[0]].copy()
+    for _ in range(max(1, passes)):
+        reference = reference - reference.mean(axis=0)
+        reference /= np.linalg.norm(reference[LEFT_EYE_OUTER] - reference[RIGHT_EYE_OUTER])
+        for i in np.flatnonzero(valid):
+            scale, rotation, shift = similarity_fit(lm[i], reference)
+            out[i] = scale * lm[i] @ rotation.T + shift
+        reference = out[valid].mean(axis=0)
+    return out
+
+
+def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float] = (0.004, 0.015),
+                      min_frames: int = 8) -> LandmarkResult:
+    """Per-frame landmark acceleration and a stability score for one face track.
+
+    Parameters
+    ----------
+    landmarks : numpy.ndarray
+        ``N x 478 x (2|3)`` landmarks of consecutive frames (NaN rows without a face).
+    accel_range : tuple of float
+        Median accelerations mapped linearly onto scores 0..1 (provisional; see ``docs/temporal.md``).
+    min_frames : int
+        Fewer defined accelerations give ``score=None``.
+
+    Returns
+    -------
+    LandmarkResult
+    """
+    aligned = stabilise(landmarks)
+    n = len(aligned)
+    accel = np.full(n, np.nan)
+    if n >= 3:
+        second = aligned[2:] - 2.0 * aligned[1:-1] + aligned[:-2]
+        accel[1:-1] = np.linalg.norm(second, axis=-1).mean(axis=1)
+    finite = accel[np.isfinite(accel)]
+    if len(finite) < min_frames:
+        med = float(np.median(finite)) if len(finite) else 0.0
+        p95 = float(np.percentile(finite, 95)) if len(finite) else 0.0
+        return LandmarkResult(accel, med, p95, None)
+    med = float(np.median(finite))
+    score = float(np.clip((med - accel_range[0]) / (accel_range[1] - accel_range[0]), 0.0, 1.0))
+    return LandmarkResult(accel, med, float(np.percentile(finite, 95)), score)

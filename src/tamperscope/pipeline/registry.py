@@ -13,6 +13,8 @@ from tamperscope.pipeline.stage import Stage
 STAGES: dict[str, str] = {
     "metadata": "tamperscope.probe.stage:MetadataStage",
     "video": "tamperscope.media.stage:VideoStage",
+    "temporal": "tamperscope.temporal.stage:TemporalStage",
+    "avsync": "tamperscope.temporal.avsync_stage:AVSyncStage",
 }
 
 

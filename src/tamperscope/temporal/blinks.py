@@ -2,8 +2,9 @@
 
 The eye aspect ratio (EAR) of Soukupová & Čech [1]_ is computed per eye from six MediaPipe landmarks and
 averaged over both eyes. A blink is a run of frames whose EAR drops more than ``drop`` below the local
-open-eye level (the rolling 80th percentile over ``baseline_s``), extended with hysteresis to the frames
-where the lid has half-reopened; runs longer than ``max_blink_ms`` are eye closures, not blinks.
+open-eye level (the rolling 80th percentile over ``baseline_s``); its onset and duration are measured at
+half amplitude (between the half-depth crossings); longer events than ``max_blink_ms`` are eye closures,
+not blinks.
 
 Scoring compares the track with documented human figures:
 
@@ -154,7 +155,8 @@ def detect_blinks(ear: np.ndarray, t_ms: np.ndarray, *, drop: float = 0.3, basel
     Returns
     -------
     list of BlinkEvent
-        Onset = first frame below the half-drop level, duration = until the first frame back above it.
+        Onset and duration at half amplitude: from the half-closed crossing on the way down to the one on
+        the way up, interpolated between frames (the convention of Caffier et al. [4]_).
     """
     ear = np.asarray(ear, dtype=np.float64)
     t = np.asarray(t_ms, dtype=np.float64)
@@ -179,13 +181,25 @@ def detect_blinks(ear: np.ndarray, t_ms: np.ndarray, *, drop: float = 0.3, basel
         end = i
         while end + 1 < n and partly[end + 1] and np.isfinite(ear[end + 1]):
             end += 1
-        next_t = t[end + 1] if end + 1 < n else t[end] + dt
-        duration = float(next_t - t[start])
-        if duration <= max_blink_ms:
-            events.append(BlinkEvent(onset_ms=float(t[start]), duration_ms=duration,
-                                     min_ear=float(np.nanmin(ear[start : end + 1]))))
+        deepest = start + int(np.nanargmin(ear[start : end + 1]))
+        half = level[deepest] - (level[deepest] - ear[deepest]) / 2.0
+        onset, offset = _crossing(t, ear, deepest, half, -1, dt), _crossing(t, ear, deepest, half, 1, dt)
+        if offset - onset <= max_blink_ms:
+            events.append(BlinkEvent(onset_ms=onset, duration_ms=offset - onset, min_ear=float(ear[deepest])))
         i = end + 1
     return events
+
+
+def _crossing(t: np.ndarray, ear: np.ndarray, deepest: int, half: float, step: int, dt: float) -> float:
+    """Time where the EAR crosses ``half`` walking from ``deepest`` in direction ``step`` (interpolated)."""
+    j = deepest
+    while 0 <= j + step < len(ear) and np.isfinite(ear[j + step]) and ear[j + step] < half:
+        j += step
+    k = j + step
+    if not (0 <= k < len(ear)) or not np.isfinite(ear[k]) or ear[k] == ear[j]:
+        return float(t[j] + step * dt / 2.0)
+    frac = (half - ear[j]) / (ear[k] - ear[j])
+    return float(t[j] + frac * (t[k] - t[j]))
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:

@@ -81,8 +81,32 @@ def merge_ranges(times_ms: list[int], *, pad_ms: int, max_gap_ms: int = 1500) ->
     return [(max(0, a - pad_ms), b + pad_ms) for a, b in ranges]
 
 
-def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640,
-                    max_fps: float = 30.0) -> DenseTrack:
+def guide_boxes(guides: list[tuple[int, tuple[float, float, float, float]]], t_ms: int) -> tuple[float, float, float]:
+    """Patch centre and side at ``t_ms``, interpolated between the sampled face boxes of a track.
+
+    Parameters
+    ----------
+    guides : list of tuple
+        ``(t_ms, (x0, y0, x1, y1))`` face boxes of one track in time order, in decoded-frame pixels.
+    t_ms : int
+        Frame time.
+
+    Returns
+    -------
+    tuple of float
+        ``(cx, cy, side)``: side is 1.8 x the median box side (constant, so the patch scale is steady).
+    """
+    times = np.array([g[0] for g in guides], dtype=np.float64)
+    boxes = np.array([g[1] for g in guides], dtype=np.float64)
+    cx = float(np.interp(t_ms, times, (boxes[:, 0] + boxes[:, 2]) / 2))
+    cy = float(np.interp(t_ms, times, (boxes[:, 1] + boxes[:, 3]) / 2))
+    side = 1.8 * float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    return cx, cy, side
+
+
+def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640, max_fps: float = 30.0,
+                    guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
+                    guide_size: tuple[int, int] | None = None, patch: int = 256) -> DenseTrack:
     """Decode ``path`` and run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms``.
 
     Parameters
@@ -95,11 +119,20 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
         Long side of the decoded frames.
     max_fps : float
         Frames closer than ``1000 / max_fps`` ms to the previous analysed one are skipped.
+    guides : list of tuple, optional
+        ``(t_ms, box)`` face boxes of the track to follow (the ``video`` stage's sampled detections). Face
+        Mesh then runs on a ``patch``-pixel square around the interpolated box, which keeps small faces in
+        the mesh's short-range detector and follows the chosen track. Without guides the whole frame is used.
+    guide_size : tuple of int, optional
+        ``(width, height)`` of the frames the guide boxes refer to (default: the decoded size).
+    patch : int
+        Side of the Face Mesh input patch.
 
     Returns
     -------
     DenseTrack
     """
+    import cv2
     import mediapipe as mp
 
     times: list[int] = []
@@ -111,6 +144,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     min_step = 1000.0 / max_fps - 1.0
     last_t = -1e9
     end_all = max((b for _, b in ranges_ms), default=-1)
+    scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
     with VideoReader(path, long_side=long_side, threads=1) as reader, \
             mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                             min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
@@ -126,10 +160,26 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
             decode_s += mid - tick
             height, width = frame.rgb.shape[:2]
             size = (width, height)
-            result = mesh.process(frame.rgb)
+            if guides and scaled is None:
+                factor = width / (guide_size or size)[0]
+                scaled = [(t, (b[0] * factor, b[1] * factor, b[2] * factor, b[3] * factor)) for t, b in guides]
+            if scaled:
+                cx, cy, side = guide_boxes(scaled, frame.t_ms)
+                scale = patch / side
+                matrix = np.array([[scale, 0.0, patch / 2 - scale * cx], [0.0, scale, patch / 2 - scale * cy]])
+                image = cv2.warpAffine(frame.rgb, matrix, (patch, patch), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_CONSTANT)
+                origin, span = (cx - side / 2, cy - side / 2), (side, side)
+            else:
+                image, origin, span = frame.rgb, (0.0, 0.0), (float(width), float(height))
+            result = mesh.process(image)
             if result.multi_face_landmarks:
-                pts = result.multi_face_landmarks[0].landmark
-                rows.append(np.array([[p.x * width, p.y * height, p.z * width] for p in pts], np.float32))
+                pts = np.array([[p.x, p.y, p.z] for p in result.multi_face_landmarks[0].landmark])
+                row = np.empty((N_LANDMARKS, 3), np.float32)
+                row[:, 0] = origin[0] + pts[:, 0] * span[0]
+                row[:, 1] = origin[1] + pts[:, 1] * span[1]
+                row[:, 2] = pts[:, 2] * span[0]
+                rows.append(row)
             else:
                 rows.append(nan_row)
             times.append(frame.t_ms)
@@ -144,14 +194,16 @@ def _asset_lock(asset_id: str) -> threading.Lock:
         return _LOCKS.setdefault(asset_id, threading.Lock())
 
 
-def cache_key(asset_id: str, ranges_ms: list[tuple[int, int]], long_side: int, max_fps: float) -> str:
-    """Deterministic store key of a dense pass (changes with its ranges and parameters)."""
-    digest = hashlib.sha256(json.dumps([ranges_ms, long_side, max_fps]).encode()).hexdigest()[:16]
+def cache_key(asset_id: str, *parts: object) -> str:
+    """Deterministic store key of a dense pass (changes with its ranges, guides and parameters)."""
+    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
     return f"derived/{asset_id}/temporal/dense-{digest}.npz"
 
 
 def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, ranges_ms: list[tuple[int, int]],
-                           *, long_side: int, max_fps: float) -> tuple[DenseTrack, str]:
+                           *, long_side: int, max_fps: float,
+                           guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
+                           guide_size: tuple[int, int] | None = None) -> tuple[DenseTrack, str]:
     """Dense landmarks from the store, or computed once (per-asset lock) and stored.
 
     Parameters
@@ -162,7 +214,7 @@ def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, r
     path_factory : callable
         Zero-argument context-manager factory giving the local media path (``ctx.media_path``).
     ranges_ms : list of tuple of int
-    long_side, max_fps
+    long_side, max_fps, guides, guide_size
         As for :func:`dense_landmarks`.
 
     Returns
@@ -170,10 +222,11 @@ def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, r
     tuple
         ``(DenseTrack, store URI)``.
     """
-    key = cache_key(asset_id, ranges_ms, long_side, max_fps)
+    key = cache_key(asset_id, ranges_ms, long_side, max_fps, guides, guide_size)
     with _asset_lock(asset_id):
         if store.exists(key):  # type: ignore[attr-defined]
             return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)  # type: ignore[attr-defined]
         with path_factory() as path:  # type: ignore[operator]
-            track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps)
+            track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps, guides=guides,
+                                    guide_size=guide_size)
         return track, store.put_bytes(key, track.to_bytes())  # type: ignore[attr-defined]

@@ -12,10 +12,11 @@ itself over time or with a second pose from the same model.
   face generator or of a frame-by-frame face swap add high-frequency energy. Jitter is the RMS (degrees)
   of the pose minus its moving average over ``smooth_s``.
 - **Inconsistency** (Yang, Li & Lyu [2]_): a face swap splices a synthesised central face into an
-  original head, so the pose estimated from the central landmarks (eyes, nose, mouth) disagrees with the
-  pose estimated from the whole face including its outline. It is the angle (degrees) between the facing
-  directions of the two estimates. Face Mesh fits one mesh to the whole face, which damps this cue
-  compared with the independent 68-point detector of the paper.
+  original head, so the pose estimated from the central landmarks (eyes, nose, mouth corners) disagrees
+  with the pose estimated from the whole face including its outline (cheek contour, forehead). It is the
+  angle (degrees) between the facing directions of the two estimates; the score uses its frame-to-frame
+  fluctuation, since the generic model gives each face a constant bias. Face Mesh fits one mesh to the
+  whole face, which damps this cue compared with the independent 68-point detector of the paper.
 
 References
 ----------
@@ -54,8 +55,10 @@ MODEL_POINTS: dict[int, tuple[float, float, float]] = {
     288: (60.0, 45.0, 75.0),       # left jaw angle
     10: (0.0, -95.0, 30.0),        # top of the forehead
 }
-CENTRAL = (1, 168, 2, 33, 133, 362, 263, 61, 291, 0, 17)
-WHOLE = tuple(MODEL_POINTS)
+# Points that move with the jaw (lips, chin, jaw angles) are kept out of both sets: speech would
+# otherwise read as a pose change.
+CENTRAL = (1, 168, 2, 33, 133, 362, 263, 61, 291)
+WHOLE = (*CENTRAL, 234, 454, 10)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ class HeadPoseResult:
     jitter_deg : float
         RMS high-frequency pose energy.
     inconsistency_deg : float
-        Median inconsistency.
+        Median inconsistency (depends on how well the generic model fits this face).
+    inconsistency_hf_deg : float
+        RMS high-frequency inconsistency: its frame-to-frame fluctuation, which the score uses because a
+        constant model-fit bias is not evidence of a splice.
     score : float or None
         In [0, 1]; None with fewer than ``min_frames`` frames with a face.
     """
@@ -80,6 +86,7 @@ class HeadPoseResult:
     inconsistency: np.ndarray
     jitter_deg: float
     inconsistency_deg: float
+    inconsistency_hf_deg: float
     score: float | None
 
     def evidence(self) -> dict[str, Any]:
@@ -87,6 +94,7 @@ class HeadPoseResult:
         finite = self.angles[np.isfinite(self.angles).all(axis=1)]
         spread = finite.std(axis=0).round(2).tolist() if len(finite) else None
         return {"jitter_deg": round(self.jitter_deg, 3), "inconsistency_deg": round(self.inconsistency_deg, 3),
+                "inconsistency_hf_deg": round(self.inconsistency_hf_deg, 3),
                 "pose_std_deg": spread, "n_frames": len(finite)}
 
 
@@ -116,7 +124,7 @@ def solve_pose(points: np.ndarray, indices: tuple[int, ...], size: tuple[int, in
     size : tuple of int
         Frame ``(width, height)`` in pixels.
     guess : tuple of numpy.ndarray, optional
-        Previous ``(rvec, tvec)`` used as the starting point.
+        Previous frame's ``(rvec, tvec)``, the starting point of an iterative refinement.
 
     Returns
     -------
@@ -125,11 +133,16 @@ def solve_pose(points: np.ndarray, indices: tuple[int, ...], size: tuple[int, in
     """
     model = np.array([MODEL_POINTS[i] for i in indices], dtype=np.float64)
     image = np.ascontiguousarray(points[list(indices), :2], dtype=np.float64)
-    if guess is not None:
-        ok, rvec, tvec = cv2.solvePnP(model, image, _camera(size), None, rvec=guess[0].copy(),
-                                      tvec=guess[1].copy(), useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
-    else:
-        ok, rvec, tvec = cv2.solvePnP(model, image, _camera(size), None, flags=cv2.SOLVEPNP_ITERATIVE)
+    camera = _camera(size)
+    # SQPnP finds the global optimum (no mirrored local minimum); the iterative refinement from the previous
+    # frame's pose is kept only when it agrees, which keeps consecutive estimates on the same branch.
+    ok, rvec, tvec = cv2.solvePnP(model, image, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if ok and guess is not None:
+        ok2, rvec2, tvec2 = cv2.solvePnP(model, image, camera, None, rvec=guess[0].copy(), tvec=guess[1].copy(),
+                                         useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+        if ok2 and tvec2[2, 0] > 0 and np.linalg.norm(rvec2 - rvec) < 0.2:
+            rvec, tvec = rvec2, tvec2
+    ok = bool(ok) and float(tvec[2, 0]) > 0
     return (rvec, tvec) if ok else None
 
 
@@ -168,8 +181,8 @@ def high_frequency_rms(series: np.ndarray, window: int) -> float:
 
 
 def analyze_head_pose(landmarks: np.ndarray, t_ms: np.ndarray, size: tuple[int, int], *, smooth_s: float = 0.4,
-                      jitter_range: tuple[float, float] = (0.8, 3.0),
-                      inconsistency_range: tuple[float, float] = (8.0, 20.0), min_frames: int = 8) -> HeadPoseResult:
+                      jitter_range: tuple[float, float] = (1.5, 4.0),
+                      inconsistency_range: tuple[float, float] = (2.5, 6.0), min_frames: int = 8) -> HeadPoseResult:
     """Pose series, jitter and central/whole inconsistency of one face track.
 
     Parameters
@@ -211,14 +224,18 @@ def analyze_head_pose(landmarks: np.ndarray, t_ms: np.ndarray, size: tuple[int, 
         angles[i] = euler_angles(r_whole)
         cosine = float(np.clip(r_whole[:, 2] @ r_central[:, 2], -1.0, 1.0))
         inconsistency[i] = np.degrees(np.arccos(cosine))
-    count = int(np.isfinite(angles).all(axis=1).sum())
+    finite = np.isfinite(angles).all(axis=1)
+    angles[finite] = np.degrees(np.unwrap(np.radians(angles[finite]), axis=0))
+    count = int(finite.sum())
     dt = float(np.median(np.diff(t))) if n > 1 else 1000.0
-    jitter = high_frequency_rms(angles, round(smooth_s * 1000.0 / max(dt, 1.0)))
+    window = round(smooth_s * 1000.0 / max(dt, 1.0))
+    jitter = high_frequency_rms(angles, window)
+    inc_hf = high_frequency_rms(inconsistency, window)
     median_inc = float(np.nanmedian(inconsistency)) if count else 0.0
     if count < min_frames:
-        return HeadPoseResult(angles, inconsistency, jitter, median_inc, None)
-    score = max(_ramp(jitter, *jitter_range), _ramp(median_inc, *inconsistency_range))
-    return HeadPoseResult(angles, inconsistency, jitter, median_inc, score)
+        return HeadPoseResult(angles, inconsistency, jitter, median_inc, inc_hf, None)
+    score = max(_ramp(jitter, *jitter_range), _ramp(inc_hf, *inconsistency_range))
+    return HeadPoseResult(angles, inconsistency, jitter, median_inc, inc_hf, score)
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:

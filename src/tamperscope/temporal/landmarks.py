@@ -114,7 +114,7 @@ def stabilise(landmarks: np.ndarray, *, passes: int = 2) -> np.ndarray:
     return out
 
 
-def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float] = (0.004, 0.015),
+def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float] = (0.01, 0.04),
                       min_frames: int = 8) -> LandmarkResult:
     """Per-frame landmark acceleration and a stability score for one face track.
 

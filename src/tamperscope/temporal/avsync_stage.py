@@ -1,0 +1,168 @@
+"""The ``avsync`` stage: audio-video offset and bilabial closure of the main face track against the audio.
+
+Audio is extracted with PyAV (:mod:`tamperscope.temporal.audio`), speech found by energy, phones
+recognised by pocketsphinx (:mod:`tamperscope.temporal.phones`) and the mouth opening taken from the
+dense landmark pass shared with the ``temporal`` stage. Rows:
+
+- ``avsync.offset`` and ``avsync.bilabial`` for the ``asset`` (whole clip; the evidence lists the offset,
+  confidence and bilabial mismatch rate of each speech segment) and for each clip window of a main face
+  track that overlaps speech;
+- ``not_applicable`` (``asset``) when there is no audio stream, no speech or no visible face;
+  ``insufficient_data`` when the offset confidence or the number of bilabials is too low to score.
+
+The envelope, mouth opening, correlation curve and phones are stored as ``derived/<asset_id>/avsync/
+series.npz`` and ``phones.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.settings import Settings
+from tamperscope.store.models import Asset
+from tamperscope.temporal.audio import extract_audio
+from tamperscope.temporal.avsync import (
+    OffsetResult,
+    Phone,
+    audio_envelope,
+    bilabial_check,
+    closed_threshold,
+    estimate_offset,
+    mouth_opening,
+    offset_score,
+    speech_segments,
+)
+from tamperscope.temporal.phones import recognise_phones
+from tamperscope.temporal.stage import VERSION, dense_for, not_applicable, npz_bytes
+from tamperscope.temporal.tracks import load_plan, with_gaps
+
+MODULES = ("avsync.offset", "avsync.bilabial")
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+
+
+class AVSyncStage:
+    """Lip-sync offset and bilabial check."""
+
+    name: ClassVar[str] = "avsync"
+    version: ClassVar[str] = VERSION
+    requires: ClassVar[tuple[str, ...]] = ("video",)
+    owns_tables: ClassVar[tuple[str, ...]] = ()
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return settings.temporal.model_dump(mode="json")
+
+    def applies_to(self, asset: Asset) -> bool:
+        return asset.media_type == "video"
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        params = self.params(ctx.settings)
+        cfg = ctx.settings.temporal
+        with ctx.media_path() as path:
+            audio = extract_audio(path)
+        if audio is None:
+            return StageOutput(detections=not_applicable(MODULES, "no audio stream", params),
+                               summary={"audio": False})
+        env_t, env = audio_envelope(audio.samples, audio.rate)
+        env_t = env_t + audio.start_s
+        segments = speech_segments(env_t, env)
+        if not segments:
+            return StageOutput(detections=not_applicable(MODULES, "no speech detected", params),
+                               summary={"audio": True, "speech_segments": 0})
+        with ctx.read_session() as session:
+            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms)
+        if not plan.has_face:
+            return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
+                               summary={"audio": True, "faces": 0})
+        ctx.report(0.05, "dense landmarks")
+        track, dense_uri = dense_for(ctx, plan)
+        ctx.report(0.7, "phones")
+        t, lm = with_gaps(track, plan.ranges_ms)
+        mouth_t = t / 1000.0
+        mouth = mouth_opening(lm)
+        phones = [Phone(p.label, p.start_s + audio.start_s, p.end_s + audio.start_s)
+                  for p in recognise_phones(audio.samples)]
+        ctx.report(0.9, "offset")
+        threshold = closed_threshold(mouth)
+        overall = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s)
+        offset_s = overall.offset_ms / 1000.0 if overall is not None else 0.0
+        per_segment = [self._segment(seg, mouth_t, mouth, env_t, env, phones, threshold, cfg.max_offset_s,
+                                     offset_s) for seg in segments]
+        store = ctx.ws.store
+        series_uri = store.put_bytes(ctx.derived_key("series.npz"), npz_bytes(
+            mouth_t_s=mouth_t, mouth=mouth, env_t_s=env_t, env=env,
+            lags_ms=overall.lags_ms if overall else np.zeros(0), corr=overall.corr if overall else np.zeros(0),
+            speech=np.array(segments).reshape(-1, 2)))
+        phones_uri = store.put_bytes(ctx.derived_key("phones.json"), json.dumps(
+            [[p.label, round(p.start_s, 3), round(p.end_s, 3)] for p in phones]).encode())
+        extra = {"series_uri": series_uri, "phones_uri": phones_uri, "dense_uri": dense_uri}
+        span = (round(segments[0][0] * 1000), round(segments[-1][1] * 1000))
+        rows = [self._offset_row("asset", span, overall, cfg.min_sync_confidence, params,
+                                 {"segments": per_segment, **extra})]
+        bilabial = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold)
+        rows.append(self._bilabial_row("asset", span, bilabial.n_bilabials, bilabial.n_mismatch, threshold,
+                                       cfg.min_bilabials, params, extra))
+        for window in plan.windows:
+            if window["track_id"] not in plan.main_tracks:
+                continue
+            lo, hi = window["t_start_ms"] / 1000.0, window["t_end_ms"] / 1000.0
+            if not any(s < hi and e > lo for s, e in segments):
+                continue
+            centre, half = (lo + hi) / 2, max(hi - lo, 2.0) / 2
+            local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s,
+                                    span=(centre - half, centre + half))
+            wspan = (window["t_start_ms"], window["t_end_ms"])
+            rows.append(self._offset_row(window["window_id"], wspan, local, cfg.min_sync_confidence, params, extra))
+            check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold,
+                                   span=(lo + offset_s, hi + offset_s))
+            rows.append(self._bilabial_row(window["window_id"], wspan, check.n_bilabials, check.n_mismatch,
+                                           threshold, cfg.min_bilabials, params, extra))
+        summary = {"audio": True, "speech_segments": len(segments), "phones": len(phones),
+                   "offset_ms": round(overall.offset_ms, 1) if overall else None,
+                   "confidence": round(overall.confidence, 3) if overall else None,
+                   "bilabials": bilabial.n_bilabials, "bilabial_mismatch": bilabial.n_mismatch}
+        return StageOutput(detections=rows, summary=summary)
+
+    @staticmethod
+    def _segment(segment: tuple[float, float], mouth_t: np.ndarray, mouth: np.ndarray, env_t: np.ndarray,
+                 env: np.ndarray, phones: list[Phone], threshold: float, max_lag_s: float,
+                 offset_s: float) -> dict[str, Any]:
+        start, end = segment
+        local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=max_lag_s,
+                                span=(start - 0.25, end + 0.25)) if end - start >= 1.5 else None
+        check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold, span=segment)
+        return {"start_ms": round(start * 1000), "end_ms": round(end * 1000),
+                "offset_ms": round(local.offset_ms, 1) if local else None,
+                "confidence": round(local.confidence, 3) if local else None,
+                "bilabials": check.n_bilabials, "mismatch_rate": check.mismatch_rate}
+
+    @staticmethod
+    def _offset_row(window_id: str, span: tuple[int, int], result: OffsetResult | None, min_conf: float,
+                    params: dict[str, Any], extra: dict[str, Any]) -> DetectionRecord:
+        if result is None or result.confidence < min_conf:
+            evidence = result.evidence() if result else {"reason": "too little overlap of face and speech"}
+            return DetectionRecord("avsync.offset", VERSION, window_id=window_id, status="insufficient_data",
+                                   t_start_ms=span[0], t_end_ms=span[1], params=params,
+                                   evidence={**evidence, **extra})
+        return DetectionRecord("avsync.offset", VERSION, window_id=window_id, score=offset_score(result.offset_ms),
+                               t_start_ms=span[0], t_end_ms=span[1], params=params,
+                               logits={"offset_ms": result.offset_ms, "confidence": result.confidence},
+                               evidence={**result.evidence(), **extra})
+
+    @staticmethod
+    def _bilabial_row(window_id: str, span: tuple[int, int], n: int, mismatched: int, threshold: float,
+                      min_n: int, params: dict[str, Any], extra: dict[str, Any]) -> DetectionRecord:
+        evidence = {"bilabials": n, "mismatched": mismatched, "closed_threshold": round(threshold, 4), **extra}
+        if n < min_n:
+            return DetectionRecord("avsync.bilabial", VERSION, window_id=window_id, status="insufficient_data",
+                                   t_start_ms=span[0], t_end_ms=span[1], params=params, evidence=evidence)
+        rate = mismatched / n
+        return DetectionRecord("avsync.bilabial", VERSION, window_id=window_id, score=_ramp(rate, 0.35, 0.8),
+                               t_start_ms=span[0], t_end_ms=span[1], params=params,
+                               evidence={**evidence, "mismatch_rate": round(rate, 3)})

@@ -1,0 +1,108 @@
+"""What the temporal stages read from the ``video`` stage: the face track to follow and the windows.
+
+The ``video`` stage tracks faces within each shot (track ids are unique per asset). The temporal stages
+follow, in each shot, the track seen on the most sampled frames (the main speaker); its sampled boxes
+guide the dense landmark pass and its clip windows receive the per-window rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tamperscope.store.models import Frame, Shot, Window
+from tamperscope.temporal.dense import DenseTrack
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class FacePlan:
+    """The face tracks to follow and the rows to write for one asset."""
+
+    guides: list[tuple[int, Box]] = field(default_factory=list)
+    ranges_ms: list[tuple[int, int]] = field(default_factory=list)
+    main_tracks: set[int] = field(default_factory=set)
+    other_tracks: set[int] = field(default_factory=set)
+    frame_size: tuple[int, int] | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    shots: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_face(self) -> bool:
+        return bool(self.guides)
+
+
+def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
+    """Main face track per shot, its guide boxes and padded time ranges, windows and shots.
+
+    Parameters
+    ----------
+    session : Session
+        A read session.
+    asset_id : str
+    pad_ms : int
+        Padding of each shot's face range (clipped to the shot).
+
+    Returns
+    -------
+    FacePlan
+    """
+    plan = FacePlan()
+    shots = session.execute(select(Shot).where(Shot.asset_id == asset_id).order_by(Shot.index)).scalars().all()
+    plan.shots = [{"shot_id": s.shot_id, "t_start_ms": s.t_start_ms, "t_end_ms": s.t_end_ms} for s in shots]
+    frames = session.execute(select(Frame).where(Frame.asset_id == asset_id).order_by(Frame.t_ms)).scalars().all()
+    per_shot: dict[str | None, dict[int, list[tuple[int, Box]]]] = {}
+    for frame in frames:
+        if plan.frame_size is None and frame.width and frame.height:
+            plan.frame_size = (frame.width, frame.height)
+        for face in frame.faces_json or []:
+            box = tuple(float(v) for v in face["box"])
+            per_shot.setdefault(frame.shot_id, {}).setdefault(int(face["track_id"]), []).append(
+                (int(frame.t_ms), box))  # type: ignore[arg-type]
+    bounds = {s.shot_id: (s.t_start_ms, s.t_end_ms) for s in shots}
+    for shot_id, tracks in per_shot.items():
+        main = max(tracks, key=lambda tid: (len(tracks[tid]), -tid))
+        plan.main_tracks.add(main)
+        plan.other_tracks.update(t for t in tracks if t != main)
+        samples = tracks[main]
+        plan.guides.extend(samples)
+        lo, hi = bounds.get(shot_id, (0, 2**62))  # type: ignore[arg-type]
+        start = max(lo, samples[0][0] - pad_ms)
+        end = min(hi, samples[-1][0] + pad_ms)
+        plan.ranges_ms.append((int(start), int(end)))
+    plan.guides.sort(key=lambda g: g[0])
+    plan.ranges_ms.sort()
+    windows = session.execute(select(Window).where(Window.asset_id == asset_id)
+                              .order_by(Window.t_start_ms)).scalars().all()
+    plan.windows = [{"window_id": w.window_id, "track_id": w.track_id, "shot_id": w.shot_id,
+                     "t_start_ms": w.t_start_ms, "t_end_ms": w.t_end_ms} for w in windows]
+    return plan
+
+
+def with_gaps(track: DenseTrack, ranges_ms: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Times and landmarks with a NaN row inserted where consecutive frames fall in different ranges.
+
+    The detectors difference consecutive rows; the NaN row stops a difference across a shot cut or a gap.
+    """
+    t = track.t_ms.astype(np.float64)
+    lm = track.landmarks.astype(np.float64)
+    if len(t) < 2:
+        return t, lm
+    label = np.searchsorted(np.array([a for a, _ in ranges_ms]), t, side="right")
+    breaks = np.flatnonzero(np.diff(label) != 0) + 1
+    if len(breaks) == 0:
+        return t, lm
+    t_out = np.insert(t, breaks, (t[breaks - 1] + t[breaks]) / 2.0)
+    lm_out = np.insert(lm, breaks, np.nan, axis=0)
+    return t_out, lm_out
+
+
+def span_mask(t_ms: np.ndarray, start_ms: float, end_ms: float, *, min_ms: float = 1000.0) -> np.ndarray:
+    """Frames within a window, widened symmetrically to at least ``min_ms`` (clips span ~2 s at 8 fps)."""
+    centre, half = (start_ms + end_ms) / 2.0, max(end_ms - start_ms, min_ms) / 2.0
+    return (t_ms >= centre - half) & (t_ms <= centre + half)

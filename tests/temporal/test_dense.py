@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tamperscope.temporal.dense import DenseTrack, dense_landmarks, guide_boxes, merge_ranges
+from tamperscope.temporal.tracks import span_mask, with_gaps
+
+
+def test_merge_ranges_pads_and_joins() -> None:
+    assert merge_ranges([0, 125, 250, 5000, 5125], pad_ms=100) == [(0, 350), (4900, 5225)]
+
+
+def test_guide_boxes_interpolate_centres_with_a_steady_side() -> None:
+    guides = [(0, (0.0, 0.0, 10.0, 10.0)), (1000, (10.0, 0.0, 20.0, 10.0))]
+    assert guide_boxes(guides, 500) == pytest.approx((10.0, 5.0, 18.0))
+    assert guide_boxes(guides, 5000)[0] == pytest.approx(15.0)
+
+
+def test_with_gaps_separates_ranges() -> None:
+    track = DenseTrack(np.array([0, 40, 80, 1000, 1040]), np.zeros((5, 478, 3), np.float32), 64, 64, 25.0)
+    t, lm = with_gaps(track, [(0, 100), (900, 1100)])
+    assert len(t) == 6 and np.isnan(lm[3]).all() and not np.isnan(lm[[0, 1, 2, 4, 5]]).any()
+    assert span_mask(np.array([0.0, 400.0, 600.0, 2000.0]), 500, 500).tolist() == [True, True, True, False]
+
+
+def test_round_trip_bytes() -> None:
+    track = DenseTrack(np.array([0, 40]), np.ones((2, 478, 3), np.float32), 320, 240, 25.0, 0.5, 1.5)
+    back = DenseTrack.from_bytes(track.to_bytes())
+    assert back.width == 320 and back.fps == 25.0 and np.array_equal(back.landmarks, track.landmarks)
+
+
+def test_guided_pass_matches_the_whole_frame_pass(make_clip, landmarks_of) -> None:
+    clip = make_clip(duration_s=4.0)
+    whole = landmarks_of(clip.path)
+    lm = whole.landmarks
+    boxes = [(int(t), (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())))
+             for t, p in zip(whole.t_ms[::3], lm[::3], strict=True)]
+    guided = dense_landmarks(clip.path, [(1000, 3000)], long_side=256, guides=boxes, guide_size=(256, 256))
+    inside = (whole.t_ms >= 1000) & (whole.t_ms <= 3000)
+    assert np.array_equal(guided.t_ms, whole.t_ms[inside])
+    assert np.isfinite(guided.landmarks).all()
+    iod = np.linalg.norm(lm[0, 263, :2] - lm[0, 33, :2])
+    error = np.linalg.norm(guided.landmarks[:, :, :2] - lm[inside, :, :2], axis=-1)
+    assert np.median(error) < 0.05 * iod

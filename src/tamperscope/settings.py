@@ -44,7 +44,7 @@ class VideoSettings(BaseModel):
     face_crop_margin: float = Field(0.2, ge=0.0, le=1.0, description="aligned crop margin, fraction of the face")
     face_min_score: float = Field(0.5, ge=0.0, le=1.0, description="face detection confidence threshold")
     max_faces: int = Field(4, ge=1, description="most faces kept per frame")
-    png_compression: int = Field(1, ge=0, le=9, description="zlib level of stored PNG frames (lossless)")
+    png_compression: int = Field(1, ge=0, le=3, description="deflate effort (ISA-L 0-3) of stored PNG frames")
 
 
 class ForensicsSettings(BaseModel):

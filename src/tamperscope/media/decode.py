@@ -159,8 +159,10 @@ class VideoReader:
         out_w, out_h = normalised_size(round(display_w), round(display_h), self.long_side)
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(template=self._stream)]
-        for name, args in [*filters, ("scale", f"{out_w}:{out_h}:flags=area"), ("setsar", "1"),
-                           ("format", "rgb24")]:
+        # Scale in the source pixel format (SIMD area averaging), convert to RGB at the small size: 2x faster
+        # than scaling straight into rgb24.
+        for name, args in [*filters, ("scale", f"{out_w}:{out_h}:flags=area"), ("format", frame.format.name),
+                           ("setsar", "1"), ("format", "rgb24")]:
             nodes.append(graph.add(name, args) if args else graph.add(name))
         nodes.append(graph.add("buffersink"))
         for upstream, downstream in itertools.pairwise(nodes):
@@ -235,8 +237,7 @@ def detection_frame(rgb: np.ndarray, width: int = 256) -> np.ndarray:
     numpy.ndarray
         ``h x width x 3`` uint8 BGR.
     """
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if rgb.shape[1] <= width:
-        return bgr
-    height = max(1, math.floor(rgb.shape[0] * width / rgb.shape[1]))
-    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    if rgb.shape[1] > width:
+        height = max(1, math.floor(rgb.shape[0] * width / rgb.shape[1]))
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

@@ -260,7 +260,7 @@ class FaceAnalyzer:
             return None
         points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
         scale = side / size
-        out = np.empty_like(points)
+        out = np.empty(points.shape, dtype=np.float32)
         out[:, 0] = center[0] - side / 2.0 + points[:, 0] * size * scale
         out[:, 1] = center[1] - side / 2.0 + points[:, 1] * size * scale
         out[:, 2] = points[:, 2] * side

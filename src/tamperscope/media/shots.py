@@ -17,12 +17,25 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
 DETECTORS = ("content", "adaptive", "threshold")
 SCORE_HISTORY = 512  # frames of per-detector scores kept to rate late-reported cuts
+
+
+class _SharedScoreAdaptive(AdaptiveDetector):
+    """``AdaptiveDetector`` that reuses the frame score a ``ContentDetector`` with the same weights already
+    computed for this frame (both compute the identical HSV difference), halving the per-frame cost."""
+
+    shared_score: float | None = None
+
+    def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
+        if self.shared_score is not None:
+            return self.shared_score
+        return float(super()._calculate_frame_score(timecode, frame_img))
 
 
 @dataclass
@@ -89,7 +102,7 @@ class ShotDetector:
         self.min_scene_len = min_scene_len
         self._content = ContentDetector(threshold=content_threshold, min_scene_len=min_scene_len) \
             if "content" in detectors else None
-        self._adaptive = AdaptiveDetector(adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len) \
+        self._adaptive = _SharedScoreAdaptive(adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len) \
             if "adaptive" in detectors else None
         self._threshold = ThresholdDetector(threshold=fade_threshold, min_scene_len=max(min_scene_len, fade_min_len)) \
             if "threshold" in detectors else None
@@ -164,12 +177,13 @@ class ShotDetector:
             self._scores["content"].append((index, float(self._content._frame_score or 0.0)))
             added += self._add("content", found)
         if self._adaptive is not None:
+            self._adaptive.shared_score = self._content._frame_score if self._content is not None else None
             found = self._adaptive.process_frame(timecode, frame_bgr)
             self._scores["adaptive"].append((index, float(self._adaptive._frame_score or 0.0)))
             added += self._add("adaptive", found)
         if self._threshold is not None:
             found = self._threshold.process_frame(timecode, frame_bgr)
-            self._scores["threshold"].append((index, float(frame_bgr.mean())))
+            self._scores["threshold"].append((index, float(np.mean(cv2.mean(frame_bgr)[:3]))))
             added += self._add("threshold", found)
         return added
 

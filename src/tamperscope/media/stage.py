@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
+import tempfile
+import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -22,9 +25,11 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 
 from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, read_image
 from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks
+from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.shots import Cut, ShotDetector
@@ -46,20 +51,43 @@ def shot_id(asset_id: str, index: int) -> str:
     return f"{asset_id}:s{index:04d}"
 
 
-def encode_png(rgb: np.ndarray, compression: int) -> bytes:
-    """Lossless PNG bytes of an RGB array."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return data.tobytes()
-
-
 def decode_png(data: bytes) -> np.ndarray:
     """RGB array of PNG bytes."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError("PNG decoding failed")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class Spool:
+    """Fixed-shape uint8 arrays parked in a temporary file (deflated), so clip windows can be assembled at the
+    end without keeping every thumbnail in memory or decoding stored PNGs again. Thread-safe appends."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self._file = tempfile.TemporaryFile(prefix="tamperscope-spool-")  # noqa: SIM115 - closed by close()
+        self._slots: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def append(self, array: np.ndarray) -> int:
+        if array.shape != self.shape or array.dtype != np.uint8:
+            raise ValueError(f"spool holds uint8 arrays of shape {self.shape}, got {array.shape} {array.dtype}")
+        data = isal_zlib.compress(np.ascontiguousarray(array).tobytes(), 0)
+        with self._lock:
+            offset = self._file.seek(0, io.SEEK_END)
+            self._file.write(data)
+            self._slots.append((offset, len(data)))
+            return len(self._slots) - 1
+
+    def read(self, slot: int) -> np.ndarray:
+        offset, length = self._slots[slot]
+        with self._lock:
+            self._file.seek(offset)
+            data = self._file.read(length)
+        return np.frombuffer(isal_zlib.decompress(data), dtype=np.uint8).reshape(self.shape)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass
@@ -76,15 +104,18 @@ class SampledFrame:
     uri: str
     sha1: str
     quality: FrameQuality
+    thumb_slot: int
     faces: list[Face] = field(default_factory=list)
     crop_uris: list[str] = field(default_factory=list)
+    crop_slots: list[int] = field(default_factory=list)
 
 
 class _FramePipeline:
     """Stores sampled frames (and their face crops) on worker threads, a bounded number at a time."""
 
-    def __init__(self, ctx: StageContext, video: VideoSettings, faces: FaceAnalyzer | None) -> None:
+    def __init__(self, ctx: StageContext, video: VideoSettings, faces: FaceAnalyzer | None, spool: Spool) -> None:
         self.ctx = ctx
+        self.spool = spool
         self.video = video
         self.faces = faces
         self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="video-io")
@@ -98,16 +129,19 @@ class _FramePipeline:
         png = encode_png(frame.rgb, self.video.png_compression)
         name = f"frames/{frame.t_ms:09d}.png"
         uri = self.ctx.ws.store.put_bytes(self.ctx.derived_key(name), png)
-        crop_uris = []
+        crop_uris, crop_slots = [], []
         for n, face in enumerate(faces):
             assert face.crop is not None
             crop_png = encode_png(face.crop, self.video.png_compression)
             crop_uris.append(self.ctx.ws.store.put_bytes(self.ctx.derived_key(f"faces/{frame.t_ms:09d}_{n}.png"),
                                                          crop_png))
+            crop_slots.append(self.spool.append(face.crop))
+            face.crop = None
+        thumb_slot = -1 if faces else self.spool.append(letterbox(frame.rgb, self.video.face_crop_size))
         return SampledFrame(index=frame.index, t_ms=frame.t_ms, key=frame.key, shot_start=sample.shot_start,
                             reason=sample.reason, width=frame.rgb.shape[1], height=frame.rgb.shape[0], uri=uri,
-                            sha1=hashlib.sha1(png).hexdigest(), quality=frame_quality(frame.rgb), faces=faces,
-                            crop_uris=crop_uris)
+                            sha1=hashlib.sha1(png).hexdigest(), quality=frame_quality(frame.rgb),
+                            thumb_slot=thumb_slot, faces=faces, crop_uris=crop_uris, crop_slots=crop_slots)
 
     def _work(self, sample: Sample[DecodedFrame]) -> SampledFrame:
         faces: list[Face] = []
@@ -142,13 +176,14 @@ class DecodeResult:
     """Output of the single decode pass."""
 
     samples: list[SampledFrame]
+    spool: Spool
     cuts: list[Cut]
     frame_times: array[int]
     fps: float
     frames_decoded: int
 
 
-def decode_and_sample(ctx: StageContext, path: Path, is_image: bool,
+def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spool,
                       report: Callable[[float, str], None] | None = None) -> DecodeResult:
     """Decode ``path`` once and return the stored samples, the cuts and every frame's time.
 
@@ -160,20 +195,23 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool,
         The media file.
     is_image : bool
         Read as a still image.
+    spool : Spool
+        Receives the window thumbnails and face crops.
     report : callable, optional
         Progress callback ``(fraction, message)``.
     """
     video = ctx.settings.video
     analyzer = FaceAnalyzer(crop_size=video.face_crop_size, crop_margin=video.face_crop_margin,
                             min_score=video.face_min_score, max_faces=video.max_faces) if video.faces else None
-    pipeline = _FramePipeline(ctx, video, analyzer)
+    pipeline = _FramePipeline(ctx, video, analyzer, spool)
     times: array[int] = array("q")
     try:
         if is_image:
             frame = read_image(path, long_side=video.long_side)
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
-            return DecodeResult(samples=pipeline.finish(), cuts=[], frame_times=times, fps=1.0, frames_decoded=1)
+            return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
+                                frames_decoded=1)
         with VideoReader(path, long_side=video.long_side) as reader:
             fps = reader.info.fps
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
@@ -195,8 +233,8 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool,
             for cut in detector.finish():
                 sampler.add_cut(cut.index)
             pipeline.submit(sampler.flush())
-            return DecodeResult(samples=pipeline.finish(), cuts=list(detector.cuts), frame_times=times, fps=fps,
-                                frames_decoded=len(times))
+            return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=list(detector.cuts), frame_times=times,
+                                fps=fps, frames_decoded=len(times))
     finally:
         pipeline.close()
         if analyzer is not None:
@@ -271,7 +309,7 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
                 "blur": sample.quality.blur, "luminance": sample.quality.luminance, "near_duplicate_of": dup,
                 "quality_weight": round(weight, 6), "faces_json": faces_json,
             })
-        windows += _shot_windows(ctx, sid, shot_index, members, ids)
+        windows += _shot_windows(ctx, result.spool, sid, shot_index, members, ids)
     summary = {
         "frames_decoded": result.frames_decoded, "fps": round(result.fps, 4), "shots": len(shots),
         "frames_sampled": len(frames), "cuts_merged_without_samples": merged,
@@ -281,28 +319,26 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
     return StageOutput(shots=shots, frames=frames, windows=windows, summary=summary)
 
 
-def _shot_windows(ctx: StageContext, sid: str, shot_index: int, members: list[SampledFrame],
+def _shot_windows(ctx: StageContext, spool: Spool, sid: str, shot_index: int, members: list[SampledFrame],
                   ids: list[str]) -> list[dict[str, Any]]:
     """Windows of one shot: per face track, or over the shot's frames when it has no face."""
     video = ctx.settings.video
     store = ctx.ws.store
     asset_id = ctx.asset.asset_id
-    tracks: dict[int, list[tuple[int, str]]] = {}
+    tracks: dict[int, list[tuple[int, int]]] = {}
     for position, sample in enumerate(members):
-        for face, uri in zip(sample.faces, sample.crop_uris, strict=True):
-            tracks.setdefault(face.track_id, []).append((position, uri))
-    runs: list[tuple[str, int | None, list[int], list[str]]] = []
+        for face, slot in zip(sample.faces, sample.crop_slots, strict=True):
+            tracks.setdefault(face.track_id, []).append((position, slot))
+    runs: list[tuple[str, int | None, list[int], list[int]]] = []
     if tracks:
         for track, items in sorted(tracks.items()):
-            runs.append((str(track), track, [p for p, _ in items], [u for _, u in items]))
+            runs.append((str(track), track, [p for p, _ in items], [slot for _, slot in items]))
     else:
-        runs.append((f"s{shot_index}", None, list(range(len(members))), [s.uri for s in members]))
+        runs.append((f"s{shot_index}", None, list(range(len(members))), [s.thumb_slot for s in members]))
     rows: list[dict[str, Any]] = []
-    for label, track_id, positions, uris in runs:
+    for label, track_id, positions, slots in runs:
         for n, (start, stop) in enumerate(window_spans(len(positions), video.clip_length)):
-            images = [decode_png(store.get_bytes(store.key_of(u))) for u in uris[start:stop]]
-            if track_id is None:
-                images = [letterbox(image, video.face_crop_size) for image in images]
+            images = [spool.read(slot) for slot in slots[start:stop]]
             wid = window_id(asset_id, label, n)
             uri = store.put_bytes(ctx.derived_key(f"clips/c{label}_{n}.npy"), to_npy_bytes(np.stack(images)))
             chosen = positions[start:stop]
@@ -327,7 +363,11 @@ class VideoStage:
         return asset.media_type in ("video", "image")
 
     def run(self, ctx: StageContext) -> StageOutput:
-        with ctx.media_path() as path:
-            result = decode_and_sample(ctx, path, ctx.asset.media_type == "image", report=ctx.report)
-        ctx.report(0.92, "shots, tracks and windows")
-        return build_rows(ctx, result)
+        spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))
+        try:
+            with ctx.media_path() as path:
+                result = decode_and_sample(ctx, path, ctx.asset.media_type == "image", spool, report=ctx.report)
+            ctx.report(0.92, "shots, tracks and windows")
+            return build_rows(ctx, result)
+        finally:
+            spool.close()

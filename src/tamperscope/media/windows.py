@@ -67,9 +67,12 @@ def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
         ``size x size x 3`` uint8.
     """
     height, width = rgb.shape[:2]
+    while max(height, width) >= 2 * size:  # exact 2x area steps are fast; the last step is small and linear
+        rgb = cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+        height, width = rgb.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.zeros((size, size, 3), dtype=np.uint8)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     out[top:top + new_h, left:left + new_w] = resized

@@ -65,12 +65,14 @@ def _errors(schema: pa.DataFrameSchema, df: pd.DataFrame, table: str, key: str) 
         schema.validate(df, lazy=True)
     except SchemaErrors as exc:
         out: list[Failure] = []
-        cases = exc.failure_cases
-        for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+        cases = exc.failure_cases.copy()
+        frame_level = cases["schema_context"] == "DataFrameSchema"
+        cases["label"] = cases["check"].astype(str)
+        cases.loc[~frame_level, "label"] = cases["column"].astype(str) + " " + cases["check"].astype(str)
+        for label, group in cases.groupby("label", sort=True):
             keys = [str(df.iloc[int(i)][key]) if pd.notna(i) and key in df else str(v)
                     for i, v in zip(group["index"], group["failure_case"], strict=True)]
-            label = f"{column} {check}" if pd.notna(column) and column != schema.name else str(check)
-            out.append(Failure(table, label, sorted(set(keys))))
+            out.append(Failure(table, str(label), sorted(set(keys))))
         return out
     return []
 
@@ -95,11 +97,11 @@ def run_qa(ws: Workspace, *, max_label_skew: float = 0.2) -> list[Failure]:
 
     timed = assets[assets["media_type"].isin(["video", "audio"])].reset_index(drop=True)
     failures += _errors(pa.DataFrameSchema({
-        "duration_ms": pa.Column(float, pa.Check.gt(0, name="duration > 0"), coerce=True),
+        "duration_ms": pa.Column(float, pa.Check.gt(0, error="duration > 0"), coerce=True),
     }, name="assets"), timed, "assets", "asset_id")
     videos = assets[assets["media_type"] == "video"].reset_index(drop=True)
     failures += _errors(pa.DataFrameSchema({
-        "fps": pa.Column(float, pa.Check.in_range(*FPS_RANGE, name=f"fps in {FPS_RANGE}"), coerce=True),
+        "fps": pa.Column(float, pa.Check.in_range(*FPS_RANGE, error=f"fps in {FPS_RANGE}"), coerce=True),
     }, name="assets"), videos, "assets", "asset_id")
 
     analysed = assets[assets["asset_id"].isin(tables["analysed"]["asset_id"])
@@ -107,13 +109,13 @@ def run_qa(ws: Workspace, *, max_label_skew: float = 0.2) -> list[Failure]:
     shot_counts = tables["shots"].groupby("asset_id").size()
     per_asset = pd.DataFrame({"asset_id": analysed["asset_id"].to_numpy(),
                               "shots": analysed["asset_id"].map(shot_counts).fillna(0).astype(int).to_numpy()})
-    failures += _errors(pa.DataFrameSchema({"shots": pa.Column(int, pa.Check.ge(1, name=">= 1 shot per video"))},
+    failures += _errors(pa.DataFrameSchema({"shots": pa.Column(int, pa.Check.ge(1, error=">= 1 shot per video"))},
                                            name="shots"), per_asset, "shots", "asset_id")
     shots = tables["shots"][tables["shots"]["asset_id"].isin(analysed["asset_id"])].reset_index(drop=True)
     frame_counts = tables["frames"].groupby("shot_id").size()
     per_shot = pd.DataFrame({"shot_id": shots["shot_id"],
                              "frames": shots["shot_id"].map(frame_counts).fillna(0).astype(int)})
-    failures += _errors(pa.DataFrameSchema({"frames": pa.Column(int, pa.Check.ge(1, name=">= 1 frame per shot"))},
+    failures += _errors(pa.DataFrameSchema({"frames": pa.Column(int, pa.Check.ge(1, error=">= 1 frame per shot"))},
                                            name="frames"), per_shot, "frames", "shot_id")
 
     limits = assets.set_index("asset_id")
@@ -124,10 +126,10 @@ def run_qa(ws: Workspace, *, max_label_skew: float = 0.2) -> list[Failure]:
         df = df[df["asset_id"].map(limits["media_type"]) == "video"].copy()
         df["limit_ms"] = df["asset_id"].map(limit)
         df = df[df["limit_ms"].notna()].reset_index(drop=True)
-        checks = {c: pa.Column(float, pa.Check.ge(0, name=f"{c} >= 0"), coerce=True) for c in columns}
+        checks = {c: pa.Column(float, pa.Check.ge(0, error=f"{c} >= 0"), coerce=True) for c in columns}
         failures += _errors(pa.DataFrameSchema(checks, checks=[pa.Check(
             lambda d, cols=columns: (d[cols].max(axis=1) <= d["limit_ms"]),
-            name="timestamps inside duration")], name=table), df, table, key)
+            error="timestamps inside duration")], name=table), df, table, key)
 
     failures += split_failures(assets, max_label_skew=max_label_skew)
     return failures
@@ -153,7 +155,7 @@ def split_failures(assets: pd.DataFrame, *, max_label_skew: float = 0.2) -> list
     failures: list[Failure] = []
     subjects = split[split["subject"].notna()].groupby("subject")["split"].nunique().rename("splits").reset_index()
     failures += _errors(pa.DataFrameSchema({
-        "splits": pa.Column(int, pa.Check.le(1, name="subject in one split only")),
+        "splits": pa.Column(int, pa.Check.le(1, error="subject in one split only")),
     }, name="splits"), subjects, "splits", "subject")
     labelled = split[split["label"].notna()]
     if labelled["label"].nunique() > 1:
@@ -162,6 +164,6 @@ def split_failures(assets: pd.DataFrame, *, max_label_skew: float = 0.2) -> list
                   .reindex(columns=overall.index, fill_value=0.0))
         skew = (shares - overall).abs().max(axis=1).rename("skew").reset_index()
         failures += _errors(pa.DataFrameSchema({
-            "skew": pa.Column(float, pa.Check.le(max_label_skew, name=f"label share skew <= {max_label_skew}")),
+            "skew": pa.Column(float, pa.Check.le(max_label_skew, error=f"label share skew <= {max_label_skew}")),
         }, name="splits"), skew, "splits", "split")
     return failures

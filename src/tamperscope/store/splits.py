@@ -47,7 +47,7 @@ def assign_splits(subjects: Sequence[str], fractions: Mapping[str, float] | None
     >>> sorted(set(splits.values()))
     ['test', 'train']
     """
-    fractions = dict(fractions or DEFAULT_FRACTIONS)
+    fractions = dict(DEFAULT_FRACTIONS if fractions is None else fractions)
     if not fractions or any(v < 0 for v in fractions.values()) or sum(fractions.values()) <= 0:
         raise ValueError("fractions must be non-negative with a positive sum")
     total_share = sum(fractions.values())

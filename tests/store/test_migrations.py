@@ -1,0 +1,25 @@
+"""Migration 0002 adds the windows table, and downgrades cleanly."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
+
+from tamperscope.store.db import MIGRATIONS_DIR, Database
+from tamperscope.workspace import Workspace
+
+
+def test_windows_table_up_and_down(any_ws: Workspace) -> None:
+    db: Database = any_ws.db
+    columns = {c["name"] for c in inspect(db.engine).get_columns("windows")}
+    assert columns == {"window_id", "asset_id", "shot_id", "track_id", "t_start_ms", "t_end_ms", "frame_ids_json",
+                       "uri"}
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    assert "windows" not in inspect(db.engine).get_table_names()
+    db.upgrade()
+    assert "windows" in inspect(db.engine).get_table_names()

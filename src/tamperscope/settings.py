@@ -58,12 +58,12 @@ class TemporalSettings(BaseModel):
 
     long_side: int = Field(640, ge=160, description="long side of frames decoded for the dense landmark pass")
     max_fps: float = Field(30.0, ge=8.0, description="landmark frames per second in the dense pass (at most)")
-    range_pad_ms: int = Field(500, ge=0, description="padding around sampled face times for the dense pass")
+    range_pad_ms: int = Field(2000, ge=0, description="padding around sampled face times for the dense pass")
     min_face_s: float = Field(10.0, ge=1.0, description="face time needed for a blink-rate score")
     blink_drop: float = Field(0.3, gt=0.0, lt=1.0, description="relative eye-aspect-ratio drop marking a blink")
     max_offset_s: float = Field(1.0, ge=1.0, description="audio-video offset search window, +- seconds")
-    min_sync_confidence: float = Field(0.3, ge=0.0, le=1.0, description="offset confidence needed for a score")
-    min_bilabials: int = Field(5, ge=1, description="bilabial phones needed for a mismatch score")
+    min_sync_confidence: float = Field(0.4, ge=0.0, le=1.0, description="offset confidence needed for a score")
+    min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 
 class Settings(BaseSettings):

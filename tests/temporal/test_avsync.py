@@ -46,6 +46,16 @@ def test_offset_of_shifted_signals(offset_ms: float) -> None:
     assert unrelated is not None and unrelated.confidence < 0.3
 
 
+def test_offset_beyond_the_search_window_has_no_confidence() -> None:
+    env_t = np.arange(0, 8, 0.01)
+    env = np.convolve(np.random.default_rng(2).random(len(env_t)) ** 4, np.ones(12) / 12, mode="same")
+    video_t = np.arange(0, 8, 0.04)
+    just_beyond = estimate_offset(video_t, np.interp(video_t + 1.05, env_t, env), env_t, env, max_lag_s=1.0)
+    assert just_beyond is not None and just_beyond.offset_ms > 980 and just_beyond.confidence == 0.0
+    far = estimate_offset(video_t, np.interp(video_t + 1.5, env_t, env), env_t, env, max_lag_s=1.0)
+    assert far is not None and far.confidence < 0.3
+
+
 def test_offset_score_follows_bt1359_acceptability() -> None:
     assert offset_score(0.0) == 0.0 and offset_score(150.0) == 0.0 and offset_score(-80.0) == 0.0
     assert offset_score(500.0) == 1.0 and offset_score(-400.0) == 1.0

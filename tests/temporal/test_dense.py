@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tamperscope.temporal.dense import DenseTrack, dense_landmarks, guide_boxes, merge_ranges
-from tamperscope.temporal.tracks import span_mask, with_gaps
+from tamperscope.temporal.tracks import chain_tracks, span_mask, with_gaps
 
 
 def test_merge_ranges_pads_and_joins() -> None:
@@ -43,3 +43,16 @@ def test_guided_pass_matches_the_whole_frame_pass(make_clip, landmarks_of) -> No
     iod = np.linalg.norm(lm[0, 263, :2] - lm[0, 33, :2])
     error = np.linalg.norm(guided.landmarks[:, :, :2] - lm[inside, :, :2], axis=-1)
     assert np.median(error) < 0.05 * iod
+
+
+def test_chain_tracks_joins_fragments_of_one_face_and_not_a_second_face() -> None:
+    box = (100.0, 100.0, 130.0, 130.0)
+    elsewhere = (300.0, 100.0, 330.0, 130.0)
+    tracks = {
+        0: [(2600, box)],
+        1: [(4600, box), (4800, (102.0, 101.0, 132.0, 131.0))],
+        3: [(7500 + 125 * k, box) for k in range(8)],
+        5: [(7600, elsewhere), (7700, elsewhere)],  # a second person, overlapping in time
+        6: [(9200, elsewhere)],  # far from the main face
+    }
+    assert chain_tracks(tracks) == [3, 1, 0]

@@ -4,7 +4,8 @@
   (Chandrasekaran et al. [1]_). Both are resampled to 100 Hz, and the Pearson correlation between mouth
   opening at ``t`` and the envelope at ``t + lag`` is computed for every lag within ``+-max_lag_s``; the
   peak (refined by a parabola through its neighbours) is the offset. **Positive offsets mean the audio
-  lags the video.** Confidence = peak correlation x its prominence over the median correlation.
+  lags the video.** Confidence = peak correlation x its prominence over the median correlation, and 0
+  when the peak lies on the edge of the search window.
   The offset is scored against ITU-R BT.1359 [2]_: acceptable up to 185 ms of audio lag and 90 ms of
   audio lead; the score ramps to 1 at 400 ms lag / 300 ms lead. Dubbed or re-voiced videos drift or
   jump outside these limits; lip-sync generators are usually in sync but correlate weakly, which the
@@ -247,6 +248,8 @@ def estimate_offset(mouth_t_s: np.ndarray, mouth: np.ndarray, env_t_s: np.ndarra
     median = float(np.nanmedian(corr))
     prominence = (peak - median) / peak if peak > 0 else 0.0
     confidence = float(np.clip(peak, 0.0, 1.0) * np.clip(prominence, 0.0, 1.0))
+    if best < 2 or best > len(lags) - 3:
+        confidence = 0.0  # a peak on the edge of the search window is a bound, not an estimate
     return OffsetResult(refined * 1000.0 / RATE_HZ, confidence, peak, lags * 1000.0 / RATE_HZ, corr)
 
 

@@ -1,8 +1,10 @@
 """What the temporal stages read from the ``video`` stage: the face track to follow and the windows.
 
 The ``video`` stage tracks faces within each shot (track ids are unique per asset). The temporal stages
-follow, in each shot, the track seen on the most sampled frames (the main speaker); its sampled boxes
-guide the dense landmark pass and its clip windows receive the per-window rows.
+follow, in each shot, the track seen on the most sampled frames (the main speaker) together with the
+fragments of the same face that the detector lost and re-found (:func:`chain_tracks`); their sampled
+boxes guide the dense landmark pass, whose Face Mesh tracking also covers the frames where the detector
+missed the face, and their clip windows receive the per-window rows.
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
                 (int(frame.t_ms), box))  # type: ignore[arg-type]
     bounds = {s.shot_id: (s.t_start_ms, s.t_end_ms) for s in shots}
     for shot_id, tracks in per_shot.items():
-        main = max(tracks, key=lambda tid: (len(tracks[tid]), -tid))
-        plan.main_tracks.add(main)
-        plan.other_tracks.update(t for t in tracks if t != main)
-        samples = tracks[main]
+        chain = chain_tracks(tracks)
+        plan.main_tracks.update(chain)
+        plan.other_tracks.update(t for t in tracks if t not in chain)
+        samples = sorted(s for tid in chain for s in tracks[tid])
         plan.guides.extend(samples)
         lo, hi = bounds.get(shot_id, (0, 2**62))  # type: ignore[arg-type]
         start = max(lo, samples[0][0] - pad_ms)
@@ -82,6 +84,44 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
     plan.windows = [{"window_id": w.window_id, "track_id": w.track_id, "shot_id": w.shot_id,
                      "t_start_ms": w.t_start_ms, "t_end_ms": w.t_end_ms} for w in windows]
     return plan
+
+
+def chain_tracks(tracks: dict[int, list[tuple[int, Box]]]) -> list[int]:
+    """The main track of a shot plus the fragments of the same face (the detector drops and re-finds faces).
+
+    Starting from the track with the most samples, a track joins when its time span overlaps none of the
+    chosen tracks and its first or last box lies within one box side of the chosen sample nearest in time.
+
+    Parameters
+    ----------
+    tracks : dict
+        ``track_id -> [(t_ms, box), ...]`` of one shot, each in time order.
+
+    Returns
+    -------
+    list of int
+        Chosen track ids, main track first.
+    """
+    order = sorted(tracks, key=lambda tid: (-len(tracks[tid]), tid))
+    chosen = [order[0]]
+    for tid in order[1:]:
+        samples = tracks[tid]
+        start, end = samples[0][0], samples[-1][0]
+        if any(not (end < tracks[c][0][0] or start > tracks[c][-1][0]) for c in chosen):
+            continue
+        pool = [s for c in chosen for s in tracks[c]]
+        if all(_near(sample, pool) for sample in (samples[0], samples[-1])):
+            chosen.append(tid)
+    return chosen
+
+
+def _near(sample: tuple[int, Box], pool: list[tuple[int, Box]]) -> bool:
+    _, box = sample
+    _, other = min(pool, key=lambda s: abs(s[0] - sample[0]))
+    side = max(box[2] - box[0], box[3] - box[1], other[2] - other[0], other[3] - other[1])
+    dx = (box[0] + box[2] - other[0] - other[2]) / 2
+    dy = (box[1] + box[3] - other[1] - other[3]) / 2
+    return bool(np.hypot(dx, dy) <= side)
 
 
 def with_gaps(track: DenseTrack, ranges_ms: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,29 @@
+"""Classical image forensics: one detector per module behind a small registry.
+
+Detectors (``registry.DETECTORS``): ``ela`` (error level analysis), ``noise`` (NOI local noise level),
+``srm`` (rich-model residuals), ``spectrum`` (resampling periodicity, azimuthal spectrum), ``lbp`` (texture),
+``copymove_keypoint`` (SIFT g2NN + RANSAC), ``copymove_block`` (DCT blocks), ``jpeg_dq`` (aligned double
+quantisation), ``jpeg_ghost`` (JPEG ghosts). Each is a pure ``analyze(image, *, context, params)`` returning a
+:class:`~tamperscope.forensics.base.DetectorResult`; :func:`analyze_image` runs them all. The pipeline stage
+lives in :mod:`tamperscope.forensics.stage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tamperscope.forensics.base import AnalysisContext, Detector, DetectorResult
+from tamperscope.forensics.registry import DETECTORS, all_detectors, load_detector
+
+__all__ = ["DETECTORS", "AnalysisContext", "Detector", "DetectorResult", "all_detectors", "analyze_image",
+           "load_detector"]
+
+
+def analyze_image(image: np.ndarray, *, jpeg_bytes: bytes | None = None, names: list[str] | None = None,
+                  params: dict[str, dict[str, Any]] | None = None) -> dict[str, DetectorResult]:
+    """Run the registered detectors (or ``names``) on one RGB ``uint8`` image, sharing one context."""
+    context = AnalysisContext(jpeg_bytes=jpeg_bytes)
+    return {d.name: d.analyze(image, context=context, params=(params or {}).get(d.name))
+            for d in all_detectors(names)}

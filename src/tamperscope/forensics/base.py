@@ -1,0 +1,163 @@
+"""The detector contract and the small helpers every classical detector shares.
+
+A detector is a pure function of an RGB ``uint8`` array (plus an :class:`AnalysisContext` carrying the original
+encoded bytes where a method needs them) to a :class:`DetectorResult`: a score in [0, 1] (higher = more likely
+manipulated), a ``float32`` map at image resolution, the parameters used and the detector version.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import cv2
+import numpy as np
+
+cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    """What one detector says about one image.
+
+    Attributes
+    ----------
+    score : float
+        Image-level manipulation score in [0, 1].
+    map : numpy.ndarray
+        ``float32`` H x W localisation map in [0, 1] (higher = more suspicious), at image resolution.
+    params : dict
+        The parameters the detector ran with.
+    version : str
+        The detector version.
+    evidence : dict
+        Optional extra, JSON-serialisable findings (estimated periods, match counts, ...).
+    """
+
+    score: float
+    map: np.ndarray
+    params: dict[str, Any]
+    version: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AnalysisContext:
+    """Inputs beyond the pixels, and a per-image cache shared by detectors (e.g. re-compressions).
+
+    Parameters
+    ----------
+    jpeg_bytes : bytes or None
+        The original encoded file when it is a JPEG; needed by the double-quantisation detector.
+    """
+
+    jpeg_bytes: bytes | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def gray(self, image: np.ndarray) -> np.ndarray:
+        """The BT.601 luma of ``image`` as ``uint8`` (cached per image)."""
+        key = ("gray", id(image))
+        if key not in self._cache:
+            self._cache[key] = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def recompressed(self, image: np.ndarray, quality: int) -> np.ndarray:
+        """``gray(image)`` re-encoded as a baseline JPEG at ``quality`` and decoded again (cached)."""
+        key = ("jpeg", id(image), quality)
+        if key not in self._cache:
+            ok, buf = cv2.imencode(".jpg", self.gray(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:  # pragma: no cover - OpenCV always encodes uint8 gray
+                raise ValueError("JPEG re-encoding failed")
+            self._cache[key] = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def jpeg_luma(self) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The decoder's own Y plane and the quantisation tables of :attr:`jpeg_bytes`, or ``None``."""
+        if self.jpeg_bytes is None:
+            return None
+        if "luma" not in self._cache:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(self.jpeg_bytes)) as img:
+                if img.format != "JPEG":
+                    self._cache["luma"] = None
+                else:
+                    tables = [np.asarray(t, dtype=np.float64) for _, t in sorted(img.quantization.items())]
+                    img.draft("L", img.size)
+                    y = np.asarray(img.convert("L"))
+                    self._cache["luma"] = (y, tables)
+        return self._cache["luma"]  # type: ignore[no-any-return]
+
+
+class Detector(Protocol):
+    """A classical forensic detector: pixels (and context) in, score and map out."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]]
+
+    def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
+                params: dict[str, Any] | None = None) -> DetectorResult: ...
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate an RGB ``uint8`` H x W x 3 array (gray arrays are expanded), returning it C-contiguous."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"image: expected uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image: expected H x W x 3, got shape {image.shape}")
+    if min(image.shape[:2]) < 16:
+        raise ValueError(f"image: at least 16 x 16 pixels needed, got {image.shape[:2]}")
+    return np.ascontiguousarray(image)
+
+
+def merge_params(defaults: dict[str, Any], params: dict[str, Any] | None) -> dict[str, Any]:
+    """Defaults overridden by ``params``; unknown keys raise ``ValueError``."""
+    merged = dict(defaults)
+    for key, value in (params or {}).items():
+        if key not in defaults:
+            raise ValueError(f"params: unknown parameter {key!r}; known: {', '.join(sorted(defaults))}")
+        merged[key] = value
+    return merged
+
+
+def block_reduce(values: np.ndarray, block: int, func: str = "mean") -> np.ndarray:
+    """Reduce non-overlapping ``block`` x ``block`` tiles of a 2-D array (edges cropped) by mean or median."""
+    h, w = (values.shape[0] // block) * block, (values.shape[1] // block) * block
+    tiles = values[:h, :w].reshape(h // block, block, w // block, block).swapaxes(1, 2).reshape(
+        h // block, w // block, block * block)
+    if func == "median":
+        return np.median(tiles, axis=2)
+    return tiles.mean(axis=2)
+
+
+def upsample(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a (block-level) map to ``shape`` (H, W) with bilinear interpolation, as ``float32``."""
+    resized = cv2.resize(values.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0).astype(np.float32)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """``(x - median) / (1.4826 MAD)`` with a floor on the scale, for outlier maps."""
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med))) * 1.4826
+    return (values - med) / max(mad, 1e-6 + 1e-3 * abs(med))
+
+
+def outlier_map(values: np.ndarray, z0: float = 2.0, z1: float = 6.0) -> np.ndarray:
+    """Map robust z-scores linearly from [z0, z1] to [0, 1] (one-sided: only high values are suspicious)."""
+    return np.clip((robust_z(values) - z0) / (z1 - z0), 0.0, 1.0)
+
+
+def outlier_score(heat: np.ndarray, min_fraction: float = 0.005) -> float:
+    """Image-level score of a [0, 1] heat map: the mean heat of its top ``max(min_fraction, 2 %)`` cells.
+
+    A compact suspicious region of at least ``min_fraction`` of the image drives the score towards 1; uniform
+    or scattered low heat keeps it low.
+    """
+    flat = np.sort(heat.ravel())[::-1]
+    k = max(1, round(max(min_fraction, 0.02) * flat.size))
+    return float(np.clip(flat[:k].mean(), 0.0, 1.0))

@@ -101,3 +101,17 @@ def test_detection_frame_is_small_bgr() -> None:
     small = detection_frame(rgb)
     assert small.shape == (144, 256, 3)
     assert small[..., 2].min() == 255 and small[..., 0].max() == 0
+
+
+def test_resolution_change_mid_stream_keeps_one_output_size(tmp_path: Path) -> None:
+    parts = []
+    for n, size in enumerate(["320x240", "640x360"]):
+        part = tmp_path / f"p{n}.ts"
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt",
+               "yuv420p", str(part))
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    frames = _frames(joined)
+    assert len(frames) == 50
+    assert {f.rgb.shape for f in frames} == {(192, 256, 3)}

@@ -8,19 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from skimage import data
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.media.stage import decode_png
-from tamperscope.media.synthetic import video_with_known_cuts
+from tamperscope.media.synthetic import face_video, video_with_known_cuts
 from tamperscope.media.windows import load_window
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings
 from tamperscope.store.models import Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
-from tests.conftest import ffmpeg
 
 
 def _rows(ws: Workspace, asset_id: str) -> tuple[list[Shot], list[Frame], list[Window]]:
@@ -81,12 +78,7 @@ def test_shots_frames_and_windows(cut_ws: Workspace, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_faces_tracks_and_face_windows(ws: Workspace, tmp_path: Path) -> None:
-    still = tmp_path / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(still)
-    video = tmp_path / "face.mp4"
-    ffmpeg("-loop", "1", "-i", str(still), "-vf",
-           "zoompan=z='1.2+0.1*sin(on/20)':x='iw/2-(iw/zoom/2)-60+30*sin(on/15)':y='ih/3-(ih/zoom/3)':d=1:"
-           "s=480x480:fps=25", "-frames:v", "75", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video))
+    video = face_video(tmp_path / "face.mp4", seconds=2.5, size="480x270")
     asset_id = ingest_path(ws, video).asset_id
     assert not analyze_asset(ws, asset_id, only=["video"]).failed
     shots, frames, windows = _rows(ws, asset_id)

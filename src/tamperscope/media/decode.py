@@ -135,6 +135,7 @@ class VideoReader:
             duration = int(self._container.duration / 1000)
         self.info = VideoInfo(fps=float(rate) if rate else 25.0, duration_ms=duration,
                               frame_count=self._stream.frames or None)
+        self.decode_error: str | None = None
         start = self._container.start_time
         self._start_s = Fraction(start, 1_000_000) if start is not None else Fraction(0)
 
@@ -148,7 +149,8 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def _graph(self, frame: av.VideoFrame) -> av.filter.Graph:
+    def _graph(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> tuple[av.filter.Graph, tuple[int, int]]:
+        """Filter graph for frames shaped like ``frame``; output ``size`` (computed from it when None)."""
         sar = self._stream.codec_context.sample_aspect_ratio or self._stream.sample_aspect_ratio
         sar_f = float(sar) if sar else 1.0
         rotation = float(frame.rotation or 0)
@@ -156,9 +158,10 @@ class VideoReader:
         filters = _rotation_filters(rotation)
         if filters and filters[0][0] == "transpose":
             display_w, display_h = display_h, display_w
-        out_w, out_h = normalised_size(round(display_w), round(display_h), self.long_side)
+        out_w, out_h = size or normalised_size(round(display_w), round(display_h), self.long_side)
         graph = av.filter.Graph()
-        nodes = [graph.add_buffer(template=self._stream)]
+        nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                  time_base=self._stream.time_base)]
         # Scale in the source pixel format (SIMD area averaging), convert to RGB at the small size: 2x faster
         # than scaling straight into rgb24.
         for name, args in [*filters, ("scale", f"{out_w}:{out_h}:flags=area"), ("format", frame.format.name),
@@ -168,7 +171,7 @@ class VideoReader:
         for upstream, downstream in itertools.pairwise(nodes):
             upstream.link_to(downstream)
         graph.configure()
-        return graph
+        return graph, (out_w, out_h)
 
     def _t_ms(self, frame: av.VideoFrame, fallback_index: int) -> int:
         if frame.pts is None or frame.time_base is None:
@@ -178,11 +181,15 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         graph: av.filter.Graph | None = None
+        shape: tuple[int, int, str] | None = None
+        size: tuple[int, int] | None = None
         index = 0
         try:
             for frame in self._container.decode(self._stream):
-                if graph is None:
-                    graph = self._graph(frame)
+                if (frame.width, frame.height, frame.format.name) != shape:  # first frame, or a mid-stream change
+                    shape = (frame.width, frame.height, frame.format.name)
+                    graph, size = self._graph(frame, size)
+                assert graph is not None
                 key = bool(frame.key_frame)
                 t_ms = self._t_ms(frame, index)
                 graph.push(frame)
@@ -193,6 +200,7 @@ class VideoReader:
             if index == 0:
                 raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot decode {self.path.name}: {exc}") \
                     from exc
+            self.decode_error = f"decoding stopped after {index} frames: {exc}"
 
 
 def read_image(path: Path, *, long_side: int) -> DecodedFrame:

@@ -181,6 +181,7 @@ class DecodeResult:
     frame_times: array[int]
     fps: float
     frames_decoded: int
+    decode_error: str | None = None
 
 
 def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spool,
@@ -234,7 +235,7 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
                 sampler.add_cut(cut.index)
             pipeline.submit(sampler.flush())
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=list(detector.cuts), frame_times=times,
-                                fps=fps, frames_decoded=len(times))
+                                fps=fps, frames_decoded=len(times), decode_error=reader.decode_error)
     finally:
         pipeline.close()
         if analyzer is not None:
@@ -315,6 +316,7 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
         "frames_sampled": len(frames), "cuts_merged_without_samples": merged,
         "cuts_by_detector": {d: sum(1 for c in kept if c.detector == d) for d in sorted({c.detector for c in kept})},
         "faces": sum(len(f["faces_json"]) for f in frames), "tracks": next_track, "windows": len(windows),
+        "decode_error": result.decode_error,
     }
     return StageOutput(shots=shots, frames=frames, windows=windows, summary=summary)
 

@@ -105,3 +105,41 @@ def video_with_known_cuts(path: Path, lengths: list[int], *, rate: int = 30, siz
                     "-c:v", "libx264", "-preset", preset, "-g", str(gop), "-pix_fmt", "yuv420p", "-r", str(rate),
                     str(path)], check=True)
     return KnownCuts(path=path, cuts=cuts, dissolves=dissolves, frames=position)
+
+
+def face_video(path: Path, *, seconds: float = 4.0, size: str = "640x360", rate: int = 30,
+               preset: str = "veryfast") -> Path:
+    """An H.264 MP4 of one face: scikit-image's ``astronaut`` (top, 16:9 crop) slowly zoomed and panned.
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    seconds : float
+        Duration.
+    size : str
+        ``WxH`` output size (16:9 keeps the face undistorted).
+    rate : int
+        Frame rate.
+    preset : str
+        x264 preset.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from PIL import Image
+    from skimage import data
+
+    still = path.with_suffix(".still.png")
+    Image.fromarray(data.astronaut()[:288]).save(still)
+    frames = round(seconds * rate)
+    zoom = "zoompan=z='1.15+0.15*sin(on/45)':x='(iw-iw/zoom)*(0.3+0.15*sin(on/35))':y='(ih-ih/zoom)*0.2':d=1"
+    try:
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-loop", "1", "-i", str(still), "-vf",
+                        f"scale=1024:576,{zoom}:s={size}:fps={rate}", "-frames:v", str(frames), "-c:v", "libx264",
+                        "-preset", preset, "-pix_fmt", "yuv420p", str(path)], check=True)
+    finally:
+        still.unlink(missing_ok=True)
+    return path

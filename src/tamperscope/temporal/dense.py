@@ -18,11 +18,14 @@ import io
 import json
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.media.decode import VideoReader
 from tamperscope.temporal.mesh import N_LANDMARKS
 
@@ -200,7 +203,8 @@ def cache_key(asset_id: str, *parts: object) -> str:
     return f"derived/{asset_id}/temporal/dense-{digest}.npz"
 
 
-def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, ranges_ms: list[tuple[int, int]],
+def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Callable[[], AbstractContextManager[Path]],
+                           ranges_ms: list[tuple[int, int]],
                            *, long_side: int, max_fps: float,
                            guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
                            guide_size: tuple[int, int] | None = None) -> tuple[DenseTrack, str]:
@@ -224,9 +228,9 @@ def cached_dense_landmarks(store: object, asset_id: str, path_factory: object, r
     """
     key = cache_key(asset_id, ranges_ms, long_side, max_fps, guides, guide_size)
     with _asset_lock(asset_id):
-        if store.exists(key):  # type: ignore[attr-defined]
-            return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)  # type: ignore[attr-defined]
-        with path_factory() as path:  # type: ignore[operator]
+        if store.exists(key):
+            return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)
+        with path_factory() as path:
             track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps, guides=guides,
                                     guide_size=guide_size)
-        return track, store.put_bytes(key, track.to_bytes())  # type: ignore[attr-defined]
+        return track, store.put_bytes(key, track.to_bytes())

@@ -55,7 +55,7 @@ def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any]
 def npz_bytes(**arrays: np.ndarray) -> bytes:
     """Compressed ``.npz`` bytes of named arrays."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
 
 

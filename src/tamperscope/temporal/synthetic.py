@@ -188,9 +188,8 @@ class _Animator:
             cv2.polylines(image, [(lower - np.array([0.0, 0.25 * eye_h])).astype(np.int32)], False,
                           (skin * 0.45).tolist(), max(1, round(0.12 * eye_h)), cv2.LINE_AA)
             cv2.fillPoly(mask, [poly], 1.0)
-        mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-        mask = cv2.GaussianBlur(mask, (0, 0), 1.5)[..., None]
-        return image, mask
+        soft = cv2.GaussianBlur(cv2.dilate(mask, np.ones((5, 5), np.uint8)), (0, 0), 1.5)
+        return image, np.asarray(soft, np.float32)[..., None]
 
     def frame(self, mouth: float, eyes: float, face_pose: np.ndarray | None, head_pose: np.ndarray) -> np.ndarray:
         base = self.rig.image

@@ -59,6 +59,8 @@ class TemporalSettings(BaseModel):
     long_side: int = Field(640, ge=160, description="long side of frames decoded for the dense landmark pass")
     max_fps: float = Field(30.0, ge=8.0, description="landmark frames per second in the dense pass (at most)")
     range_pad_ms: int = Field(2000, ge=0, description="padding around sampled face times for the dense pass")
+    max_dense_s: float = Field(600.0, ge=10.0, description="most seconds of video in the dense pass (evenly "
+                               "spaced 10 s chunks beyond)")
     min_face_s: float = Field(10.0, ge=1.0, description="face time needed for a blink-rate score")
     blink_drop: float = Field(0.3, gt=0.0, lt=1.0, description="relative eye-aspect-ratio drop marking a blink")
     max_offset_s: float = Field(1.0, ge=1.0, description="audio-video offset search window, +- seconds")

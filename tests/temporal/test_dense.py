@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamperscope.temporal.dense import DenseTrack, dense_landmarks, guide_boxes, merge_ranges
+from tamperscope.temporal.dense import DenseTrack, dense_landmarks, guide_boxes, limit_ranges, merge_ranges
 from tamperscope.temporal.tracks import chain_tracks, span_mask, with_gaps
 
 
@@ -56,3 +56,12 @@ def test_chain_tracks_joins_fragments_of_one_face_and_not_a_second_face() -> Non
         6: [(9200, elsewhere)],  # far from the main face
     }
     assert chain_tracks(tracks) == [3, 1, 0]
+
+
+def test_limit_ranges_keeps_evenly_spaced_chunks() -> None:
+    short = [(0, 5000), (8000, 20000)]
+    assert limit_ranges(short, 60_000) == short
+    long = [(0, 3_600_000)]
+    kept = limit_ranges(long, 600_000)
+    assert len(kept) == 60 and sum(b - a for a, b in kept) == 600_000
+    assert kept[0] == (0, 10_000) and kept[-1] == (3_590_000, 3_600_000)

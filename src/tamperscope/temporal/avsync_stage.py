@@ -79,7 +79,8 @@ class AVSyncStage:
             return StageOutput(detections=not_applicable(MODULES, "no speech detected", params),
                                summary={"audio": True, "speech_segments": 0})
         with ctx.read_session() as session:
-            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms)
+            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms,
+                             budget_ms=round(cfg.max_dense_s * 1000))
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
                                summary={"audio": True, "faces": 0})

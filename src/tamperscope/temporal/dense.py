@@ -84,6 +84,35 @@ def merge_ranges(times_ms: list[int], *, pad_ms: int, max_gap_ms: int = 1500) ->
     return [(max(0, a - pad_ms), b + pad_ms) for a, b in ranges]
 
 
+def limit_ranges(ranges_ms: list[tuple[int, int]], budget_ms: int, *, chunk_ms: int = 10_000) -> list[tuple[int, int]]:
+    """At most ``budget_ms`` of the ranges: evenly spaced chunks of ``chunk_ms`` when they are longer.
+
+    Bounds the dense pass (time and the ``N x 478 x 3`` array) on long videos while still sampling the
+    whole duration; blink rates and pose statistics are then estimated on the chunks.
+
+    Parameters
+    ----------
+    ranges_ms : list of tuple of int
+        Sorted, non-overlapping ``(start_ms, end_ms)`` ranges.
+    budget_ms : int
+        Most milliseconds kept.
+    chunk_ms : int
+        Length of the kept chunks.
+
+    Returns
+    -------
+    list of tuple of int
+        The ranges themselves when within budget, else the chosen chunks in time order.
+    """
+    total = sum(b - a for a, b in ranges_ms)
+    if total <= budget_ms:
+        return list(ranges_ms)
+    chunks = [(t, min(t + chunk_ms, b)) for a, b in ranges_ms for t in range(a, b, chunk_ms)]
+    keep = max(1, budget_ms // chunk_ms)
+    picks = np.unique(np.linspace(0, len(chunks) - 1, keep).round().astype(int))
+    return [chunks[i] for i in picks]
+
+
 def guide_boxes(guides: list[tuple[int, tuple[float, float, float, float]]], t_ms: int) -> tuple[float, float, float]:
     """Patch centre and side at ``t_ms``, interpolated between the sampled face boxes of a track.
 

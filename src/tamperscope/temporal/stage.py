@@ -100,7 +100,8 @@ class TemporalStage:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
         with ctx.read_session() as session:
-            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms)
+            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms,
+                             budget_ms=round(cfg.max_dense_s * 1000))
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
                                summary={"faces": 0})

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tamperscope.store.models import Frame, Shot, Window
-from tamperscope.temporal.dense import DenseTrack
+from tamperscope.temporal.dense import DenseTrack, limit_ranges
 
 Box = tuple[float, float, float, float]
 
@@ -39,7 +39,7 @@ class FacePlan:
         return bool(self.guides)
 
 
-def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
+def load_plan(session: Session, asset_id: str, *, pad_ms: int, budget_ms: int | None = None) -> FacePlan:
     """Main face track per shot, its guide boxes and padded time ranges, windows and shots.
 
     Parameters
@@ -49,6 +49,8 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
     asset_id : str
     pad_ms : int
         Padding of each shot's face range (clipped to the shot).
+    budget_ms : int, optional
+        Most milliseconds for the dense pass (:func:`~tamperscope.temporal.dense.limit_ranges`).
 
     Returns
     -------
@@ -79,6 +81,8 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int) -> FacePlan:
         plan.ranges_ms.append((int(start), int(end)))
     plan.guides.sort(key=lambda g: g[0])
     plan.ranges_ms.sort()
+    if budget_ms is not None:
+        plan.ranges_ms = limit_ranges(plan.ranges_ms, budget_ms)
     windows = session.execute(select(Window).where(Window.asset_id == asset_id)
                               .order_by(Window.t_start_ms)).scalars().all()
     plan.windows = [{"window_id": w.window_id, "track_id": w.track_id, "shot_id": w.shot_id,

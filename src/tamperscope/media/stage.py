@@ -354,7 +354,7 @@ class VideoStage:
     """Shots, sampled frames, faces and clip windows for every video and image."""
 
     name: ClassVar[str] = "video"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"
     requires: ClassVar[tuple[str, ...]] = ()
     owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
 

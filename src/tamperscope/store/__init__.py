@@ -12,6 +12,7 @@ from tamperscope.store.models import (
     Report,
     Shot,
     StageRun,
+    Window,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Report",
     "Shot",
     "StageRun",
+    "Window",
 ]

@@ -44,6 +44,9 @@ MODULES = ("avsync.offset", "avsync.bilabial")
 # Mismatch rates mapped onto 0..1. Recognised phones are noisy (pocketsphinx phone loop), so real speech
 # already shows some mismatches (0.2 on the synthetic clips, up to 0.6 on a few real bilabials); provisional.
 BILABIAL_RANGE = (0.5, 0.9)
+# Seconds of context around a clip window or speech segment for its local offset: 2 s give too few
+# independent envelope samples for a trustworthy peak.
+WINDOW_CONTEXT_S = 6.0
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -118,7 +121,7 @@ class AVSyncStage:
             lo, hi = window["t_start_ms"] / 1000.0, window["t_end_ms"] / 1000.0
             if not any(s < hi and e > lo for s, e in segments):
                 continue
-            centre, half = (lo + hi) / 2, max(hi - lo, 2.0) / 2
+            centre, half = (lo + hi) / 2, max(hi - lo, WINDOW_CONTEXT_S) / 2
             local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s,
                                     span=(centre - half, centre + half))
             wspan = (window["t_start_ms"], window["t_end_ms"])
@@ -138,8 +141,9 @@ class AVSyncStage:
                  env: np.ndarray, phones: list[Phone], threshold: float, max_lag_s: float,
                  offset_s: float) -> dict[str, Any]:
         start, end = segment
+        centre, half = (start + end) / 2, max(end - start + 0.5, WINDOW_CONTEXT_S) / 2
         local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=max_lag_s,
-                                span=(start - 0.25, end + 0.25)) if end - start >= 1.5 else None
+                                span=(centre - half, centre + half)) if end - start >= 1.5 else None
         check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold, span=segment)
         return {"start_ms": round(start * 1000), "end_ms": round(end * 1000),
                 "offset_ms": round(local.offset_ms, 1) if local else None,

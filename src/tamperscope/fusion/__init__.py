@@ -1,0 +1,27 @@
+"""Fusion: one calibrated manipulation probability and a band per asset, from named branches of evidence.
+
+How it fits together
+--------------------
+* :mod:`.branches` -- a **Branch registry**. A :class:`~.branches.Branch` names a feature group, the stage that
+  writes its rows, its feature names, and an ``extract(rows) -> {feature: value} | None`` function over the
+  asset's detection rows. ``None`` means "this branch has no evidence" (stage absent, no face, no audio) and is
+  *masked* by the model (feature at its training mean + explicit ``<branch>.missing`` = 1), never read as 0.
+  Built in: ``forensics`` (max score per classical detector over windows) and ``metadata`` (flag count).
+* :mod:`.model` -- :class:`~.model.FusionModel`: standardisation, logistic-regression coefficients, Platt
+  calibration and a :class:`~.policy.ThresholdPolicy`, stored as JSON in ``fusion/artifacts/<model_id>.json``
+  together with its training manifest and metrics (AUC, ECE, reliability curve). :func:`~.model.fit` builds one.
+* :mod:`.policy` -- probability -> ``likely_real`` / ``unsure`` / ``likely_manipulated``; see
+  ``docs/threshold-policy.md``. The policy version is stored in every verdict's evidence.
+* :mod:`.stage` -- :class:`~.stage.FusionStage` picks the artifact for the asset's media type
+  (``MODEL_FOR_MEDIA``), extracts the artifact's branches and writes one ``fusion`` detection on ``asset``.
+
+Extending (e.g. a ``video-v2`` model with frame/clip/temporal/AV branches)
+-------------------------------------------------------------------------
+1. ``register_branch(Branch("deep_clip", "deep", ("max", "mean"), extract_fn))`` in your own module, imported
+   from :mod:`.branches`' registrations (add one import line at the end of ``branches.py``).
+2. Build training samples ``({branch: features or None}, label)`` and call
+   ``fit("video-v2", {"forensics": [...], "deep_clip": [...], ...}, train, cal)``; write
+   ``model.to_json()`` to ``fusion/artifacts/video-v2.json``.
+3. Set ``MODEL_FOR_MEDIA["video"] = "video-v2"`` in :mod:`.stage`. Nothing else changes: the stage only evaluates
+   the branches the artifact lists, and missing ones are masked.
+"""

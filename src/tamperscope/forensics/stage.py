@@ -1,0 +1,107 @@
+"""The ``forensics`` pipeline stage: every detector on the image (or on a video's keyframes and sampled frames).
+
+Images are analysed at full resolution from the stored original (the raw bytes are the JPEG context); videos
+use the frames the ``video`` stage stored (keyframes first, then an even spread over shots, capped at
+``settings.forensics.max_frames_per_video``). Each (detector, window) gives one detection whose map is stored
+as a heatmap PNG (``saliency_uri``) and as an overlay on the analysed image (``overlay_uri``).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+
+from tamperscope.forensics import analyze_image
+from tamperscope.forensics.registry import DETECTORS, load_detector
+from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.settings import Settings
+from tamperscope.store.models import Asset, Frame
+
+
+def heatmap_png(heat: np.ndarray) -> bytes:
+    """A [0, 1] map as an 8-bit JET colour PNG (deterministic encoder settings)."""
+    colour = cv2.applyColorMap(np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    ok, buf = cv2.imencode(".png", colour, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> bytes:
+    """The heat map blended over the RGB image, weighted by the heat itself, as a PNG."""
+    colour = cv2.applyColorMap(np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR).astype(np.float32)
+    weight = (alpha * heat)[:, :, None]
+    blended = np.clip(bgr * (1 - weight) + colour.astype(np.float32) * weight + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", blended, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:  # pragma: no cover
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def pick_frames(frames: list[Frame], cap: int) -> list[Frame]:
+    """Keyframes first, then the remaining frames spread evenly over time, at most ``cap`` in time order."""
+    keys = [f for f in frames if f.keyframe]
+    rest = [f for f in frames if not f.keyframe]
+    chosen = keys[:cap]
+    room = cap - len(chosen)
+    if room > 0 and rest:
+        idx = np.unique(np.linspace(0, len(rest) - 1, min(room, len(rest))).round().astype(int))
+        chosen += [rest[i] for i in idx]
+    return sorted(chosen, key=lambda f: f.t_ms)
+
+
+class ForensicsStage:
+    """Classical image forensics on images and on video frames."""
+
+    name: ClassVar[str] = "forensics"
+    version: ClassVar[str] = "1.0"
+    requires: ClassVar[tuple[str, ...]] = ("video",)
+    owns_tables: ClassVar[tuple[str, ...]] = ()
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return {"detectors": {n: load_detector(n).version for n in DETECTORS},
+                "max_frames_per_video": settings.forensics.max_frames_per_video}
+
+    def applies_to(self, asset: Asset) -> bool:
+        return asset.media_type in ("image", "video")
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        out = StageOutput()
+        if ctx.asset.media_type == "image":
+            with ctx.media_path() as path:
+                data = path.read_bytes()
+            with Image.open(io.BytesIO(data)) as img:
+                image = np.asarray(img.convert("RGB"))
+                is_jpeg = img.format == "JPEG"
+            jobs: list[tuple[str, np.ndarray, bytes | None, int | None]] = [
+                ("asset", image, data if is_jpeg else None, None)]
+        else:
+            with ctx.read_session() as s:
+                frames = list(s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id,
+                                                            Frame.uri.is_not(None)).order_by(Frame.t_ms)))
+                for f in frames:
+                    s.expunge(f)
+            jobs = []
+            for f in pick_frames(frames, ctx.settings.forensics.max_frames_per_video):
+                png = ctx.ws.store.get_bytes(ctx.ws.store.key_of(f.uri or ""))
+                with Image.open(io.BytesIO(png)) as img:
+                    jobs.append((f.frame_id, np.asarray(img.convert("RGB")), None, f.t_ms))
+        for n, (window, image, data, t_ms) in enumerate(jobs):
+            ctx.report(n / max(len(jobs), 1), f"window {window}")
+            tag = window.rsplit(":", 1)[-1]
+            for name, result in analyze_image(image, jpeg_bytes=data).items():
+                saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(result.map))
+                overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
+                                                 overlay_png(image, result.map))
+                out.detections.append(DetectionRecord(
+                    module_name=f"forensics.{name}", module_version=result.version, window_id=window,
+                    score=float(result.score), t_start_ms=t_ms, t_end_ms=t_ms, params=result.params,
+                    evidence=result.evidence, saliency_uri=saliency, overlay_uri=overlay))
+        out.summary = {"windows": len(jobs), "detections": len(out.detections)}
+        return out

@@ -1,0 +1,56 @@
+"""The ``fusion`` stage: one calibrated verdict per asset from every registered branch's detections."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+
+from tamperscope.fusion.branches import BRANCHES, Row
+from tamperscope.fusion.model import FusionModel, load_model
+from tamperscope.pipeline.registry import STAGES
+from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.settings import Settings
+from tamperscope.store.models import Asset, Detection
+
+#: model artifact per media type; a later ``video-v2`` replaces the video entry
+MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1", "video": "image-v1"}
+
+
+class FusionStage:
+    """Branch features -> calibrated probability -> band, stored as a ``fusion`` detection on ``asset``."""
+
+    name: ClassVar[str] = "fusion"
+    version: ClassVar[str] = "1.0"
+    requires: ClassVar[tuple[str, ...]] = tuple(
+        s for s in ("metadata", "forensics", "temporal", "avsync", "deep") if s in STAGES)
+    owns_tables: ClassVar[tuple[str, ...]] = ()
+
+    def _model(self, media_type: str | None) -> FusionModel:
+        return load_model(MODEL_FOR_MEDIA.get(media_type or "", "image-v1"))
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return {"models": {m: load_model(mid).policy.version for m, mid in MODEL_FOR_MEDIA.items()}}
+
+    def applies_to(self, asset: Asset) -> bool:
+        return asset.media_type in MODEL_FOR_MEDIA
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        model = self._model(ctx.asset.media_type)
+        with ctx.read_session() as s:
+            rows = [Row(d.module_name, d.window_id, d.score, d.status, d.evidence_json)
+                    for d in s.scalars(select(Detection).where(Detection.asset_id == ctx.asset.asset_id,
+                                                               Detection.stage != self.name))]
+        values = {b: BRANCHES[b].extract(rows) for b in model.branches}
+        probability, contributions = model.probability(values)
+        band = model.policy.band(probability)
+        evidence = {"policy_version": model.policy.version, "model_id": model.model_id,
+                    "branches_present": [b for b, v in values.items() if v is not None],
+                    "branches_missing": [b for b, v in values.items() if v is None],
+                    "contributions": {k: round(v, 5) for k, v in contributions.items()},
+                    "features": {b: v for b, v in values.items() if v is not None}}
+        record = DetectionRecord(module_name="fusion", module_version=f"{self.version}+{model.model_id}",
+                                 window_id="asset", score=probability, params={"model_id": model.model_id},
+                                 logits={"logit": sum(contributions.values()) + model.intercept},
+                                 threshold=model.policy.high, band=band, evidence=evidence)
+        return StageOutput(detections=[record], summary={"probability": probability, "band": band})

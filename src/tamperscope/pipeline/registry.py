@@ -13,8 +13,10 @@ from tamperscope.pipeline.stage import Stage
 STAGES: dict[str, str] = {
     "metadata": "tamperscope.probe.stage:MetadataStage",
     "video": "tamperscope.media.stage:VideoStage",
+    "forensics": "tamperscope.forensics.stage:ForensicsStage",
     "temporal": "tamperscope.temporal.stage:TemporalStage",
     "avsync": "tamperscope.temporal.avsync_stage:AVSyncStage",
+    "fusion": "tamperscope.fusion.stage:FusionStage",
 }
 
 

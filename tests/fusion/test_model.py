@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+
+from tamperscope.fusion.model import FusionModel, fit, load_model
+from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
+
+
+def _samples(rng: np.random.Generator, n: int) -> list:
+    out = []
+    for _ in range(n):
+        y = int(rng.random() < 0.5)
+        meta = None if rng.random() < 0.3 else {"flags": float(rng.poisson(1 + 2 * y)), "max_score": float(y)}
+        out.append(({"forensics": {"a": float(rng.normal(y * 1.5, 1)), "b": float(rng.normal(0, 1))},
+                     "metadata": meta}, y))
+    return out
+
+
+def test_fit_calibrates_masks_missing_and_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    model = fit("t-v1", {"forensics": ["a", "b"], "metadata": ["flags", "max_score"]},
+                _samples(rng, 400), _samples(rng, 300))
+    assert model.metrics["cal"]["auc"] > 0.8
+    assert model.metrics["cal"]["ece"] < 0.1
+    assert model.coef["forensics.a"] > abs(model.coef["forensics.b"])
+    p_missing, contrib = model.probability({"forensics": {"a": 0.0, "b": 0.0}, "metadata": None})
+    assert contrib["metadata.flags"] == 0.0 and "metadata.missing" in contrib
+    again = FusionModel.from_json(json.loads(json.dumps(model.to_json())))
+    assert again.probability({"forensics": {"a": 2.0, "b": 0.0}, "metadata": None})[0] == \
+        model.probability({"forensics": {"a": 2.0, "b": 0.0}, "metadata": None})[0]
+    assert 0.0 < p_missing < 1.0
+
+
+def test_policy_bands_and_threshold_choice() -> None:
+    policy = ThresholdPolicy("x", 0.2, 0.8, 0.9)
+    assert [policy.band(p) for p in (0.1, 0.5, 0.9)] == [LIKELY_REAL, UNSURE, LIKELY_MANIPULATED]
+    probs = np.linspace(0, 1, 101)
+    labels = (probs > 0.5).astype(int)
+    chosen = ThresholdPolicy.choose(probs, labels, target_precision=0.9, version="v")
+    assert 0.4 < chosen.high <= 0.51 and 0.45 < chosen.low <= 0.6 and chosen.low <= chosen.high
+
+
+def test_shipped_image_artifact_loads() -> None:
+    model = load_model("image-v1")
+    assert model.branches == ("forensics",)
+    assert model.policy.version.startswith("image-v1")
+    assert {"train", "cal"} <= set(model.metrics)

@@ -177,7 +177,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     last_t = -1e9
     end_all = max((b for _, b in ranges_ms), default=-1)
     scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
-    with VideoReader(path, long_side=long_side, threads=1) as reader, \
+    with VideoReader(path, long_side=long_side, threads=2) as reader, \
             mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                             min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
         fps = min(reader.info.fps, max_fps)

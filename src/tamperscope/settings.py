@@ -44,6 +44,9 @@ class VideoSettings(BaseModel):
     face_crop_margin: float = Field(0.2, ge=0.0, le=1.0, description="aligned crop margin, fraction of the face")
     face_min_score: float = Field(0.5, ge=0.0, le=1.0, description="face detection confidence threshold")
     max_faces: int = Field(4, ge=1, description="most faces kept per frame")
+    face_tiles: bool = Field(True, description="search overlapping tiles when a frame shows no face (small faces)")
+    face_detect_long_side: int = Field(1280, ge=0, description="long side faces are detected at (0: the "
+                                       "normalised frame); larger finds small faces, results map to frame pixels")
     png_compression: int = Field(1, ge=0, le=3, description="deflate effort (ISA-L 0-3) of stored PNG frames")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,3 +116,25 @@ def test_resolution_change_mid_stream_keeps_one_output_size(tmp_path: Path) -> N
     frames = _frames(joined)
     assert len(frames) == 50
     assert {f.rgb.shape for f in frames} == {(192, 256, 3)}
+
+
+def test_detail_rendering_is_larger_and_upright(tmp_path: Path, base: Path) -> None:
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-i", str(base), "-metadata:s:v:0", "rotate=90", "-c", "copy", str(rotated))
+    with VideoReader(rotated, long_side=128, detail_long_side=400) as reader:
+        frame = next(iter(reader))
+        assert frame.detail is not None
+        detail = frame.detail()
+    assert detail.shape == (400, 225, 3) and frame.rgb.shape == (128, 72, 3)
+    small = cv2.resize(detail, (72, 128), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - frame.rgb.astype(int)).mean() < 4
+    with VideoReader(base, long_side=1024, detail_long_side=1280) as reader:
+        assert next(iter(reader)).detail is None  # source (640) not larger than the normalised frame
+
+
+def test_image_detail(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((600, 1200, 3), np.uint8)).save(path)
+    frame = read_image(path, long_side=300, detail_long_side=900)
+    assert frame.detail is not None and frame.detail().shape == (450, 900, 3)
+    assert read_image(path, long_side=300).detail is None

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from skimage import data
 
-from tamperscope.media.faces import LEFT_IRIS, RIGHT_IRIS, Face, FaceAnalyzer, aligned_crop, assign_tracks, iou
+from tamperscope.media.faces import (
+    LEFT_IRIS,
+    RIGHT_IRIS,
+    Face,
+    FaceAnalyzer,
+    aligned_crop,
+    assign_tracks,
+    iou,
+    rescale,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +92,23 @@ def test_tracks_follow_overlapping_boxes() -> None:
     assert ids[1] == [6, 5] and ids[2] == [5]
     assert ids[4] == [6, 5]  # one missing frame does not end a track
     assert ids[5] == [7] and next_id == 8
+
+
+def test_tiles_find_a_small_distant_face(photo: np.ndarray) -> None:
+    small = cv2.resize(photo[:256, 64:320], (64, 64), interpolation=cv2.INTER_AREA)  # face about 30 px wide
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    canvas[300:364, 900:964] = small
+    with FaceAnalyzer(tiles=False) as whole, FaceAnalyzer(tiles=True) as tiled:
+        assert whole.detect(canvas) == []
+        faces = tiled.detect(canvas)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    assert 900 <= (x0 + x1) / 2 <= 964 and 300 <= (y0 + y1) / 2 <= 364
+
+
+def test_rescale_maps_to_smaller_frame() -> None:
+    face = Face(box=(10.0, 20.0, 30.0, 40.0), score=0.9, landmarks=np.ones((478, 3), np.float32) * 10,
+                crop_box=(0.0, 0.0, 50.0, 50.0))
+    half = rescale(face, 0.5)
+    assert half.box == (5.0, 10.0, 15.0, 20.0) and half.crop_box == (0.0, 0.0, 25.0, 25.0)
+    assert half.landmarks is not None and float(half.landmarks[0, 2]) == 5.0

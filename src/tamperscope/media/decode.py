@@ -9,9 +9,11 @@ Still images are read with Pillow honouring the EXIF orientation and yield one f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -59,12 +61,16 @@ class DecodedFrame:
         The bitstream marks this frame as a key frame.
     rgb : numpy.ndarray
         ``H x W x 3`` uint8 RGB, upright, square pixels, long side ``long_side``.
+    detail : callable or None
+        Renders the same frame upright at the reader's ``detail_long_side`` on demand (face detection on
+        small faces); None when the source is not larger than ``rgb``. Holds the decoded frame until dropped.
     """
 
     index: int
     t_ms: int
     key: bool
     rgb: np.ndarray
+    detail: Callable[[], np.ndarray] | None = None
 
 
 def normalised_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -106,6 +112,9 @@ class VideoReader:
         Long side of the normalised output frames.
     threads : int
         Decoder threads (0 lets FFmpeg choose).
+    detail_long_side : int
+        Long side of on-demand detail renderings (0: none); only offered when the source is larger than
+        ``long_side``.
 
     Examples
     --------
@@ -114,9 +123,12 @@ class VideoReader:
     ...         print(frame.t_ms, frame.rgb.shape)
     """
 
-    def __init__(self, path: Path, *, long_side: int, threads: int = 0) -> None:
+    def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0) -> None:
         self.path = path
         self.long_side = long_side
+        self.detail_long_side = detail_long_side
+        self._detail: tuple[tuple[int, int, str], av.filter.Graph] | None = None
+        self._detail_lock = threading.Lock()
         try:
             self._container = av.open(str(path))
         except av.FFmpegError as exc:
@@ -149,8 +161,15 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def _graph(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> tuple[av.filter.Graph, tuple[int, int]]:
-        """Filter graph for frames shaped like ``frame``; output ``size`` (computed from it when None)."""
+    def _display_size(self, frame: av.VideoFrame) -> tuple[int, int]:
+        sar = self._stream.codec_context.sample_aspect_ratio or self._stream.sample_aspect_ratio
+        width, height = round(frame.width * (float(sar) if sar else 1.0)), frame.height
+        turned = _rotation_filters(float(frame.rotation or 0))
+        return (height, width) if turned and turned[0][0] == "transpose" else (width, height)
+
+    def _graph(self, frame: av.VideoFrame, size: tuple[int, int] | None,
+               long_side: int | None = None) -> tuple[av.filter.Graph, tuple[int, int]]:
+        """Filter graph for frames shaped like ``frame``; output ``size`` (from ``long_side`` when None)."""
         sar = self._stream.codec_context.sample_aspect_ratio or self._stream.sample_aspect_ratio
         sar_f = float(sar) if sar else 1.0
         rotation = float(frame.rotation or 0)
@@ -158,7 +177,7 @@ class VideoReader:
         filters = _rotation_filters(rotation)
         if filters and filters[0][0] == "transpose":
             display_w, display_h = display_h, display_w
-        out_w, out_h = size or normalised_size(round(display_w), round(display_h), self.long_side)
+        out_w, out_h = size or normalised_size(round(display_w), round(display_h), long_side or self.long_side)
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                   time_base=self._stream.time_base)]
@@ -173,6 +192,17 @@ class VideoReader:
         graph.configure()
         return graph, (out_w, out_h)
 
+    def _render_detail(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame upright at ``detail_long_side`` (a separate graph, built once per frame shape)."""
+        shape = (frame.width, frame.height, frame.format.name)
+        with self._detail_lock:
+            if self._detail is None or self._detail[0] != shape:
+                long_side = min(self.detail_long_side, max(self._display_size(frame)))
+                self._detail = (shape, self._graph(frame, None, long_side)[0])
+            graph = self._detail[1]
+            graph.push(frame)
+            return graph.vpull().to_ndarray()
+
     def _t_ms(self, frame: av.VideoFrame, fallback_index: int) -> int:
         if frame.pts is None or frame.time_base is None:
             return round(fallback_index * 1000 / self.info.fps)
@@ -183,18 +213,21 @@ class VideoReader:
         graph: av.filter.Graph | None = None
         shape: tuple[int, int, str] | None = None
         size: tuple[int, int] | None = None
+        offer_detail = False
         index = 0
         try:
             for frame in self._container.decode(self._stream):
                 if (frame.width, frame.height, frame.format.name) != shape:  # first frame, or a mid-stream change
                     shape = (frame.width, frame.height, frame.format.name)
                     graph, size = self._graph(frame, size)
+                    offer_detail = self.detail_long_side > self.long_side and max(self._display_size(frame)) > max(size)
                 assert graph is not None
                 key = bool(frame.key_frame)
                 t_ms = self._t_ms(frame, index)
                 graph.push(frame)
                 out = graph.vpull()
-                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=out.to_ndarray())
+                detail = functools.partial(self._render_detail, frame) if offer_detail else None
+                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=out.to_ndarray(), detail=detail)
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
@@ -203,7 +236,7 @@ class VideoReader:
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
 
 
-def read_image(path: Path, *, long_side: int) -> DecodedFrame:
+def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:
     """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
 
     Parameters
@@ -212,6 +245,8 @@ def read_image(path: Path, *, long_side: int) -> DecodedFrame:
         The image file.
     long_side : int
         Long side of the normalised frame.
+    detail_long_side : int
+        Long side of the on-demand detail rendering (0: none; only when the image is larger than ``long_side``).
 
     Returns
     -------
@@ -223,11 +258,16 @@ def read_image(path: Path, *, long_side: int) -> DecodedFrame:
             upright = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot read image {path.name}: {exc}") from exc
-    rgb = np.asarray(upright)
-    width, height = normalised_size(rgb.shape[1], rgb.shape[0], long_side)
-    interpolation = cv2.INTER_AREA if max(rgb.shape[:2]) > long_side else cv2.INTER_CUBIC
-    rgb = np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interpolation))
-    return DecodedFrame(index=0, t_ms=0, key=True, rgb=rgb)
+    full = np.asarray(upright)
+
+    def resized(side: int) -> np.ndarray:
+        width, height = normalised_size(full.shape[1], full.shape[0], side)
+        interpolation = cv2.INTER_AREA if max(full.shape[:2]) > side else cv2.INTER_CUBIC
+        return np.ascontiguousarray(cv2.resize(full, (width, height), interpolation=interpolation))
+
+    detail = functools.partial(resized, min(detail_long_side, max(full.shape[:2]))) \
+        if detail_long_side > long_side and max(full.shape[:2]) > long_side else None
+    return DecodedFrame(index=0, t_ms=0, key=True, rgb=resized(long_side), detail=detail)
 
 
 def detection_frame(rgb: np.ndarray, width: int = 256) -> np.ndarray:

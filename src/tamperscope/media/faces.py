@@ -59,6 +59,21 @@ class Face:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def rescale(face: Face, factor: float) -> Face:
+    """The face with box, landmarks (x, y and z) and crop box multiplied by ``factor`` (crop unchanged).
+
+    Used to map faces found on a larger rendering of a frame into the normalised frame's pixels.
+    """
+    def scaled(box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        return None if box is None else (box[0] * factor, box[1] * factor, box[2] * factor, box[3] * factor)
+
+    box = scaled(face.box)
+    assert box is not None
+    return Face(box=box, score=face.score,
+                landmarks=None if face.landmarks is None else (face.landmarks * factor).astype(np.float32),
+                crop=face.crop, crop_box=scaled(face.crop_box), track_id=face.track_id)
+
+
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -199,14 +214,18 @@ class FaceAnalyzer:
         Detection confidence threshold.
     max_faces : int
         Most faces kept per frame (highest scores).
+    tiles : bool
+        Search overlapping tiles when the whole frame shows no face (finds small, distant faces).
     """
 
     MESH_INPUT = 256
+    MIN_TILE = 192
 
     def __init__(self, *, crop_size: int = 224, crop_margin: float = 0.2, min_score: float = 0.5,
-                 max_faces: int = 4) -> None:
+                 max_faces: int = 4, tiles: bool = True) -> None:
         import mediapipe as mp
 
+        self.tiles = tiles
         self.crop_size = crop_size
         self.crop_margin = crop_margin
         self.max_faces = max_faces
@@ -225,21 +244,48 @@ class FaceAnalyzer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in an RGB frame, with landmarks and aligned crops where the mesh succeeds."""
+    def _boxes(self, rgb: np.ndarray, x_off: int = 0, y_off: int = 0) -> list[tuple[float, tuple[float, ...]]]:
+        """Detector boxes ``(score, (x0, y0, x1, y1))`` in the coordinates of the frame ``rgb`` was cut from."""
         height, width = rgb.shape[:2]
-        result = self._detector.process(rgb)
-        faces: list[Face] = []
-        for detection in sorted(result.detections or [], key=lambda d: -d.score[0])[: self.max_faces]:
+        result = self._detector.process(np.ascontiguousarray(rgb))
+        out: list[tuple[float, tuple[float, ...]]] = []
+        for detection in result.detections or []:
             rel = detection.location_data.relative_bounding_box
-            x0 = max(0.0, rel.xmin * width)
-            y0 = max(0.0, rel.ymin * height)
+            x0, y0 = max(0.0, rel.xmin * width), max(0.0, rel.ymin * height)
             x1 = min(float(width), (rel.xmin + rel.width) * width)
             y1 = min(float(height), (rel.ymin + rel.height) * height)
-            if x1 - x0 < 4 or y1 - y0 < 4:
-                continue
-            face = Face(box=(round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)),
-                        score=round(float(detection.score[0]), 4))
+            if x1 - x0 >= 4 and y1 - y0 >= 4:
+                out.append((float(detection.score[0]), (x0 + x_off, y0 + y_off, x1 + x_off, y1 + y_off)))
+        return out
+
+    def _tiled_boxes(self, rgb: np.ndarray) -> list[tuple[float, tuple[float, ...]]]:
+        """Boxes from overlapping square tiles of half the short side: BlazeFace sees the whole input at
+        192 px, so a face a few percent of the frame wide only becomes detectable in a tile."""
+        height, width = rgb.shape[:2]
+        side = max(self.MIN_TILE, min(height, width) // 2)
+        if side >= min(height, width):
+            return []
+        stride = max(1, (3 * side) // 4)
+        xs = sorted({*range(0, width - side, stride), width - side})
+        ys = sorted({*range(0, height - side, stride), height - side})
+        found = [box for y in ys for x in xs for box in self._boxes(rgb[y:y + side, x:x + side], x, y)]
+        kept: list[tuple[float, tuple[float, ...]]] = []
+        for score, box in sorted(found, key=lambda item: -item[0]):  # non-maximum suppression
+            if all(iou(box, other) < 0.3 for _, other in kept):
+                kept.append((score, box))
+        return kept
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an RGB frame, with landmarks and aligned crops where the mesh succeeds.
+
+        The whole frame is searched first; when it shows no face and ``tiles`` is on, overlapping tiles are.
+        """
+        boxes = self._boxes(rgb)
+        if not boxes and self.tiles:
+            boxes = self._tiled_boxes(rgb)
+        faces: list[Face] = []
+        for score, (x0, y0, x1, y1) in sorted(boxes, key=lambda item: -item[0])[: self.max_faces]:
+            face = Face(box=(round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)), score=round(score, 4))
             face.landmarks = self._landmarks(rgb, face.box)
             if face.landmarks is not None:
                 face.crop, face.crop_box = aligned_crop(rgb, face.landmarks, size=self.crop_size,

@@ -28,7 +28,7 @@ import numpy as np
 from isal import isal_zlib
 
 from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, read_image
-from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks
+from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks, rescale
 from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
@@ -143,10 +143,20 @@ class _FramePipeline:
                             sha1=hashlib.sha1(png).hexdigest(), quality=frame_quality(frame.rgb),
                             thumb_slot=thumb_slot, faces=faces, crop_uris=crop_uris, crop_slots=crop_slots)
 
+    def _detect(self, frame: DecodedFrame) -> list[Face]:
+        """Faces in normalised-frame pixels, found on the larger detail rendering when there is one."""
+        assert self.faces is not None
+        if frame.detail is None:
+            return self.faces.detect(frame.rgb)
+        detail = frame.detail()
+        factor = frame.rgb.shape[1] / detail.shape[1]
+        return [rescale(face, factor) for face in self.faces.detect(detail)]
+
     def _work(self, sample: Sample[DecodedFrame]) -> SampledFrame:
         faces: list[Face] = []
         if self._face_pool is not None and self.faces is not None:
-            faces = self._face_pool.submit(self.faces.detect, sample.frame.rgb).result()
+            faces = self._face_pool.submit(self._detect, sample.frame).result()
+        sample.frame.detail = None  # release the decoded source frame
         return self._store(sample, faces)
 
     def submit(self, samples: Iterable[Sample[DecodedFrame]]) -> None:
@@ -203,17 +213,19 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
     """
     video = ctx.settings.video
     analyzer = FaceAnalyzer(crop_size=video.face_crop_size, crop_margin=video.face_crop_margin,
-                            min_score=video.face_min_score, max_faces=video.max_faces) if video.faces else None
+                            min_score=video.face_min_score, max_faces=video.max_faces,
+                            tiles=video.face_tiles) if video.faces else None
     pipeline = _FramePipeline(ctx, video, analyzer, spool)
+    detail_long_side = video.face_detect_long_side if video.faces else 0
     times: array[int] = array("q")
     try:
         if is_image:
-            frame = read_image(path, long_side=video.long_side)
+            frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side)
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
-        with VideoReader(path, long_side=video.long_side) as reader:
+        with VideoReader(path, long_side=video.long_side, detail_long_side=detail_long_side) as reader:
             fps = reader.info.fps
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,
@@ -354,7 +366,7 @@ class VideoStage:
     """Shots, sampled frames, faces and clip windows for every video and image."""
 
     name: ClassVar[str] = "video"
-    version: ClassVar[str] = "0.2.0"
+    version: ClassVar[str] = "0.3.0"
     requires: ClassVar[tuple[str, ...]] = ()
     owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
 

@@ -87,3 +87,8 @@ def test_rejects_bad_parameters() -> None:
         ShotAwareSampler(0.0, 3, 10)
     with pytest.raises(ValueError):
         ShotAwareSampler(8.0, 0, 10)
+
+
+def test_intra_only_streams_are_not_sampled_at_full_rate() -> None:
+    samples, _ = run(250, 25.0, {}, keys=frozenset(range(250)))
+    assert len(samples) == pytest.approx(10 * 8, abs=2)

@@ -4,7 +4,8 @@ Frames wait in a bounded look-back buffer long enough for the cut detectors to r
 (their latency is bounded) and for a short shot to be seen whole. A frame is decided on when it leaves the
 buffer:
 
-- the first frame of every shot is taken (marked as a keyframe), and so is every bitstream key frame;
+- the first frame of every shot is taken (marked as a keyframe), and so is every bitstream key frame unless
+  key frames come denser than the sampling period (intra-only streams);
 - inside a shot, frames are taken on a grid of ``sample_fps`` anchored at the shot start;
 - a shot short enough to lie wholly in the buffer gets at least ``min_per_shot`` evenly spaced frames
   (all of its frames if it has fewer), so a 0.3 s inserted shot is still sampled.
@@ -110,6 +111,7 @@ class ShotAwareSampler(Generic[T]):
         self._plan: set[int] | None = None
         self._half_frame_ms = 0.0
         self._last_t: int | None = None
+        self._last_key_t: int | None = None
 
     @property
     def cuts(self) -> list[int]:
@@ -172,6 +174,10 @@ class ShotAwareSampler(Generic[T]):
         return taken
 
     def _decide(self, frame: T, end_of_stream: bool = False) -> Sample[T] | None:
+        dense_keys = False
+        if frame.key:
+            dense_keys = self._last_key_t is not None and frame.t_ms - self._last_key_t < self.period_ms
+            self._last_key_t = frame.t_ms
         shot_start = self._shot_start_t is None or frame.index in self._cuts
         if shot_start:
             self._shot_start_t = frame.t_ms
@@ -186,6 +192,6 @@ class ShotAwareSampler(Generic[T]):
         elif elapsed >= self._next_slot * self.period_ms - self._half_frame_ms:
             self._next_slot = math.floor((elapsed + self._half_frame_ms) / self.period_ms) + 1
             return Sample(frame=frame, shot_start=False, reason="grid")
-        if frame.key:
+        if frame.key and not dense_keys:
             return Sample(frame=frame, shot_start=False, reason="key")
         return None

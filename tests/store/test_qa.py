@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from tamperscope.errors import IntegrityError
+from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Frame, Shot, StageRun
 from tamperscope.store.qa import run_qa
 from tamperscope.workspace import Workspace
@@ -87,21 +88,17 @@ def test_label_balance_per_split(ws: Workspace) -> None:
     assert not [f for f in run_qa(ws, max_label_skew=0.3) if "skew" in f.check]
 
 
-@pytest.mark.slow
-def test_cli_qa_exit_code_and_export(settings_home: Path) -> None:
+def test_cli_lists_failures_and_exits_non_zero(tmp_path: Path) -> None:
     from tamperscope.cli.main import app
 
-    runner = CliRunner()
-    home = ["--home", str(settings_home)]
-    ws = Workspace.open(__import__("tamperscope.settings", fromlist=["Settings"]).Settings(home=settings_home))
+    home = tmp_path / "home"
+    ws = Workspace.open(Settings(home=home, actor="tester"))
     with ws.db.session() as session:
         add_asset(session, "bad", duration_ms=0)
     ws.close()
-    result = runner.invoke(app, [*home, "qa"])
-    assert result.exit_code != 0
-    assert "duration > 0" in result.output + str(result.exception)
-
-
-@pytest.fixture
-def settings_home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
+    runner = CliRunner()
+    result = runner.invoke(app, ["--home", str(home), "qa"])
+    assert isinstance(result.exception, IntegrityError)  # exit code 4 through main()
+    assert "duration > 0: bad" in result.output
+    exported = runner.invoke(app, ["--home", str(home), "export", "--parquet", str(tmp_path / "pq")])
+    assert exported.exit_code == 0 and (tmp_path / "pq" / "assets.parquet").is_file()

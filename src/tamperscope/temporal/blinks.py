@@ -11,7 +11,8 @@ Scoring compares the track with documented human figures:
 - spontaneous blink rate: 17 /min at rest, 26 /min in conversation and 4.5 /min while reading (means
   reported by Bentivoglio et al. [2]_). Too few blinks is scored with a Poisson tail against the lowest
   of those means (4.5 /min), too many against 50 /min;
-- blink duration: 100-400 ms (Stern, Walrath & Goldstein [3]_; Caffier et al. [4]_ measured 202 ms mean);
+- blink duration: 100-400 ms (Stern, Walrath & Goldstein [3]_; Caffier et al. [4]_ report means near
+  200 ms in alert subjects);
   events outside 50-500 ms (the range widened by one frame of quantisation) count as anomalous;
 - interval regularity: spontaneous inter-blink intervals are highly irregular (coefficient of variation
   typically well above 0.5 [2]_); a coefficient of variation below 0.35 is increasingly suspicious, as
@@ -156,7 +157,8 @@ def detect_blinks(ear: np.ndarray, t_ms: np.ndarray, *, drop: float = 0.3, basel
     -------
     list of BlinkEvent
         Onset and duration at half amplitude: from the half-closed crossing on the way down to the one on
-        the way up, interpolated between frames (the convention of Caffier et al. [4]_).
+        the way up, interpolated between frames (shorter than the full lid movement, hence the tolerant
+        50-500 ms range used by :func:`score_blinks`).
     """
     ear = np.asarray(ear, dtype=np.float64)
     t = np.asarray(t_ms, dtype=np.float64)

@@ -5,7 +5,7 @@ from PIL import Image
 from skimage import data
 
 from tamperscope.forensics.base import AnalysisContext
-from tamperscope.forensics.jpeg import DoubleQuantizationDetector, block_dct, dq_period
+from tamperscope.forensics.jpeg import DoubleQuantizationDetector, abs_histogram, block_dct, calibrated_luma
 
 
 def _encode(image: np.ndarray, quality: int) -> bytes:
@@ -25,12 +25,15 @@ def test_block_dct_is_orthonormal() -> None:
     assert np.allclose((coeffs ** 2).sum(), ((y.astype(float) - 128) ** 2).sum())
 
 
-def test_periodic_histogram_has_period_and_energy() -> None:
-    k = np.arange(-40, 41)
-    smooth = 1000 * np.exp(-np.abs(k) / 6.0)
-    gapped = smooth * np.where(k % 3 == 0, 3.0, 0.0)
-    assert dq_period(gapped)[0] == 3
-    assert dq_period(gapped)[1] > dq_period(smooth)[1]
+def test_calibration_and_histogram_helpers() -> None:
+    assert abs_histogram(np.array([-3, 0, 1, 25]), 20).tolist()[:4] == [1, 1, 0, 1]
+    assert abs_histogram(np.array([-3, 0, 1, 25]), 20)[20] == 1
+    raw = _encode(data.coffee(), 80)
+    cal = calibrated_luma(raw)
+    assert cal is not None and cal.shape == (396, 596)
+    png = io.BytesIO()
+    Image.fromarray(data.coffee()).save(png, "PNG")
+    assert calibrated_luma(png.getvalue()) is None
 
 
 def test_double_compression_scores_higher_than_single() -> None:
@@ -40,7 +43,7 @@ def test_double_compression_scores_higher_than_single() -> None:
     det = DoubleQuantizationDetector()
     s1 = det.analyze(_decode(single), context=AnalysisContext(jpeg_bytes=single))
     s2 = det.analyze(_decode(double), context=AnalysisContext(jpeg_bytes=double))
-    assert s2.evidence["periodic_energy"] > s1.evidence["periodic_energy"]
-    assert s2.score > s1.score
+    assert s2.evidence["calibrated_distance"] > 2 * s1.evidence["calibrated_distance"]
+    assert s2.score > 0.5 > s1.score
     none = det.analyze(image)
     assert none.evidence == {"applicable": False} and none.score == 0.0

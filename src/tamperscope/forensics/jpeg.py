@@ -3,9 +3,7 @@
 * :class:`DoubleQuantizationDetector` (``jpeg_dq``): reads the luminance quantisation table and the decoder's
   own Y plane from the original JPEG bytes, recomputes the aligned 8 x 8 block DCT and rounds by the table to
   recover the quantised coefficients. A second compression with a different table leaves periodic peaks and
-  gaps in their histograms. Per frequency the period is the one that best explains the histogram's deviation
-  from its smooth envelope; each block gets Lin et al.'s posterior of *not* following the double-quantised
-  pattern (tampered regions were compressed once). The image score is the histograms' periodic energy.
+  gaps in their histograms, measured against the histogram of a calibrated (cropped, re-compressed) copy.
 * :class:`JPEGGhostDetector` (``jpeg_ghost``): re-compresses at a range of qualities; a region that was saved
   at a lower quality than the rest shows a distinct minimum of the re-compression difference at that quality.
 
@@ -15,14 +13,15 @@ References
        via DCT coefficient analysis", Pattern Recognition 42(11), 2009. doi:10.1016/j.patcog.2009.03.019
 .. [2] T. Bianchi and A. Piva, "Image forgery localization via block-grained analysis of JPEG artifacts",
        IEEE TIFS 7(3), 2012. doi:10.1109/TIFS.2012.2187516
-.. [3] A. C. Popescu and H. Farid, "Statistical tools for digital forensics", Information Hiding 2004
-       (double-quantisation periodicity).
+.. [3] J. Lukas and J. Fridrich, "Estimation of primary quantization matrix in double compressed JPEG
+       images", DFRWS 2003 (calibrated histograms of double-compressed JPEGs).
 .. [4] H. Farid, "Exposing digital forgeries from JPEG ghosts", IEEE TIFS 4(1), 2009.
        doi:10.1109/TIFS.2008.2012215
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any, ClassVar
 
 import cv2
@@ -44,45 +43,56 @@ ZIGZAG: list[tuple[int, int]] = sorted(((u, v) for u in range(8) for v in range(
 
 
 def block_dct(y: np.ndarray) -> np.ndarray:
-    """Orthonormal 8 x 8 DCT-II of every aligned block of ``y - 128``: shape (rows, cols, 8, 8)."""
+    """Orthonormal 8 x 8 DCT-II of every aligned block of ``y - 128``: shape (rows, cols, 8, 8), ``float32``."""
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
-    blocks = y[:h, :w].astype(np.float64).reshape(h // 8, 8, w // 8, 8).swapaxes(1, 2) - 128.0
+    blocks = y[:h, :w].astype(np.float32).reshape(h // 8, 8, w // 8, 8).swapaxes(1, 2) - 128.0
     k = np.arange(8)
-    c = np.sqrt(np.where(k == 0, 1.0, 2.0) / 8)[:, None] * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / 16)
-    return np.einsum("ui,abij,vj->abuv", c, blocks, c)
+    c = (np.sqrt(np.where(k == 0, 1.0, 2.0) / 8)[:, None]
+         * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / 16)).astype(np.float32)
+    return np.matmul(np.matmul(c, blocks), c.T)
 
 
-def dq_period(hist: np.ndarray, max_period: int = 8) -> tuple[int, float]:
-    """The period (>= 2) whose comb best explains ``hist``'s deviation from its smooth envelope, and its energy.
+def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
+    """Fridrich's calibration: decode, crop 4 x 4 pixels, re-encode with the file's own tables, return the Y plane.
 
-    The energy is the fraction of the histogram mass (bins 0 and +-1 excluded) that departs from a 5-bin
-    moving average: a measure of how periodic (peaked and gapped) the histogram is; single-compressed
-    histograms are smooth.
+    The crop breaks the 8 x 8 grid, so the re-encoded coefficients follow (approximately) the histogram a
+    *single* compression with the file's table would give: the reference a double-compressed histogram departs
+    from.
     """
-    total = hist.sum()
-    if total < 50:
-        return 1, 0.0
-    envelope = np.convolve(hist, np.ones(5) / 5, mode="same")
-    residual = hist - envelope
-    n = hist.size
-    centre = n // 2
-    outer = np.abs(np.arange(n) - centre) >= 2
-    energy = float(np.abs(residual[outer]).sum() / (hist[outer].sum() + 1e-9))
-    best_p, best_corr = 1, 0.0
-    for period in range(2, max_period + 1):
-        comb = np.where((np.arange(n) - centre) % period == 0, 1.0, -1.0 / (period - 1))
-        corr = float((residual * comb).sum() / (np.abs(residual).sum() + 1e-9))
-        if corr > best_corr:
-            best_p, best_corr = period, corr
-    return best_p, energy * best_corr
+    from PIL import Image
+
+    with Image.open(io.BytesIO(jpeg)) as img:
+        if img.format != "JPEG" or min(img.size) < 24:
+            return None
+        tables = [list(t) for _, t in sorted(img.quantization.items())]
+        rgb = np.asarray(img.convert("RGB"))[4:, 4:]
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", qtables=tables)
+    with Image.open(io.BytesIO(buf.getvalue())) as cal:
+        cal.draft("L", cal.size)
+        return np.asarray(cal.convert("L"))
+
+
+def abs_histogram(q: np.ndarray, half: int) -> np.ndarray:
+    """Counts of ``|q|`` = 0..half (values beyond ``half`` clipped into the last bin)."""
+    return np.bincount(np.minimum(np.abs(q), half).ravel(), minlength=half + 1).astype(np.float64)
 
 
 class DoubleQuantizationDetector:
-    """Aligned DQ from the file's own quantisation table: image score = periodic energy, map = Lin posterior."""
+    """Aligned DQ: distance of the AC histograms to their calibrated single-compression estimate; Lin-style map.
+
+    *Score* (Lukas and Fridrich [3]_): for the first ``frequencies`` zig-zag AC coefficients, the L1 distance
+    between the normalised histogram of ``|round(DCT / Q)|`` (bins 1..``half_range``) of the file and of its
+    calibrated re-compression, averaged, mapped linearly from [``low``, ``high``] to [0, 1].
+    *Map* (Lin et al. [1]_, with the calibrated histogram as the single-compression model as in Bianchi and
+    Piva [2]_): per 8 x 8 block, the posterior that its coefficients follow the single-compression histogram
+    rather than the observed (double-compressed) one; tampered regions pasted after the first compression
+    light up. The map is scaled by the score, so it stays dark for single-compressed files.
+    """
 
     name: ClassVar[str] = "jpeg_dq"
-    version: ClassVar[str] = "1.0"
-    defaults: ClassVar[dict[str, Any]] = {"frequencies": 15, "half_range": 40, "low": 0.3, "high": 0.9}
+    version: ClassVar[str] = "2.0"
+    defaults: ClassVar[dict[str, Any]] = {"frequencies": 9, "half_range": 20, "low": 0.18, "high": 0.4}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
@@ -91,39 +101,38 @@ class DoubleQuantizationDetector:
         ctx = context or AnalysisContext()
         shape = image.shape[:2]
         luma = ctx.jpeg_luma()
-        if luma is None:
+        cal = calibrated_luma(ctx.jpeg_bytes) if luma is not None and ctx.jpeg_bytes else None
+        if luma is None or cal is None:
             return DetectorResult(score=0.0, map=np.zeros(shape, dtype=np.float32), params=p,
                                   version=self.version, evidence={"applicable": False})
         y, tables = luma
         table = tables[0].reshape(8, 8)
-        coeffs = block_dct(y)
+        coeffs, ref = block_dct(y), block_dct(cal)
         half = int(p["half_range"])
         log_ratio = np.zeros(coeffs.shape[:2], dtype=np.float64)
-        energies, periods = [], []
+        distances = []
         for u, v in ZIGZAG[1: 1 + int(p["frequencies"])]:
             q = np.rint(coeffs[:, :, u, v] / table[u, v]).astype(np.int64)
-            clipped = np.clip(q, -half, half) + half
-            hist = np.bincount(clipped.ravel(), minlength=2 * half + 1).astype(np.float64)
-            hist[0] = hist[-1] = 0.0
-            period, energy = dq_period(hist)
-            energies.append(energy)
-            periods.append(period)
-            if period < 2:
+            h_obs = abs_histogram(q, half)
+            h_ref = abs_histogram(np.rint(ref[:, :, u, v] / table[u, v]).astype(np.int64), half)
+            if h_obs[1:half].sum() < 20:
                 continue
-            # Lin et al.: P(unchanged | bin) ~ h(bin) / mean over its period; tampered blocks follow the envelope
-            envelope = np.convolve(hist, np.ones(period) / period, mode="same")
-            unchanged = np.clip(hist / (envelope + 1e-9), 1e-3, None)
-            log_ratio += np.log(unchanged[clipped]) * (np.abs(q) <= half)
-        score = float(np.clip((np.mean(energies) - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0))
-        tampered = 1.0 / (1.0 + np.exp(np.clip(log_ratio, -50, 50)))
+            n_obs, n_ref = h_obs[1:half] / h_obs[1:half].sum(), h_ref[1:half] / max(h_ref[1:half].sum(), 1.0)
+            distances.append(float(np.abs(n_obs - n_ref).sum()))
+            p_obs = (h_obs + 0.5) / (h_obs.sum() + 0.5 * h_obs.size)
+            p_ref = (h_ref + 0.5) / (h_ref.sum() + 0.5 * h_ref.size)
+            bins = np.minimum(np.abs(q), half)
+            log_ratio += np.log(p_ref / p_obs)[bins] * (bins > 0)
+        distance = float(np.mean(distances)) if distances else 0.0
+        score = float(np.clip((distance - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0))
         heat = np.zeros(shape, dtype=np.float32)
         if score > 0:
-            smooth = cv2.blur(tampered.astype(np.float32), (3, 3)) * score
-            up = upsample(smooth, (smooth.shape[0] * 8, smooth.shape[1] * 8))
+            tampered = 1.0 / (1.0 + np.exp(-np.clip(cv2.blur(log_ratio, (3, 3)), -50, 50)))
+            up = upsample((tampered * score).astype(np.float32), (tampered.shape[0] * 8, tampered.shape[1] * 8))
             heat[: up.shape[0], : up.shape[1]] = up[: shape[0], : shape[1]]
         return DetectorResult(score=score, map=heat, params=p, version=self.version,
-                              evidence={"applicable": True, "periodic_energy": round(float(np.mean(energies)), 5),
-                                        "periods": periods, "q_table_dc": float(table[0, 0])})
+                              evidence={"applicable": True, "calibrated_distance": round(distance, 5),
+                                        "q_table_dc": float(table[0, 0])})
 
 
 class JPEGGhostDetector:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 from skimage.feature import local_binary_pattern
 
@@ -44,7 +45,7 @@ class LBPDetector:
 
     name: ClassVar[str] = "lbp"
     version: ClassVar[str] = "1.0"
-    defaults: ClassVar[dict[str, Any]] = {"points": 8, "radius": 1, "block": 32}
+    defaults: ClassVar[dict[str, Any]] = {"points": 8, "radius": 1, "block": 32, "max_pixels": 3_000_000}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
@@ -52,9 +53,16 @@ class LBPDetector:
         p = merge_params(self.defaults, params)
         ctx = context or AnalysisContext()
         gray = ctx.gray(image)
+        work, block = gray, int(p["block"])
+        if gray.size > int(p["max_pixels"]):
+            # micro-texture statistics per block survive an area down-scale; blocks shrink by the same factor
+            factor = float(np.sqrt(int(p["max_pixels"]) / gray.size))
+            work = cv2.resize(gray, (round(gray.shape[1] * factor), round(gray.shape[0] * factor)),
+                              interpolation=cv2.INTER_AREA)
+            block = max(8, round(block * factor))
         points = int(p["points"])
-        codes = local_binary_pattern(gray, points, float(p["radius"]), method="uniform").astype(np.uint8)
-        hists = block_histograms(codes, points + 2, int(p["block"]))
+        codes = local_binary_pattern(work, points, float(p["radius"]), method="uniform").astype(np.uint8)
+        hists = block_histograms(codes, points + 2, block)
         reference = np.median(hists.reshape(-1, points + 2), axis=0)
         chi2 = 0.5 * (((hists - reference) ** 2) / (hists + reference + 1e-9)).sum(axis=2)
         heat = outlier_map(chi2)

@@ -10,6 +10,7 @@ from tamperscope.temporal.head_pose import (
     analyze_head_pose,
     euler_angles,
     high_frequency_rms,
+    score_pose_series,
     solve_pose,
 )
 
@@ -69,3 +70,13 @@ def test_injected_pose_jitter_scores_higher_in_video(make_clip, landmarks_of) ->
         scores.append(analyze_head_pose(track.landmarks, track.t_ms, (track.width, track.height)))
     assert scores[1].jitter_deg > 2 * scores[0].jitter_deg
     assert scores[1].score > scores[0].score
+
+
+def test_window_of_a_series_is_scored_without_re_solving() -> None:
+    t = np.arange(100) * 40.0
+    rng = np.random.default_rng(2)
+    shaky = np.stack([_project(rng.normal(0, 4), rng.normal(0, 4), 0.0) for _ in t])
+    full = analyze_head_pose(shaky, t, (640, 480))
+    window = score_pose_series(full.angles[20:70], full.inconsistency[20:70], t[20:70])
+    assert window.score is not None and window.jitter_deg == pytest.approx(full.jitter_deg, rel=0.3)
+    assert score_pose_series(full.angles[:5], full.inconsistency[:5], t[:5]).score is None

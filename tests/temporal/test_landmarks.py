@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamperscope.temporal.landmarks import analyze_landmarks, similarity_fit, stabilise
+from tamperscope.temporal.landmarks import analyze_landmarks, score_acceleration, similarity_fit, stabilise
 
 
 def _moving(base: np.ndarray, n: int = 60) -> np.ndarray:
@@ -54,3 +54,10 @@ def test_injected_face_jitter_scores_higher_in_video(make_clip, landmarks_of) ->
     base = analyze_landmarks(landmarks_of(make_clip(duration_s=4.0).path).landmarks)
     shaky = analyze_landmarks(landmarks_of(make_clip(duration_s=4.0, jitter_deg=2.0).path).landmarks)
     assert shaky.median_acceleration > 2 * base.median_acceleration
+
+
+def test_score_acceleration_of_a_window() -> None:
+    accel = np.concatenate([np.full(50, 0.005), np.full(50, 0.05)])
+    assert score_acceleration(accel[:50]).score == pytest.approx(0.0)
+    assert score_acceleration(accel[50:]).score == pytest.approx(1.0)
+    assert score_acceleration(accel[:5]).score is None

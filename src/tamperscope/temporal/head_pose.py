@@ -226,7 +226,33 @@ def analyze_head_pose(landmarks: np.ndarray, t_ms: np.ndarray, size: tuple[int, 
         inconsistency[i] = np.degrees(np.arccos(cosine))
     finite = np.isfinite(angles).all(axis=1)
     angles[finite] = np.degrees(np.unwrap(np.radians(angles[finite]), axis=0))
-    count = int(finite.sum())
+    return score_pose_series(angles, inconsistency, t, smooth_s=smooth_s, jitter_range=jitter_range,
+                             inconsistency_range=inconsistency_range, min_frames=min_frames)
+
+
+def score_pose_series(angles: np.ndarray, inconsistency: np.ndarray, t_ms: np.ndarray, *, smooth_s: float = 0.4,
+                      jitter_range: tuple[float, float] = (1.5, 4.0),
+                      inconsistency_range: tuple[float, float] = (2.5, 6.0), min_frames: int = 8) -> HeadPoseResult:
+    """Jitter, inconsistency and score of an existing pose series (e.g. a window of a longer track).
+
+    Parameters
+    ----------
+    angles : numpy.ndarray
+        ``N x 3`` yaw, pitch, roll in degrees (NaN without a face), unwrapped.
+    inconsistency : numpy.ndarray
+        ``N`` central/whole angle in degrees.
+    t_ms : numpy.ndarray
+        Frame times in milliseconds.
+    smooth_s, jitter_range, inconsistency_range, min_frames
+        As for :func:`analyze_head_pose`.
+
+    Returns
+    -------
+    HeadPoseResult
+    """
+    t = np.asarray(t_ms, dtype=np.float64)
+    n = len(angles)
+    count = int(np.isfinite(angles).all(axis=1).sum())
     dt = float(np.median(np.diff(t))) if n > 1 else 1000.0
     window = round(smooth_s * 1000.0 / max(dt, 1.0))
     jitter = high_frequency_rms(angles, window)

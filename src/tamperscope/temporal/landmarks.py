@@ -137,11 +137,16 @@ def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float]
     if n >= 3:
         second = aligned[2:] - 2.0 * aligned[1:-1] + aligned[:-2]
         accel[1:-1] = np.linalg.norm(second, axis=-1).mean(axis=1)
-    finite = accel[np.isfinite(accel)]
+    return score_acceleration(accel, accel_range=accel_range, min_frames=min_frames)
+
+
+def score_acceleration(acceleration: np.ndarray, *, accel_range: tuple[float, float] = (0.01, 0.04),
+                       min_frames: int = 8) -> LandmarkResult:
+    """Score an acceleration series (e.g. a window of a longer track); see :func:`analyze_landmarks`."""
+    finite = acceleration[np.isfinite(acceleration)]
+    med = float(np.median(finite)) if len(finite) else 0.0
+    p95 = float(np.percentile(finite, 95)) if len(finite) else 0.0
     if len(finite) < min_frames:
-        med = float(np.median(finite)) if len(finite) else 0.0
-        p95 = float(np.percentile(finite, 95)) if len(finite) else 0.0
-        return LandmarkResult(accel, med, p95, None)
-    med = float(np.median(finite))
+        return LandmarkResult(acceleration, med, p95, None)
     score = float(np.clip((med - accel_range[0]) / (accel_range[1] - accel_range[0]), 0.0, 1.0))
-    return LandmarkResult(accel, med, float(np.percentile(finite, 95)), score)
+    return LandmarkResult(acceleration, med, p95, score)

@@ -27,8 +27,8 @@ from tamperscope.settings import Settings
 from tamperscope.store.models import Asset
 from tamperscope.temporal.blinks import analyze_blinks
 from tamperscope.temporal.dense import DenseTrack, cached_dense_landmarks
-from tamperscope.temporal.head_pose import analyze_head_pose
-from tamperscope.temporal.landmarks import analyze_landmarks
+from tamperscope.temporal.head_pose import analyze_head_pose, score_pose_series
+from tamperscope.temporal.landmarks import analyze_landmarks, score_acceleration
 from tamperscope.temporal.tracks import FacePlan, load_plan, span_mask, with_gaps
 
 VERSION = "0.1.0"
@@ -141,11 +141,11 @@ class TemporalStage:
                                         evidence={**shot_blink.evidence(), **extra}))
 
         def pose_window(mask: np.ndarray) -> tuple[float | None, dict[str, Any]]:
-            result = analyze_head_pose(lm[mask], t[mask], size)
+            result = score_pose_series(pose.angles[mask], pose.inconsistency[mask], t[mask])
             return result.score, result.evidence()
 
         def landmark_window(mask: np.ndarray) -> tuple[float | None, dict[str, Any]]:
-            result = analyze_landmarks(lm[mask])
+            result = score_acceleration(stability.acceleration[mask])
             return result.score, result.evidence()
 
         rows += window_rows(plan, t, "temporal.head_pose", params, pose_window, extra)

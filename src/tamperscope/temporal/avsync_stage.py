@@ -87,14 +87,15 @@ class AVSyncStage:
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
                                summary={"audio": True, "faces": 0})
-        ctx.report(0.05, "dense landmarks")
+        # Phones first: they need only the audio, so they overlap the dense pass the temporal stage may hold.
+        ctx.report(0.05, "phones")
+        phones = [Phone(p.label, p.start_s + audio.start_s, p.end_s + audio.start_s)
+                  for p in recognise_phones(audio.samples)]
+        ctx.report(0.3, "dense landmarks")
         track, dense_uri = dense_for(ctx, plan)
-        ctx.report(0.7, "phones")
         t, lm = with_gaps(track, plan.ranges_ms)
         mouth_t = t / 1000.0
         mouth = mouth_opening(lm)
-        phones = [Phone(p.label, p.start_s + audio.start_s, p.end_s + audio.start_s)
-                  for p in recognise_phones(audio.samples)]
         ctx.report(0.9, "offset")
         threshold = closed_threshold(mouth)
         overall = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s, min_overlap_s=2.0)

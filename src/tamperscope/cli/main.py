@@ -251,7 +251,9 @@ _register_command_modules()
 def main() -> None:
     """Entry point: run the app, mapping typed errors to exit codes in one place."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode, click returns the code of a raised Exit instead of exiting
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

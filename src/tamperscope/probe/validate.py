@@ -12,17 +12,18 @@ from typing import Any
 
 from tamperscope.errors import InputRejectedError, RejectReason, ToolError
 from tamperscope.probe.sniff import sniff_file
+from tamperscope.probe.structure import Structure, check_structure
 from tamperscope.probe.tools import run_json_tool
 from tamperscope.settings import LimitSettings
 
 ALLOWED_CONTAINERS = {
-    "image": {"jpeg", "png", "tiff", "webp", "heif", "gif", "bmp"},
+    "image": {"jpeg", "png", "tiff", "webp", "heif", "gif", "bmp", "psd"},
     "video": {"mp4", "mov", "matroska", "avi", "mpegts"},
     "audio": {"wav", "mp3", "flac", "ogg", "mp4"},
 }
 ALLOWED_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg", "mpeg2video", "prores", "png",
                         "rawvideo", "ffv1", "theora"}
-ALLOWED_IMAGE_CODECS = {"mjpeg", "png", "tiff", "webp", "hevc", "gif", "bmp", "av1"}
+ALLOWED_IMAGE_CODECS = {"mjpeg", "png", "tiff", "webp", "hevc", "gif", "bmp", "av1", "psd"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
     sniffed = sniff_file(path)
     if sniffed.family == "unknown" or sniffed.container not in ALLOWED_CONTAINERS.get(sniffed.family, set()):
         raise InputRejectedError(RejectReason.UNSUPPORTED_FORMAT, f"{sniffed.mime} is not an accepted format")
+    structure = check_structure(path, sniffed.container, max_pixels=limits.max_pixels)
+    if sniffed.container == "heif":
+        return _validate_heif(path, sniffed.mime, structure, limits)
     probe = ffprobe_streams(path, limits)
     if "error" in probe:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, str(probe["error"].get("string", "ffprobe error")))
@@ -108,5 +112,22 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
         width=width,
         height=height,
         fps=None if media_type == "image" else fps,
-        probe_json=probe,
+        probe_json={**probe, "structure": structure.as_dict()} if structure else probe,
     )
+
+
+def _validate_heif(path: Path, mime: str, structure: Structure | None, limits: LimitSettings) -> Validation:
+    """HEIF/HEIC: FFmpeg cannot demux still-image HEIF, so read its header with libheif (pillow-heif)."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True)
+        width, height = heif.size
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"HEIF header unreadable: {exc}") from exc
+    if width * height > limits.max_pixels:
+        raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")
+    return Validation(media_type="image", mime=mime, container="heif", duration_ms=None, width=width,
+                      height=height, fps=None,
+                      probe_json={"libheif": {"width": width, "height": height, "images": len(heif)},
+                                  "structure": structure.as_dict() if structure else None})

@@ -1,0 +1,170 @@
+"""Validation without trust: generated truncations, bit flips and bombs, plus the third-party corpora."""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.probe.validate import validate_file
+from tamperscope.settings import LimitSettings
+
+LIMITS = LimitSettings(tool_timeout_s=20)
+
+
+def _jpeg_bytes() -> bytes:
+    rng = np.random.default_rng(7)
+    pixels = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _png_bytes() -> bytes:
+    pixels = np.tile(np.arange(128, dtype=np.uint8), (64, 1))
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def _reason(path: Path) -> RejectReason | None:
+    try:
+        validate_file(path, LIMITS)
+    except InputRejectedError as exc:
+        return exc.reason
+    return None
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_intact_files_pass(tmp_path: Path, small_video: Path) -> None:
+    assert _reason(_write(tmp_path, "a.jpg", _jpeg_bytes())) is None
+    assert _reason(_write(tmp_path, "a.png", _png_bytes())) is None
+    assert _reason(small_video) is None
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.9, 0.99])
+def test_truncated_jpeg_png_and_mp4_are_rejected_as_truncated(tmp_path: Path, small_video: Path,
+                                                               fraction: float) -> None:
+    for name, data in (("t.jpg", _jpeg_bytes()), ("t.png", _png_bytes()), ("t.mp4", small_video.read_bytes())):
+        cut = _write(tmp_path, name, data[: int(len(data) * fraction)])
+        assert _reason(cut) is RejectReason.TRUNCATED, name
+
+
+def test_png_with_a_flipped_bit_fails_its_crc(tmp_path: Path) -> None:
+    data = bytearray(_png_bytes())
+    data[len(data) // 2] ^= 0x10
+    assert _reason(_write(tmp_path, "flip.png", bytes(data))) is RejectReason.CORRUPT_STREAM
+
+
+def test_random_bit_flips_never_crash_or_hang(tmp_path: Path, small_video: Path) -> None:
+    rng = np.random.default_rng(11)
+    originals = {"f.jpg": _jpeg_bytes(), "f.png": _png_bytes(), "f.mp4": small_video.read_bytes()}
+    outcomes: dict[str, set[str]] = {}
+    for name, original in originals.items():
+        for _ in range(12):
+            data = bytearray(original)
+            for position in rng.integers(0, len(data), size=3):
+                data[position] ^= 1 << int(rng.integers(0, 8))
+            reason = _reason(_write(tmp_path, name, bytes(data)))
+            outcomes.setdefault(name, set()).add(reason.value if reason else "accepted")
+    assert all(outcomes.values())
+    assert "corrupt_stream" in outcomes["f.png"]
+
+
+def test_nested_box_bomb_is_corrupt(tmp_path: Path) -> None:
+    box = b""
+    for _ in range(200):
+        box = struct.pack(">I4s", 8 + len(box), b"moov") + box
+    data = struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0) + box
+    assert _reason(_write(tmp_path, "bomb.mp4", data)) is RejectReason.CORRUPT_STREAM
+
+
+def test_riff_list_bomb_is_corrupt(tmp_path: Path) -> None:
+    body = b""
+    for _ in range(100):
+        body = b"LIST" + struct.pack("<I", 4 + len(body)) + b"INFO" + body
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    payload = b"WAVE" + fmt + b"data" + struct.pack("<I", 0) + body
+    data = b"RIFF" + struct.pack("<I", len(payload)) + payload
+    assert _reason(_write(tmp_path, "bomb.wav", data)) is RejectReason.CORRUPT_STREAM
+
+
+def test_png_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    data = b"\x89PNG\r\n\x1a\n" + chunk
+    assert _reason(_write(tmp_path, "bomb.png", data)) is RejectReason.TOO_MANY_PIXELS
+
+
+def test_empty_and_unknown_files(tmp_path: Path) -> None:
+    assert _reason(_write(tmp_path, "empty.jpg", b"")) is RejectReason.EMPTY
+    assert _reason(_write(tmp_path, "notes.mp4", b"hello world\n" * 50)) is RejectReason.UNSUPPORTED_FORMAT
+
+
+def test_extension_is_not_trusted(tmp_path: Path) -> None:
+    renamed = _write(tmp_path, "photo.mp4", _jpeg_bytes())
+    validation = validate_file(renamed, LIMITS)
+    assert (validation.media_type, validation.container) == ("image", "jpeg")
+
+
+def test_probe_timeout_is_a_typed_rejection(tmp_path: Path, small_video: Path) -> None:
+    limits = LimitSettings(tool_timeout_s=0.001)
+    with pytest.raises(InputRejectedError) as caught:
+        validate_file(small_video, limits)
+    assert caught.value.reason is RejectReason.PROBE_TIMEOUT
+
+
+@pytest.mark.shared
+def test_every_malformed_file_is_handled_and_analysis_never_crashes(shared_dir: Path, ws) -> None:  # type: ignore[no-untyped-def]
+    from tamperscope.custody.intake import ingest_path
+    from tamperscope.pipeline.runner import analyze_asset
+
+    files = sorted(p for p in (shared_dir / "malformed").iterdir() if p.is_file())
+    assert len(files) >= 30
+    results: dict[str, str] = {}
+    for path in files:
+        try:
+            asset_id = ingest_path(ws, path).asset_id
+        except InputRejectedError as exc:
+            assert exc.asset_id and exc.reason in RejectReason
+            results[path.name] = exc.reason.value
+            continue
+        run = analyze_asset(ws, asset_id, only=["metadata", "video"])
+        results[path.name] = "accepted" + (f" (failed: {sorted(run.failed)})" if run.failed else "")
+    rejected = [name for name, outcome in results.items() if not outcome.startswith("accepted")]
+    assert len(rejected) >= 20, results
+    assert results["pillow_truncated_jpeg.jpg"] == "truncated"
+    assert results["c2pars_riff_bomb_1000.wav"] == "corrupt_stream"
+
+
+@pytest.mark.shared
+def test_valid_third_party_files_are_all_accepted(shared_dir: Path) -> None:
+    skip = {".json", ".csv", ".txt", ".tsv", ".md"}
+    refused = {}
+    for folder in ("exif", "c2pa", "forgery", "video"):
+        for path in sorted((shared_dir / folder).rglob("*")):
+            if path.is_file() and path.suffix not in skip:
+                reason = _reason(path)
+                if reason is not None:
+                    refused[str(path.relative_to(shared_dir))] = reason.value
+    assert refused == {}
+
+
+def test_cli_ingest_of_a_truncated_file_exits_3(tmp_path: Path) -> None:
+    cut = _write(tmp_path, "cut.jpg", _jpeg_bytes()[:500])
+    proc = subprocess.run([str(Path(".venv/bin/tamperscope").resolve()), "--home", str(tmp_path / "h"), "ingest",
+                           str(cut)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert "truncated" in proc.stderr

@@ -4,8 +4,8 @@ From pristine photographs (scikit-image's sample images, plus any camera JPEGs p
 square crops and derives, with one seeded RNG, one image of each kind:
 
 ``pristine`` (label 0, single JPEG), ``splice`` (an elliptical/polygonal region from another source),
-``copymove`` (a region of the same crop pasted elsewhere, rotated and scaled), ``inpaint`` (object removal by
-OpenCV's Telea inpainting over a random blob), ``resample`` (a region up-scaled in place) and ``double_jpeg``
+``copymove`` (the most textured of 30 random regions of the crop, pasted elsewhere rotated and scaled),
+``inpaint`` (object removal by OpenCV's Telea inpainting over a random blob), ``resample`` (a region up-scaled in place) and ``double_jpeg``
 (the whole crop compressed at Q1 then at Q2 > Q1; image-level only, no mask). Every manipulated image is saved
 as a JPEG at the same final quality range as the pristine ones, so the compression alone does not give it away.
 Splits are source-disjoint: each source image belongs to exactly one of ``train``, ``cal`` and ``test``.
@@ -111,16 +111,25 @@ def make_samples(rng: np.random.Generator, crop: np.ndarray, donor: np.ndarray) 
     spliced[mask] = donor[mask]
     samples.append(Sample("splice", spliced, mask, q2, {}))
 
-    for _ in range(20):
-        src_mask = random_mask(rng, size, min_frac=0.02, max_frac=0.06)
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    best: tuple[float, np.ndarray, np.ndarray, float, float] | None = None
+    for _ in range(30):
+        src_mask = random_mask(rng, size, min_frac=0.03, max_frac=0.08)
         ys, xs = np.nonzero(src_mask)
         centre = (float(xs.mean()), float(ys.mean()))
         angle, scale = float(rng.uniform(-30, 30)), float(rng.uniform(0.85, 1.2))
-        matrix = cv2.getRotationMatrix2D(centre, angle, scale)
-        matrix[:, 2] += rng.uniform(-size / 2, size / 2, size=2)
-        dst_mask = _shift_mask(src_mask, matrix)
-        if dst_mask.sum() > 0.8 * src_mask.sum() * scale * scale and not (dst_mask & src_mask).any():
-            break
+        candidate = cv2.getRotationMatrix2D(centre, angle, scale)
+        candidate[:, 2] += rng.uniform(-size / 2, size / 2, size=2)
+        moved_mask = _shift_mask(src_mask, candidate)
+        if moved_mask.sum() < 0.8 * src_mask.sum() * scale * scale or (moved_mask & src_mask).any():
+            continue
+        # forgers clone objects, not blank sky: keep the most textured of the valid candidates
+        texture = float(gray[src_mask].std())
+        if best is None or texture > best[0]:
+            best = (texture, candidate, moved_mask, angle, scale)
+    if best is None:
+        raise ValueError("no valid copy-move placement found")
+    _, matrix, dst_mask, angle, scale = best
     warped = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR)
     moved = crop.copy()
     moved[dst_mask] = warped[dst_mask]

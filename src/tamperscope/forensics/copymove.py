@@ -160,7 +160,7 @@ class KeypointCopyMoveDetector:
                           criterion="distance")
         la, lb = labels[: len(src)], labels[len(src):]
         best = 0
-        rng_state = cv2.setRNGSeed
+        candidates = []
         for ca, cb in sorted({(min(a, b), max(a, b)) for a, b in zip(la, lb, strict=True)}):
             sel = ((la == ca) & (lb == cb)) | ((la == cb) & (lb == ca))
             if sel.sum() < int(p["min_inliers"]):
@@ -168,7 +168,13 @@ class KeypointCopyMoveDetector:
             s, d = src[sel].copy(), dst[sel].copy()
             flip = la[sel] != ca
             s[flip], d[flip] = dst[sel][flip], src[sel][flip]
-            rng_state(0)
+            candidates.append((s, d))
+        # all matches at once, oriented left-to-right: catches one clone whose matches the clustering split
+        flip = src[:, 0] > dst[:, 0]
+        s_all, d_all = np.where(flip[:, None], dst, src), np.where(flip[:, None], src, dst)
+        candidates.append((s_all, d_all))
+        for s, d in candidates:
+            cv2.setRNGSeed(0)
             matrix, inliers = cv2.estimateAffine2D(s, d, method=cv2.RANSAC,
                                                    ransacReprojThreshold=float(p["ransac_threshold"]),
                                                    maxIters=2000, confidence=0.995, refineIters=10)

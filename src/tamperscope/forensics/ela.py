@@ -52,6 +52,7 @@ class ELADetector:
             levels.append(block_reduce(diff, block) / texture)
         ratio = np.mean(levels, axis=0)
         heat = outlier_map(ratio)
-        return DetectorResult(score=outlier_score(heat), map=upsample(heat, gray.shape), params=p,
+        graded = outlier_map(ratio, 0.0, 6.0)
+        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
                               version=self.version,
                               evidence={"median_ratio": round(float(np.median(ratio)), 5)})

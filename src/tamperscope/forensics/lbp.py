@@ -41,11 +41,15 @@ def block_histograms(codes: np.ndarray, n_codes: int, block: int) -> np.ndarray:
 
 
 class LBPDetector:
-    """Chi-square distance of per-block uniform LBP histograms to the median histogram, robust outliers."""
+    """Chi-square distance of per-block uniform LBP histograms to the median histogram, robust outliers.
+
+    The score uses blocks beyond ``z0`` robust standard deviations; the map is graded from z = 0 to ``z1``.
+    """
 
     name: ClassVar[str] = "lbp"
     version: ClassVar[str] = "1.0"
-    defaults: ClassVar[dict[str, Any]] = {"points": 8, "radius": 1, "block": 32, "max_pixels": 3_000_000}
+    defaults: ClassVar[dict[str, Any]] = {"points": 8, "radius": 1, "block": 32, "max_pixels": 3_000_000,
+                                          "z0": 2.0, "z1": 6.0}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
@@ -65,6 +69,7 @@ class LBPDetector:
         hists = block_histograms(codes, points + 2, block)
         reference = np.median(hists.reshape(-1, points + 2), axis=0)
         chi2 = 0.5 * (((hists - reference) ** 2) / (hists + reference + 1e-9)).sum(axis=2)
-        heat = outlier_map(chi2)
-        return DetectorResult(score=outlier_score(heat), map=upsample(heat, gray.shape), params=p,
+        heat = outlier_map(chi2, float(p["z0"]), float(p["z1"]))
+        graded = outlier_map(chi2, 0.0, float(p["z1"]))
+        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
                               version=self.version, evidence={"median_chi2": round(float(np.median(chi2)), 5)})

@@ -57,6 +57,7 @@ class NoiseDetector:
         log_sigma = np.log(sigma + 0.05)
         z = np.abs(robust_z(log_sigma))
         heat = np.clip((z - p["z0"]) / (p["z1"] - p["z0"]), 0.0, 1.0)
-        return DetectorResult(score=outlier_score(heat), map=upsample(heat, gray.shape), params=p,
+        graded = np.clip(z / p["z1"], 0.0, 1.0)
+        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
                               version=self.version,
                               evidence={"median_sigma": round(float(np.median(sigma)), 4)})

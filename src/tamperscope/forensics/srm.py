@@ -62,5 +62,6 @@ class SRMDetector:
             zs.append(np.abs(robust_z(np.log(energy + 0.02))))
         z = np.mean(zs, axis=0)
         heat = np.clip((z - p["z0"]) / (p["z1"] - p["z0"]), 0.0, 1.0)
-        return DetectorResult(score=outlier_score(heat), map=upsample(heat, gray.shape), params=p,
+        graded = np.clip(z / p["z1"], 0.0, 1.0)
+        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
                               version=self.version, evidence={"filters": list(SRM_KERNELS)})

@@ -1,0 +1,48 @@
+"""Stages used only by the resume test: one quick, one that blocks until killed (when told to)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.settings import Settings
+from tamperscope.store.models import Asset
+
+
+class _Base:
+    requires: ClassVar[tuple[str, ...]] = ()
+    owns_tables: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = "1"
+    name: ClassVar[str] = ""
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return {}
+
+    def applies_to(self, asset: Asset) -> bool:
+        return True
+
+    def _rows(self) -> list[DetectionRecord]:
+        return [DetectionRecord(module_name=f"test.{self.name}", module_version="1", window_id=f"w{i}", score=i / 10)
+                for i in range(5)]
+
+
+class QuickStage(_Base):
+    name: ClassVar[str] = "quick"
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        return StageOutput(detections=self._rows())
+
+
+class BlockingStage(_Base):
+    name: ClassVar[str] = "blocking"
+    requires: ClassVar[tuple[str, ...]] = ("quick",)
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        marker = os.environ.get("BLOCK_MARKER")
+        if marker:
+            Path(marker).write_text("running")
+            time.sleep(120)
+        return StageOutput(detections=self._rows())

@@ -5,9 +5,10 @@ square crops and derives, with one seeded RNG, one image of each kind:
 
 ``pristine`` (label 0, single JPEG), ``splice`` (an elliptical/polygonal region from another source),
 ``copymove`` (the most textured of 30 random regions of the crop, pasted elsewhere rotated and scaled),
-``inpaint`` (object removal by OpenCV's Telea inpainting over a random blob), ``resample`` (a region up-scaled in place) and ``double_jpeg``
-(the whole crop compressed at Q1 then at Q2 > Q1; image-level only, no mask). Every manipulated image is saved
-as a JPEG at the same final quality range as the pristine ones, so the compression alone does not give it away.
+``inpaint`` (object removal by OpenCV's Telea inpainting over a random blob), ``resample`` (a region up-scaled
+in place) and ``double_jpeg`` (the whole crop compressed at Q1 then at Q2 > Q1; image-level only, no mask).
+Every manipulated image is saved as a JPEG at the same final quality range as the pristine ones, so the
+compression alone does not give it away.
 Splits are source-disjoint: each source image belongs to exactly one of ``train``, ``cal`` and ``test``.
 """
 

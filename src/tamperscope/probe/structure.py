@@ -10,6 +10,7 @@ than a sane limit (the "bomb" files of parser fuzzers) is ``corrupt_stream``. By
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -50,8 +51,34 @@ def _corrupt(message: str) -> InputRejectedError:
 
 @contextmanager
 def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """Images: scanned whole (entropy-coded data), so mapped."""
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         yield data
+
+
+class _HeaderReader:
+    """Slice access by ``pread`` for box/chunk walks over large videos: only the headers are read, and
+    nothing is mapped (a mapped multi-GB file would count its touched folios in the process's memory)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop, _ = key.indices(self._size)
+        return os.pread(self._fd, max(stop - start, 0), start)
+
+
+@contextmanager
+def _headers(path: Path) -> Iterator[_HeaderReader]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield _HeaderReader(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -169,7 +196,7 @@ def check_png(data: mmap.mmap | bytes, *, max_pixels: int) -> Structure:
         pos = end
 
 
-def check_riff(data: mmap.mmap | bytes) -> Structure:
+def check_riff(data: _HeaderReader | bytes) -> Structure:
     """Walk RIFF chunks (WAV, AVI, WebP), with a limit on LIST nesting."""
     size = len(data)
     declared = struct.unpack("<I", data[4:8])[0] + 8
@@ -194,7 +221,7 @@ def check_riff(data: mmap.mmap | bytes) -> Structure:
     return found
 
 
-def check_bmff(data: mmap.mmap | bytes, *, require_moov: bool) -> Structure:
+def check_bmff(data: _HeaderReader | bytes, *, require_moov: bool) -> Structure:
     """Walk ISO base-media boxes (MP4, MOV, HEIF): sizes must nest; container depth is limited."""
     found = Structure()
     top_level: list[bytes] = []
@@ -234,9 +261,11 @@ def check_bmff(data: mmap.mmap | bytes, *, require_moov: bool) -> Structure:
 
 def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure | None:
     """Run the walker for ``container``; None when there is no walker for it (ffprobe still checks it)."""
-    walkers: dict[str, Callable[[mmap.mmap], Structure]] = {
+    scanned: dict[str, Callable[[mmap.mmap], Structure]] = {
         "jpeg": check_jpeg,
         "png": lambda d: check_png(d, max_pixels=max_pixels),
+    }
+    walked: dict[str, Callable[[_HeaderReader], Structure]] = {
         "wav": check_riff,
         "avi": check_riff,
         "webp": check_riff,
@@ -244,8 +273,10 @@ def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure
         "mov": lambda d: check_bmff(d, require_moov=True),
         "heif": lambda d: check_bmff(d, require_moov=False),
     }
-    walker = walkers.get(container)
-    if walker is None:
-        return None
-    with _mapped(path) as data:
-        return walker(data)
+    if container in scanned:
+        with _mapped(path) as data:
+            return scanned[container](data)
+    if container in walked:
+        with _headers(path) as reader:
+            return walked[container](reader)
+    return None

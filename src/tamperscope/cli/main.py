@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
 
-from tamperscope.errors import InputRejectedError, TamperscopeError, exit_code_for
+from tamperscope.errors import InputRejectedError, TamperscopeError, UsageError, exit_code_for
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
 
@@ -54,7 +54,7 @@ def _iter_inputs(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise typer.BadParameter(f"{path} does not exist")
+            raise UsageError(f"{path} does not exist")
     return files
 
 

@@ -84,8 +84,8 @@ def pixel_metrics(heat: np.ndarray, truth: np.ndarray, thresholds: Iterable[floa
                   fixed: float = 0.5) -> dict[str, float]:
     """F1, IoU and MCC of ``heat >= t`` against ``truth``: at the best ``t`` (by F1) and at ``fixed``.
 
-    The map is also scored inverted when that is better, as is customary for maps with no fixed polarity
-    (e.g. noise-level maps), but only for the "best" figures.
+    Maps have a fixed polarity (higher = more suspicious; two-sided detectors fold deviations into it), so
+    they are never scored inverted: an empty map scores 0, not the F1 of "everything is tampered".
     """
     t_pos = truth.ravel()
     h = heat.ravel()
@@ -103,10 +103,9 @@ def pixel_metrics(heat: np.ndarray, truth: np.ndarray, thresholds: Iterable[floa
 
     best = {"f1": 0.0, "iou": 0.0, "mcc": 0.0, "threshold": 0.0}
     for t in thresholds:
-        for pred in (h >= t, h < t):
-            m = confusion(pred)
-            if m["f1"] > best["f1"]:
-                best = {**m, "threshold": float(t)}
+        m = confusion(h >= t)
+        if m["f1"] > best["f1"]:
+            best = {**m, "threshold": float(t)}
     at_fixed = confusion(h >= fixed)
     return {"f1_best": best["f1"], "iou_best": best["iou"], "mcc_best": best["mcc"],
             "f1_fixed": at_fixed["f1"], "iou_fixed": at_fixed["iou"], "mcc_fixed": at_fixed["mcc"]}

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -262,6 +261,9 @@ def main() -> None:
     except TamperscopeError as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         sys.exit(exit_code_for(exc))
-    except click.UsageError as exc:
-        err_console.print(f"[red]usage[/red]: {exc}")
-        sys.exit(2)
+    except Exception as exc:
+        # typer vendors its own click: recognise its parse errors by their interface, not their class
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2 if exc.exit_code == 2 else 1)  # type: ignore[attr-defined]
+        raise

@@ -4,8 +4,9 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
+from tamperscope.forensics.stage import pick_frames
 from tamperscope.pipeline.runner import analyze_asset
-from tamperscope.store.models import Detection
+from tamperscope.store.models import Detection, Frame
 from tamperscope.workspace import Workspace
 
 
@@ -26,3 +27,24 @@ def test_image_gets_forensic_maps_and_a_banded_verdict(ws: Workspace, small_jpeg
     assert verdict.band in ("likely_real", "unsure", "likely_manipulated")
     assert verdict.evidence_json["policy_version"].startswith("image-v1")
     assert verdict.evidence_json["branches_present"] == ["forensics"]
+
+
+@pytest.mark.slow
+def test_video_frames_are_analysed_per_window_with_a_cap(ws: Workspace, small_video: Path) -> None:
+    ws.settings.forensics.max_frames_per_video = 3
+    asset_id = ingest_path(ws, small_video).asset_id
+    analyze_asset(ws, asset_id, only=["metadata", "video", "forensics", "fusion"])
+    with ws.db.session() as s:
+        rows = list(s.scalars(select(Detection).where(Detection.asset_id == asset_id)))
+    forensic = [r for r in rows if r.stage == "forensics"]
+    windows = {r.window_id for r in forensic}
+    assert len(windows) == 3 and all(w.startswith(f"{asset_id}:f") for w in windows)
+    assert len(forensic) == 3 * 9 and all(r.t_start_ms is not None for r in forensic)
+    (verdict,) = [r for r in rows if r.module_name == "fusion"]
+    assert verdict.band is not None and verdict.evidence_json["branches_present"] == ["forensics"]
+
+
+def test_pick_frames_prefers_keyframes_and_spreads_the_rest() -> None:
+    frames = [Frame(frame_id=f"a:f{t:09d}", asset_id="a", t_ms=t, keyframe=t in (0, 500)) for t in range(0, 1000, 100)]
+    chosen = pick_frames(frames, 4)
+    assert [f.t_ms for f in chosen] == [0, 100, 500, 900]

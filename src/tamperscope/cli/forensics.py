@@ -54,12 +54,14 @@ def register(app: typer.Typer) -> None:
         model_id: Annotated[str, typer.Option(help="artifact name")] = "image-v1",
         target_precision: Annotated[float, typer.Option(help="precision each confident band must reach")] = 0.9,
         out_dir: Annotated[Path | None, typer.Option(help="artifact directory (default: the package's)")] = None,
+        benchmark: Annotated[str, typer.Option(help="how the scored benchmark was made (stored in the artifact)")] = (
+            "tamperscope synth-bench --seed 0 --size 384 --crops 3 (scikit-image sources); tamperscope eval"),
     ) -> None:
         """Fit, calibrate and threshold the fusion model; write its JSON artifact."""
         from tamperscope.fusion.model import ARTIFACTS
         from tamperscope.fusion.train import train_image_model
 
         model = train_image_model(scores, model_id=model_id, target_precision=target_precision,
-                                  out_dir=out_dir or ARTIFACTS)
+                                  out_dir=out_dir or ARTIFACTS, training={"benchmark": benchmark})
         console.print({k: {m: v for m, v in d.items() if m != "reliability"} for k, d in model.metrics.items()})
         console.print(model.policy)

@@ -15,6 +15,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[
     """Reliability curve (equal-width bins) and the expected calibration error."""
     edges = np.linspace(0, 1, bins + 1)
     curve, ece = [], 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (probs >= lo) & ((probs < hi) if hi < 1 else (probs <= hi))
         if not sel.any():
             continue

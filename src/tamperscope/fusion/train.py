@@ -41,8 +41,11 @@ def train_image_model(scores_csv: Path, *, model_id: str = "image-v1", target_pr
         probs = [model.probability(v)[0] for v, _ in test]
         labels = [y for _, y in test]
         bands = [model.policy.band(p) for p in probs]
-        model.metrics["test"] = {"n": len(test), "auc": float(roc_auc_score(labels, probs)),
-                                 "bands": {b: bands.count(b) for b in sorted(set(bands))}}
+        model.metrics["test"] = {
+            "n": len(test), "auc": float(roc_auc_score(labels, probs)), "base_rate": sum(labels) / len(labels),
+            "bands": {b: {"n": bands.count(b),
+                          "manipulated_fraction": sum(y for y, bb in zip(labels, bands, strict=True) if bb == b)
+                          / bands.count(b)} for b in sorted(set(bands))}}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{model_id}.json").write_text(json.dumps(model.to_json(), indent=1, sort_keys=True) + "\n")
     return model

@@ -119,8 +119,9 @@ class KeypointCopyMoveDetector:
     name: ClassVar[str] = "copymove_keypoint"
     version: ClassVar[str] = "1.0"
     defaults: ClassVar[dict[str, Any]] = {
-        "max_side": 1024, "min_side": 768, "max_keypoints": 6000, "ratio": 0.6, "min_distance": 16.0,
+        "max_side": 1024, "min_side": 768, "max_keypoints": 6000, "ratio": 0.65, "min_distance": 16.0,
         "cluster_cut": 0.08, "min_inliers": 5, "ransac_threshold": 3.0, "min_area": 0.003,
+        "contrast_threshold": 0.01,
     }
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
@@ -130,7 +131,7 @@ class KeypointCopyMoveDetector:
         ctx = context or AnalysisContext()
         full_gray = ctx.gray(image)
         gray, scale = _rescale(full_gray, int(p["max_side"]), int(p["min_side"]))
-        sift = cv2.SIFT_create(nfeatures=int(p["max_keypoints"]), contrastThreshold=0.02)
+        sift = cv2.SIFT_create(nfeatures=int(p["max_keypoints"]), contrastThreshold=float(p["contrast_threshold"]))
         keypoints, descriptors = sift.detectAndCompute(gray, None)
         evidence: dict[str, Any] = {"keypoints": len(keypoints), "matches": 0, "transforms": []}
         mask = np.zeros(gray.shape, dtype=bool)

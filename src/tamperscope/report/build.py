@@ -1,0 +1,178 @@
+"""The JSON evidence report: a pure function from loaded rows to a dict, plus the loader at the edge.
+
+The report is built only from the database and the object store, so regenerating it from stored data yields
+byte-identical output. Custody lists the audit events up to the analysis (report and access events are
+excluded, since writing the report is itself an event), and the chain hash given is the hash of the last
+listed event, which :func:`tamperscope.custody.audit.verify_chain` ties to the chain head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from tamperscope import __version__
+from tamperscope.custody.audit import canonical_json
+from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, StageRun
+
+SCHEMA_VERSION = "1.0.0"
+SCHEMA_ID = "https://tamperscope.example/schema/report-v1.schema.json"
+PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-image", "scenedetect", "onnxruntime",
+                   "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
+EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
+
+VERDICT_MEANING = {
+    "likely_manipulated": "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
+    "likely_authentic": "No module found evidence of manipulation at the policy's confidence level.",
+    "inconclusive": "The evidence is mixed or weak; the tool cannot decide at the policy's confidence level.",
+}
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Every row a report is built from, already loaded."""
+
+    asset: Asset
+    events: Sequence[AuditEvent]
+    stage_runs: Sequence[StageRun]
+    detections: Sequence[Detection]
+    shots: Sequence[Shot]
+    frames: Sequence[Frame]
+    artifact_sha256: dict[str, str]
+    python_packages: dict[str, str]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def generated_at(inputs: ReportInputs) -> str:
+    """The report's date, taken from the data: the last finished stage run, else the upload time."""
+    times = [run.finished_at for run in inputs.stage_runs if run.finished_at is not None]
+    latest = max(times) if times else inputs.asset.upload_time
+    return latest.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def _detection(row: Detection) -> dict[str, Any]:
+    return {
+        "module_name": row.module_name, "module_version": row.module_version, "stage": row.stage,
+        "window_id": row.window_id, "status": row.status, "score": _round(row.score),
+        "threshold": _round(row.threshold), "band": row.band, "t_start_ms": row.t_start_ms, "t_end_ms": row.t_end_ms,
+        "params": row.params_json or {}, "logits": row.logits_json, "evidence": row.evidence_json or {},
+        "saliency_uri": row.saliency_uri, "overlay_uri": row.overlay_uri,
+    }
+
+
+def _timelines(detections: Sequence[Detection]) -> dict[str, list[dict[str, Any]]]:
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in detections:
+        if row.window_id == "asset" or row.t_start_ms is None or row.score is None:
+            continue
+        series.setdefault(row.module_name, []).append({
+            "window_id": row.window_id, "t_start_ms": row.t_start_ms,
+            "t_end_ms": row.t_end_ms if row.t_end_ms is not None else row.t_start_ms, "score": _round(row.score)})
+    for points in series.values():
+        points.sort(key=lambda p: (p["t_start_ms"], p["window_id"]))
+    return dict(sorted(series.items()))
+
+
+def build_report(inputs: ReportInputs) -> dict[str, Any]:
+    """Assemble the JSON evidence report (schema ``report-v1``) from loaded rows; no I/O."""
+    asset = inputs.asset
+    detections = sorted(inputs.detections, key=lambda d: (d.module_name, d.t_start_ms or 0, d.window_id))
+    events = sorted(inputs.events, key=lambda e: e.event_id)
+    fusion = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    verdict = None
+    if fusion is not None:
+        evidence = fusion.evidence_json or {}
+        verdict = {"probability": _round(fusion.score), "band": fusion.band, "threshold": _round(fusion.threshold),
+                   "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
+                   "meaning": VERDICT_MEANING.get(fusion.band or "", "See the policy for this band."),
+                   "evidence": evidence}
+    flags = [{"module_name": d.module_name, "window_id": d.window_id, "evidence": d.evidence_json or {}}
+             for d in detections if d.status == "flag"]
+    artifacts = sorted(
+        [{"uri": uri, "sha256": digest} for uri, digest in inputs.artifact_sha256.items()], key=lambda a: a["uri"])
+    modules = sorted({(d.module_name, d.module_version, d.stage) for d in detections})
+    return {
+        "$schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": generated_at(inputs),
+        "asset": {
+            "asset_id": asset.asset_id, "sha256": asset.sha256, "size_bytes": asset.size_bytes,
+            "original_name": asset.original_name, "media_type": asset.media_type, "mime": asset.mime,
+            "container": asset.container, "duration_ms": asset.duration_ms, "width": asset.width,
+            "height": asset.height, "fps": _round(asset.fps), "status": asset.status, "source": asset.source,
+            "license": asset.license, "uploaded_by": asset.uploaded_by, "upload_time": _iso(asset.upload_time),
+            "storage_key": asset.storage_key, "provenance_status": asset.provenance_status,
+        },
+        "custody": {
+            "events": [{"event_id": e.event_id, "who": e.who, "when": e.when, "action": e.action,
+                        "details": e.details_json, "prev_hash": e.prev_hash, "hash": e.hash} for e in events],
+            "chain_hash": events[-1].hash if events else None,
+        },
+        "tools": {
+            "tamperscope": __version__,
+            "external": dict(sorted((asset.tool_versions_json or {}).items())),
+            "python_packages": dict(sorted(inputs.python_packages.items())),
+            "stages": [{"stage": r.stage, "version": r.version, "status": r.status, "params": r.params_json or {},
+                        "finished_at": _iso(r.finished_at), "error": r.error, "summary": r.summary_json}
+                       for r in sorted(inputs.stage_runs, key=lambda r: r.stage)],
+            "modules": [{"module_name": m, "module_version": v, "stage": s} for m, v, s in modules],
+        },
+        "metadata_flags": flags,
+        "detections": [_detection(d) for d in detections],
+        "timelines": _timelines(detections),
+        "shots": [{"shot_id": s.shot_id, "index": s.index, "t_start_ms": s.t_start_ms, "t_end_ms": s.t_end_ms}
+                  for s in sorted(inputs.shots, key=lambda s: s.index)],
+        "frames": [{"frame_id": f.frame_id, "shot_id": f.shot_id, "t_ms": f.t_ms, "uri": f.uri}
+                   for f in sorted(inputs.frames, key=lambda f: f.t_ms)],
+        "artifacts": artifacts,
+        "verdict": verdict,
+    }
+
+
+def report_bytes(report: dict[str, Any]) -> bytes:
+    """The one serialisation of a report: canonical JSON (sorted keys) plus a newline."""
+    return canonical_json(report) + b"\n"
+
+
+def python_package_versions(names: Sequence[str] = PYTHON_PACKAGES) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def load_inputs(ws: Any, asset_ref: str, read_bytes: Callable[[str], bytes] | None = None) -> ReportInputs:
+    """Load the rows of one asset and hash its artifacts (the I/O edge of :func:`build_report`)."""
+    from tamperscope.pipeline.runner import find_asset
+
+    with ws.db.session() as session:
+        asset = find_asset(session, asset_ref)
+        aid = asset.asset_id
+        events = [e for e in session.execute(select(AuditEvent).where(AuditEvent.asset_id == aid)).scalars()
+                  if not e.action.startswith(EXCLUDED_ACTION_PREFIXES)]
+        runs = list(session.execute(select(StageRun).where(StageRun.asset_id == aid)).scalars())
+        detections = list(session.execute(select(Detection).where(Detection.asset_id == aid)).scalars())
+        shots = list(session.execute(select(Shot).where(Shot.asset_id == aid)).scalars())
+        frames = list(session.execute(select(Frame).where(Frame.asset_id == aid)).scalars())
+        session.expunge_all()
+    uris = {u for d in detections for u in (d.saliency_uri, d.overlay_uri) if u}
+    uris |= {f.uri for f in frames if f.uri}
+    reader = read_bytes or (lambda uri: ws.store.get_bytes(ws.store.key_of(uri)))
+    digests = {uri: hashlib.sha256(reader(uri)).hexdigest() for uri in sorted(uris)}
+    return ReportInputs(asset, events, runs, detections, shots, frames, digests, python_package_versions())

@@ -1,0 +1,99 @@
+"""Write, list and verify reports: the I/O edge around :mod:`build` and :mod:`pdf`.
+
+Reports go to the object store under ``derived/<asset>/report/`` and to the ``reports`` table; writing one
+appends a ``report.written`` audit event. The report id is deterministic (asset id + JSON digest prefix).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tamperscope.custody.audit import append_event
+from tamperscope.errors import IntegrityError, UsageError
+from tamperscope.report.build import build_report, load_inputs, report_bytes
+from tamperscope.report.pdf import render_pdf
+from tamperscope.store.models import Report
+from tamperscope.workspace import Workspace
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "report-v1.schema.json"
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    report_id: str
+    asset_id: str
+    json_bytes: bytes
+    pdf_bytes: bytes
+    sha256_json: str
+    sha256_pdf: str
+    uri_json: str
+    uri_pdf: str
+
+
+def load_schema() -> dict[str, Any]:
+    """The published JSON Schema of report version 1."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _reader(ws: Workspace) -> Any:
+    return lambda uri: ws.store.get_bytes(ws.store.key_of(uri))
+
+
+def render(ws: Workspace, asset_ref: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """Build the report dict, its JSON bytes and its PDF bytes from stored data (nothing is written)."""
+    report = build_report(load_inputs(ws, asset_ref))
+    json_bytes = report_bytes(report)
+    pdf_bytes = render_pdf(report, hashlib.sha256(json_bytes).hexdigest(), _reader(ws))
+    return report, json_bytes, pdf_bytes
+
+
+def write_report(ws: Workspace, asset_ref: str, out_dir: Path | None = None) -> WrittenReport:
+    """Render, store, record and audit the report of one asset; optionally copy both files to ``out_dir``."""
+    report, json_bytes, pdf_bytes = render(ws, asset_ref)
+    asset_id = report["asset"]["asset_id"]
+    sha_json = hashlib.sha256(json_bytes).hexdigest()
+    sha_pdf = hashlib.sha256(pdf_bytes).hexdigest()
+    report_id = f"{asset_id}:r{sha_json[:16]}"
+    stem = f"derived/{asset_id}/report/report-{sha_json[:16]}"
+    uri_json = ws.store.put_bytes(f"{stem}.json", json_bytes)
+    uri_pdf = ws.store.put_bytes(f"{stem}.pdf", pdf_bytes)
+    versions = {s["stage"]: s["version"] for s in report["tools"]["stages"]}
+    with ws.db.session() as session:
+        row = session.get(Report, report_id)
+        if row is None:
+            session.add(Report(report_id=report_id, asset_id=asset_id, uri_json=uri_json, uri_pdf=uri_pdf,
+                               sha256_json=sha_json, sha256_pdf=sha_pdf,
+                               created_at=datetime.fromisoformat(report["generated_at"].rstrip("Z")).replace(
+                                   tzinfo=UTC), pipeline_versions_json=versions))
+        append_event(session, action="report.written", who=ws.actor, asset_id=asset_id,
+                     details={"report_id": report_id, "sha256_json": sha_json, "sha256_pdf": sha_pdf,
+                              "uri_json": uri_json, "uri_pdf": uri_pdf})
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{asset_id}.json").write_bytes(json_bytes)
+        (out_dir / f"{asset_id}.pdf").write_bytes(pdf_bytes)
+    return WrittenReport(report_id, asset_id, json_bytes, pdf_bytes, sha_json, sha_pdf, uri_json, uri_pdf)
+
+
+def verify_report_bytes(ws: Workspace, data: bytes) -> dict[str, Any]:
+    """Recompute the report named by ``data`` from stored data; raise :class:`IntegrityError` unless identical."""
+    try:
+        claimed = json.loads(data)
+        asset_id = claimed["asset"]["asset_id"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"not a tamperscope JSON report: {exc}") from exc
+    _, json_bytes, _ = render(ws, asset_id)
+    digest = hashlib.sha256(data).hexdigest()
+    recomputed = hashlib.sha256(json_bytes).hexdigest()
+    if digest != recomputed:
+        problems = [f"report SHA-256 {digest} != recomputed {recomputed}"]
+        fresh = json.loads(json_bytes)
+        problems += [f"section {key!r} differs" for key in sorted(set(fresh) | set(claimed))
+                     if fresh.get(key) != claimed.get(key)]
+        raise IntegrityError(problems)
+    return {"asset_id": asset_id, "sha256": digest, "ok": True}

@@ -40,6 +40,8 @@ def test_video_frames_are_analysed_per_window_with_a_cap(ws: Workspace, small_vi
     windows = {r.window_id for r in forensic}
     assert len(windows) == 3 and all(w.startswith(f"{asset_id}:f") for w in windows)
     assert len(forensic) == 3 * 9 and all(r.t_start_ms is not None for r in forensic)
+    dq = [r for r in forensic if r.module_name == "forensics.jpeg_dq"]
+    assert all(r.status == "not_applicable" and r.score is None for r in dq)  # PNG frames carry no JPEG tables
     (verdict,) = [r for r in rows if r.module_name == "fusion"]
     assert verdict.band is not None and verdict.evidence_json["branches_present"] == ["forensics"]
 

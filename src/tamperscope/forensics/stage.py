@@ -99,9 +99,12 @@ class ForensicsStage:
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(result.map))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
                                                  overlay_png(image, result.map))
+                applicable = result.evidence.get("applicable", True)
                 out.detections.append(DetectionRecord(
                     module_name=f"forensics.{name}", module_version=result.version, window_id=window,
-                    score=float(result.score), t_start_ms=t_ms, t_end_ms=t_ms, params=result.params,
+                    score=float(result.score) if applicable else None,
+                    status="scored" if applicable else "not_applicable", t_start_ms=t_ms, t_end_ms=t_ms,
+                    params=result.params,
                     evidence=result.evidence, saliency_uri=saliency, overlay_uri=overlay))
         out.summary = {"windows": len(jobs), "detections": len(out.detections)}
         return out

@@ -48,7 +48,10 @@ def register_branch(branch: Branch) -> Branch:
 
 
 def max_score_by_module(rows: Sequence[Row], prefix: str, modules: Sequence[str]) -> dict[str, float] | None:
-    """``{module: max score over windows}`` of scored rows named ``prefix + module``; ``None`` if none scored."""
+    """``{module: max score over windows}`` of scored rows named ``prefix + module``; ``None`` if none scored.
+
+    Modules without a scored row (e.g. ``jpeg_dq`` on PNG frames) are left out, so the model imputes them.
+    """
     values: dict[str, float] = {}
     for row in rows:
         if row.status != "scored" or row.score is None or not row.module_name.startswith(prefix):
@@ -56,9 +59,7 @@ def max_score_by_module(rows: Sequence[Row], prefix: str, modules: Sequence[str]
         module = row.module_name[len(prefix):]
         if module in modules:
             values[module] = max(values.get(module, 0.0), float(row.score))
-    if not values:
-        return None
-    return {m: values.get(m, 0.0) for m in modules}
+    return values or None
 
 
 def _forensics(rows: Sequence[Row]) -> dict[str, float] | None:

@@ -18,7 +18,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from tamperscope.report.plots import timeline_png
 
@@ -101,7 +101,7 @@ def _summary(report: dict[str, Any], json_sha256: str) -> list[Any]:
             Spacer(1, 8), _p("Integrity", H2),
             _kv([("asset SHA-256", asset["sha256"]), ("JSON report SHA-256", json_sha256),
                  ("audit chain hash", report["custody"]["chain_hash"])], MONO),
-            _p("Verify with: tamperscope report verify &lt;report.json&gt; (recomputes the report from stored data) "
+            _p("Verify with: tamperscope report verify <report.json> (recomputes the report from stored data) "
                "and tamperscope verify (re-hashes stored bytes and the audit chain).", SMALL)]
     return out
 
@@ -152,24 +152,25 @@ def _frames(report: dict[str, Any], read: Callable[[str], bytes]) -> list[Any]:
                          "it (brighter or redder = more suspicious).", SMALL)]
     cell = (WIDTH - 4 * mm) / 3
     for window in windows:
-        frame = frames.get(window)
-        images: list[Any] = []
-        captions: list[Any] = []
+        frame = frames.get(window) or (report["frames"][0] if window == "asset" and len(frames) == 1 else None)
+        cells: list[tuple[Any, Any]] = []
         if frame and frame["uri"]:
-            images.append(_image(read(frame["uri"]), cell, 45 * mm))
-            captions.append(_p(f"frame at {frame['t_ms'] / 1000:.2f} s", SMALL))
+            cells.append((_image(read(frame["uri"]), cell, 45 * mm), _p(f"frame at {frame['t_ms'] / 1000:.2f} s",
+                                                                          SMALL)))
         for det in by_window[window]:
+            score = "-" if det["score"] is None else f"{det['score']:.2f}"
             for kind in ("overlay_uri", "saliency_uri"):
-                if det[kind] and len(images) < 3:
-                    images.append(_image(read(det[kind]), cell, 45 * mm))
-                    score = "-" if det["score"] is None else f"{det['score']:.2f}"
-                    captions.append(_p(f"{det['module_name']} {kind.split('_')[0]} (score {score})", SMALL))
-        while len(images) < 3:
-            images.append("")
-            captions.append("")
-        table = Table([images, captions], colWidths=[cell] * 3)
+                if det[kind]:
+                    cells.append((_image(read(det[kind]), cell, 45 * mm),
+                                  _p(f"{det['module_name']} {kind.split('_')[0]} (score {score})", SMALL)))
+        cells += [("", "")] * (-len(cells) % 3)
+        data: list[list[Any]] = []
+        for start in range(0, len(cells), 3):
+            row = cells[start:start + 3]
+            data += [[c[0] for c in row], [c[1] for c in row]]
+        table = Table(data, colWidths=[cell] * 3)
         table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (0, 0), (-1, -1), "CENTER")]))
-        out += [KeepTogether([_p(f"window {window}", MONO), table]), Spacer(1, 4)]
+        out += [_p(f"window {window}", MONO), table, Spacer(1, 4)]
     return out
 
 

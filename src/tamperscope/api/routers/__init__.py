@@ -1,0 +1,1 @@
+"""One router per resource: assets, jobs, reports, audit."""

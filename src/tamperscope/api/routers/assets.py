@@ -1,0 +1,112 @@
+"""Assets: streaming upload, listing, one asset's summary, its artifacts, starting an analysis."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from anyio.from_thread import run as run_from_thread
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from tamperscope.api.dependencies import JobsDep, WorkspaceDep
+from tamperscope.custody.intake import IntakeRecord, ingest_stream
+from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason
+from tamperscope.pipeline.front import summarize
+from tamperscope.pipeline.runner import find_asset
+from tamperscope.store.models import Asset, Detection, Frame
+
+router = APIRouter(prefix="/api/assets", tags=["assets"])
+MAX_NAME = 255
+
+
+class _BodyReader(io.RawIOBase):
+    """A blocking reader over the request's async body stream, for use from a worker thread."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    async def _next(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return b""
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._done:
+            self._pending = run_from_thread(self._next)
+            self._done = not self._pending
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def display_name(name: str | None) -> str:
+    """The uploaded file name as a label only: printable, no directories, bounded; never used as a path."""
+    base = (name or "upload").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(ch for ch in base if ch.isprintable()).strip() or "upload"
+    return cleaned[:MAX_NAME]
+
+
+@router.post("", status_code=201, summary="Upload a file (raw request body, streamed)")
+async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, source: str | None = None,
+                 license: str | None = None) -> dict[str, Any]:
+    """Stream the request body into the store (hashing as it goes); ``name`` is the original file name."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > ws.settings.limits.max_bytes:
+        raise InputRejectedError(RejectReason.TOO_LARGE, f"upload of {declared} bytes exceeds the limit")
+    record = IntakeRecord(original_name=display_name(name), source=source or f"api upload by {ws.actor}",
+                          license=license)
+    reader = io.BufferedReader(_BodyReader(request.stream().__aiter__()), buffer_size=1 << 20)
+    result = await anyio.to_thread.run_sync(ingest_stream, ws, reader, record)
+    return {"asset_id": result.asset_id, "sha256": result.sha256, "size": result.size, "status": result.status,
+            "duplicate": result.duplicate}
+
+
+@router.get("", summary="List assets")
+def list_assets(ws: WorkspaceDep, limit: int = 100) -> list[dict[str, Any]]:
+    with ws.db.session() as session:
+        rows = session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(min(limit, 1000))).scalars()
+        return [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
+                 "media_type": a.media_type, "status": a.status, "size_bytes": a.size_bytes} for a in rows]
+
+
+@router.get("/{ref}", summary="One asset: status, stages, flags, verdict")
+def get_asset(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
+    with ws.db.session() as session:
+        asset_id = find_asset(session, ref).asset_id
+    return summarize(ws, asset_id).__dict__
+
+
+@router.post("/{ref}/analyze", status_code=202, summary="Start a background analysis (then a report)")
+def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> dict[str, Any]:
+    with ws.db.session() as session:
+        asset = find_asset(session, ref)
+        if asset.status == "rejected":
+            raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
+                                     asset.error or "input was rejected at intake", asset_id=asset.asset_id)
+        asset_id = asset.asset_id
+    return jobs.submit(ws, asset_id, force=force).as_dict()
+
+
+@router.get("/{ref}/artifact", summary="Bytes of a frame or map of this asset (only URIs the asset references)")
+def artifact(ref: str, uri: str, ws: WorkspaceDep) -> Response:
+    with ws.db.session() as session:
+        asset_id = find_asset(session, ref).asset_id
+        known = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
+        known = known or session.execute(select(Detection.detection_id).where(
+            Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
+    if known is None:
+        raise NotFoundError(f"asset {asset_id} has no artifact {uri!r}")
+    data = ws.store.get_bytes(ws.store.key_of(uri))
+    media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg" if data[:2] == b"\xff\xd8" else \
+        "application/octet-stream"
+    return Response(data, media_type=media)

@@ -1,0 +1,105 @@
+"""The HTTP API end to end: tokens, streaming upload, background analysis, reports, audit, typed errors."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tamperscope import samples
+from tamperscope.api.routers.assets import display_name
+
+
+def _wait(client: TestClient, job_id: str, timeout_s: float = 240.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in {"done", "failed"}:
+            return job
+        time.sleep(0.2)
+    raise AssertionError("job did not finish")
+
+
+def test_every_api_route_needs_a_valid_token(client: TestClient) -> None:
+    anonymous = TestClient(client.app)
+    for method, path in [("get", "/api/assets"), ("post", "/api/assets"), ("get", "/api/audit"),
+                         ("get", "/api/jobs/x"), ("post", "/api/verify"), ("get", "/api/assets/x/reports/latest.pdf")]:
+        assert getattr(anonymous, method)(path).status_code == 401, path
+        assert getattr(anonymous, method)(path, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert anonymous.get("/").status_code == 200
+    assert anonymous.get("/openapi.json").json()["info"]["title"] == "tamperscope"
+
+
+def test_unknown_asset_is_404_and_garbage_upload_is_422(client: TestClient) -> None:
+    assert client.get("/api/assets/0123456789abcdef").status_code == 404
+    rejected = client.post("/api/assets", params={"name": "x.jpg"}, content=b"\xff\xd8 not really a jpeg" * 10)
+    assert rejected.status_code == 422
+    assert rejected.json()["error"] == "InputRejectedError"
+
+
+def test_size_limit_rejects_large_uploads(api_settings, token: str) -> None:  # type: ignore[no-untyped-def]
+    from tamperscope.api.main import create_app
+
+    small = api_settings.model_copy(update={"limits": api_settings.limits.model_copy(update={"max_bytes": 1000})})
+    with TestClient(create_app(small)) as limited:
+        response = limited.post("/api/assets", content=b"\0" * 5000, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 422
+    assert response.json()["reason"] == "too_large"
+
+
+def test_file_names_never_become_paths() -> None:
+    assert display_name("../../etc/passwd") == "passwd"
+    assert display_name("C:\\x\\evil\x00.jpg") == "evil.jpg"
+    assert display_name("") == "upload"
+
+
+@pytest.mark.slow
+def test_upload_analyse_report_audit(client: TestClient, tmp_path: Path) -> None:
+    photo = samples.camera_like_jpeg(tmp_path / "camera.jpg")
+    data = photo.read_bytes()
+
+    def chunks():  # a generator body is streamed (chunked), never one bytes object
+        for start in range(0, len(data), 4096):
+            yield data[start:start + 4096]
+
+    up = client.post("/api/assets", params={"name": "../../camera.jpg"}, content=chunks())
+    assert up.status_code == 201, up.text
+    body = up.json()
+    assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["size"] == len(data)
+    asset_id = body["asset_id"]
+
+    started = client.post(f"/api/assets/{asset_id}/analyze")
+    assert started.status_code == 202
+    job = _wait(client, started.json()["job_id"])
+    assert job["status"] == "done", job
+    assert job["progress"] and all(0.0 <= f <= 1.0 for f in job["progress"].values())
+
+    summary = client.get(f"/api/assets/{asset_id}").json()
+    assert summary["status"] == "analyzed"
+    report = client.get(f"/api/assets/{asset_id}/reports/latest/content").json()
+    assert report["asset"]["original_name"] == "camera.jpg"
+    meta = client.get(f"/api/assets/{asset_id}/reports/latest").json()
+    pdf = client.get(f"/api/assets/{asset_id}/reports/latest.pdf")
+    js = client.get(f"/api/assets/{asset_id}/reports/latest.json")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert hashlib.sha256(pdf.content).hexdigest() == meta["sha256_pdf"]
+    assert hashlib.sha256(js.content).hexdigest() == meta["sha256_json"]
+
+    assert client.post("/api/reports/verify", content=js.content).json()["ok"] is True
+    tampered = client.post("/api/reports/verify", content=js.content.replace(b"camera.jpg", b"camera2.jpg"))
+    assert tampered.status_code == 409 and tampered.json()["problems"]
+
+    events = client.get("/api/audit", params={"asset": asset_id}).json()
+    actions = {e["action"]: e["who"] for e in events}
+    assert actions["intake.accepted"] == "alice"
+    assert actions["report.written"] == "alice"
+    assert actions["access.report_download"] == "alice"
+    assert client.post("/api/verify", params={"asset": asset_id}).json()["problems"] == []
+    frames = report["frames"]
+    if frames:
+        art = client.get(f"/api/assets/{asset_id}/artifact", params={"uri": frames[0]["uri"]})
+        assert art.status_code == 200 and art.content
+    assert client.get(f"/api/assets/{asset_id}/artifact", params={"uri": "store://raw/../x"}).status_code == 404

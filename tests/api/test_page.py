@@ -1,0 +1,100 @@
+"""The web page in a real browser: headless Chromium uploads a generated file and shows the result."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tamperscope import samples
+from tamperscope.api.main import create_app
+from tamperscope.settings import Settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(api_settings: Settings, token: str) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        pytest.skip("chromium / chromedriver not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,2400",
+                 f"--user-data-dir={tmp_path / 'chrome'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_upload_progress_and_result(server: str, token: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = samples.camera_like_jpeg(tmp_path / "camera.jpg")
+    edited, _ = samples.edited_copy(photo, tmp_path / "edited.jpg")
+    browser.get(server + "/")
+    browser.find_element(By.ID, "token").send_keys("wrong")
+    browser.find_element(By.ID, "save-token").click()
+    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.ID, "token-status"), "rejected"))
+    browser.find_element(By.ID, "token").clear()
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "save-token").click()
+    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.ID, "token-status"), "accepted"))
+
+    browser.find_element(By.ID, "file").send_keys(str(edited))
+    browser.find_element(By.ID, "upload").click()
+    WebDriverWait(browser, 10).until(ec.visibility_of_element_located((By.ID, "progress")))
+    WebDriverWait(browser, 240).until(ec.visibility_of_element_located((By.ID, "result")))
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+    verdict = browser.find_element(By.ID, "verdict")
+    assert verdict.text and ("band-" in verdict.get_attribute("class"))
+    assert browser.find_element(By.ID, "asset-name").text.startswith("edited.jpg")
+    assert browser.find_element(By.CSS_SELECTOR, "#timeline svg")
+    assert "JSON SHA-256" in browser.find_element(By.ID, "report-hash").text
+    frames = browser.find_elements(By.CSS_SELECTOR, "#frames img")
+    assert frames and frames[0].get_attribute("src").startswith("blob:")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#frames img')].every(i => i.complete && i.naturalWidth > 0)"))
+    before = frames[0].get_attribute("src")
+    browser.find_element(By.CSS_SELECTOR, "input[name=view][value=overlay]").click()
+    if "overlay" in frames[0].get_attribute("data-views"):
+        assert frames[0].get_attribute("src") != before
+    audit_rows = browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+    assert any("intake.accepted" in row.text and "alice" in row.text for row in audit_rows)
+    assert browser.find_elements(By.CSS_SELECTOR, "#modules tbody tr")
+    assert browser.find_element(By.ID, "download-pdf").is_enabled()
+    browser.save_screenshot(str(tmp_path / "page.png"))

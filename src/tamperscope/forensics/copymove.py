@@ -119,7 +119,7 @@ class KeypointCopyMoveDetector:
     name: ClassVar[str] = "copymove_keypoint"
     version: ClassVar[str] = "1.0"
     defaults: ClassVar[dict[str, Any]] = {
-        "max_side": 1024, "min_side": 768, "max_keypoints": 6000, "ratio": 0.65, "min_distance": 16.0,
+        "max_side": 800, "min_side": 768, "max_keypoints": 6000, "ratio": 0.65, "min_distance": 16.0,
         "cluster_cut": 0.08, "min_inliers": 5, "ransac_threshold": 3.0, "min_area": 0.003,
         "contrast_threshold": 0.01,
     }

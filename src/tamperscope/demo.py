@@ -43,10 +43,29 @@ def main(out_dir: Path = Path("demo-output")) -> int:
             console.print(f"  flag {flag['module']}: {flag['evidence']}")
         if summary.verdict:
             console.print(f"  verdict: {summary.verdict['band']} (p={summary.verdict['probability']:.3f})")
+        _write_report(ws, intake.asset_id, out_dir / "reports")
+    _print_web_help(settings)
     console.print(f"\nresults: database {settings.resolved_db_url}, store {settings.resolved_store_url}")
     console.print(f"inspect: TAMPERSCOPE_HOME={settings.home} .venv/bin/tamperscope show <asset>")
     ws.close()
     return 0
+
+
+def _write_report(ws: Workspace, asset_id: str, reports_dir: Path) -> None:
+    """Write the asset's JSON and PDF report (store + ``reports`` table) and copy them to ``reports_dir``."""
+    from tamperscope.report.service import write_report
+
+    written = write_report(ws, asset_id, reports_dir)
+    console.print(f"  report: {reports_dir / (asset_id + '.json')} and {reports_dir / (asset_id + '.pdf')}"
+                  f" (json sha256 {written.sha256_json[:16]}…)")
+
+
+def _print_web_help(settings: Settings) -> None:
+    home = f"TAMPERSCOPE_HOME={settings.home}"
+    console.print("\nweb page: create a token, start the server, open http://127.0.0.1:8000/ and paste the token:")
+    console.print(f"  {home} .venv/bin/tamperscope token create me")
+    console.print(f"  {home} .venv/bin/tamperscope serve   (API docs at http://127.0.0.1:8000/docs)")
+    console.print(f"verify a report: {home} .venv/bin/tamperscope report verify <report.json>")
 
 
 if __name__ == "__main__":

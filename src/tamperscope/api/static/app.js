@@ -195,8 +195,10 @@ async function drawFrames(report) {
     const img = el("img", { alt: "frame " + frame.frame_id });
     const views = { frame: await blobUrl(report.asset.asset_id, frame.uri) };
     const dets = maps[frame.frame_id] || [];
-    const withOverlay = dets.find((d) => d.overlay_uri);
-    const withMap = dets.find((d) => d.saliency_uri);
+    const strongest = (key) => dets.filter((d) => d[key])
+      .sort((a, b) => (b.score ?? -1) - (a.score ?? -1))[0];
+    const withOverlay = strongest("overlay_uri");
+    const withMap = strongest("saliency_uri");
     if (withOverlay) views.overlay = await blobUrl(report.asset.asset_id, withOverlay.overlay_uri);
     if (withMap) views.saliency = await blobUrl(report.asset.asset_id, withMap.saliency_uri);
     img.src = views.frame;

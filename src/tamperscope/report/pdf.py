@@ -18,14 +18,13 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from tamperscope.report.plots import timeline_png
 
 BAND_COLOURS = {"likely_manipulated": colors.HexColor("#b3261e"), "likely_authentic": colors.HexColor("#1e7b34"),
                 "inconclusive": colors.HexColor("#8a6d00")}
-MAX_FRAMES = 12
-MAX_DETECTION_ROWS = 60
+MAX_FRAMES = 8
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9, leading=11.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9)
@@ -138,40 +137,53 @@ def _metadata(report: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _frames(report: dict[str, Any], read: Callable[[str], bytes]) -> list[Any]:
+def _score(det: dict[str, Any]) -> float:
+    return -1.0 if det["score"] is None else float(det["score"])
+
+
+def _frames(report: dict[str, Any], read: Callable[[str], bytes]) -> tuple[list[Any], set[str]]:
+    """Frames with their strongest maps beside them; returns the flowables and the URIs shown."""
+    frames = {f["frame_id"]: f for f in report["frames"]}
     by_window: dict[str, list[dict[str, Any]]] = {}
     for det in report["detections"]:
         if det["saliency_uri"] or det["overlay_uri"]:
-            by_window.setdefault(det["window_id"], []).append(det)
-    frames = {f["frame_id"]: f for f in report["frames"]}
-    windows = sorted(by_window, key=lambda w: (frames[w]["t_ms"] if w in frames else -1, w))[:MAX_FRAMES]
-    if not windows:
-        return []
+            window = det["window_id"]
+            if window == "asset" and len(frames) == 1:
+                window = next(iter(frames))
+            by_window.setdefault(window, []).append(det)
+    if not by_window:
+        return [], set()
+    ranked = sorted(by_window, key=lambda w: (-max(_score(d) for d in by_window[w]), w))[:MAX_FRAMES]
+    windows = sorted(ranked, key=lambda w: (frames[w]["t_ms"] if w in frames else -1, w))
     out: list[Any] = [PageBreak(), _p("Frames and the maps that explain them", H1),
-                      _p("Each row shows a frame and, beside it, the heatmaps / overlays the modules produced for "
-                         "it (brighter or redder = more suspicious).", SMALL)]
+                      _p(f"The {len(windows)} frames with the strongest module scores (of {len(by_window)} with maps); "
+                         "beside each frame, the maps of its two highest-scoring modules (brighter or redder = more "
+                         "suspicious). Every map is listed in the JSON report.", SMALL)]
+    shown: set[str] = set()
     cell = (WIDTH - 4 * mm) / 3
     for window in windows:
-        frame = frames.get(window) or (report["frames"][0] if window == "asset" and len(frames) == 1 else None)
+        frame = frames.get(window)
         cells: list[tuple[Any, Any]] = []
         if frame and frame["uri"]:
-            cells.append((_image(read(frame["uri"]), cell, 45 * mm), _p(f"frame at {frame['t_ms'] / 1000:.2f} s",
+            shown.add(frame["uri"])
+            cells.append((_image(read(frame["uri"]), cell, 42 * mm), _p(f"frame at {frame['t_ms'] / 1000:.2f} s",
                                                                           SMALL)))
-        for det in by_window[window]:
+        seen: set[str] = set()
+        for det in sorted(by_window[window], key=lambda d: (-_score(d), d["module_name"])):
+            kind = "overlay_uri" if det["overlay_uri"] else "saliency_uri"
+            if det["module_name"] in seen or len(cells) >= 3:
+                continue
+            seen.add(det["module_name"])
+            shown.add(det[kind])
             score = "-" if det["score"] is None else f"{det['score']:.2f}"
-            for kind in ("overlay_uri", "saliency_uri"):
-                if det[kind]:
-                    cells.append((_image(read(det[kind]), cell, 45 * mm),
-                                  _p(f"{det['module_name']} {kind.split('_')[0]} (score {score})", SMALL)))
-        cells += [("", "")] * (-len(cells) % 3)
-        data: list[list[Any]] = []
-        for start in range(0, len(cells), 3):
-            row = cells[start:start + 3]
-            data += [[c[0] for c in row], [c[1] for c in row]]
-        table = Table(data, colWidths=[cell] * 3)
+            label = "overlay" if kind == "overlay_uri" else "heatmap"
+            cells.append((_image(read(det[kind]), cell, 42 * mm), _p(f"{det['module_name']} {label} (score {score})",
+                                                                       SMALL)))
+        cells += [("", "")] * (3 - len(cells))
+        table = Table([[c[0] for c in cells], [c[1] for c in cells]], colWidths=[cell] * 3)
         table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (0, 0), (-1, -1), "CENTER")]))
-        out += [_p(f"window {window}", MONO), table, Spacer(1, 4)]
-    return out
+        out += [KeepTogether([_p(f"window {window}", MONO), table]), Spacer(1, 3)]
+    return out, shown
 
 
 def _timelines(report: dict[str, Any]) -> list[Any]:
@@ -194,17 +206,30 @@ def _modules(report: dict[str, Any]) -> list[Any]:
                        d["band"] or "", _short(d["evidence"], 300)] for d in asset_level],
                      [40 * mm, 20 * mm, 13 * mm, 22 * mm, WIDTH - 95 * mm]))
     if windowed:
-        out.append(_p(f"Window results ({len(windowed)}; first {min(len(windowed), MAX_DETECTION_ROWS)} shown, all "
-                      "in the JSON report)", H2))
-        out.append(_grid(["module", "window", "time (ms)", "status", "score"],
-                         [[d["module_name"], d["window_id"].split(":", 1)[-1], f"{d['t_start_ms']}-{d['t_end_ms']}",
-                           d["status"], "-" if d["score"] is None else f"{d['score']:.3f}"]
-                          for d in windowed[:MAX_DETECTION_ROWS]],
-                         [45 * mm, 40 * mm, 35 * mm, 25 * mm, WIDTH - 145 * mm]))
+        out.append(_p(f"Per-window results ({len(windowed)} rows, summarised per module)", H2))
+        out.append(_grid(["module", "windows", "scored", "mean score", "max score", "at (s)", "statuses"],
+                         _window_summary(windowed),
+                         [48 * mm, 16 * mm, 16 * mm, 20 * mm, 20 * mm, 16 * mm, WIDTH - 136 * mm]))
     return out
 
 
-def _appendix(report: dict[str, Any]) -> list[Any]:
+def _window_summary(windowed: list[dict[str, Any]]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for name in sorted({d["module_name"] for d in windowed}):
+        dets = [d for d in windowed if d["module_name"] == name]
+        scored = [d for d in dets if d["score"] is not None]
+        statuses = ", ".join(f"{s} {sum(d['status'] == s for d in dets)}" for s in sorted({d["status"] for d in dets}))
+        if scored:
+            top = max(scored, key=lambda d: (d["score"], -(d["t_start_ms"] or 0)))
+            mean = sum(d["score"] for d in scored) / len(scored)
+            rows.append([name, len(dets), len(scored), f"{mean:.3f}", f"{top['score']:.3f}",
+                         f"{(top['t_start_ms'] or 0) / 1000:.2f}", statuses])
+        else:
+            rows.append([name, len(dets), 0, "-", "-", "-", statuses])
+    return rows
+
+
+def _appendix(report: dict[str, Any], shown: set[str]) -> list[Any]:
     tools = report["tools"]
     out: list[Any] = [PageBreak(), _p("Appendix: versions and parameters", H1),
                       _kv([("tamperscope", tools["tamperscope"]), ("schema", report["schema_version"])]),
@@ -217,10 +242,11 @@ def _appendix(report: dict[str, Any]) -> list[Any]:
                             [[m["module_name"], m["module_version"], m["stage"]] for m in tools["modules"]],
                             [70 * mm, 60 * mm, WIDTH - 130 * mm]),
                       _p("Python packages", H2), _kv(list(tools["python_packages"].items()))]
-    if report["artifacts"]:
-        out += [_p("Artifacts", H2), _grid(["URI", "SHA-256"],
-                                           [[a["uri"], a["sha256"]] for a in report["artifacts"]],
-                                           [WIDTH - 95 * mm, 95 * mm])]
+    listed = [a for a in report["artifacts"] if a["uri"] in shown]
+    if listed:
+        out += [_p(f"Images shown in this document ({len(listed)} of {len(report['artifacts'])} artifacts; all are "
+                   "in the JSON report)", H2),
+                _grid(["URI", "SHA-256"], [[a["uri"], a["sha256"]] for a in listed], [WIDTH - 95 * mm, 95 * mm])]
     return out
 
 
@@ -243,7 +269,8 @@ def render_pdf(report: dict[str, Any], json_sha256: str, read: Callable[[str], b
         canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {document.page}")
         canvas.restoreState()
 
+    frames, shown = _frames(report, read)
     story = [*_summary(report, json_sha256), PageBreak(), *_custody(report), Spacer(1, 8), *_metadata(report),
-             *_frames(report, read), *_modules(report), *_appendix(report)]
+             *frames, *_modules(report), *_appendix(report, shown)]
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buf.getvalue()

@@ -72,3 +72,26 @@ def test_cli_report_and_verify_exit_codes(analysed: tuple[Workspace, str], tmp_p
     report_file.write_bytes(report_file.read_bytes().replace(b'"status":"analyzed"', b'"status":"accepted"'))
     bad = subprocess.run([*cli, "report", "verify", str(report_file)], capture_output=True, text=True)
     assert bad.returncode == 4, bad.stderr
+
+
+@pytest.mark.slow
+def test_video_report_has_timeline_and_is_deterministic(small_video: Path, tmp_path: Path) -> None:
+    from tamperscope.custody.intake import ingest_path
+    from tamperscope.pipeline.runner import analyze_asset
+    from tamperscope.settings import Settings
+
+    ws = Workspace.open(Settings(home=tmp_path / "home", actor="reporter"))
+    try:
+        asset_id = ingest_path(ws, small_video).asset_id
+        analyze_asset(ws, asset_id)
+        first = write_report(ws, asset_id, tmp_path / "a")
+        second = write_report(ws, asset_id, tmp_path / "b")
+        report = json.loads(first.json_bytes)
+    finally:
+        ws.close()
+    assert first.pdf_bytes == second.pdf_bytes and first.json_bytes == second.json_bytes
+    if not report["timelines"]:
+        pytest.skip("no stage wrote per-frame scores in this checkout")
+    text = subprocess.run(["pdftotext", str(tmp_path / "a" / f"{asset_id}.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    assert "Timelines" in text and "Frames and the maps that explain them" in text

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tamperscope import samples
 from tamperscope.custody.intake import IntakeRecord, ingest_path
-from tamperscope.pipeline.front import summarize
+from tamperscope.pipeline.front import format_verdict, summarize
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
@@ -42,7 +42,7 @@ def main(out_dir: Path = Path("demo-output")) -> int:
         for flag in summary.flags:
             console.print(f"  flag {flag['module']}: {flag['evidence']}")
         if summary.verdict:
-            console.print(f"  verdict: {summary.verdict['band']} (p={summary.verdict['probability']:.3f})")
+            console.print(f"  verdict: {format_verdict(summary.verdict)}")
         _write_report(ws, intake.asset_id, out_dir / "reports")
     _print_web_help(settings)
     console.print(f"\nresults: database {settings.resolved_db_url}, store {settings.resolved_store_url}")

@@ -43,7 +43,9 @@ def test_video_frames_are_analysed_per_window_with_a_cap(ws: Workspace, small_vi
     dq = [r for r in forensic if r.module_name == "forensics.jpeg_dq"]
     assert all(r.status == "not_applicable" and r.score is None for r in dq)  # PNG frames carry no JPEG tables
     (verdict,) = [r for r in rows if r.module_name == "fusion"]
-    assert verdict.band is not None and verdict.evidence_json["branches_present"] == ["forensics"]
+    # image-v1 is calibrated on JPEG photos only: a video gets an explicit non-verdict, not a band
+    assert (verdict.status, verdict.band, verdict.score) == ("insufficient_data", None, None)
+    assert "forensics.ela" in verdict.evidence_json["modules_scored"]
 
 
 def test_pick_frames_prefers_keyframes_and_spreads_the_rest() -> None:

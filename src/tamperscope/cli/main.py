@@ -115,7 +115,7 @@ def analyze(
 ) -> None:
     """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
     from tamperscope.custody.intake import ingest_path
-    from tamperscope.pipeline.front import summarize
+    from tamperscope.pipeline.front import format_verdict, summarize
     from tamperscope.pipeline.runner import analyze_asset
 
     ws = _workspace()
@@ -139,8 +139,7 @@ def analyze(
         for name, error in run.failed.items():
             err_console.print(f"[red]stage {name} failed[/red]: {error}")
         if summary.verdict:
-            console.print(f"verdict: [bold]{summary.verdict['band']}[/bold] (p={summary.verdict['probability']:.3f},"
-                          f" policy {summary.verdict['policy']})")
+            console.print(f"verdict: {format_verdict(summary.verdict)}")
         console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")
     if run.failed:
         raise typer.Exit(1)

@@ -13,8 +13,11 @@ from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutpu
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection
 
-#: model artifact per media type; a later ``video-v2`` replaces the video entry
-MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1", "video": "image-v1"}
+#: model artifact per media type. ``image-v1`` is calibrated on JPEG photos only: applied to decoded video
+#: frames it over-claims (a clean ffmpeg test pattern scores 1.0), so videos get no band until a model
+#: calibrated on video (``video-v2``) is registered here.
+MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1"}
+UNCALIBRATED_MEDIA = ("video",)
 
 
 class FusionStage:
@@ -33,14 +36,21 @@ class FusionStage:
         return {"models": {m: load_model(mid).policy.version for m, mid in MODEL_FOR_MEDIA.items()}}
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in MODEL_FOR_MEDIA
+        return asset.media_type in MODEL_FOR_MEDIA or asset.media_type in UNCALIBRATED_MEDIA
 
     def run(self, ctx: StageContext) -> StageOutput:
-        model = self._model(ctx.asset.media_type)
         with ctx.read_session() as s:
             rows = [Row(d.module_name, d.window_id, d.score, d.status, d.evidence_json)
                     for d in s.scalars(select(Detection).where(Detection.asset_id == ctx.asset.asset_id,
                                                                Detection.stage != self.name))]
+        if ctx.asset.media_type not in MODEL_FOR_MEDIA:
+            scored = sorted({r.module_name for r in rows if r.score is not None})
+            record = DetectionRecord(
+                module_name="fusion", module_version=self.version, window_id="asset", status="insufficient_data",
+                evidence={"reason": f"no calibrated fusion model for {ctx.asset.media_type} yet; each module's "
+                                    "scores stand on their own", "modules_scored": scored})
+            return StageOutput(detections=[record], summary={"band": None})
+        model = self._model(ctx.asset.media_type)
         values = {b: BRANCHES[b].extract(rows) for b in model.branches}
         probability, contributions = model.probability(values)
         band = model.policy.band(probability)

@@ -44,14 +44,22 @@ def summarize(ws: Any, asset_id: str) -> AnalysisSummary:
                                     Detection.window_id == "asset")).scalar_one_or_none()
         verdict = None
         if verdict_row is not None:
-            verdict = {"probability": verdict_row.score, "band": verdict_row.band,
-                       "policy": (verdict_row.evidence_json or {}).get("policy_version")}
+            evidence = verdict_row.evidence_json or {}
+            verdict = {"probability": verdict_row.score, "band": verdict_row.band, "status": verdict_row.status,
+                       "policy": evidence.get("policy_version"), "reason": evidence.get("reason")}
         return AnalysisSummary(
             asset_id=asset.asset_id, sha256=asset.sha256, status=asset.status,
             ran=sorted(r.stage for r in runs if r.status == "done"),
             failed={r.stage: r.error or "" for r in runs if r.status == "failed"},
             flags=flags, verdict=verdict,
         )
+
+
+def format_verdict(verdict: dict[str, Any]) -> str:
+    """One line for people: the band with its probability and policy, or why there is no band."""
+    if verdict.get("band") is None or verdict.get("probability") is None:
+        return f"no verdict ({verdict.get('status')}): {verdict.get('reason')}"
+    return f"{verdict['band']} (p={verdict['probability']:.3f}, policy {verdict['policy']})"
 
 
 def analyze(path_or_asset: str | Path, settings: Settings | None = None) -> AnalysisSummary:

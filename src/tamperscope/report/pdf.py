@@ -29,8 +29,9 @@ _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9, leading=11.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9)
 MONO = ParagraphStyle("mono", parent=SMALL, fontName="Courier", fontSize=7, leading=8.5)
-H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontSize=16, spaceAfter=6)
-H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=12, spaceBefore=8, spaceAfter=4)
+H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontSize=16, spaceAfter=6, keepWithNext=1)
+H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=12, spaceBefore=8, spaceAfter=4,
+                    keepWithNext=1)
 BIG = ParagraphStyle("big", parent=BODY, fontSize=20, leading=24, spaceAfter=6)
 GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP"),
                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
@@ -195,7 +196,7 @@ def _timelines(report: dict[str, Any]) -> list[Any]:
 
 
 def _modules(report: dict[str, Any]) -> list[Any]:
-    out: list[Any] = [PageBreak(), _p("Per-module evidence", H1)]
+    out: list[Any] = [Spacer(1, 10), _p("Per-module evidence", H1)]
     timeline = _timelines(report)
     out += timeline
     asset_level = [d for d in report["detections"] if d["window_id"] == "asset"]

@@ -103,3 +103,26 @@ def test_upload_analyse_report_audit(client: TestClient, tmp_path: Path) -> None
         art = client.get(f"/api/assets/{asset_id}/artifact", params={"uri": frames[0]["uri"]})
         assert art.status_code == 200 and art.content
     assert client.get(f"/api/assets/{asset_id}/artifact", params={"uri": "store://raw/../x"}).status_code == 404
+
+
+def test_upload_is_streamed_not_buffered(server: str, token: str) -> None:
+    """A real server (the TestClient transport reads whole bodies) gets 48 MiB in chunks; memory stays flat."""
+    import tracemalloc
+
+    import httpx
+
+    size, chunk = 48 * 1024**2, b"\0" * (256 * 1024)
+
+    def body():
+        for _ in range(size // len(chunk)):
+            yield chunk
+
+    tracemalloc.start()
+    response = httpx.post(f"{server}/api/assets", params={"name": "zeros.bin"}, content=body(), timeout=120,
+                          headers={"Authorization": f"Bearer {token}"})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert response.status_code == 422  # not a media file: hashed in full, then stored in quarantine
+    assert response.json()["reason"]
+    print(f"upload peak traced memory {peak / 2**20:.1f} MiB")
+    assert peak < size / 4, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB upload"

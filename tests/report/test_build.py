@@ -76,3 +76,17 @@ def test_build_is_pure_and_generic_over_module_names(analysed: tuple[Workspace, 
         {"window_id": f"{asset_id}:f000000040", "t_start_ms": 40, "t_end_ms": 80, "score": 0.25}]
     assert report_bytes(report) == report_bytes(build_report(
         inputs.__class__(**{**inputs.__dict__, "detections": [extra, *reversed(inputs.detections)]})))
+
+
+def test_report_on_each_backend_is_schema_valid_and_stable(any_ws: Workspace, small_jpeg) -> None:  # type: ignore[no-untyped-def]
+    from tamperscope.custody.intake import ingest_path
+    from tamperscope.pipeline.runner import analyze_asset
+
+    asset_id = ingest_path(any_ws, small_jpeg).asset_id
+    analyze_asset(any_ws, asset_id, only=["metadata"])
+    first = report_bytes(build_report(load_inputs(any_ws, asset_id)))
+    report = json.loads(first)
+    jsonschema.validate(report, load_schema())
+    assert report["generated_at"].endswith("Z") and report["asset"]["upload_time"].endswith("Z")
+    assert report["verdict"] is None
+    assert report_bytes(build_report(load_inputs(any_ws, asset_id))) == first

@@ -12,7 +12,7 @@ import hashlib
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -48,8 +48,13 @@ class ReportInputs:
     python_packages: dict[str, str]
 
 
+def _utc_naive(value: datetime) -> datetime:
+    """UTC without tzinfo, whatever the backend returned (SQLite: naive UTC; PostgreSQL: aware, session zone)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return _utc_naive(value).isoformat() + "Z" if value is not None else None
 
 
 def _round(value: float | None) -> float | None:
@@ -60,7 +65,7 @@ def generated_at(inputs: ReportInputs) -> str:
     """The report's date, taken from the data: the last finished stage run, else the upload time."""
     times = [run.finished_at for run in inputs.stage_runs if run.finished_at is not None]
     latest = max(times) if times else inputs.asset.upload_time
-    return latest.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return _utc_naive(latest).isoformat(timespec="seconds") + "Z"
 
 
 def _detection(row: Detection) -> dict[str, Any]:

@@ -101,10 +101,10 @@ def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> d
 def artifact(ref: str, uri: str, ws: WorkspaceDep) -> Response:
     with ws.db.session() as session:
         asset_id = find_asset(session, ref).asset_id
-        known = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
-        known = known or session.execute(select(Detection.detection_id).where(
+        frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
+        detection = session.execute(select(Detection.detection_id).where(
             Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
-    if known is None:
+    if frame is None and detection is None:
         raise NotFoundError(f"asset {asset_id} has no artifact {uri!r}")
     data = ws.store.get_bytes(ws.store.key_of(uri))
     media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg" if data[:2] == b"\xff\xd8" else \

@@ -47,6 +47,8 @@ def latest(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
 def _download(ws: Any, ref: str, kind: str) -> Response:
     row = _latest(ws, ref)
     uri = row.uri_json if kind == "json" else row.uri_pdf
+    if uri is None:
+        raise NotFoundError(f"report {row.report_id} has no {kind} file")
     data = ws.store.get_bytes(ws.store.key_of(uri))
     with ws.db.session() as session:
         append_event(session, action="access.report_download", who=ws.actor, asset_id=row.asset_id,
@@ -69,6 +71,8 @@ def download_pdf(ref: str, ws: WorkspaceDep) -> Response:
 @router.get("/latest/content", summary="The newest JSON report, parsed (for the web page)")
 def content(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
     row = _latest(ws, ref)
+    if row.uri_json is None:
+        raise NotFoundError(f"report {row.report_id} has no JSON file")
     return json.loads(ws.store.get_bytes(ws.store.key_of(row.uri_json)))
 
 

@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any, ClassVar
 
+from PIL import Image
+
+from tamperscope.errors import ToolError
 from tamperscope.pipeline.stage import StageContext, StageOutput
+from tamperscope.probe.c2pa import read_provenance
 from tamperscope.probe.harvest import harvest
-from tamperscope.settings import Settings
+from tamperscope.probe.rules import RULES, RULES_VERSION, MetaInput, evaluate
+from tamperscope.probe.tools import run_tool
+from tamperscope.settings import LimitSettings, Settings
 from tamperscope.store.models import Asset
+
+
+def thumbnail_size(path: Path, limits: LimitSettings) -> tuple[int, int] | None:
+    """Decode the EXIF thumbnail (``exiftool -b -ThumbnailImage``) and return its (width, height)."""
+    try:
+        out = run_tool(["exiftool", "-b", "-ThumbnailImage", str(path)], timeout_s=limits.tool_timeout_s,
+                       max_output_bytes=limits.tool_max_output_bytes)
+    except ToolError:
+        return None
+    if out.returncode != 0 or len(out.stdout) < 4:
+        return None
+    try:
+        with Image.open(io.BytesIO(out.stdout)) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
 
 
 class MetadataStage:
     name: ClassVar[str] = "metadata"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"
     requires: ClassVar[tuple[str, ...]] = ()
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        return {"probe_max_packets": settings.limits.probe_max_packets}
+        return {"probe_max_packets": settings.limits.probe_max_packets, "rules_version": RULES_VERSION,
+                "rules": sorted(RULES)}
 
     def applies_to(self, asset: Asset) -> bool:
         return True
@@ -25,12 +50,27 @@ class MetadataStage:
     def run(self, ctx: StageContext) -> StageOutput:
         with ctx.media_path() as path:
             found = harvest(path, ctx.settings.limits)
+            ctx.report(0.5, "harvested")
+            mime = (found.exiftool or {}).get("File:MIMEType")
+            provenance = read_provenance(path, mime if isinstance(mime, str) else None)
+            thumb = thumbnail_size(path, ctx.settings.limits)
+        errors = dict(found.errors)
+        if provenance.error:
+            errors["c2pa"] = provenance.error
+        status = provenance.status if provenance.status != "error" else None
+        detections = evaluate(MetaInput(exif=found.exiftool, ffprobe=found.ffprobe, mediainfo=found.mediainfo,
+                                        thumbnail_size=thumb, provenance=provenance.summary()))
         return StageOutput(
             asset_updates={
                 "probe_json": found.ffprobe,
                 "exif_json": found.exiftool,
                 "mediainfo_json": found.mediainfo,
-                "tool_versions_json": {**found.versions, "errors": found.errors},
+                "tool_versions_json": {**found.versions, "errors": errors},
+                "provenance_status": status,
+                "provenance_json": {"store": provenance.manifest, **provenance.summary(), "status": status}
+                if provenance.manifest is not None or provenance.error else None,
             },
-            summary={"tool_errors": found.errors},
+            detections=detections,
+            summary={"tool_errors": errors, "flags": sorted(d.module_name for d in detections),
+                     "provenance_status": status, "thumbnail_size": list(thumb) if thumb else None},
         )

@@ -24,6 +24,10 @@ ALLOWED_CONTAINERS = {
 ALLOWED_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg", "mpeg2video", "prores", "png",
                         "rawvideo", "ffv1", "theora"}
 ALLOWED_IMAGE_CODECS = {"mjpeg", "png", "tiff", "webp", "hevc", "gif", "bmp", "av1", "psd"}
+# Stored objects have no extension, and FFmpeg's probe score for a still image with a large metadata block
+# can fall below its threshold; the container sniffed from the magic bytes names the demuxer instead.
+IMAGE_DEMUXERS = {"jpeg": "jpeg_pipe", "png": "png_pipe", "tiff": "tiff_pipe", "webp": "webp_pipe", "gif": "gif",
+                  "bmp": "bmp_pipe", "psd": "psd_pipe"}
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,10 @@ def _rate(value: str | None) -> float | None:
     return rate if rate > 0 else None
 
 
-def ffprobe_streams(path: Path, limits: LimitSettings) -> dict[str, Any]:
-    """ffprobe's format and streams as JSON, bounded in time and output."""
+def ffprobe_streams(path: Path, limits: LimitSettings, demuxer: str | None = None) -> dict[str, Any]:
+    """ffprobe's format and streams as JSON, bounded in time and output; ``demuxer`` forces the input format."""
     args = ["ffprobe", "-v", "error", "-hide_banner", "-print_format", "json", "-show_format", "-show_streams",
-            "-show_error", str(path)]
+            "-show_error", *(["-f", demuxer] if demuxer else []), str(path)]
     try:
         data = run_json_tool(args, timeout_s=limits.tool_timeout_s, max_output_bytes=limits.tool_max_output_bytes)
     except ToolError as exc:
@@ -74,7 +78,7 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
     structure = check_structure(path, sniffed.container, max_pixels=limits.max_pixels)
     if sniffed.container == "heif":
         return _validate_heif(path, sniffed.mime, structure, limits)
-    probe = ffprobe_streams(path, limits)
+    probe = ffprobe_streams(path, limits, IMAGE_DEMUXERS.get(sniffed.container) if sniffed.family == "image" else None)
     if "error" in probe:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, str(probe["error"].get("string", "ffprobe error")))
     streams = probe.get("streams") or []

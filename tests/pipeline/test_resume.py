@@ -58,6 +58,7 @@ def test_sigkill_mid_stage_then_resume(settings, small_video: Path, tmp_path: Pa
         runs = {r.stage: r.status for r in session.execute(select(StageRun)).scalars()}
         assert runs == {"metadata": "done", "quick": "done"}
         assert session.scalar(select(func.count()).where(Detection.stage == "blocking")) == 0
+        metadata_rows = session.scalar(select(func.count()).where(Detection.stage == "metadata"))
         assert session.get(Asset, asset_id).status == "analyzing"  # type: ignore[union-attr]
 
     env.pop("BLOCK_MARKER")
@@ -68,6 +69,7 @@ def test_sigkill_mid_stage_then_resume(settings, small_video: Path, tmp_path: Pa
 
     with ws.db.session() as session:
         per_stage = dict(session.execute(select(Detection.stage, func.count()).group_by(Detection.stage)).all())
+        assert per_stage.pop("metadata", 0) == metadata_rows  # flags of the finished stage, not written twice
         assert per_stage == {"quick": 5, "blocking": 5}
         windows = session.execute(select(Detection.stage, Detection.window_id)).all()
         assert len(windows) == len(set(windows))

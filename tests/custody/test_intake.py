@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tamperscope.custody import intake
 from tamperscope.custody.hashing import sha256_file
-from tamperscope.custody.intake import IntakeRecord, ingest_path
+from tamperscope.custody.intake import IntakeRecord, IntakeResult, ingest_path
 from tamperscope.custody.objectstore import raw_key
+from tamperscope.custody.verify import verify
 from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.probe.validate import Validation
+from tamperscope.settings import LimitSettings
 from tamperscope.store.models import Asset, AuditEvent
 from tamperscope.workspace import Workspace
 
@@ -73,3 +77,27 @@ def test_oversized_upload_is_refused_while_streaming(ws: Workspace, tmp_path: Pa
         ingest_path(ws, big)
     assert caught.value.reason is RejectReason.TOO_LARGE
     assert ws.store.list("tmp") == []
+
+
+def test_concurrent_intake_of_the_same_bytes_is_a_duplicate(ws: Workspace, small_jpeg: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second intake commits while the first is validating: the first sees the unique sha256 and yields."""
+    real_validate = intake.validate_file
+    raced: list[IntakeResult] = []
+    calls: list[Path] = []
+
+    def validate_while_another_intake_commits(path: Path, limits: LimitSettings) -> Validation:
+        calls.append(path)
+        if len(calls) == 1:
+            raced.append(intake.ingest_path(ws, small_jpeg))
+        return real_validate(path, limits)
+
+    monkeypatch.setattr(intake, "validate_file", validate_while_another_intake_commits)
+    first = intake.ingest_path(ws, small_jpeg)
+    assert raced and not raced[0].duplicate
+    assert first.duplicate and first.asset_id == raced[0].asset_id
+    with ws.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Asset)) == 1
+        actions = [e.action for e in session.execute(select(AuditEvent).order_by(AuditEvent.event_id)).scalars()]
+    assert actions.count("intake.accepted") == 1 and actions.count("intake.duplicate") == 1
+    assert not verify(ws).problems

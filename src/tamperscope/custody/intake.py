@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from tamperscope import __version__
 from tamperscope.custody.audit import append_event
@@ -51,6 +52,16 @@ def ingest_path(ws: Workspace, path: Path, record: IntakeRecord | None = None) -
         return ingest_stream(ws, handle, record)
 
 
+def _record_duplicate(ws: Workspace, sha256: str, size: int, details: dict[str, object]) -> IntakeResult | None:
+    """If an asset with ``sha256`` exists, log that it came again and return it; else None."""
+    with ws.db.session() as session:
+        existing = session.execute(select(Asset).where(Asset.sha256 == sha256)).scalar_one_or_none()
+        if existing is None:
+            return None
+        append_event(session, action="intake.duplicate", who=ws.actor, asset_id=existing.asset_id, details=details)
+        return IntakeResult(existing.asset_id, sha256, size, existing.status, True, existing.reject_reason)
+
+
 def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> IntakeResult:
     """Store ``stream`` under its SHA-256, record the intake, validate it and accept or quarantine it.
 
@@ -69,12 +80,10 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
         "label": record.label,
         "tool_version": __version__,
     }
-    with ws.db.session() as session:
-        existing = session.execute(select(Asset).where(Asset.sha256 == sha256)).scalar_one_or_none()
-        if existing is not None:
-            ws.store.delete(tmp_key)
-            append_event(session, action="intake.duplicate", who=actor, asset_id=existing.asset_id, details=details)
-            return IntakeResult(existing.asset_id, sha256, size, existing.status, True, existing.reject_reason)
+    duplicate = _record_duplicate(ws, sha256, size, details)
+    if duplicate is not None:
+        ws.store.delete(tmp_key)
+        return duplicate
 
     rejection: InputRejectedError | None = None
     try:
@@ -115,15 +124,24 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
         asset.reject_reason = rejection.reason.value
         asset.error = rejection.message
         asset.probe_json = getattr(rejection, "probe_json", None)
-    with ws.db.session() as session:
-        session.add(asset)
-        if rejection is None:
-            append_event(session, action="intake.accepted", who=actor, asset_id=asset_id,
-                         details={**details, "storage_key": key, "media_type": validation.media_type})
-        else:
-            append_event(session, action="intake.rejected", who=actor, asset_id=asset_id,
-                         details={**details, "storage_key": key, "reason": rejection.reason.value,
-                                  "message": rejection.message})
+    try:
+        with ws.db.session() as session:
+            session.add(asset)
+            session.flush()
+            if rejection is None:
+                append_event(session, action="intake.accepted", who=actor, asset_id=asset_id,
+                             details={**details, "storage_key": key, "media_type": validation.media_type})
+            else:
+                append_event(session, action="intake.rejected", who=actor, asset_id=asset_id,
+                             details={**details, "storage_key": key, "reason": rejection.reason.value,
+                                      "message": rejection.message})
+    except DBIntegrityError:
+        # Another intake of the same bytes committed first (unique sha256): its object is the same content
+        # under the same key, so this one is a duplicate arrival.
+        duplicate = _record_duplicate(ws, sha256, size, details)
+        if duplicate is None:
+            raise
+        return duplicate
     if rejection is not None:
         rejection.asset_id = asset_id
         raise rejection

@@ -20,8 +20,24 @@ class Harvest:
     errors: dict[str, str]
 
 
-def harvest(path: Path, limits: LimitSettings) -> Harvest:
-    """Run the three tools; a tool's failure is recorded, never fatal."""
+# Keys later code reads from each tool's JSON; a tool whose output lacks them is recorded as failed.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "ffprobe": ("format", "streams"),
+    "exiftool": ("File:FileType",),
+    "mediainfo": ("media",),
+}
+
+
+def missing_keys(tool: str, data: dict[str, Any] | None) -> list[str]:
+    """The keys of :data:`REQUIRED_KEYS` that ``data`` lacks (all of them when there is no output)."""
+    return [key for key in REQUIRED_KEYS[tool] if not data or key not in data]
+
+
+def harvest(path: Path, limits: LimitSettings, demuxer: str | None = None) -> Harvest:
+    """Run the three tools; a tool's failure is recorded, never fatal.
+
+    ``demuxer`` forces ffprobe's input format (stored objects have no extension; see ``validate.IMAGE_DEMUXERS``).
+    """
     budget = {"timeout_s": limits.tool_timeout_s, "max_output_bytes": limits.tool_max_output_bytes}
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
@@ -29,7 +45,7 @@ def harvest(path: Path, limits: LimitSettings) -> Harvest:
         "ffprobe": ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
                     "-show_packets", "-read_intervals", f"%+#{limits.probe_max_packets}",
                     "-show_entries", "packet=stream_index,pts,dts,pts_time,dts_time,duration,flags,size"
-                    ":format:stream", str(path)],
+                    ":format:stream", *(["-f", demuxer] if demuxer else []), str(path)],
         "exiftool": ["exiftool", "-j", "-G1", "-a", "-u", "-n", "-api", "LargeFileSupport=1", str(path)],
         "mediainfo": ["mediainfo", "--Output=JSON", str(path)],
     }
@@ -42,6 +58,9 @@ def harvest(path: Path, limits: LimitSettings) -> Harvest:
         if tool == "exiftool" and isinstance(data, list):
             data = data[0] if data else None
         results[tool] = data if isinstance(data, dict) else None
+        missing = missing_keys(tool, results[tool])
+        if missing and tool not in errors:
+            errors[tool] = f"output lacks {', '.join(missing)}"
     return Harvest(
         ffprobe=results["ffprobe"], exiftool=results["exiftool"], mediainfo=results["mediainfo"],
         versions={tool: tool_version(tool) for tool in commands}, errors=errors,

@@ -14,6 +14,7 @@ from tamperscope.probe.c2pa import read_provenance
 from tamperscope.probe.harvest import harvest
 from tamperscope.probe.rules import RULES, RULES_VERSION, MetaInput, evaluate
 from tamperscope.probe.tools import run_tool
+from tamperscope.probe.validate import IMAGE_DEMUXERS
 from tamperscope.settings import LimitSettings, Settings
 from tamperscope.store.models import Asset
 
@@ -49,7 +50,8 @@ class MetadataStage:
 
     def run(self, ctx: StageContext) -> StageOutput:
         with ctx.media_path() as path:
-            found = harvest(path, ctx.settings.limits)
+            demuxer = IMAGE_DEMUXERS.get(ctx.asset.container or "") if ctx.asset.media_type == "image" else None
+            found = harvest(path, ctx.settings.limits, demuxer)
             ctx.report(0.5, "harvested")
             mime = (found.exiftool or {}).get("File:MIMEType")
             provenance = read_provenance(path, mime if isinstance(mime, str) else None)

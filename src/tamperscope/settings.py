@@ -71,6 +71,15 @@ class TemporalSettings(BaseModel):
     min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 
+class ModelSettings(BaseModel):
+    """Deep detectors: ONNX files, each with a ``<stem>.yaml`` sidecar (see ``models/runtime.py``)."""
+
+    frame_path: Path | None = Field(None, description="frame model .onnx (per face crop); None: deep.frame not run")
+    clip_path: Path | None = Field(None, description="clip model .onnx (per window); None: deep.clip not run")
+    threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads")
+    max_frames: int = Field(256, ge=1, description="most frames scored per asset by the frame model")
+
+
 class Settings(BaseSettings):
     """All configuration of one tamperscope installation."""
 
@@ -85,6 +94,7 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
     @property
     def resolved_db_url(self) -> str:

@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from tamperscope.errors import NotFoundError, UsageError
 from tamperscope.models.runtime import ClipModel, FrameModel, ModelSpec, load_model, preprocess
 
-onnx = pytest.importorskip("onnx")
-helper = onnx.helper
 
-
-def _mean_model(path: Path, rank: int, spec: dict[str, object]) -> Path:
-    """Write a graph whose output is the mean of its input (one column per item) plus a saliency output."""
-    axes = list(range(1, rank))
-    shape: list[int | str] = ["N", *(["T"] if rank == 5 else []), 3, "S", "S"]
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)
-    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 1])
-    sal = helper.make_tensor_value_info("saliency", onnx.TensorProto.FLOAT, shape)
-    axes_t = helper.make_tensor("axes", onnx.TensorProto.INT64, [len(axes)], axes)
-    shape_t = helper.make_tensor("shape", onnx.TensorProto.INT64, [2], [-1, 1])
-    nodes = [
-        helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
-        helper.make_node("Reshape", ["m", "shape"], ["y"]),
-        helper.make_node("Abs", ["x"], ["saliency"]),
-    ]
-    graph = helper.make_graph(nodes, "mean", [x], [y, sal], initializer=[axes_t, shape_t])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    path.with_suffix(".yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
-    return path
-
-
-def test_frame_model_scores_follow_normalised_mean(tmp_path: Path) -> None:
+def test_frame_model_scores_follow_normalised_mean(tmp_path: Path, mean_model: Callable[..., Path]) -> None:
     spec = {"kind": "frame", "input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "output": "logit"}
-    model = load_model(_mean_model(tmp_path / "f.onnx", 4, spec))
+    model = load_model(mean_model(tmp_path / "f.onnx", 4, spec))
     assert isinstance(model, FrameModel)
     crops = np.stack([np.full((48, 40, 3), v, np.uint8) for v in (0, 128, 255)])
     pred = model.predict(crops)
@@ -50,10 +24,10 @@ def test_frame_model_scores_follow_normalised_mean(tmp_path: Path) -> None:
     assert pred.extra["saliency"].shape == (3, 3, 32, 32)
 
 
-def test_clip_model_checks_window_length(tmp_path: Path) -> None:
+def test_clip_model_checks_window_length(tmp_path: Path, mean_model: Callable[..., Path]) -> None:
     spec = {"kind": "clip", "input_size": 16, "mean": [0, 0, 0], "std": [1, 1, 1], "output": "probability",
             "clip_length": 4}
-    model = load_model(_mean_model(tmp_path / "c.onnx", 5, spec))
+    model = load_model(mean_model(tmp_path / "c.onnx", 5, spec))
     assert isinstance(model, ClipModel)
     windows = np.zeros((2, 4, 16, 16, 3), np.uint8)
     windows[1] = 255

@@ -16,6 +16,7 @@ STAGES: dict[str, str] = {
     "forensics": "tamperscope.forensics.stage:ForensicsStage",
     "temporal": "tamperscope.temporal.stage:TemporalStage",
     "avsync": "tamperscope.temporal.avsync_stage:AVSyncStage",
+    "deep": "tamperscope.models.stage:DeepStage",
     "fusion": "tamperscope.fusion.stage:FusionStage",
 }
 

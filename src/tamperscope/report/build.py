@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from tamperscope import __version__
 from tamperscope.custody.audit import canonical_json
+from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, StageRun
 
 SCHEMA_VERSION = "1.0.0"
@@ -28,10 +29,11 @@ PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-ima
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
 
 VERDICT_MEANING = {
-    "likely_manipulated": "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
-    "likely_authentic": "No module found evidence of manipulation at the policy's confidence level.",
-    "inconclusive": "The evidence is mixed or weak; the tool cannot decide at the policy's confidence level.",
+    LIKELY_MANIPULATED: "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
+    LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
+    UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",
 }
+NO_BAND_MEANING = "No calibrated verdict for this kind of media: each module's score stands on its own."
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         evidence = fusion.evidence_json or {}
         verdict = {"probability": _round(fusion.score), "band": fusion.band, "threshold": _round(fusion.threshold),
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
-                   "meaning": VERDICT_MEANING.get(fusion.band or "", "See the policy for this band."),
+                   "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
                    "evidence": evidence}
     flags = [{"module_name": d.module_name, "window_id": d.window_id, "evidence": d.evidence_json or {}}
              for d in detections if d.status == "flag"]

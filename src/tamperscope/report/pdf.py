@@ -20,10 +20,11 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.report.plots import timeline_png
 
-BAND_COLOURS = {"likely_manipulated": colors.HexColor("#b3261e"), "likely_authentic": colors.HexColor("#1e7b34"),
-                "inconclusive": colors.HexColor("#8a6d00")}
+BAND_COLOURS = {LIKELY_MANIPULATED: colors.HexColor("#b3261e"), LIKELY_REAL: colors.HexColor("#1e7b34"),
+                UNSURE: colors.HexColor("#8a6d00")}
 MAX_FRAMES = 8
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9, leading=11.5)
@@ -77,7 +78,7 @@ def _summary(report: dict[str, Any], json_sha256: str) -> list[Any]:
                       _p(f"{asset['original_name']}  ·  asset {asset['asset_id']}  ·  data as of "
                          f"{report['generated_at']}", BODY), Spacer(1, 6)]
     if verdict is not None:
-        band = verdict["band"] or "unknown"
+        band = verdict["band"] or "no verdict"
         colour = BAND_COLOURS.get(band, colors.black).hexval()[2:]
         prob = verdict["probability"]
         out.append(Paragraph(f'<font color="#{colour}"><b>{escape(band.replace("_", " "))}</b></font>'
@@ -88,7 +89,7 @@ def _summary(report: dict[str, Any], json_sha256: str) -> list[Any]:
                         ("band", band), ("decision threshold", verdict["threshold"]),
                         ("threshold policy", verdict["policy_version"]), ("fusion model", verdict["model_id"])]))
         out.append(_p("The probability is calibrated by the fusion model; the policy maps it to a band. Only "
-                      "'likely manipulated' is a positive finding; 'inconclusive' means the tool abstains.", SMALL))
+                      "'likely manipulated' is a positive finding; 'unsure' means the tool abstains.", SMALL))
     else:
         out.append(_p("No verdict: the fusion stage has not run for this asset. The detections below are "
                       "individual module scores and flags, not a calibrated decision.", BIG))

@@ -89,7 +89,7 @@ async function showResult(assetId) {
   $("asset-name").textContent = report.asset.original_name + " (" + report.asset.asset_id + ")";
   const v = report.verdict;
   const verdict = $("verdict");
-  if (v) {
+  if (v && v.band) {
     verdict.textContent = v.band.replace(/_/g, " ") + "  p = " + fmt(v.probability);
     verdict.className = "verdict band-" + v.band;
     $("verdict-meaning").textContent = v.meaning + " (policy " + v.policy_version + ", threshold " +
@@ -97,7 +97,7 @@ async function showResult(assetId) {
   } else {
     verdict.textContent = "no verdict";
     verdict.className = "verdict band-none";
-    $("verdict-meaning").textContent = "The fusion stage has not run; see the module results below.";
+    $("verdict-meaning").textContent = v ? v.meaning : "The fusion stage has not run; see the module results below.";
   }
   $("report-hash").textContent = "JSON SHA-256 " + meta.sha256_json;
   drawTimeline(report);

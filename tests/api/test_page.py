@@ -71,3 +71,25 @@ def test_upload_progress_and_result(server: str, token: str, browser, tmp_path: 
     assert browser.find_elements(By.CSS_SELECTOR, "#modules tbody tr")
     assert browser.find_element(By.ID, "download-pdf").is_enabled()
     browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_video_result_shows_shots_and_an_explicit_non_verdict(server: str, token: str, browser,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    video = samples.video_with_cut(tmp_path / "two_shots.mp4", seconds_each=1.0, size="320x180")
+    browser.get(server + "/")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "save-token").click()
+    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.ID, "token-status"), "accepted"))
+    browser.find_element(By.ID, "file").send_keys(str(video))
+    browser.find_element(By.ID, "upload").click()
+    WebDriverWait(browser, 300).until(ec.visibility_of_element_located((By.ID, "result")))
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert browser.find_element(By.ID, "verdict").text == "no verdict"
+    assert "no calibrated verdict" in browser.find_element(By.ID, "verdict-meaning").text.lower()
+    assert browser.find_element(By.CSS_SELECTOR, "#timeline svg")
+    assert browser.find_elements(By.CSS_SELECTOR, "#frames img")
+    browser.save_screenshot(str(tmp_path / "video-page.png"))

@@ -37,6 +37,7 @@ from tamperscope.temporal.avsync import (
     speech_segments,
 )
 from tamperscope.temporal.phones import recognise_phones
+from tamperscope.temporal.scoring import ramp
 from tamperscope.temporal.stage import VERSION, dense_for, not_applicable, npz_bytes
 from tamperscope.temporal.tracks import load_plan, with_gaps
 
@@ -48,9 +49,6 @@ BILABIAL_RANGE = (0.5, 0.9)
 # independent envelope samples for a trustworthy peak.
 WINDOW_CONTEXT_S = 6.0
 
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
 
 
 class AVSyncStage:
@@ -172,6 +170,6 @@ class AVSyncStage:
             return DetectionRecord("avsync.bilabial", VERSION, window_id=window_id, status="insufficient_data",
                                    t_start_ms=span[0], t_end_ms=span[1], params=params, evidence=evidence)
         rate = mismatched / n
-        return DetectionRecord("avsync.bilabial", VERSION, window_id=window_id, score=_ramp(rate, *BILABIAL_RANGE),
+        return DetectionRecord("avsync.bilabial", VERSION, window_id=window_id, score=ramp(rate, *BILABIAL_RANGE),
                                t_start_ms=span[0], t_end_ms=span[1], params=params,
                                evidence={**evidence, "mismatch_rate": round(rate, 3)})

@@ -43,6 +43,7 @@ import numpy as np
 from scipy.stats import poisson
 
 from tamperscope.temporal.mesh import LEFT_EYE_EAR, RIGHT_EYE_EAR, check_landmarks
+from tamperscope.temporal.scoring import ramp
 
 REST_RATE_PER_MIN = 17.0
 CONVERSATION_RATE_PER_MIN = 26.0
@@ -204,9 +205,6 @@ def _crossing(t: np.ndarray, ear: np.ndarray, deepest: int, half: float, step: i
     return float(t[j] + frac * (t[k] - t[j]))
 
 
-def _ramp(x: float, lo: float, hi: float) -> float:
-    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
-
 
 def score_blinks(events: list[BlinkEvent], face_time_s: float, *, min_face_s: float = 10.0) -> BlinkResult:
     """Score blink events against human ranges (see the module notes for the figures and sources).
@@ -237,8 +235,8 @@ def score_blinks(events: list[BlinkEvent], face_time_s: float, *, min_face_s: fl
     lo, hi = DURATION_RANGE_MS
     odd = [e for e in events if not lo <= e.duration_ms <= hi]
     duration = (len(odd) / k) * min(1.0, k / 3.0) if k else 0.0
-    regular = 1.0 - _ramp(cv, *REGULAR_CV) if cv is not None and len(intervals) >= 5 else 0.0
-    components = {"rate_low": _ramp(1.0 - p_low, 0.5, 0.99), "rate_high": _ramp(1.0 - p_high, 0.5, 0.99),
+    regular = 1.0 - ramp(cv, *REGULAR_CV) if cv is not None and len(intervals) >= 5 else 0.0
+    components = {"rate_low": ramp(1.0 - p_low, 0.5, 0.99), "rate_high": ramp(1.0 - p_high, 0.5, 0.99),
                   "duration": duration,
                   "regularity": regular}
     return BlinkResult("scored", max(components.values()), events, rate, face_time_s, cv, components)

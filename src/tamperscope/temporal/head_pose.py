@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from tamperscope.temporal.mesh import check_landmarks, valid_frames
+from tamperscope.temporal.scoring import ramp
 
 # MediaPipe index -> (x, y, z) in mm.
 MODEL_POINTS: dict[int, tuple[float, float, float]] = {
@@ -260,9 +261,6 @@ def score_pose_series(angles: np.ndarray, inconsistency: np.ndarray, t_ms: np.nd
     median_inc = float(np.nanmedian(inconsistency)) if count else 0.0
     if count < min_frames:
         return HeadPoseResult(angles, inconsistency, jitter, median_inc, inc_hf, None)
-    score = max(_ramp(jitter, *jitter_range), _ramp(inc_hf, *inconsistency_range))
+    score = max(ramp(jitter, *jitter_range), ramp(inc_hf, *inconsistency_range))
     return HeadPoseResult(angles, inconsistency, jitter, median_inc, inc_hf, score)
 
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))

@@ -122,6 +122,12 @@ def merge_params(defaults: dict[str, Any], params: dict[str, Any] | None) -> dic
     return merged
 
 
+def prepare(image: np.ndarray, defaults: dict[str, Any], params: dict[str, Any] | None,
+            context: AnalysisContext | None) -> tuple[np.ndarray, dict[str, Any], AnalysisContext]:
+    """The start of every ``analyze``: the validated image, the merged parameters and a context to cache in."""
+    return check_image(image), merge_params(defaults, params), context or AnalysisContext()
+
+
 def block_reduce(values: np.ndarray, block: int, func: str = "mean") -> np.ndarray:
     """Reduce non-overlapping ``block`` x ``block`` tiles of a 2-D array (edges cropped) by mean or median."""
     h, w = (values.shape[0] // block) * block, (values.shape[1] // block) * block

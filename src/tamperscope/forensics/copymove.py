@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, check_image, merge_params, upsample
+from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare, upsample
 
 
 def _rescale(gray: np.ndarray, max_side: int, min_side: int = 0) -> tuple[np.ndarray, float]:
@@ -126,9 +126,7 @@ class KeypointCopyMoveDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         full_gray = ctx.gray(image)
         gray, scale = _rescale(full_gray, int(p["max_side"]), int(p["min_side"]))
         sift = cv2.SIFT_create(nfeatures=int(p["max_keypoints"]), contrastThreshold=float(p["contrast_threshold"]))
@@ -214,9 +212,7 @@ class BlockCopyMoveDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         full_gray = ctx.gray(image)
         gray, scale = _rescale(full_gray, int(p["max_side"]))
         b = int(p["block"])

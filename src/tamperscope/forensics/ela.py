@@ -18,10 +18,9 @@ from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
     block_reduce,
-    check_image,
-    merge_params,
     outlier_map,
     outlier_score,
+    prepare,
     upsample,
 )
 
@@ -39,9 +38,7 @@ class ELADetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
         g = gray.astype(np.float32)
         block = int(p["block"])

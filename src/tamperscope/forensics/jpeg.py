@@ -31,10 +31,9 @@ from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
     block_reduce,
-    check_image,
-    merge_params,
     outlier_map,
     outlier_score,
+    prepare,
     upsample,
 )
 
@@ -96,9 +95,7 @@ class DoubleQuantizationDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         shape = image.shape[:2]
         luma = ctx.jpeg_luma()
         cal = calibrated_luma(ctx.jpeg_bytes) if luma is not None and ctx.jpeg_bytes else None
@@ -144,9 +141,7 @@ class JPEGGhostDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
         g = gray.astype(np.float32)
         block = int(p["block"])

@@ -23,10 +23,9 @@ from skimage.feature import local_binary_pattern
 from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
-    check_image,
-    merge_params,
     outlier_map,
     outlier_score,
+    prepare,
     upsample,
 )
 
@@ -53,9 +52,7 @@ class LBPDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
         work, block = gray, int(p["block"])
         if gray.size > int(p["max_pixels"]):

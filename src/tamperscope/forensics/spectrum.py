@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, check_image, merge_params, upsample
+from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare, upsample
 
 
 def second_derivative_profiles(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +107,7 @@ class SpectrumDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
         dx, dy = second_derivative_profiles(gray)
         rx, fx = periodicity(dx.mean(axis=0))

@@ -23,9 +23,8 @@ from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
     block_reduce,
-    check_image,
-    merge_params,
     outlier_score,
+    prepare,
     robust_z,
     upsample,
 )
@@ -50,9 +49,7 @@ class SRMDetector:
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
-        image = check_image(image)
-        p = merge_params(self.defaults, params)
-        ctx = context or AnalysisContext()
+        image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image).astype(np.float32)
         t = float(p["truncation"])
         zs = []

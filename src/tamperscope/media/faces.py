@@ -133,6 +133,41 @@ def _square_affine(center: tuple[float, float], side: float, size: int, angle_de
     return matrix
 
 
+def aligned_crop_affine(landmarks: np.ndarray, *, size: int, margin: float) -> tuple[
+        np.ndarray, tuple[float, float, float, float]]:
+    """The affine map of :func:`aligned_crop` (frame pixels -> crop pixels) and the frame box it covers.
+
+    Parameters
+    ----------
+    landmarks : numpy.ndarray
+        ``478 x 3`` landmarks in frame pixels.
+    size : int
+        Output side in pixels.
+    margin : float
+        Extra border as a fraction of the landmark extent on each side.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        ``2 x 3`` affine matrix (apply to landmarks to get crop coordinates).
+    crop_box : tuple of float
+        Axis-aligned frame box of the (unrotated) region.
+    """
+    left = landmarks[LEFT_IRIS, :2].mean(axis=0) if len(landmarks) >= 478 else landmarks[LEFT_EYE_CORNERS, :2].mean(0)
+    right = landmarks[RIGHT_IRIS, :2].mean(axis=0) if len(landmarks) >= 478 \
+        else landmarks[RIGHT_EYE_CORNERS, :2].mean(0)
+    # MediaPipe's "left" eye is the subject's right, on the image left.
+    angle = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
+    x0, y0 = landmarks[:, 0].min(), landmarks[:, 1].min()
+    x1, y1 = landmarks[:, 0].max(), landmarks[:, 1].max()
+    center = (float((x0 + x1) / 2), float((y0 + y1) / 2))
+    side = float(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin))
+    side = max(side, 2.0)
+    half = side / 2.0
+    return _square_affine(center, side, size, angle), (center[0] - half, center[1] - half, center[0] + half,
+                                                       center[1] + half)
+
+
 def aligned_crop(rgb: np.ndarray, landmarks: np.ndarray, *, size: int, margin: float) -> tuple[
         np.ndarray, tuple[float, float, float, float]]:
     """Cut a face out with the eye line horizontal and the landmark extent plus margin filling ``size``.
@@ -155,20 +190,9 @@ def aligned_crop(rgb: np.ndarray, landmarks: np.ndarray, *, size: int, margin: f
     crop_box : tuple of float
         Axis-aligned frame box of the (unrotated) region.
     """
-    left = landmarks[LEFT_IRIS, :2].mean(axis=0) if len(landmarks) >= 478 else landmarks[LEFT_EYE_CORNERS, :2].mean(0)
-    right = landmarks[RIGHT_IRIS, :2].mean(axis=0) if len(landmarks) >= 478 \
-        else landmarks[RIGHT_EYE_CORNERS, :2].mean(0)
-    # MediaPipe's "left" eye is the subject's right, on the image left.
-    angle = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
-    x0, y0 = landmarks[:, 0].min(), landmarks[:, 1].min()
-    x1, y1 = landmarks[:, 0].max(), landmarks[:, 1].max()
-    center = (float((x0 + x1) / 2), float((y0 + y1) / 2))
-    side = float(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin))
-    side = max(side, 2.0)
-    matrix = _square_affine(center, side, size, angle)
+    matrix, crop_box = aligned_crop_affine(landmarks, size=size, margin=margin)
     crop = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    half = side / 2.0
-    return crop, (center[0] - half, center[1] - half, center[0] + half, center[1] + half)
+    return crop, crop_box
 
 
 def box_crop(rgb: np.ndarray, box: tuple[float, float, float, float], *, size: int, margin: float) -> tuple[

@@ -3,6 +3,13 @@
 A :class:`Branch` turns the detections of an asset into a ``{feature: value}`` dict, or ``None`` when the branch
 has nothing to say (stage not run, no face, no audio): the fusion model then masks it with an explicit
 missing indicator instead of reading a zero. Register new branches with :func:`register_branch`.
+
+Built in: ``forensics`` and ``metadata`` (images and videos), and for videos ``deep_frame`` (robust aggregates
+of the frame model's per-frame probabilities), ``deep_clip`` (max and mean over clip windows), ``temporal``
+(blink, head-pose and landmark-stability scores of the asset) and ``avsync`` (lip-sync offset and bilabial
+scores of the asset). The video aggregates are chosen so that a short manipulated segment in a long real video
+still moves them: the maximum and the mean of the top 10 % react to a few high windows or frames, the mean and
+median describe the video as a whole.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from tamperscope.forensics.registry import DETECTORS
 
@@ -23,6 +32,8 @@ class Row:
     score: float | None
     status: str
     evidence: dict[str, Any] | None = None
+    t_start_ms: int | None = None
+    t_end_ms: int | None = None
 
 
 Extractor = Callable[[Sequence[Row]], dict[str, float] | None]
@@ -77,3 +88,83 @@ def _metadata(rows: Sequence[Row]) -> dict[str, float] | None:
 
 register_branch(Branch("forensics", "forensics", tuple(DETECTORS), _forensics))
 register_branch(Branch("metadata", "metadata", ("flags", "max_score"), _metadata))
+
+
+def scored(rows: Sequence[Row], module: str, *, window_id: str | None = None) -> list[float]:
+    """Scores of the ``scored`` rows of ``module`` (only the row of ``window_id`` when given), in row order."""
+    return [float(r.score) for r in rows if r.module_name == module and r.status == "scored"
+            and r.score is not None and (window_id is None or r.window_id == window_id)]
+
+
+def top_fraction_mean(scores: Sequence[float], fraction: float = 0.1) -> float:
+    """Mean of the highest ``ceil(fraction * n)`` scores (at least one).
+
+    A robust "peak" of a score series: unlike the maximum it needs several high frames, unlike the mean it is not
+    diluted by a long real remainder (a 5 % manipulated segment fills half of the top 10 %).
+
+    Parameters
+    ----------
+    scores
+        Non-empty sequence of scores.
+    fraction
+        Share of the scores averaged, in ``(0, 1]``.
+
+    Returns
+    -------
+    float
+        The mean of the top scores.
+
+    Examples
+    --------
+    >>> top_fraction_mean([0.1] * 18 + [0.9, 0.7], 0.1)
+    0.8
+    """
+    if not scores:
+        raise ValueError("scores must not be empty")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError("fraction must be in (0, 1]")
+    values = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    k = max(1, int(np.ceil(fraction * len(values) - 1e-9)))
+    return float(values[:k].mean())
+
+
+def _deep_frame(rows: Sequence[Row]) -> dict[str, float] | None:
+    scores = scored(rows, "deep.frame")
+    if not scores:
+        return None
+    return {"top10_mean": top_fraction_mean(scores, 0.1), "median": float(np.median(scores))}
+
+
+def _deep_clip(rows: Sequence[Row]) -> dict[str, float] | None:
+    scores = scored(rows, "deep.clip")
+    if not scores:
+        return None
+    return {"max": max(scores), "mean": float(np.mean(scores))}
+
+
+def asset_scores(rows: Sequence[Row], prefix: str, modules: Sequence[str]) -> dict[str, float] | None:
+    """``{module: score}`` of the scored ``asset`` rows named ``prefix + module``; ``None`` if there are none.
+
+    Modules without a scored asset row (``insufficient_data``: too little face time for a blink rate, too few
+    bilabials) are left out, so the model imputes them.
+    """
+    values = {m: s[0] for m in modules if (s := scored(rows, prefix + m, window_id="asset"))}
+    return values or None
+
+
+TEMPORAL_MODULES = ("blink", "head_pose", "landmarks")
+AVSYNC_MODULES = ("offset", "bilabial")
+
+
+def _temporal(rows: Sequence[Row]) -> dict[str, float] | None:
+    return asset_scores(rows, "temporal.", TEMPORAL_MODULES)
+
+
+def _avsync(rows: Sequence[Row]) -> dict[str, float] | None:
+    return asset_scores(rows, "avsync.", AVSYNC_MODULES)
+
+
+register_branch(Branch("deep_frame", "deep", ("top10_mean", "median"), _deep_frame))
+register_branch(Branch("deep_clip", "deep", ("max", "mean"), _deep_clip))
+register_branch(Branch("temporal", "temporal", TEMPORAL_MODULES, _temporal))
+register_branch(Branch("avsync", "avsync", AVSYNC_MODULES, _avsync))

@@ -1,5 +1,6 @@
 """The fusion model: standardised branch features with explicit missing indicators, logistic regression,
-Platt calibration, and a JSON artifact (no pickle) carrying coefficients, training manifest and metrics.
+Platt or temperature calibration, and a JSON artifact (no pickle) carrying coefficients, training manifest and
+metrics.
 
 Missing branches are *masked*: their features are set to the training mean (0 after standardisation) and the
 branch's ``missing`` indicator is 1, so the model learns (or, with no missing data in training, ignores) the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ import numpy as np
 from tamperscope.fusion.policy import ThresholdPolicy
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+CALIBRATIONS = ("platt", "temperature")
+
+#: one training or evaluation sample: ``({branch: {feature: value} or None}, label)``.
+Sample = tuple[Mapping[str, Mapping[str, float] | None], int]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class FusionModel:
     policy: ThresholdPolicy
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: str = "platt"
 
     @property
     def columns(self) -> list[str]:
@@ -79,7 +85,7 @@ class FusionModel:
         return {"model_id": self.model_id, "branches": list(self.branches),
                 "features": {b: list(f) for b, f in self.features.items()}, "mean": self.mean,
                 "scale": self.scale, "coef": self.coef, "intercept": self.intercept,
-                "calibration": {"method": "platt", "a": self.platt_a, "b": self.platt_b},
+                "calibration": {"method": self.calibration, "a": self.platt_a, "b": self.platt_b},
                 "policy": self.policy.to_json(), "metrics": self.metrics, "training": self.training}
 
     @classmethod
@@ -89,7 +95,8 @@ class FusionModel:
                    scale=dict(data["scale"]), coef=dict(data["coef"]), intercept=float(data["intercept"]),
                    platt_a=float(data["calibration"]["a"]), platt_b=float(data["calibration"]["b"]),
                    policy=ThresholdPolicy.from_json(data["policy"]), metrics=dict(data.get("metrics", {})),
-                   training=dict(data.get("training", {})))
+                   training=dict(data.get("training", {})),
+                   calibration=str(data["calibration"].get("method", "platt")))
 
 
 def load_model(model_id: str, directory: Path = ARTIFACTS) -> FusionModel:
@@ -116,51 +123,115 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[
     return curve, float(ece)
 
 
-def fit(model_id: str, branch_features: Mapping[str, Sequence[str]],
-        train: Sequence[tuple[Mapping[str, Mapping[str, float] | None], int]],
-        cal: Sequence[tuple[Mapping[str, Mapping[str, float] | None], int]],
-        *, target_precision: float = 0.9, policy_version: str | None = None, c: float = 1.0,
-        training: dict[str, Any] | None = None) -> FusionModel:
-    """Fit logistic regression on ``train``, Platt-calibrate and choose the policy thresholds on ``cal``.
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise."""
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64))))
 
-    Each sample is ``({branch: {feature: value} or None}, label)``.
-    """
-    from sklearn.linear_model import LogisticRegression
+
+def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC, or ``None`` when only one class is present."""
     from sklearn.metrics import roc_auc_score
 
+    labels = np.asarray(labels)
+    if len(set(labels.tolist())) < 2:
+        return None
+    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
+
+
+def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], train: Sequence[Sample],
+                 *, c: float = 1.0, target_precision: float = 0.9) -> FusionModel:
+    """Standardise the features and fit the logistic regression; uncalibrated (``a = 1``, ``b = 0``), policy unset.
+
+    Parameters
+    ----------
+    model_id
+        Name of the model.
+    branch_features
+        ``{branch: feature names}``; the branches' order is the design's.
+    train
+        Samples with both labels present.
+    c
+        Inverse L2 regularisation strength of the regression.
+    target_precision
+        Stored in the placeholder policy.
+
+    Returns
+    -------
+    FusionModel
+        The fitted, uncalibrated model.
+
+    Raises
+    ------
+    ValueError
+        If ``train`` holds only one class.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y_train = np.array([y for _, y in train])
+    if len(set(y_train.tolist())) < 2:
+        raise ValueError("train needs samples of both labels")
     branches = tuple(branch_features)
     features = {b: tuple(branch_features[b]) for b in branches}
     cols = [f"{b}.{f}" for b in branches for f in features[b]]
     raw: dict[str, list[float]] = {col: [] for col in cols}
     for values, _ in train:
         for b in branches:
-            if values.get(b) is not None:
+            branch_values = values.get(b)
+            if branch_values is not None:
                 for f in features[b]:
-                    raw[f"{b}.{f}"].append(float(values[b][f]))  # type: ignore[index]
+                    if f in branch_values:
+                        raw[f"{b}.{f}"].append(float(branch_values[f]))
     mean = {col: float(np.mean(v)) if v else 0.0 for col, v in raw.items()}
     scale = {col: float(np.std(v)) if v and np.std(v) > 1e-9 else 1.0 for col, v in raw.items()}
     proto = FusionModel(model_id, branches, features, mean, scale, {}, 0.0, 1.0, 0.0,
                         ThresholdPolicy("unset", 0.5, 0.5, target_precision))
     x_train = np.array([[proto.design(v)[col] for col in proto.columns] for v, _ in train])
-    y_train = np.array([y for _, y in train])
     clf = LogisticRegression(C=c, max_iter=1000)
     clf.fit(x_train, y_train)
     coef = {col: float(w) for col, w in zip(proto.columns, clf.coef_[0], strict=True)}
-    uncal = FusionModel(model_id, branches, features, mean, scale, coef, float(clf.intercept_[0]), 1.0, 0.0,
-                        proto.policy)
+    return replace(proto, coef=coef, intercept=float(clf.intercept_[0]))
+
+
+def calibration_params(z: np.ndarray, labels: np.ndarray, method: str = "platt") -> tuple[float, float]:
+    """``(a, b)`` of ``p = sigmoid(a * z + b)`` fitted by maximum likelihood on held-out logits.
+
+    ``platt`` fits slope and offset [1]_; ``temperature`` fits only the slope ``a = 1 / T`` [2]_ (``b = 0``),
+    which keeps the decision boundary and cannot overfit a small calibration set as easily.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if method not in CALIBRATIONS:
+        raise ValueError(f"method must be one of {CALIBRATIONS}, got {method!r}")
+    clf = LogisticRegression(C=1e6, max_iter=1000, fit_intercept=method == "platt")
+    clf.fit(np.asarray(z, dtype=np.float64)[:, None], np.asarray(labels))
+    return float(clf.coef_[0][0]), float(clf.intercept_[0]) if method == "platt" else 0.0
+
+
+def calibration_metrics(z: np.ndarray, labels: np.ndarray, a: float, b: float) -> dict[str, Any]:
+    """AUC, ECE (calibrated and raw) and the reliability curve of held-out logits ``z``."""
+    probs = sigmoid(a * z + b)
+    curve, ece = reliability(probs, labels)
+    _, ece_uncal = reliability(sigmoid(z), labels)
+    return {"n": len(labels), "auc": auc_or_none(labels, probs), "ece": ece, "ece_uncalibrated": ece_uncal,
+            "reliability": curve}
+
+
+def fit(model_id: str, branch_features: Mapping[str, Sequence[str]], train: Sequence[Sample], cal: Sequence[Sample],
+        *, target_precision: float = 0.9, policy_version: str | None = None, c: float = 1.0,
+        training: dict[str, Any] | None = None, calibration: str = "platt") -> FusionModel:
+    """Fit logistic regression on ``train``, calibrate and choose the policy thresholds on ``cal``.
+
+    Each sample is ``({branch: {feature: value} or None}, label)``.
+    """
+    uncal = fit_logistic(model_id, branch_features, train, c=c, target_precision=target_precision)
+    y_train = np.array([y for _, y in train])
+    z_train = np.array([uncal.logit(v)[0] for v, _ in train])
     z_cal = np.array([uncal.logit(v)[0] for v, _ in cal])
     y_cal = np.array([y for _, y in cal])
-    platt = LogisticRegression(C=1e6, max_iter=1000)
-    platt.fit(z_cal[:, None], y_cal)
-    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
-    p_cal = 1.0 / (1.0 + np.exp(-(a * z_cal + b)))
-    p_train = 1.0 / (1.0 + np.exp(-(a * clf.decision_function(x_train) + b)))
-    policy = ThresholdPolicy.choose(p_cal, y_cal, target_precision=target_precision,
+    a, b = calibration_params(z_cal, y_cal, calibration)
+    policy = ThresholdPolicy.choose(sigmoid(a * z_cal + b), y_cal, target_precision=target_precision,
                                     version=policy_version or f"{model_id}/p{int(target_precision * 100)}")
-    curve, ece = reliability(p_cal, y_cal)
-    _, ece_uncal = reliability(1.0 / (1.0 + np.exp(-z_cal)), y_cal)
-    metrics = {"train": {"n": len(y_train), "auc": float(roc_auc_score(y_train, p_train))},
-               "cal": {"n": len(y_cal), "auc": float(roc_auc_score(y_cal, p_cal)), "ece": ece,
-                       "ece_uncalibrated": ece_uncal, "reliability": curve}}
-    return FusionModel(model_id, branches, features, mean, scale, coef, float(clf.intercept_[0]), a, b, policy,
-                       metrics, dict(training or {}))
+    metrics = {"train": {"n": len(y_train), "auc": auc_or_none(y_train, sigmoid(a * z_train + b))},
+               "cal": calibration_metrics(z_cal, y_cal, a, b)}
+    return replace(uncal, platt_a=a, platt_b=b, policy=policy, metrics=metrics, training=dict(training or {}),
+                   calibration=calibration)

@@ -1,4 +1,9 @@
-"""The ``fusion`` stage: one calibrated verdict per asset from every registered branch's detections."""
+"""The ``fusion`` stage: one calibrated verdict per asset from every registered branch's detections.
+
+For a model with window-local branches (``video-v2``: deep frame and clip scores) it also writes the timeline:
+one ``fusion.window`` row per clip window (its time span, calibrated probability and band, see
+:mod:`tamperscope.fusion.timeline`), ``insufficient_data`` for windows without deep evidence.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from sqlalchemy import select
 
 from tamperscope.fusion.branches import BRANCHES, Row
 from tamperscope.fusion.model import FusionModel, load_model
+from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
 from tamperscope.pipeline.registry import STAGES
 from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.store.models import Asset, Detection
+from tamperscope.store.models import Asset, Detection, Window
 
 #: model artifact per media type. ``image-v1`` is calibrated on JPEG photos only: applied to decoded video
 #: frames it over-claims (a clean ffmpeg test pattern scores 1.0), so videos get no band until a model
@@ -24,7 +30,7 @@ class FusionStage:
     """Branch features -> calibrated probability -> band, stored as a ``fusion`` detection on ``asset``."""
 
     name: ClassVar[str] = "fusion"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"
     requires: ClassVar[tuple[str, ...]] = tuple(
         s for s in ("metadata", "forensics", "temporal", "avsync", "deep") if s in STAGES)
     owns_tables: ClassVar[tuple[str, ...]] = ()
@@ -40,9 +46,12 @@ class FusionStage:
 
     def run(self, ctx: StageContext) -> StageOutput:
         with ctx.read_session() as s:
-            rows = [Row(d.module_name, d.window_id, d.score, d.status, d.evidence_json)
+            rows = [Row(d.module_name, d.window_id, d.score, d.status, d.evidence_json, d.t_start_ms, d.t_end_ms)
                     for d in s.scalars(select(Detection).where(Detection.asset_id == ctx.asset.asset_id,
                                                                Detection.stage != self.name))]
+            windows = [WindowSpan(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id)
+                       for w in s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
+                                          .order_by(Window.t_start_ms, Window.window_id))]
         if ctx.asset.media_type not in MODEL_FOR_MEDIA:
             scored = sorted({r.module_name for r in rows if r.score is not None})
             record = DetectionRecord(
@@ -59,8 +68,37 @@ class FusionStage:
                     "branches_missing": [b for b, v in values.items() if v is None],
                     "contributions": {k: round(v, 5) for k, v in contributions.items()},
                     "features": {b: v for b, v in values.items() if v is not None}}
+        window_records = self._timeline(model, rows, windows) if has_timeline(model) else []
+        scored = [r for r in window_records if r.score is not None]
+        if window_records:
+            peak = max(scored, key=lambda r: r.score or 0.0, default=None)
+            evidence["timeline"] = {"windows": len(window_records), "scored": len(scored),
+                                    "peak_window": peak.window_id if peak else None,
+                                    "peak_probability": peak.score if peak else None}
         record = DetectionRecord(module_name="fusion", module_version=f"{self.version}+{model.model_id}",
                                  window_id="asset", score=probability, params={"model_id": model.model_id},
                                  logits={"logit": sum(contributions.values()) + model.intercept},
                                  threshold=model.policy.high, band=band, evidence=evidence)
-        return StageOutput(detections=[record], summary={"probability": probability, "band": band})
+        return StageOutput(detections=[record, *window_records],
+                           summary={"probability": probability, "band": band, "windows": len(scored)})
+
+    def _timeline(self, model: FusionModel, rows: list[Row], windows: list[WindowSpan]) -> list[DetectionRecord]:
+        """One ``fusion.window`` row per clip window."""
+        out = []
+        version = f"{self.version}+{model.model_id}"
+        for point in timeline(model, rows, windows):
+            w = point.window
+            if point.probability is None:
+                out.append(DetectionRecord(
+                    module_name="fusion.window", module_version=version, window_id=w.window_id,
+                    status="insufficient_data", t_start_ms=w.t_start_ms, t_end_ms=w.t_end_ms,
+                    evidence={"reason": "no deep frame or clip score in this window", "track_id": w.track_id}))
+                continue
+            out.append(DetectionRecord(
+                module_name="fusion.window", module_version=version, window_id=w.window_id,
+                score=point.probability, t_start_ms=w.t_start_ms, t_end_ms=w.t_end_ms,
+                params={"model_id": model.model_id}, threshold=model.policy.high,
+                band=model.policy.band(point.probability),
+                evidence={"policy_version": model.policy.version, "track_id": w.track_id,
+                          "branches_present": point.branches_present, "features": point.features}))
+        return out

@@ -1,0 +1,177 @@
+"""Group-wise fitting and cross-validation of fusion models on small labelled sets (e.g. 51 videos in 5 folds).
+
+With a few dozen samples there is no room for a separate calibration split. :func:`fit_grouped` therefore fits
+the regression on every sample and calibrates it on *inner out-of-group* logits: for each group, a regression
+fitted without that group scores it, so the calibration (and the policy thresholds) see only held-out logits.
+:func:`cross_validate` repeats this per outer fold, leaving one fold out, and returns out-of-fold probabilities
+for every sample together with the band each fold model's own policy gives them, so the reported band
+precision never uses thresholds chosen on the samples it is measured on.
+
+An optional ``augment`` callable adds extra training samples derived from the training samples only (e.g.
+spliced videos, :mod:`tamperscope.fusion.augment`): it receives the positions of the samples a regression is
+fitted on and returns the extra samples; they are never used for calibration or thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from tamperscope.fusion.model import (
+    FusionModel,
+    Sample,
+    auc_or_none,
+    calibration_metrics,
+    calibration_params,
+    fit_logistic,
+    sigmoid,
+)
+from tamperscope.fusion.policy import ThresholdPolicy
+
+#: positions of the training samples -> extra training samples derived from them.
+Augment = Callable[[Sequence[int]], list[Sample]]
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold results of :func:`cross_validate`, in sample order."""
+
+    probabilities: np.ndarray
+    bands: list[str]
+    folds: list[Hashable]
+    models: dict[Hashable, FusionModel] = field(default_factory=dict)
+
+
+def _has_both(labels: np.ndarray) -> bool:
+    return len(set(np.asarray(labels).tolist())) == 2
+
+
+def _train_set(samples: Sequence[Sample], positions: Sequence[int], augment: Augment | None) -> list[Sample]:
+    own = [samples[i] for i in positions]
+    return own + (augment(positions) if augment is not None else [])
+
+
+def inner_logits(model_id: str, branch_features: Mapping[str, Sequence[str]], samples: Sequence[Sample],
+                 groups: Sequence[Hashable], *, c: float = 1.0, augment: Augment | None = None) -> np.ndarray | None:
+    """Logit of each sample from a regression fitted without its group; ``None`` if that is impossible.
+
+    It is impossible with fewer than two groups, or when leaving a group out leaves a single class.
+    """
+    labels = np.array([y for _, y in samples])
+    unique = sorted(set(groups), key=str)
+    if len(unique) < 2:
+        return None
+    z = np.zeros(len(samples))
+    for g in unique:
+        held = np.array([gg == g for gg in groups])
+        if not _has_both(labels[~held]):
+            return None
+        model = fit_logistic(model_id, branch_features,
+                             _train_set(samples, [i for i, h in enumerate(held) if not h], augment), c=c)
+        z[held] = [model.logit(v)[0] for (v, _), h in zip(samples, held, strict=True) if h]
+    return z
+
+
+def fit_grouped(model_id: str, branch_features: Mapping[str, Sequence[str]], samples: Sequence[Sample],
+                groups: Sequence[Hashable], *, c: float = 1.0, calibration: str = "temperature",
+                target_precision: float = 0.9, policy_version: str | None = None,
+                training: dict[str, Any] | None = None, augment: Augment | None = None) -> FusionModel:
+    """Fit on all ``samples``; calibrate and choose the policy on inner leave-one-group-out logits.
+
+    Parameters
+    ----------
+    model_id
+        Name of the model (and of the default policy version ``<model_id>/p<target x 100>``).
+    branch_features
+        ``{branch: feature names}``.
+    samples
+        ``({branch: {feature: value} or None}, label)`` pairs.
+    groups
+        Group of each sample (e.g. its CV fold); samples of one group are held out together.
+    c
+        Inverse L2 regularisation strength.
+    calibration
+        ``temperature`` (default) or ``platt``.
+    target_precision
+        Precision each confident band must reach on the held-out logits.
+    policy_version
+        Overrides the default policy version.
+    training
+        Training manifest stored in the artifact.
+    augment
+        Extra training samples from the positions of the training samples (see the module docstring).
+
+    Returns
+    -------
+    FusionModel
+        The calibrated model; ``metrics["cal"]`` describes the held-out logits it was calibrated on. With fewer
+        than two usable groups it is calibrated on its own training logits, which ``metrics["cal"]["data"]``
+        states.
+
+    Raises
+    ------
+    ValueError
+        If ``samples`` and ``groups`` differ in length or hold a single class.
+    """
+    if len(samples) != len(groups):
+        raise ValueError("samples and groups must have the same length")
+    labels = np.array([y for _, y in samples])
+    train = _train_set(samples, range(len(samples)), augment)
+    model = fit_logistic(model_id, branch_features, train, c=c, target_precision=target_precision)
+    z_in = np.array([model.logit(v)[0] for v, _ in samples])
+    z_held = inner_logits(model_id, branch_features, samples, groups, c=c, augment=augment)
+    data = "inner leave-one-group-out logits" if z_held is not None else "training logits (too few groups)"
+    z_cal = z_held if z_held is not None else z_in
+    a, b = calibration_params(z_cal, labels, calibration)
+    policy = ThresholdPolicy.choose(sigmoid(a * z_cal + b), labels, target_precision=target_precision,
+                                    version=policy_version or f"{model_id}/p{int(target_precision * 100)}")
+    metrics = {"train": {"n": len(labels), "augmented": len(train) - len(samples), "auc": auc_or_none(labels, z_in)},
+               "cal": {**calibration_metrics(z_cal, labels, a, b), "data": data,
+                       "groups": len(set(groups))}}
+    return replace(model, platt_a=a, platt_b=b, policy=policy, metrics=metrics, training=dict(training or {}),
+                   calibration=calibration)
+
+
+def cross_validate(model_id: str, branch_features: Mapping[str, Sequence[str]], samples: Sequence[Sample],
+                   folds: Sequence[Hashable], *, c: float = 1.0, calibration: str = "temperature",
+                   target_precision: float = 0.9, augment: Augment | None = None) -> CrossValidation:
+    """Leave-one-fold-out: the model for fold ``k`` is :func:`fit_grouped` on the other folds (grouped by fold).
+
+    Returns
+    -------
+    CrossValidation
+        Out-of-fold calibrated probabilities, each sample's band under its fold model's policy, and the fold
+        models.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two folds are given or a training set holds a single class.
+    """
+    if len(samples) != len(folds):
+        raise ValueError("samples and folds must have the same length")
+    unique = sorted(set(folds), key=str)
+    if len(unique) < 2:
+        raise ValueError("cross-validation needs at least two folds")
+    probs = np.zeros(len(samples))
+    bands: list[str] = [""] * len(samples)
+    models: dict[Hashable, FusionModel] = {}
+    for k in unique:
+        train_idx = [i for i, f in enumerate(folds) if f != k]
+
+        def fold_augment(positions: Sequence[int], idx: list[int] = train_idx) -> list[Sample]:
+            assert augment is not None
+            return augment([idx[p] for p in positions])
+
+        model = fit_grouped(model_id, branch_features, [samples[i] for i in train_idx],
+                            [folds[i] for i in train_idx], c=c, calibration=calibration,
+                            target_precision=target_precision, augment=fold_augment if augment else None)
+        models[k] = model
+        for i, f in enumerate(folds):
+            if f == k:
+                probs[i] = model.probability(samples[i][0])[0]
+                bands[i] = model.policy.band(float(probs[i]))
+    return CrossValidation(probabilities=probs, bands=bands, folds=list(folds), models=models)

@@ -1,0 +1,49 @@
+"""Video evaluation command: ``eval-video`` (every branch alone and fused, leave-one-fold-out, ships video-v2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the video evaluation command to the CLI."""
+    from tamperscope.cli.main import State, console, err_console
+
+    @app.command("eval-video")
+    def eval_video(
+        data: Annotated[Path, typer.Option(help="directory the manifest paths are relative to")],
+        manifest: Annotated[Path, typer.Option(help="CSV: path,label,family,identity,group,fold")],
+        out: Annotated[Path, typer.Option(help="directory for metrics.md/.json/.csv, videos.csv, windows.csv")],
+        models_dir: Annotated[Path | None, typer.Option(
+            help="per-fold deep models: <dir>/fold<k>/frame.onnx and clip.onnx")] = None,
+        workspace: Annotated[Path | None, typer.Option(
+            help="evaluation workspace holding the cached stage results (default: <out>/workspace)")] = None,
+        target_precision: Annotated[float, typer.Option(help="precision each confident band must reach")] = 0.9,
+        calibration: Annotated[str, typer.Option(help="temperature or platt")] = "temperature",
+        c: Annotated[float, typer.Option(help="inverse L2 regularisation of the fusion regressions")] = 1.0,
+        forensics_frames: Annotated[int, typer.Option(
+            help="frames per video the classical forensics stage analyses (runtime)")] = 8,
+        write_artifact: Annotated[bool, typer.Option(
+            help="write the shipped fusion/artifacts/video-v2.json")] = True,
+    ) -> None:
+        """Ingest and analyse every manifest video once (cached), then cross-validate each branch and the fusion."""
+        from tamperscope.evaluation.video import VideoRecord, evaluate_videos
+        from tamperscope.fusion.model import ARTIFACTS
+
+        home = workspace or out / "workspace"
+        settings = State.settings.model_copy(update={
+            "home": home, "db_url": None, "store_url": None,
+            "forensics": State.settings.forensics.model_copy(update={"max_frames_per_video": forensics_frames})})
+
+        def on_video(record: VideoRecord, done: int, total: int) -> None:
+            status = f"ran {','.join(record.ran)}" if record.ran else "cached"
+            failed = f" FAILED {record.failed}" if record.failed else ""
+            err_console.print(f"[{done}/{total}] {record.item.rel}: {record.seconds:.1f} s, {status}{failed}")
+
+        evaluate_videos(data, manifest, out, settings=settings, models_dir=models_dir,
+                        artifact_dir=ARTIFACTS if write_artifact else None, target_precision=target_precision,
+                        c=c, calibration=calibration, progress=on_video)
+        console.print((out / "metrics.md").read_text())

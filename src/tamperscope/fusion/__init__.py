@@ -6,17 +6,25 @@ How it fits together
   writes its rows, its feature names, and an ``extract(rows) -> {feature: value} | None`` function over the
   asset's detection rows. ``None`` means "this branch has no evidence" (stage absent, no face, no audio) and is
   *masked* by the model (feature at its training mean + explicit ``<branch>.missing`` = 1), never read as 0.
-  Built in: ``forensics`` (max score per classical detector over windows) and ``metadata`` (flag count).
+  Built in: ``forensics`` (max score per classical detector over windows), ``metadata`` (flag count), and for
+  videos ``deep_frame`` (top-10 % mean, median), ``deep_clip`` (max, mean), ``temporal`` and ``avsync`` (the
+  asset scores of those stages).
 * :mod:`.model` -- :class:`~.model.FusionModel`: standardisation, logistic-regression coefficients, Platt
   calibration and a :class:`~.policy.ThresholdPolicy`, stored as JSON in ``fusion/artifacts/<model_id>.json``
   together with its training manifest and metrics (AUC, ECE, reliability curve). :func:`~.model.fit` builds one.
 * :mod:`.policy` -- probability -> ``likely_real`` / ``unsure`` / ``likely_manipulated``; see
   ``docs/threshold-policy.md``. The policy version is stored in every verdict's evidence.
 * :mod:`.stage` -- :class:`~.stage.FusionStage` picks the artifact for the asset's media type
-  (``MODEL_FOR_MEDIA``), extracts the artifact's branches and writes one ``fusion`` detection on ``asset``.
+  (``MODEL_FOR_MEDIA``), extracts the artifact's branches and writes one ``fusion`` detection on ``asset``, plus
+  the per-window timeline (:mod:`.timeline`: one ``fusion.window`` row per clip window) for models with deep
+  branches.
+* :mod:`.cv` -- fitting on small labelled sets: calibration on inner leave-one-group-out logits
+  (:func:`~.cv.fit_grouped`) and leave-one-fold-out cross-validation (:func:`~.cv.cross_validate`);
+  :mod:`.augment` splices a few fake windows into real videos as extra training samples. The video model
+  ``video-v2`` is fitted by ``tamperscope eval-video`` (:mod:`tamperscope.evaluation.video`).
 
-Extending (e.g. a ``video-v2`` model with frame/clip/temporal/AV branches)
--------------------------------------------------------------------------
+Extending (how ``video-v2`` was added)
+-------------------------------------
 1. ``register_branch(Branch("deep_clip", "deep", ("max", "mean"), extract_fn))`` in your own module, imported
    from :mod:`.branches`' registrations (add one import line at the end of ``branches.py``).
 2. Build training samples ``({branch: features or None}, label)`` and call

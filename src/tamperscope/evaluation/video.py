@@ -397,11 +397,11 @@ def write_outputs(summary: dict[str, Any], results: Sequence[SystemResult], reco
                     *(f"{b}.{f}" for b, f in feature_cols)])
         for i, rec in enumerate(records):
             values = branch_values(rec.rows, list(BRANCHES))
+            flat = {f"{b}.{f}": v for b, fv in values.items() if fv is not None for f, v in fv.items()}
             w.writerow([rec.item.rel, rec.item.label, rec.item.family, rec.item.group, rec.item.fold, rec.asset_id,
                         round(rec.seconds, 2), *(f"{r.probabilities[i]:.6f}" for r in results),
                         *(r.bands[i] for r in results),
-                        *("" if values[b] is None or f not in values[b] else f"{values[b][f]:.6f}"  # type: ignore[index]
-                          for b, f in feature_cols)])
+                        *(f"{flat[f'{b}.{f}']:.6f}" if f"{b}.{f}" in flat else "" for b, f in feature_cols)])
     fused = next((r for r in results if r.name == "fused"), None)
     with (out_dir / "windows.csv").open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -79,7 +79,7 @@ class FusionModel:
     def probability(self, values: Mapping[str, Mapping[str, float] | None]) -> tuple[float, dict[str, float]]:
         """Calibrated manipulation probability and the per-column logit contributions."""
         z, contributions = self.logit(values)
-        return float(sigmoid(np.float64(self.platt_a * z + self.platt_b))), contributions
+        return float(sigmoid(self.platt_a * z + self.platt_b)), contributions
 
     def to_json(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "branches": list(self.branches),
@@ -123,7 +123,7 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[
     return curve, float(ece)
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray | float) -> np.ndarray:
     """The logistic function, elementwise (arguments clipped to +-500, so it never overflows)."""
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -500.0, 500.0))))
 

@@ -69,10 +69,10 @@ class FusionStage:
                     "contributions": {k: round(v, 5) for k, v in contributions.items()},
                     "features": {b: v for b, v in values.items() if v is not None}}
         window_records = self._timeline(model, rows, windows) if has_timeline(model) else []
-        scored = [r for r in window_records if r.score is not None]
+        points = [r for r in window_records if r.score is not None]
         if window_records:
-            peak = max(scored, key=lambda r: r.score or 0.0, default=None)
-            evidence["timeline"] = {"windows": len(window_records), "scored": len(scored),
+            peak = max(points, key=lambda r: r.score or 0.0, default=None)
+            evidence["timeline"] = {"windows": len(window_records), "scored": len(points),
                                     "peak_window": peak.window_id if peak else None,
                                     "peak_probability": peak.score if peak else None}
         record = DetectionRecord(module_name="fusion", module_version=f"{self.version}+{model.model_id}",
@@ -80,7 +80,7 @@ class FusionStage:
                                  logits={"logit": sum(contributions.values()) + model.intercept},
                                  threshold=model.policy.high, band=band, evidence=evidence)
         return StageOutput(detections=[record, *window_records],
-                           summary={"probability": probability, "band": band, "windows": len(scored)})
+                           summary={"probability": probability, "band": band, "windows": len(points)})
 
     def _timeline(self, model: FusionModel, rows: list[Row], windows: list[WindowSpan]) -> list[DetectionRecord]:
         """One ``fusion.window`` row per clip window."""

@@ -27,9 +27,10 @@ Extending (how ``video-v2`` was added)
 -------------------------------------
 1. ``register_branch(Branch("deep_clip", "deep", ("max", "mean"), extract_fn))`` in your own module, imported
    from :mod:`.branches`' registrations (add one import line at the end of ``branches.py``).
-2. Build training samples ``({branch: features or None}, label)`` and call
-   ``fit("video-v2", {"forensics": [...], "deep_clip": [...], ...}, train, cal)``; write
-   ``model.to_json()`` to ``fusion/artifacts/video-v2.json``.
+2. Build training samples ``({branch: features or None}, label)`` and call ``fit(model_id, branch_features,
+   train, cal)`` (separate calibration split) or ``fit_grouped(model_id, branch_features, samples, groups)``
+   (small sets; what ``tamperscope eval-video`` does for ``video-v2``); write ``model.to_json()`` to
+   ``fusion/artifacts/<model_id>.json``.
 3. Set ``MODEL_FOR_MEDIA["video"] = "video-v2"`` in :mod:`.stage`. Nothing else changes: the stage only evaluates
    the branches the artifact lists, and missing ones are masked.
 """

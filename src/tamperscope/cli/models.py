@@ -1,11 +1,21 @@
-"""Deep-model commands: ``model-check`` (load an ONNX detector with its YAML sidecar and run it once)."""
+"""Deep-model commands: ``model-check`` (load an ONNX detector with its YAML sidecar and run it once) and
+``train frame|clip|cv`` (the ``train`` extra)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from tamperscope.errors import UsageError
+
+DataOption = Annotated[Path, typer.Option("--data", help="folder with real/ (and fake/) media, or FaceForensics++ "
+                                                       "original_sequences/ + manipulated_sequences/")]
+ExcludeOption = Annotated[list[str] | None, typer.Option(
+    "--exclude", help="identity (real/<identity>/ folder or FF++ number) left out of training; repeatable")]
+CacheOption = Annotated[Path | None, typer.Option(help="face-crop cache (default DATA/.tamperscope-cache)")]
+
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +38,62 @@ def register(app: typer.Typer) -> None:
         size = detector.spec.input_size
         if isinstance(detector, FrameModel):
             pred = detector.predict(np.full((1, size, size, 3), 128, np.uint8))
+        elif detector.spec.input == "embeddings":
+            dim = detector.spec.embedding_dim or 1
+            pred = detector.predict(np.zeros((1, detector.spec.clip_length, dim), np.float32))
         else:
             pred = detector.predict(np.full((1, detector.spec.clip_length, size, size, 3), 128, np.uint8))
         console.print(f"{detector.kind} model {model.name}: {detector.spec.model_dump_json()}")
         console.print(f"outputs {detector.output_names}; grey-input score {pred.scores[0]:.4f}")
+
+    train_app = typer.Typer(help="Train the deep detectors on CPU (needs the `train` extra: "
+                                 "pip install -e '.[train]').", no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+
+    def _training() -> Any:
+        try:
+            from tamperscope.models import training
+        except ImportError as exc:  # torch is an optional extra
+            raise UsageError(f"training needs the `train` extra (pip install -e '.[train]'): {exc}") from exc
+        return training
+
+    @train_app.command("frame")
+    def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
+                    exclude: ExcludeOption = None, seed: int = 0, epochs: int = 8, per_track: int = 48,
+                    input_size: int = 160, cache: CacheOption = None) -> None:
+        """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
+        training = _training()
+        cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size,
+                                   exclude=tuple(exclude or ()))
+        result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
+        console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
+
+    @train_app.command("clip")
+    def train_clip(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
+                   frame_model: Annotated[Path, typer.Option(help="frame.onnx whose embeddings the clip model reads")],
+                   exclude: ExcludeOption = None, seed: int = 0, epochs: int = 30, cache: CacheOption = None) -> None:
+        """Train the temporal head on real face runs vs temporally inconsistent blends; export clip.onnx."""
+        training = _training()
+        cfg = training.ClipConfig(seed=seed, epochs=epochs, exclude=tuple(exclude or ()))
+        result = training.train_clip(data, frame_model, out, cfg, cache=cache, say=console.print)
+        console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
+
+    @train_app.command("cv")
+    def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
+                 manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
+                 seed: int = 0, epochs: int = 8, cache: CacheOption = None) -> None:
+        """One frame + clip model per fold, each trained without the identity groups of its fold."""
+        import csv
+
+        training = _training()
+        with manifest.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for fold in sorted({r["fold"] for r in rows}):
+            held_out = tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
+            console.print(f"fold {fold}: leaving out {', '.join(held_out)}")
+            fold_dir = out / f"fold{fold}"
+            frame = training.train_frame(data, fold_dir, training.FrameConfig(seed=seed, epochs=epochs,
+                                                                              exclude=held_out),
+                                         cache=cache, say=console.print)
+            training.train_clip(data, frame.onnx, fold_dir, training.ClipConfig(seed=seed, exclude=held_out),
+                                cache=cache, say=console.print)

@@ -3,7 +3,8 @@
 A model is an ``.onnx`` file plus a small YAML sidecar (same stem, ``.yaml``) that states what the network
 expects and what it returns, so any checkpoint exported to ONNX can be plugged in without code::
 
-    kind: frame            # frame: N x C x S x S input; clip: N x T x C x S x S input
+    kind: frame            # frame: N x C x S x S input; clip: N x T x C x S x S input (or N x T x D embeddings)
+    input: crops           # clip models: crops, or embeddings (the frame model's "embedding" output per frame)
     input_size: 224        # side S of the square input
     mean: [0.485, 0.456, 0.406]   # per-channel, on [0, 1] RGB
     std: [0.229, 0.224, 0.225]
@@ -42,6 +43,10 @@ class ModelSpec(BaseModel):
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="per-channel std on [0, 1] RGB")
     output: Literal["logit", "probability"] = Field("logit", description="meaning of output 0, column 0")
     clip_length: int = Field(16, ge=1, le=64, description="frames per window (clip models)")
+    input: Literal["crops", "embeddings"] = Field(
+        "crops", description="clip models: face crops, or per-frame embeddings from the frame model's "
+                             "'embedding' output")
+    embedding_dim: int | None = Field(None, ge=1, description="length of the per-frame embedding (if any)")
 
 
 def load_spec(path: Path) -> ModelSpec:
@@ -173,20 +178,26 @@ class ClipModel(OnnxModel):
     kind = "clip"
 
     def predict(self, windows: np.ndarray) -> Prediction:
-        """Score windows of face crops.
+        """Score windows of face crops (or of per-frame embeddings, when the spec's ``input`` says so).
 
         Parameters
         ----------
         windows
-            ``(N, T, H, W, 3)`` uint8 RGB windows; ``T`` must equal the spec's ``clip_length``.
+            ``(N, T, H, W, 3)`` uint8 RGB windows, or ``(N, T, D)`` float embeddings; ``T`` must equal the
+            spec's ``clip_length``.
 
         Returns
         -------
         Prediction
             One score per window.
         """
-        if windows.ndim != 5 or windows.shape[1] != self.spec.clip_length:
-            raise UsageError(f"expected (N, {self.spec.clip_length}, H, W, 3) windows, got {windows.shape}")
+        length = self.spec.clip_length
+        if self.spec.input == "embeddings":
+            if windows.ndim != 3 or windows.shape[1] != length:
+                raise UsageError(f"expected (N, {length}, D) embeddings, got {windows.shape}")
+            return self._run(np.ascontiguousarray(windows, dtype=np.float32))
+        if windows.ndim != 5 or windows.shape[1] != length:
+            raise UsageError(f"expected (N, {length}, H, W, 3) windows, got {windows.shape}")
         return self._run(preprocess(windows, self.spec))
 
 

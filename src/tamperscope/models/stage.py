@@ -1,13 +1,16 @@
 """The ``deep`` stage: ONNX frame and clip detectors over the face crops and windows of the ``video`` stage.
 
 Writes one ``deep.frame`` row per sampled frame with a face (the strongest face's score), with a saliency PNG for
-the highest-scoring frames when the model has a second (map) output, and one ``deep.clip`` row per window.
+the highest-scoring frames when the model has a map output (``saliency``, or else its second output), and one
+``deep.clip`` row per window. Each crop goes through the frame model once: crops of face-track windows are scored
+window by window and their ``embedding`` outputs feed a clip model whose spec says ``input: embeddings``.
 Without a configured model (``settings.models.frame_path`` / ``clip_path``) the branch is reported as an explicit
 ``not_applicable`` asset row, so fusion sees the missing branch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
@@ -15,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
 from tamperscope.models.runtime import ClipModel, FrameModel
 from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
@@ -22,6 +26,16 @@ from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Frame, Window
 
 SALIENCY_FRAMES = 3
+
+
+@dataclass
+class _Scored:
+    """Frame-model outputs for one face crop."""
+
+    score: float
+    logit: float
+    saliency: np.ndarray | None
+    embedding: np.ndarray | None
 
 
 def saliency_png(saliency: np.ndarray) -> bytes:
@@ -65,80 +79,125 @@ class DeepStage:
         return True
 
     def run(self, ctx: StageContext) -> StageOutput:
-        """Score face crops per frame and windows per clip."""
+        """Score face crops per frame and windows per clip (each crop goes through the frame model once)."""
         m = ctx.settings.models
         out = StageOutput()
-        if m.frame_path is None:
+        frame_model = FrameModel(m.frame_path, threads=m.threads) if m.frame_path is not None else None
+        clip_model = ClipModel(m.clip_path, threads=m.threads) if m.clip_path is not None else None
+        if clip_model is not None and clip_model.spec.input == "embeddings" and frame_model is None:
+            raise UsageError("the clip model reads frame-model embeddings: configure a frame model too")
+        windows = self._windows(ctx)
+        scored = self._score_windows(frame_model, windows) if frame_model is not None else {}
+        ctx.report(0.4, "window crops scored")
+        if frame_model is None:
             out.detections.append(DetectionRecord("deep.frame", self.version, status="not_applicable",
                                                   evidence={"reason": "no frame model configured"}))
         else:
-            out.detections += self._frames(ctx, FrameModel(m.frame_path, threads=m.threads))
-        ctx.report(0.5, "frame model done")
-        if m.clip_path is None:
+            out.detections += self._frames(ctx, frame_model, scored)
+        ctx.report(0.7, "frame model done")
+        if clip_model is None:
             out.detections.append(DetectionRecord("deep.clip", self.version, status="not_applicable",
                                                   evidence={"reason": "no clip model configured"}))
         else:
-            out.detections += self._clips(ctx, ClipModel(m.clip_path, threads=m.threads))
+            out.detections += self._clips(clip_model, windows, scored)
         out.summary = {"frame_rows": sum(d.module_name == "deep.frame" for d in out.detections),
                        "clip_rows": sum(d.module_name == "deep.clip" for d in out.detections)}
         return out
 
-    def _frames(self, ctx: StageContext, model: FrameModel) -> list[DetectionRecord]:
+    @staticmethod
+    def _windows(ctx: StageContext) -> list[tuple[str, int, int, int | None, list[str], np.ndarray]]:
+        """Every window of the asset: id, span, face track, frame ids and its crops (shot windows: no crops)."""
+        with ctx.read_session() as s:
+            rows = s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
+                             .order_by(Window.t_start_ms)).all()
+            items = [(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id, [str(f) for f in w.frame_ids_json or []])
+                     for w in rows]
+        return [(wid, t0, t1, track, frame_ids,
+                 load_window(ctx.ws, wid) if track is not None else np.zeros((0, 1, 1, 3), np.uint8))
+                for wid, t0, t1, track, frame_ids in items]
+
+    @staticmethod
+    def _score_windows(model: FrameModel, windows: list[tuple[str, int, int, int | None, list[str], np.ndarray]]
+                       ) -> dict[tuple[str, int], _Scored]:
+        """Frame-model outputs for every crop of every face-track window, keyed by ``(frame id, track)``."""
+        scored: dict[tuple[str, int], _Scored] = {}
+        for _, _, _, track, frame_ids, crops in windows:
+            if track is None or not len(crops):
+                continue
+            todo = [i for i, f in enumerate(frame_ids[: len(crops)]) if (f, track) not in scored]
+            if not todo:
+                continue
+            pred = model.predict(crops[todo])
+            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            embedding = pred.extra.get("embedding")
+            for j, i in enumerate(todo):
+                scored[(frame_ids[i], track)] = _Scored(
+                    float(pred.scores[j]), float(pred.logits[j]), None if maps is None else maps[j],
+                    None if embedding is None else embedding[j].astype(np.float32))
+        return scored
+
+    def _frames(self, ctx: StageContext, model: FrameModel, scored: dict[tuple[str, int], _Scored]
+                ) -> list[DetectionRecord]:
+        """One row per frame with a face: the best-scoring face; crops outside windows are scored here."""
         with ctx.read_session() as s:
             frames = s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id).order_by(Frame.t_ms)).all()
             items = [(f.frame_id, f.t_ms, list(f.faces_json or [])) for f in frames]
-        crops: list[np.ndarray] = []
-        owners: list[tuple[str, int, int]] = []
-        for frame_id, t_ms, faces in items[: ctx.settings.models.max_frames]:
+        per_frame: dict[str, list[tuple[int, _Scored]]] = {}
+        missing: list[tuple[str, int, np.ndarray]] = []
+        for frame_id, _, faces in items:
             for face in faces:
-                if face.get("crop_uri"):
+                track = int(face.get("track_id", 0))
+                if (frame_id, track) in scored:
+                    per_frame.setdefault(frame_id, []).append((track, scored[(frame_id, track)]))
+                elif face.get("crop_uri") and len(missing) < ctx.settings.models.max_frames:
                     raw = ctx.ws.store.get_bytes(ObjectStore.key_of(face["crop_uri"]))
                     bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-                    if bgr is None:
-                        continue
-                    crops.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-                    owners.append((frame_id, t_ms, int(face.get("track_id", 0))))
-        if not crops:
+                    if bgr is not None:
+                        missing.append((frame_id, track, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        if missing:
+            pred = model.predict(np.stack([c for _, _, c in missing]))
+            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            for j, (frame_id, track, _) in enumerate(missing):
+                per_frame.setdefault(frame_id, []).append((track, _Scored(
+                    float(pred.scores[j]), float(pred.logits[j]), None if maps is None else maps[j], None)))
+        if not per_frame:
             return [DetectionRecord("deep.frame", self.version, status="not_applicable",
                                     evidence={"reason": "no face crops"})]
-        size = model.spec.input_size
-        pred = model.predict(np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]))
-        best: dict[str, int] = {}
-        for i, (frame_id, _, _) in enumerate(owners):
-            if frame_id not in best or pred.scores[i] > pred.scores[best[frame_id]]:
-                best[frame_id] = i
-        shown = set(sorted(best.values(), key=lambda i: -pred.scores[i])[:SALIENCY_FRAMES])
-        maps = next(iter(pred.extra.values()), None)
+        best = {f: max(faces, key=lambda tf: tf[1].score) for f, faces in per_frame.items()}
+        shown = set(sorted(best, key=lambda f: -best[f][1].score)[:SALIENCY_FRAMES])
         rows = []
-        for frame_id, i in best.items():
+        for frame_id, t_ms, _ in items:
+            if frame_id not in best:
+                continue
+            track, result = best[frame_id]
             uri = None
-            if maps is not None and i in shown:
+            if result.saliency is not None and frame_id in shown:
                 uri = ctx.ws.store.put_bytes(ctx.derived_key(f"saliency_{frame_id.split(':')[-1]}.png"),
-                                             saliency_png(maps[i]))
-            rows.append(DetectionRecord("deep.frame", self.version, window_id=frame_id, score=float(pred.scores[i]),
-                                        t_start_ms=owners[i][1], t_end_ms=owners[i][1],
-                                        logits={"logit": float(pred.logits[i])}, saliency_uri=uri,
-                                        params={"model": model.path.name},
-                                        evidence={"track_id": owners[i][2], "faces_scored": sum(
-                                            o[0] == frame_id for o in owners)}))
+                                             saliency_png(result.saliency))
+            rows.append(DetectionRecord("deep.frame", self.version, window_id=frame_id, score=result.score,
+                                        t_start_ms=t_ms, t_end_ms=t_ms, logits={"logit": result.logit},
+                                        saliency_uri=uri, params={"model": model.path.name},
+                                        evidence={"track_id": track, "faces_scored": len(per_frame[frame_id])}))
         return rows
 
-    def _clips(self, ctx: StageContext, model: ClipModel) -> list[DetectionRecord]:
-        with ctx.read_session() as s:
-            windows = s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
-                                .order_by(Window.t_start_ms)).all()
-            items = [(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id) for w in windows]
+    def _clips(self, model: ClipModel, windows: list[tuple[str, int, int, int | None, list[str], np.ndarray]],
+               scored: dict[tuple[str, int], _Scored]) -> list[DetectionRecord]:
         rows = []
         length = model.spec.clip_length
-        for window_id, t0, t1, track in items:
-            clip = load_window(ctx.ws, window_id)
+        for window_id, t0, t1, track, frame_ids, clip in windows:
             if track is None or len(clip) < length:
                 rows.append(DetectionRecord("deep.clip", self.version, window_id=window_id, status="insufficient_data"
                                             if track is not None else "not_applicable", t_start_ms=t0, t_end_ms=t1,
                                             evidence={"frames": len(clip), "face_track": track is not None}))
                 continue
             idx = np.linspace(0, len(clip) - 1, length).round().astype(int)
-            pred = model.predict(clip[idx][None])
+            if model.spec.input == "embeddings":
+                vectors = [scored[(frame_ids[i], track)].embedding for i in idx]
+                if any(v is None for v in vectors):
+                    raise UsageError("the frame model has no 'embedding' output, which the clip model reads")
+                pred = model.predict(np.stack(vectors)[None])  # type: ignore[arg-type]
+            else:
+                pred = model.predict(clip[idx][None])
             rows.append(DetectionRecord("deep.clip", self.version, window_id=window_id, score=float(pred.scores[0]),
                                         t_start_ms=t0, t_end_ms=t1, logits={"logit": float(pred.logits[0])},
                                         params={"model": model.path.name}, evidence={"track_id": track}))

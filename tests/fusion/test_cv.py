@@ -60,3 +60,17 @@ def test_single_fold_or_single_class_is_refused() -> None:
         cross_validate("t", FEATURES, samples, [0] * 10)
     with pytest.raises(ValueError):
         fit_grouped("t", FEATURES, [(v, 0) for v, _ in samples], list(range(10)))
+
+
+def test_augmented_samples_keep_the_learned_prior() -> None:
+    """Extra positives are weighted so that positives keep their total weight: duplicates change nothing."""
+    samples, folds = _samples(40, seed=2)
+
+    def duplicate_positives(positions):
+        return [samples[i] for i in positions for _ in range(3) if samples[i][1] == 1]
+
+    plain = fit_grouped("t", FEATURES, samples, folds, calibration="platt")
+    dup = fit_grouped("t", FEATURES, samples, folds, calibration="platt", augment=duplicate_positives)
+    assert dup.metrics["train"]["augmented"] == 3 * sum(y for _, y in samples)
+    assert dup.intercept == pytest.approx(plain.intercept, abs=1e-3)
+    assert dup.coef["deep_clip.max"] == pytest.approx(plain.coef["deep_clip.max"], abs=1e-3)

@@ -50,10 +50,13 @@ from tamperscope.settings import Settings
 MODEL_ID = "video-v2"
 #: the branches of the shipped video model.
 VIDEO_BRANCHES = ("deep_frame", "deep_clip", "temporal", "avsync")
-#: each evaluated system: its branches. The single-branch systems show what each detector does alone.
+#: each evaluated system: its branches. The single-branch systems show what each detector does alone;
+#: ``fused`` is the shipped ``video-v2``; ``fused_all`` adds the classical forensics and metadata branches (reported
+#: only: 9 + 2 more features on a few dozen videos, and container metadata differs by dataset source here).
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "frame": ("deep_frame",), "clip": ("deep_clip",), "temporal": ("temporal",), "avsync": ("avsync",),
     "forensics": ("forensics",), "metadata": ("metadata",), "fused": VIDEO_BRANCHES,
+    "fused_all": (*VIDEO_BRANCHES, "forensics", "metadata"),
 }
 #: the raw score of a deep model alone, before any fitting: (branch, feature).
 RAW_SCORES = {"frame": ("deep_frame", "top10_mean"), "clip": ("deep_clip", "max")}

@@ -9,7 +9,9 @@ precision never uses thresholds chosen on the samples it is measured on.
 
 An optional ``augment`` callable adds extra training samples derived from the training samples only (e.g.
 spliced videos, :mod:`tamperscope.fusion.augment`): it receives the positions of the samples a regression is
-fitted on and returns the extra samples; they are never used for calibration or thresholds.
+fitted on and returns the extra samples; they are never used for calibration or thresholds. The positive
+samples (own and extra) are weighted so that their total weight stays the number of own positives: the extra
+samples change what the model looks at, not the prior it learns.
 """
 
 from __future__ import annotations
@@ -49,9 +51,21 @@ def _has_both(labels: np.ndarray) -> bool:
     return len(set(np.asarray(labels).tolist())) == 2
 
 
-def _train_set(samples: Sequence[Sample], positions: Sequence[int], augment: Augment | None) -> list[Sample]:
+def _train_set(samples: Sequence[Sample], positions: Sequence[int],
+               augment: Augment | None) -> tuple[list[Sample], list[float] | None]:
+    """The training samples at ``positions`` plus the augmented ones, with prior-preserving weights."""
     own = [samples[i] for i in positions]
-    return own + (augment(positions) if augment is not None else [])
+    extra = augment(positions) if augment is not None else []
+    if not extra:
+        return own, None
+    n_pos = sum(y for _, y in own)
+    n_pos_all = n_pos + sum(y for _, y in extra)
+    n_neg_extra = sum(1 - y for _, y in extra)
+    n_neg = len(own) - n_pos
+    w_pos = n_pos / n_pos_all if n_pos_all else 1.0
+    w_neg = n_neg / (n_neg + n_neg_extra) if n_neg + n_neg_extra else 1.0
+    train = own + extra
+    return train, [w_pos if y else w_neg for _, y in train]
 
 
 def inner_logits(model_id: str, branch_features: Mapping[str, Sequence[str]], samples: Sequence[Sample],
@@ -69,8 +83,8 @@ def inner_logits(model_id: str, branch_features: Mapping[str, Sequence[str]], sa
         held = np.array([gg == g for gg in groups])
         if not _has_both(labels[~held]):
             return None
-        model = fit_logistic(model_id, branch_features,
-                             _train_set(samples, [i for i, h in enumerate(held) if not h], augment), c=c)
+        train, weights = _train_set(samples, [i for i, h in enumerate(held) if not h], augment)
+        model = fit_logistic(model_id, branch_features, train, c=c, sample_weight=weights)
         z[held] = [model.logit(v)[0] for (v, _), h in zip(samples, held, strict=True) if h]
     return z
 
@@ -119,8 +133,9 @@ def fit_grouped(model_id: str, branch_features: Mapping[str, Sequence[str]], sam
     if len(samples) != len(groups):
         raise ValueError("samples and groups must have the same length")
     labels = np.array([y for _, y in samples])
-    train = _train_set(samples, range(len(samples)), augment)
-    model = fit_logistic(model_id, branch_features, train, c=c, target_precision=target_precision)
+    train, weights = _train_set(samples, range(len(samples)), augment)
+    model = fit_logistic(model_id, branch_features, train, c=c, target_precision=target_precision,
+                         sample_weight=weights)
     z_in = np.array([model.logit(v)[0] for v, _ in samples])
     z_held = inner_logits(model_id, branch_features, samples, groups, c=c, augment=augment)
     data = "inner leave-one-group-out logits" if z_held is not None else "training logits (too few groups)"

@@ -139,7 +139,8 @@ def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], train: Sequence[Sample],
-                 *, c: float = 1.0, target_precision: float = 0.9) -> FusionModel:
+                 *, c: float = 1.0, target_precision: float = 0.9,
+                 sample_weight: Sequence[float] | None = None) -> FusionModel:
     """Standardise the features and fit the logistic regression; uncalibrated (``a = 1``, ``b = 0``), policy unset.
 
     Parameters
@@ -154,6 +155,8 @@ def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], tr
         Inverse L2 regularisation strength of the regression.
     target_precision
         Stored in the placeholder policy.
+    sample_weight
+        Weight of each training sample in the standardisation and the likelihood (default all 1).
 
     Returns
     -------
@@ -173,21 +176,26 @@ def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], tr
     branches = tuple(branch_features)
     features = {b: tuple(branch_features[b]) for b in branches}
     cols = [f"{b}.{f}" for b in branches for f in features[b]]
-    raw: dict[str, list[float]] = {col: [] for col in cols}
-    for values, _ in train:
+    weights = np.ones(len(train)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    raw: dict[str, list[tuple[float, float]]] = {col: [] for col in cols}
+    for (values, _), w in zip(train, weights, strict=True):
         for b in branches:
             branch_values = values.get(b)
             if branch_values is not None:
                 for f in features[b]:
                     if f in branch_values:
-                        raw[f"{b}.{f}"].append(float(branch_values[f]))
-    mean = {col: float(np.mean(v)) if v else 0.0 for col, v in raw.items()}
-    scale = {col: float(np.std(v)) if v and np.std(v) > 1e-9 else 1.0 for col, v in raw.items()}
+                        raw[f"{b}.{f}"].append((float(branch_values[f]), float(w)))
+    mean, scale = {}, {}
+    for col, pairs in raw.items():
+        v, w = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        mean[col] = float(np.average(v, weights=w)) if len(v) else 0.0
+        sd = float(np.sqrt(np.average((v - mean[col]) ** 2, weights=w))) if len(v) else 0.0
+        scale[col] = sd if sd > 1e-9 else 1.0
     proto = FusionModel(model_id, branches, features, mean, scale, {}, 0.0, 1.0, 0.0,
                         ThresholdPolicy("unset", 0.5, 0.5, target_precision))
     x_train = np.array([[proto.design(v)[col] for col in proto.columns] for v, _ in train])
     clf = LogisticRegression(C=c, max_iter=1000)
-    clf.fit(x_train, y_train)
+    clf.fit(x_train, y_train, sample_weight=None if sample_weight is None else weights)
     coef = {col: float(w) for col, w in zip(proto.columns, clf.coef_[0], strict=True)}
     return replace(proto, coef=coef, intercept=float(clf.intercept_[0]))
 

@@ -128,6 +128,9 @@ class VideoReader:
         self.long_side = long_side
         self.detail_long_side = detail_long_side
         self._detail: tuple[tuple[int, int, str], av.filter.Graph] | None = None
+        self._main: tuple[tuple[int, int, str], av.filter.Graph] | None = None
+        self._size: tuple[int, int] | None = None
+        self._offer_detail = False
         self._detail_lock = threading.Lock()
         try:
             self._container = av.open(str(path))
@@ -209,29 +212,45 @@ class VideoReader:
         seconds = Fraction(frame.pts) * Fraction(frame.time_base) - self._start_s
         return max(0, round(seconds * 1000))
 
-    def __iter__(self) -> Iterator[DecodedFrame]:
-        graph: av.filter.Graph | None = None
-        shape: tuple[int, int, str] | None = None
-        size: tuple[int, int] | None = None
-        offer_detail = False
+    def raw_frames(self) -> Iterator[tuple[int, int, bool, av.VideoFrame]]:
+        """Decoded source frames as ``(index, t_ms, key, frame)``, not yet rendered.
+
+        For passes that need only some frames (render those with :meth:`render`). A decoding error after the
+        first frame ends the stream and is kept in ``decode_error``.
+        """
         index = 0
         try:
             for frame in self._container.decode(self._stream):
-                if (frame.width, frame.height, frame.format.name) != shape:  # first frame, or a mid-stream change
-                    shape = (frame.width, frame.height, frame.format.name)
-                    graph, size = self._graph(frame, size)
-                    offer_detail = self.detail_long_side > self.long_side and max(self._display_size(frame)) > max(size)
-                assert graph is not None
-                key = bool(frame.key_frame)
-                t_ms = self._t_ms(frame, index)
-                graph.push(frame)
-                out = graph.vpull()
-                detail = functools.partial(self._render_detail, frame) if offer_detail else None
-                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=out.to_ndarray(), detail=detail)
+                yield index, self._t_ms(frame, index), bool(frame.key_frame), frame
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
                 raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot decode {self.path.name}: {exc}") \
+                    from exc
+            self.decode_error = f"decoding stopped after {index} frames: {exc}"
+
+    def render(self, frame: av.VideoFrame) -> np.ndarray:
+        """``frame`` upright, with square pixels, at the normalised size (that of the stream's first frame)."""
+        shape = (frame.width, frame.height, frame.format.name)
+        if self._main is None or self._main[0] != shape:  # first frame, or a mid-stream change
+            graph, self._size = self._graph(frame, self._size)
+            self._main = (shape, graph)
+            self._offer_detail = self.detail_long_side > self.long_side and max(self._display_size(frame)) > max(
+                self._size)
+        graph = self._main[1]
+        graph.push(frame)
+        return graph.vpull().to_ndarray()
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        index = 0
+        try:
+            for index, t_ms, key, frame in self.raw_frames():
+                rgb = self.render(frame)
+                detail = functools.partial(self._render_detail, frame) if self._offer_detail else None
+                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail)
+        except av.FFmpegError as exc:  # a rendering error; decoding errors are handled in raw_frames
+            if index == 0:
+                raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot render {self.path.name}: {exc}") \
                     from exc
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
 

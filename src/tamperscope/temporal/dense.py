@@ -13,15 +13,18 @@ once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.media.decode import VideoReader
 from tamperscope.temporal.mesh import N_LANDMARKS
 
+T = TypeVar("T")
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -136,10 +140,112 @@ def guide_boxes(guides: list[tuple[int, tuple[float, float, float, float]]], t_m
     return cx, cy, side
 
 
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator[T], depth: int) -> Generator[T, None, None]:
+    """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
+
+    Decoding (PyAV) and Face Mesh (MediaPipe) both release the GIL, so the dense pass decodes the next
+    frames while the mesh runs on the current one. Closing the returned generator stops the thread.
+    """
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, name="dense-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield cast(T, item)
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """A Face Mesh input cut from one frame, and where it lies in the decoded frame."""
+
+    t_ms: int
+    image: np.ndarray
+    origin: tuple[float, float]
+    span: tuple[float, float]
+    size: tuple[int, int]
+    decode_s: float
+
+
+def _patches(reader: VideoReader, ranges_ms: list[tuple[int, int]], *, max_fps: float,
+             guides: list[tuple[int, tuple[float, float, float, float]]] | None,
+             guide_size: tuple[int, int] | None, patch: int) -> Iterator[_Patch]:
+    """Frames within ``ranges_ms`` (at most ``max_fps``), rendered and cut to their Face Mesh input.
+
+    Frames outside the ranges are decoded but not rendered.
+    """
+    import cv2
+
+    min_step = 1000.0 / max_fps - 1.0
+    last_t = -1e9
+    end_all = max((b for _, b in ranges_ms), default=-1)
+    scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
+    tick = time.perf_counter()
+    for _, t_ms, _, frame in reader.raw_frames():
+        if t_ms > end_all:
+            break
+        if not any(a <= t_ms <= b for a, b in ranges_ms) or t_ms - last_t < min_step:
+            continue
+        last_t = t_ms
+        rgb = reader.render(frame)
+        height, width = rgb.shape[:2]
+        if guides and scaled is None:
+            factor = width / (guide_size or (width, height))[0]
+            scaled = [(t, (b[0] * factor, b[1] * factor, b[2] * factor, b[3] * factor)) for t, b in guides]
+        if scaled:
+            cx, cy, side = guide_boxes(scaled, t_ms)
+            scale = patch / side
+            matrix = np.array([[scale, 0.0, patch / 2 - scale * cx], [0.0, scale, patch / 2 - scale * cy]])
+            image = cv2.warpAffine(rgb, matrix, (patch, patch), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT)
+            origin, span = (cx - side / 2, cy - side / 2), (side, side)
+        else:
+            image, origin, span = rgb, (0.0, 0.0), (float(width), float(height))
+        yield _Patch(t_ms, image, origin, span, (width, height), time.perf_counter() - tick)
+        tick = time.perf_counter()
+
+
 def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640, max_fps: float = 30.0,
                     guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
                     guide_size: tuple[int, int] | None = None, patch: int = 256) -> DenseTrack:
     """Decode ``path`` and run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms``.
+
+    Decoding runs on a second thread, a few frames ahead of Face Mesh (:func:`prefetch`).
 
     Parameters
     ----------
@@ -163,8 +269,8 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     Returns
     -------
     DenseTrack
+        ``decode_s`` is the decoding thread's busy time, ``mesh_s`` Face Mesh's; they overlap.
     """
-    import cv2
     import mediapipe as mp
 
     times: list[int] = []
@@ -172,51 +278,28 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     nan_row = np.full((N_LANDMARKS, 3), np.nan, np.float32)
     decode_s = mesh_s = 0.0
     size = (0, 0)
-    fps = 0.0
-    min_step = 1000.0 / max_fps - 1.0
-    last_t = -1e9
-    end_all = max((b for _, b in ranges_ms), default=-1)
-    scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
     with VideoReader(path, long_side=long_side, threads=2) as reader, \
             mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                             min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
         fps = min(reader.info.fps, max_fps)
-        tick = time.perf_counter()
-        for frame in reader:
-            if frame.t_ms > end_all:
-                break
-            if not any(a <= frame.t_ms <= b for a, b in ranges_ms) or frame.t_ms - last_t < min_step:
-                continue
-            last_t = frame.t_ms
-            mid = time.perf_counter()
-            decode_s += mid - tick
-            height, width = frame.rgb.shape[:2]
-            size = (width, height)
-            if guides and scaled is None:
-                factor = width / (guide_size or size)[0]
-                scaled = [(t, (b[0] * factor, b[1] * factor, b[2] * factor, b[3] * factor)) for t, b in guides]
-            if scaled:
-                cx, cy, side = guide_boxes(scaled, frame.t_ms)
-                scale = patch / side
-                matrix = np.array([[scale, 0.0, patch / 2 - scale * cx], [0.0, scale, patch / 2 - scale * cy]])
-                image = cv2.warpAffine(frame.rgb, matrix, (patch, patch), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_CONSTANT)
-                origin, span = (cx - side / 2, cy - side / 2), (side, side)
-            else:
-                image, origin, span = frame.rgb, (0.0, 0.0), (float(width), float(height))
-            result = mesh.process(image)
-            if result.multi_face_landmarks:
-                pts = np.array([[p.x, p.y, p.z] for p in result.multi_face_landmarks[0].landmark])
-                row = np.empty((N_LANDMARKS, 3), np.float32)
-                row[:, 0] = origin[0] + pts[:, 0] * span[0]
-                row[:, 1] = origin[1] + pts[:, 1] * span[1]
-                row[:, 2] = pts[:, 2] * span[0]
-                rows.append(row)
-            else:
-                rows.append(nan_row)
-            times.append(frame.t_ms)
-            tick = time.perf_counter()
-            mesh_s += tick - mid
+        items = _patches(reader, ranges_ms, max_fps=max_fps, guides=guides, guide_size=guide_size, patch=patch)
+        with contextlib.closing(prefetch(items, depth=8)) as patches:
+            for item in patches:
+                tick = time.perf_counter()
+                decode_s += item.decode_s
+                size = item.size
+                result = mesh.process(item.image)
+                if result.multi_face_landmarks:
+                    pts = np.array([[p.x, p.y, p.z] for p in result.multi_face_landmarks[0].landmark])
+                    row = np.empty((N_LANDMARKS, 3), np.float32)
+                    row[:, 0] = item.origin[0] + pts[:, 0] * item.span[0]
+                    row[:, 1] = item.origin[1] + pts[:, 1] * item.span[1]
+                    row[:, 2] = pts[:, 2] * item.span[0]
+                    rows.append(row)
+                else:
+                    rows.append(nan_row)
+                times.append(item.t_ms)
+                mesh_s += time.perf_counter() - tick
     landmarks = np.stack(rows) if rows else np.zeros((0, N_LANDMARKS, 3), np.float32)
     return DenseTrack(np.array(times, np.int64), landmarks, size[0], size[1], fps, decode_s, mesh_s)
 

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import poisson
 
 from tamperscope.temporal.mesh import LEFT_EYE_EAR, RIGHT_EYE_EAR, check_landmarks
 from tamperscope.temporal.scoring import ramp
@@ -228,6 +227,10 @@ def score_blinks(events: list[BlinkEvent], face_time_s: float, *, min_face_s: fl
     cv = float(intervals.std() / intervals.mean()) if len(intervals) >= 3 and intervals.mean() > 0 else None
     if face_time_s < min_face_s:
         return BlinkResult("insufficient_data", None, events, rate, face_time_s, cv)
+    # Imported here: scipy.stats takes ~1.5 s to import, which otherwise delays the start of every analysis
+    # (the runner imports every stage module before running the first stage).
+    from scipy.stats import poisson
+
     k = len(events)
     # Probability of seeing at most k blinks at the lowest documented mean rate, at least k at a very high one.
     p_low = float(poisson.cdf(k, LOW_RATE_PER_MIN * minutes))

@@ -9,6 +9,7 @@ as a heatmap PNG (``saliency_uri``) and as an overlay on the analysed image (``o
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import cv2
@@ -90,19 +91,28 @@ class ForensicsStage:
                 png = ctx.ws.store.get_bytes(ctx.ws.store.key_of(f.uri or ""))
                 with Image.open(io.BytesIO(png)) as img:
                     jobs.append((f.frame_id, np.asarray(img.convert("RGB")), None, f.t_ms))
-        for n, (window, image, data, t_ms) in enumerate(jobs):
-            ctx.report(n / max(len(jobs), 1), f"window {window}")
+        def analyse(job: tuple[str, np.ndarray, bytes | None, int | None]) -> list[DetectionRecord]:
+            window, image, data, t_ms = job
             tag = window.rsplit(":", 1)[-1]
+            records = []
             for name, result in analyze_image(image, jpeg_bytes=data).items():
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(result.map))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
                                                  overlay_png(image, result.map))
                 applicable = result.evidence.get("applicable", True)
-                out.detections.append(DetectionRecord(
+                records.append(DetectionRecord(
                     module_name=f"forensics.{name}", module_version=result.version, window_id=window,
                     score=float(result.score) if applicable else None,
                     status="scored" if applicable else "not_applicable", t_start_ms=t_ms, t_end_ms=t_ms,
                     params=result.params,
                     evidence=result.evidence, saliency_uri=saliency, overlay_uri=overlay))
+            return records
+
+        # Frames on ``workers`` threads (OpenCV and NumPy release the GIL), rows in frame order.
+        with ThreadPoolExecutor(max_workers=max(1, min(ctx.settings.workers, len(jobs))),
+                                thread_name_prefix="forensics") as pool:
+            for n, records in enumerate(pool.map(analyse, jobs)):
+                ctx.report((n + 1) / len(jobs), f"window {jobs[n][0]}")
+                out.detections += records
         out.summary = {"windows": len(jobs), "detections": len(out.detections)}
         return out

@@ -138,3 +138,13 @@ def test_image_detail(tmp_path: Path) -> None:
     frame = read_image(path, long_side=300, detail_long_side=900)
     assert frame.detail is not None and frame.detail().shape == (450, 900, 3)
     assert read_image(path, long_side=300).detail is None
+
+
+def test_raw_frames_rendered_on_demand_match_the_iteration(base: Path) -> None:
+    """``raw_frames`` + ``render`` (what the dense landmark pass uses) gives the frames ``__iter__`` gives."""
+    frames = _frames(base)
+    with VideoReader(base, long_side=256) as reader:
+        raw = list(reader.raw_frames())
+        rendered = {index: reader.render(frame) for index, _, _, frame in raw if index % 7 == 0}
+    assert [(i, t, k) for i, t, k, _ in raw] == [(f.index, f.t_ms, f.key) for f in frames]
+    assert rendered and all(np.array_equal(rgb, frames[i].rgb) for i, rgb in rendered.items())

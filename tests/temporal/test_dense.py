@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
-from tamperscope.temporal.dense import DenseTrack, dense_landmarks, guide_boxes, limit_ranges, merge_ranges
+from tamperscope.temporal.dense import (
+    DenseTrack,
+    dense_landmarks,
+    guide_boxes,
+    limit_ranges,
+    merge_ranges,
+    prefetch,
+)
 from tamperscope.temporal.tracks import chain_tracks, span_mask, with_gaps
 
 
@@ -65,3 +77,34 @@ def test_limit_ranges_keeps_evenly_spaced_chunks() -> None:
     kept = limit_ranges(long, 600_000)
     assert len(kept) == 60 and sum(b - a for a, b in kept) == 600_000
     assert kept[0] == (0, 10_000) and kept[-1] == (3_590_000, 3_600_000)
+
+
+def test_prefetch_keeps_order_and_bounds_read_ahead() -> None:
+    produced: list[int] = []
+
+    def numbers() -> Iterator[int]:
+        for n in range(50):
+            produced.append(n)
+            yield n
+
+    items = prefetch(numbers(), depth=4)
+    assert next(items) == 0
+    time.sleep(0.2)
+    assert len(produced) <= 1 + 4 + 1  # the consumed item, a full buffer, and one waiting to be put
+    assert [0, *items] == list(range(50))
+
+
+def test_prefetch_reraises_the_producer_error_and_stops_on_close() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad frame")
+
+    items = prefetch(failing(), depth=2)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="bad frame"):
+        next(items)
+
+    endless = prefetch(itertools.count(), depth=2)
+    assert next(endless) == 0
+    endless.close()  # joins the producer thread; a hang here fails the test by timeout
+    assert not any(t.name == "dense-decode" and t.is_alive() for t in threading.enumerate())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,13 +71,32 @@ class TemporalSettings(BaseModel):
     min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 
-class ModelSettings(BaseModel):
-    """Deep detectors: ONNX files, each with a ``<stem>.yaml`` sidecar (see ``models/runtime.py``)."""
+#: the frame and clip models trained by the project and shipped in the package (see ``docs/model-card.md``)
+SHIPPED_MODELS = Path(__file__).parent / "models" / "weights"
 
-    frame_path: Path | None = Field(None, description="frame model .onnx (per face crop); None: deep.frame not run")
-    clip_path: Path | None = Field(None, description="clip model .onnx (per window); None: deep.clip not run")
+
+def _shipped(name: str) -> Path | None:
+    path = SHIPPED_MODELS / name
+    return path if path.is_file() else None
+
+
+class ModelSettings(BaseModel):
+    """Deep detectors: ONNX files, each with a ``<stem>.yaml`` sidecar (see ``models/runtime.py``).
+
+    Defaults are the shipped models; an empty value (``TAMPERSCOPE_MODELS__FRAME_PATH=``) switches a model off.
+    """
+
+    frame_path: Path | None = Field(default_factory=lambda: _shipped("frame.onnx"),
+                                    description="frame model .onnx (per face crop); None: deep.frame not run")
+    clip_path: Path | None = Field(default_factory=lambda: _shipped("clip.onnx"),
+                                   description="clip model .onnx (per window); None: deep.clip not run")
     threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads")
     max_frames: int = Field(256, ge=1, description="most frames scored per asset by the frame model")
+
+    @field_validator("frame_path", "clip_path", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class Settings(BaseSettings):

@@ -41,10 +41,15 @@ def test_saliency_png_is_a_grey_image() -> None:
     assert img.shape == (8, 8) and img.min() == 0 and img.max() == 255
 
 
-def test_without_models_branches_are_explicitly_missing(ws: Workspace, small_video: Path) -> None:
-    asset_id = ingest_path(ws, small_video).asset_id
-    assert not analyze_asset(ws, asset_id, only=["video", "deep"]).failed
-    rows = _rows(ws, asset_id)
+def test_without_models_branches_are_explicitly_missing(tmp_path: Path, small_video: Path) -> None:
+    settings = Settings(home=tmp_path / "home", actor="tester", models={"frame_path": "", "clip_path": ""})
+    ws = Workspace.open(settings)
+    try:
+        asset_id = ingest_path(ws, small_video).asset_id
+        assert not analyze_asset(ws, asset_id, only=["video", "deep"]).failed
+        rows = _rows(ws, asset_id)
+    finally:
+        ws.close()
     assert {(r.module_name, r.status) for r in rows} == {("deep.frame", "not_applicable"),
                                                          ("deep.clip", "not_applicable")}
 

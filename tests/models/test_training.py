@@ -23,13 +23,13 @@ def test_packaged_imagenet_weights_load_and_recognise_a_cat() -> None:
     assert imagenet_check_passes(top5), top5
 
 
-def test_temperature_scaling_undoes_overconfidence() -> None:
+def test_temperature_and_bias_undo_overconfidence_and_shift() -> None:
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0, 2, 4000)
     labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logits))).astype(np.float64)
-    temperature = training.fit_temperature(3.0 * true_logits, labels)
-    assert temperature == pytest.approx(3.0, rel=0.15)
-    metrics = training.calibration_metrics(3.0 * true_logits, labels, temperature)
+    temperature, bias = training.fit_temperature(3.0 * true_logits + 1.0, labels)
+    assert temperature == pytest.approx(3.0, rel=0.15) and bias == pytest.approx(-1.0 / 3.0, abs=0.15)
+    metrics = training.calibration_metrics(3.0 * true_logits + 1.0, labels, (temperature, bias))
     assert metrics["ece"] < metrics["ece_uncalibrated"]
 
 

@@ -57,9 +57,18 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"training needs the `train` extra (pip install -e '.[train]'): {exc}") from exc
         return training
 
+    @train_app.command("layout")
+    def train_layout(manifest: Annotated[Path, typer.Option(help="CSV with path, label and group columns")],
+                     root: Annotated[Path, typer.Option(help="folder the manifest's paths are relative to")],
+                     out: Annotated[Path, typer.Option(help="training folder to create (symlinks)")]) -> None:
+        """Link a manifest's real media as OUT/real/<group>/<file> (the shipped models' training folder)."""
+        from tamperscope.models.dataset import link_layout
+
+        console.print(f"linked {link_layout(manifest, root, out)} real media under {out / 'real'}")
+
     @train_app.command("frame")
     def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
-                    exclude: ExcludeOption = None, seed: int = 0, epochs: int = 8, per_track: int = 48,
+                    exclude: ExcludeOption = None, seed: int = 0, epochs: int = 6, per_track: int = 48,
                     input_size: int = 160, cache: CacheOption = None) -> None:
         """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
         training = _training()
@@ -81,19 +90,14 @@ def register(app: typer.Typer) -> None:
     @train_app.command("cv")
     def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
                  manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
-                 seed: int = 0, epochs: int = 8, cache: CacheOption = None) -> None:
+                 seed: int = 0, epochs: int = 6, cache: CacheOption = None) -> None:
         """One frame + clip model per fold, each trained without the identity groups of its fold."""
         import csv
 
         training = _training()
         with manifest.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
-        for fold in sorted({r["fold"] for r in rows}):
-            held_out = tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
-            console.print(f"fold {fold}: leaving out {', '.join(held_out)}")
-            fold_dir = out / f"fold{fold}"
-            frame = training.train_frame(data, fold_dir, training.FrameConfig(seed=seed, epochs=epochs,
-                                                                              exclude=held_out),
-                                         cache=cache, say=console.print)
-            training.train_clip(data, frame.onnx, fold_dir, training.ClipConfig(seed=seed, exclude=held_out),
-                                cache=cache, say=console.print)
+        held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
+                    for fold in sorted({r["fold"] for r in rows})}
+        training.train_cv(data, out, held_out, frame_cfg=training.FrameConfig(seed=seed, epochs=epochs),
+                          clip_cfg=training.ClipConfig(seed=seed), cache=cache, say=console.print)

@@ -186,3 +186,28 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
         if analyzer is not None:
             analyzer.close()
     return tracks
+
+
+def link_layout(manifest: Path, root: Path, out: Path, *, label: int = 0) -> int:
+    """Lay out the media of an evaluation manifest as a training folder: ``out/real/<group>/<file>`` symlinks.
+
+    The manifest is a CSV with ``path`` (relative to ``root``), ``label`` and ``group`` columns (identity groups,
+    e.g. ``evaluation/manifests/shared_video.csv``); only rows with ``label`` are linked, so the shipped models'
+    training folder is rebuilt from the shared data without copying it.
+
+    Returns
+    -------
+    int
+        Number of files linked.
+    """
+    import csv
+
+    with manifest.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["label"]) == label]
+    folder = out / ("real" if label == 0 else "fake")
+    for row in rows:
+        target = folder / row["group"] / Path(row["path"]).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to((root / row["path"]).resolve())
+    return len(rows)

@@ -10,13 +10,16 @@ Without a configured model (``settings.models.frame_path`` / ``clip_path``) the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from sqlalchemy import select
 
+from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
@@ -60,6 +63,19 @@ def saliency_png(saliency: np.ndarray) -> bytes:
     return bytes(buf) if ok else b""
 
 
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)[0]
+
+
+def model_digest(path: Path | None) -> str | None:
+    """SHA-256 of a model file (cached per path, modification time and size); None without a model."""
+    if path is None or not path.is_file():
+        return None
+    stat = path.stat()
+    return _digest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
 class DeepStage:
     """Frame and clip deep detectors (ONNX Runtime)."""
 
@@ -69,10 +85,11 @@ class DeepStage:
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        """Model paths and limits (a different checkpoint makes stored results stale)."""
+        """Model paths, their content hashes and limits (a different checkpoint makes stored results stale)."""
         m = settings.models
         return {"frame_path": str(m.frame_path) if m.frame_path else None,
-                "clip_path": str(m.clip_path) if m.clip_path else None, "max_frames": m.max_frames}
+                "frame_sha256": model_digest(m.frame_path), "clip_path": str(m.clip_path) if m.clip_path else None,
+                "clip_sha256": model_digest(m.clip_path), "max_frames": m.max_frames}
 
     def applies_to(self, asset: Asset) -> bool:
         """Every asset the ``video`` stage handled (images are one-frame videos)."""

@@ -130,6 +130,16 @@ def fold_model_paths(models_dir: Path | None, fold: int) -> tuple[Path | None, P
     return (frame if frame.is_file() else None), (clip if clip.is_file() else None)
 
 
+def models_fingerprint(frame: Path | None, clip: Path | None) -> str:
+    """SHA-256 over the model files and their sidecars (a retrained model at the same path changes it)."""
+    digest = hashlib.sha256()
+    for path in (frame, clip):
+        for part in ([path, path.with_suffix(".yaml")] if path is not None else []):
+            digest.update(part.name.encode())
+            digest.update(part.read_bytes() if part.is_file() else b"")
+    return digest.hexdigest()
+
+
 def pipeline_stages() -> list[str]:
     """Every registered stage except ``fusion`` (fitted here, not run)."""
     from tamperscope.pipeline.registry import STAGES
@@ -181,8 +191,13 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
     stages = pipeline_stages()
     records: dict[int, VideoRecord] = {}
     done = 0
+    # The deep stage's parameters name the model paths, not their contents: remember which models scored each
+    # asset, so a model retrained in place is re-run instead of read from the cache.
+    used_path = settings.home / "eval-video-models.json"
+    used: dict[str, str] = json.loads(used_path.read_text()) if used_path.is_file() else {}
     for fold in sorted({it.fold for it in items}):
         frame, clip = fold_model_paths(models_dir, fold)
+        fingerprint = models_fingerprint(frame, clip)
         fold_settings = settings.model_copy(update={"models": settings.models.model_copy(
             update={"frame_path": frame, "clip_path": clip})})
         ws = Workspace.open(fold_settings)
@@ -194,7 +209,14 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                 intake = ingest_path(ws, item.path, IntakeRecord(
                     original_name=item.path.name, source=item.rel, label=str(item.label),
                     subject=item.group or None))
+                stale = used.get(intake.asset_id) not in (None, fingerprint)
                 result = analyze_asset(ws, intake.asset_id, only=stages)
+                if stale and "deep" not in result.ran:
+                    forced = analyze_asset(ws, intake.asset_id, only=["deep"], force=True)
+                    result.ran += forced.ran
+                    result.failed.update(forced.failed)
+                used[intake.asset_id] = fingerprint
+                used_path.write_text(json.dumps(used, indent=1, sort_keys=True) + "\n")
                 rows, windows, duration = load_rows(ws, intake.asset_id)
                 records[n] = VideoRecord(item, intake.asset_id, rows, windows, time.perf_counter() - start,
                                          duration, result.ran, result.failed)

@@ -167,3 +167,35 @@ def test_stage_writes_asset_verdict_and_window_timeline(ws: Workspace, model: Fu
     assert [p.window_id for p in points] == [w.window_id for w in windows]
     assert all(p.score is not None and p.band and p.t_end_ms for p in points)
     assert verdict.evidence and verdict.evidence["timeline"]["peak_window"] == windows[2].window_id
+
+
+def test_shipped_video_model_loads_with_its_cv_metrics() -> None:
+    from tamperscope.fusion.model import load_model
+
+    model = load_model(fusion_stage.MODEL_FOR_MEDIA["video"])
+    assert model.branches == BRANCH_NAMES and has_timeline(model)
+    assert model.policy.version.startswith("video-v2/") and model.calibration == "temperature"
+    assert {"cv", "cal", "train"} <= set(model.metrics) and model.metrics["cal"]["data"].startswith("inner")
+
+
+def test_video_without_any_branch_evidence_gets_an_explicit_non_verdict(ws: Workspace) -> None:
+    now = datetime.now(UTC)
+    asset = Asset(asset_id="b", sha256="1" * 64, size_bytes=1, original_name="v.mp4", upload_time=now,
+                  uploaded_by="tester", storage_key="raw/y", status="analyzing", media_type="video")
+    with ws.db.session() as s:
+        s.add(asset)
+        s.flush()
+        for module, status in (("deep.frame", "not_applicable"), ("temporal.blink", "not_applicable"),
+                               ("forensics.ela", "scored")):
+            s.add(Detection(asset_id="b", stage=module.split(".")[0], window_id="asset", module_name=module,
+                            module_version="t", params_json={}, status=status,
+                            score=0.4 if status == "scored" else None, created_at=now))
+    with ws.db.session() as s:
+        stored = s.get(Asset, "b")
+        assert stored is not None
+        s.expunge(stored)
+    out = FusionStage().run(StageContext(ws=ws, asset=stored, stage_name="fusion"))
+    [verdict] = out.detections
+    assert (verdict.status, verdict.band, verdict.score) == ("insufficient_data", None, None)
+    assert verdict.evidence and "video-v2" in verdict.evidence["reason"]
+    assert verdict.evidence["modules_scored"] == ["forensics.ela"]

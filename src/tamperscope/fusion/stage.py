@@ -19,10 +19,10 @@ from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutpu
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, Window
 
-#: model artifact per media type. ``image-v1`` is calibrated on JPEG photos only: applied to decoded video
-#: frames it over-claims (a clean ffmpeg test pattern scores 1.0), so videos get no band until a model
-#: calibrated on video (``video-v2``) is registered here.
-MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1"}
+#: model artifact per media type. ``image-v1`` is calibrated on JPEG photos only (applied to decoded video
+#: frames it over-claims: a clean ffmpeg test pattern scores 1.0); videos use ``video-v2`` (deep frame and clip,
+#: temporal and AV-sync branches, fitted by ``tamperscope eval-video``).
+MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1", "video": "video-v2"}
 UNCALIBRATED_MEDIA = ("video",)
 
 
@@ -52,15 +52,16 @@ class FusionStage:
             windows = [WindowSpan(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id)
                        for w in s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
                                           .order_by(Window.t_start_ms, Window.window_id))]
+        scored = sorted({r.module_name for r in rows if r.score is not None})
         if ctx.asset.media_type not in MODEL_FOR_MEDIA:
-            scored = sorted({r.module_name for r in rows if r.score is not None})
-            record = DetectionRecord(
-                module_name="fusion", module_version=self.version, window_id="asset", status="insufficient_data",
-                evidence={"reason": f"no calibrated fusion model for {ctx.asset.media_type} yet; each module's "
-                                    "scores stand on their own", "modules_scored": scored})
-            return StageOutput(detections=[record], summary={"band": None})
+            return self._no_verdict(f"no calibrated fusion model for {ctx.asset.media_type} yet; each module's "
+                                    "scores stand on their own", scored)
         model = self._model(ctx.asset.media_type)
         values = {b: BRANCHES[b].extract(rows) for b in model.branches}
+        if all(v is None for v in values.values()):
+            return self._no_verdict(f"none of {model.model_id}'s branches ({', '.join(model.branches)}) has "
+                                    "evidence for this asset (no face, no speech, or those stages did not run); "
+                                    "each module's scores stand on their own", scored)
         probability, contributions = model.probability(values)
         band = model.policy.band(probability)
         evidence = {"policy_version": model.policy.version, "model_id": model.model_id,
@@ -81,6 +82,12 @@ class FusionStage:
                                  threshold=model.policy.high, band=band, evidence=evidence)
         return StageOutput(detections=[record, *window_records],
                            summary={"probability": probability, "band": band, "windows": len(points)})
+
+    def _no_verdict(self, reason: str, scored: list[str]) -> StageOutput:
+        """An explicit non-verdict: a probability from the model's prior alone would only restate its base rate."""
+        record = DetectionRecord(module_name="fusion", module_version=self.version, window_id="asset",
+                                 status="insufficient_data", evidence={"reason": reason, "modules_scored": scored})
+        return StageOutput(detections=[record], summary={"band": None})
 
     def _timeline(self, model: FusionModel, rows: list[Row], windows: list[WindowSpan]) -> list[DetectionRecord]:
         """One ``fusion.window`` row per clip window."""

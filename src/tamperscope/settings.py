@@ -90,7 +90,7 @@ class ModelSettings(BaseModel):
                                     description="frame model .onnx (per face crop); None: deep.frame not run")
     clip_path: Path | None = Field(default_factory=lambda: _shipped("clip.onnx"),
                                    description="clip model .onnx (per window); None: deep.clip not run")
-    threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads")
+    threads: int = Field(2, ge=1, description="ONNX Runtime intra-op threads")
     max_frames: int = Field(256, ge=1, description="most frames scored per asset by the frame model")
 
     @field_validator("frame_path", "clip_path", mode="before")

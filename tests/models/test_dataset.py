@@ -51,11 +51,15 @@ def test_manifest_layout_links_real_media_by_group(tmp_path: Path) -> None:
     _touch(root / "video" / "real" / "a.mp4")
     _touch(root / "video" / "fake" / "b.mp4")
     manifest = tmp_path / "m.csv"
-    manifest.write_text("path,label,group\nvideo/real/a.mp4,0,g1\nvideo/fake/b.mp4,1,g1\n")
+    _touch(root / "video" / "fake" / "c.mp4")
+    manifest.write_text("path,label,family,group\nvideo/real/a.mp4,0,real,g1\nvideo/fake/b.mp4,1,ffpp_x,g1\n"
+                        "video/fake/c.mp4,1,lipsync,g2\n")
     assert link_layout(manifest, root, tmp_path / "train") == 1
     link = tmp_path / "train" / "real" / "g1" / "a.mp4"
     assert link.is_symlink() and link.resolve() == (root / "video" / "real" / "a.mp4").resolve()
     assert [i.identities for i in scan(tmp_path / "train")] == [("g1",)]
+    assert link_layout(manifest, root, tmp_path / "train", fake_families=("ffpp_x",)) == 2
+    assert [(i.label, i.identities) for i in scan(tmp_path / "train")] == [(0, ("g1",)), (1, ("g1",))]
 
 
 @pytest.mark.slow

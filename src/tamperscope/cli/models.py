@@ -60,11 +60,14 @@ def register(app: typer.Typer) -> None:
     @train_app.command("layout")
     def train_layout(manifest: Annotated[Path, typer.Option(help="CSV with path, label and group columns")],
                      root: Annotated[Path, typer.Option(help="folder the manifest's paths are relative to")],
-                     out: Annotated[Path, typer.Option(help="training folder to create (symlinks)")]) -> None:
-        """Link a manifest's real media as OUT/real/<group>/<file> (the shipped models' training folder)."""
+                     out: Annotated[Path, typer.Option(help="training folder to create (symlinks)")],
+                     fake_family: Annotated[list[str] | None, typer.Option(
+                         help="also link fakes of this family as OUT/fake/<group>/; repeatable")] = None) -> None:
+        """Link a manifest's real media (and fakes of chosen families) by identity group as a training folder."""
         from tamperscope.models.dataset import link_layout
 
-        console.print(f"linked {link_layout(manifest, root, out)} real media under {out / 'real'}")
+        count = link_layout(manifest, root, out, fake_families=tuple(fake_family or ()))
+        console.print(f"linked {count} media under {out}")
 
     @train_app.command("frame")
     def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],

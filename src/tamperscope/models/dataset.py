@@ -188,12 +188,13 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
     return tracks
 
 
-def link_layout(manifest: Path, root: Path, out: Path, *, label: int = 0) -> int:
-    """Lay out the media of an evaluation manifest as a training folder: ``out/real/<group>/<file>`` symlinks.
+def link_layout(manifest: Path, root: Path, out: Path, *, fake_families: tuple[str, ...] = ()) -> int:
+    """Lay out the media of an evaluation manifest as a training folder of symlinks, by identity group.
 
-    The manifest is a CSV with ``path`` (relative to ``root``), ``label`` and ``group`` columns (identity groups,
-    e.g. ``evaluation/manifests/shared_video.csv``); only rows with ``label`` are linked, so the shipped models'
-    training folder is rebuilt from the shared data without copying it.
+    Real rows go to ``out/real/<group>/<file>``; fake rows whose ``family`` is in ``fake_families`` go to
+    ``out/fake/<group>/<file>``. The manifest is a CSV with ``path`` (relative to ``root``), ``label``, ``family``
+    and ``group`` columns (e.g. ``evaluation/manifests/shared_video.csv``), so the shipped models' training folder
+    is rebuilt from the shared data without copying it, and held-out groups exclude a fake with its identities.
 
     Returns
     -------
@@ -203,9 +204,10 @@ def link_layout(manifest: Path, root: Path, out: Path, *, label: int = 0) -> int
     import csv
 
     with manifest.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["label"]) == label]
-    folder = out / ("real" if label == 0 else "fake")
+        rows = [r for r in csv.DictReader(fh)
+                if int(r["label"]) == 0 or r.get("family", "") in fake_families]
     for row in rows:
+        folder = out / ("real" if int(row["label"]) == 0 else "fake")
         target = folder / row["group"] / Path(row["path"]).name
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():

@@ -30,8 +30,12 @@ def register(app: typer.Typer) -> None:
             help="write the shipped fusion/artifacts/video-v2.json")] = True,
     ) -> None:
         """Ingest and analyse every manifest video once (cached), then cross-validate each branch and the fusion."""
+        from tamperscope.errors import UsageError
         from tamperscope.evaluation.video import VideoRecord, evaluate_videos
-        from tamperscope.fusion.model import ARTIFACTS
+        from tamperscope.fusion.model import ARTIFACTS, CALIBRATIONS
+
+        if calibration not in CALIBRATIONS:
+            raise UsageError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
 
         home = workspace or out / "workspace"
         settings = State.settings.model_copy(update={

@@ -12,6 +12,7 @@ from tamperscope.custody.intake import IntakeRecord, ingest_path
 from tamperscope.pipeline.front import format_verdict, summarize
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings
+from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace
 
 console = Console()
@@ -28,8 +29,10 @@ def main(out_dir: Path = Path("demo-output")) -> int:
     video = samples.video_with_cut(media / "two_shots.mp4")
     photo = samples.camera_like_jpeg(media / "camera.jpg")
     edited, _ = samples.edited_copy(photo, media / "camera_edited.jpg")
+    face = talking_head(media / "talking_head.mp4", rig=astronaut_rig(320, 320), duration_s=6.0).path
     inputs = [(video, "generated lavfi video with a cut", "real"), (photo, "camera-like photo", "real"),
-              (edited, "copy-moved, re-saved in an editor", "manipulated")]
+              (edited, "copy-moved, re-saved in an editor", "manipulated"),
+              (face, "synthetic talking head with speech (a warped photo: the deep branches see a face)", "synthetic")]
     for path, what, label in inputs:
         intake = ingest_path(ws, path, IntakeRecord(original_name=path.name, source="tamperscope demo",
                                                    license="CC0", label=label))

@@ -72,10 +72,10 @@ def register(app: typer.Typer) -> None:
     @train_app.command("frame")
     def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
                     exclude: ExcludeOption = None, seed: int = 0, epochs: int = 6, per_track: int = 48,
-                    input_size: int = 160, cache: CacheOption = None) -> None:
+                    input_size: int = 160, cut: int = 12, cache: CacheOption = None) -> None:
         """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
         training = _training()
-        cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size,
+        cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
                                    exclude=tuple(exclude or ()))
         result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
         console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("cv")
     def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
                  manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
-                 seed: int = 0, epochs: int = 6, cache: CacheOption = None) -> None:
+                 seed: int = 0, epochs: int = 6, per_track: int = 48, input_size: int = 160, cut: int = 12,
+                 cache: CacheOption = None) -> None:
         """One frame + clip model per fold, each trained without the identity groups of its fold."""
         import csv
 
@@ -102,5 +103,6 @@ def register(app: typer.Typer) -> None:
             rows = list(csv.DictReader(fh))
         held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
                     for fold in sorted({r["fold"] for r in rows})}
-        training.train_cv(data, out, held_out, frame_cfg=training.FrameConfig(seed=seed, epochs=epochs),
+        frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut)
+        training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
                           clip_cfg=training.ClipConfig(seed=seed), cache=cache, say=console.print)

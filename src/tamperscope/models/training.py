@@ -478,6 +478,7 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
     spec_path = out / "frame.yaml"
     spec_path.write_text(yaml.safe_dump({
         "kind": "frame", "input_size": cfg.input_size, "mean": list(MEAN), "std": list(STD), "output": "logit",
+        "backbone": "efficientnet-lite0", "cut": cfg.cut,
         "outputs": {"saliency": "class activation map at input size", "embedding": "frozen trunk embedding"},
         "embedding_dim": int(np.prod(features.shape[1:])),
         "embedding_shape": [int(v) for v in features.shape[1:]]}, sort_keys=False))
@@ -594,7 +595,8 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     frames_model = FrameModel(frame_model, threads=torch.get_num_threads())
-    frame_cfg = FrameConfig(input_size=frames_model.spec.input_size)
+    frame_yaml = yaml.safe_load(frame_model.with_suffix(".yaml").read_text(encoding="utf-8"))
+    frame_cfg = FrameConfig(input_size=frames_model.spec.input_size, cut=int(frame_yaml.get("cut", FrameConfig.cut)))
     splits = split_identities(tracks, cfg.cal_share, cfg.seed)
     bank = bank if bank is not None else build_clip_bank(tracks, cfg, frame_cfg, out)
     keep = [i for i, ids in enumerate(bank.identities) if _split_of(ids, splits) is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,8 +74,8 @@ def test_upload_progress_and_result(server: str, token: str, browser, tmp_path: 
     browser.save_screenshot(str(tmp_path / "page.png"))
 
 
-def test_video_result_shows_shots_and_an_explicit_non_verdict(server: str, token: str, browser,  # type: ignore[no-untyped-def]
-                                                              tmp_path: Path) -> None:
+def test_video_result_shows_shots_and_the_video_policy_verdict(server: str, token: str, browser,  # type: ignore[no-untyped-def]
+                                                               tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -88,8 +89,11 @@ def test_video_result_shows_shots_and_an_explicit_non_verdict(server: str, token
     browser.find_element(By.ID, "upload").click()
     WebDriverWait(browser, 300).until(ec.visibility_of_element_located((By.ID, "result")))
     assert not browser.find_element(By.ID, "error").is_displayed()
-    assert browser.find_element(By.ID, "verdict").text == "no verdict"
-    assert "no calibrated verdict" in browser.find_element(By.ID, "verdict-meaning").text.lower()
+    # videos are fused by video-v2 (a test pattern gives little evidence: BlazeFace finds a "face" in one frame)
+    assert re.fullmatch(r"(likely real|unsure|likely manipulated)  ?p = 0\.\d{3}|no verdict",
+                        browser.find_element(By.ID, "verdict").text)
+    meaning = browser.find_element(By.ID, "verdict-meaning").text
+    assert "video-v2/" in meaning or "no calibrated verdict" in meaning.lower()
     assert browser.find_element(By.CSS_SELECTOR, "#timeline svg")
     assert browser.find_elements(By.CSS_SELECTOR, "#frames img")
     browser.save_screenshot(str(tmp_path / "video-page.png"))

@@ -127,3 +127,13 @@ def test_manifest_and_fold_models(tmp_path: Path) -> None:
     (tmp_path / "fold3" / "frame.onnx").write_bytes(b"")
     assert fold_model_paths(tmp_path, 3) == (tmp_path / "fold3" / "frame.onnx", None)
     assert fold_model_paths(None, 0) == (None, None)
+
+
+def test_fold_mean_auc_ignores_shifts_between_folds() -> None:
+    from tamperscope.evaluation.video import fold_mean_auc
+
+    labels = np.array([0, 1, 0, 1])
+    probs = np.array([0.1, 0.2, 0.8, 0.9])  # perfect within each fold, shifted between them
+    assert fold_mean_auc(probs, labels, [0, 0, 1, 1]) == 1.0
+    assert fold_mean_auc(probs, labels, [0, 0, 0, 0]) == 0.75
+    assert fold_mean_auc(probs, np.array([0, 0, 1, 1]), [0, 0, 1, 1]) is None

@@ -33,7 +33,8 @@ VERDICT_MEANING = {
     LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
     UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",
 }
-NO_BAND_MEANING = "No calibrated verdict for this kind of media: each module's score stands on its own."
+NO_BAND_MEANING = ("No calibrated verdict: the fusion model has no evidence from its branches for this asset (e.g. no "
+                   "face or speech), or none for this kind of media; each module's score stands on its own.")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def test_face_track_runs_are_consecutive_grid_positions() -> None:
 
 @pytest.mark.slow
 def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training, "_sha256", lambda path: "0" * 64)  # the drawn faces have no files
+    monkeypatch.setattr(training, "sha256_file", lambda path: ("0" * 64, 0))  # the drawn faces have no files
     tracks = _tracks(identities=4, frames=16)
     items = [t.item for t in tracks]
     cfg = training.FrameConfig(input_size=64, per_track=4, epochs=1, batch=8)

@@ -29,7 +29,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -45,6 +44,7 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
+from tamperscope.custody.hashing import sha256_file
 from tamperscope.models import synthesis
 from tamperscope.models.backbone import (
     MEAN,
@@ -61,17 +61,10 @@ Progress = Callable[[str], None]
 
 
 @dataclass
-class FrameConfig:
-    """Everything that determines a trained frame model (stored in its manifest)."""
+class DataConfig:
+    """What selects the training data: seed, face sampling, identities left out, calibration share."""
 
     seed: int = 0
-    input_size: int = 160
-    cut: int = 12
-    per_track: int = 48
-    epochs: int = 6
-    batch: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
     cal_share: float = 0.25
     fps: float = 8.0
     max_frames: int = 240
@@ -79,18 +72,26 @@ class FrameConfig:
 
 
 @dataclass
-class ClipConfig:
+class FrameConfig(DataConfig):
+    """Everything that determines a trained frame model (stored in its manifest)."""
+
+    input_size: int = 160
+    cut: int = 12
+    per_track: int = 48
+    epochs: int = 6
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class ClipConfig(DataConfig):
     """Everything that determines a trained clip model."""
 
-    seed: int = 0
     clip_length: int = 16
     hidden: int = 64
     epochs: int = 30
     lr: float = 3e-3
-    cal_share: float = 0.25
-    fps: float = 8.0
-    max_frames: int = 240
-    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -340,14 +341,6 @@ def _split_of(identities: Sequence[str], splits: dict[str, str]) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(path: Path, *, kind: str, config: Any, items: Sequence[MediaItem], splits: dict[str, str],
                    metrics: dict[str, Any], extra: dict[str, Any]) -> None:
     """The reproducibility record of a training run (inputs with hashes, splits, config, versions, metrics)."""
@@ -355,7 +348,7 @@ def write_manifest(path: Path, *, kind: str, config: Any, items: Sequence[MediaI
 
     record = {
         "kind": kind, "config": asdict(config),
-        "inputs": [{"path": str(i.path), "sha256": _sha256(i.path), "label": i.label,
+        "inputs": [{"path": str(i.path), "sha256": sha256_file(i.path)[0], "label": i.label,
                     "identities": list(i.identities), "family": i.family} for i in items],
         "identity_splits": dict(sorted(splits.items())),
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
@@ -647,7 +640,7 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
         "embedding_model": frame_model.name, "embedding_dim": int(x.shape[2])}, sort_keys=False))
     manifest = out / "clip.json"
     write_manifest(manifest, kind="clip", config=cfg, items=items, splits=splits, metrics=metrics,
-                   extra={"frame_model": {"path": frame_model.name, "sha256": _sha256(frame_model)},
+                   extra={"frame_model": {"path": frame_model.name, "sha256": sha256_file(frame_model)[0]},
                           "clips": {"total": len(keep), "fake": int(y.sum())}})
     say(f"clip model: cal AUC {metrics['cal']['auc']:.3f}, ECE {metrics['cal']['ece']:.3f} "
         f"(T = {calibration[0]:.2f}, b = {calibration[1]:.2f}) in {metrics['seconds']} s")

@@ -53,7 +53,8 @@ class VideoSettings(BaseModel):
 class ForensicsSettings(BaseModel):
     """Classical image forensics."""
 
-    max_frames_per_video: int = Field(24, description="keyframes/sampled frames analysed per video")
+    max_frames_per_video: int = Field(8, description="keyframes/sampled frames analysed per video (the video "
+                                                    "evaluation of video-v2 used 8)")
 
 
 class TemporalSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Video evaluation command: ``eval-video`` (every branch alone and fused, leave-one-fold-out, ships video-v2)."""
+"""Video evaluation commands: ``video-manifest`` (the pooled identity-disjoint manifest) and ``eval-video`` (every
+branch alone and fused, leave-one-fold-out, ships video-v3)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ import typer
 def register(app: typer.Typer) -> None:
     """Add the video evaluation command to the CLI."""
     from tamperscope.cli.main import State, console, err_console
+
+    @app.command("video-manifest")
+    def video_manifest(
+        shared: Annotated[Path, typer.Option(help="the shared test data folder (holds MANIFEST.tsv)")],
+        out: Annotated[Path, typer.Option(help="CSV to write: path,label,family,identity,group,fold,split")],
+        folds: int = 5, seed: int = 0,
+    ) -> None:
+        """Pool the development videos and the training corpus into one identity-disjoint fold manifest."""
+        from collections import Counter
+
+        from tamperscope.evaluation.pool import write_pool_manifest
+
+        dev = Path(__file__).resolve().parents[1] / "evaluation" / "manifests" / "shared_video.csv"
+        rows = write_pool_manifest(shared / "MANIFEST.tsv", dev, out, folds=folds, seed=seed)
+        counts = Counter((r["fold"], r["label"]) for r in rows)
+        console.print(f"wrote {out}: {len(rows)} videos, {len({r['group'] for r in rows})} identity groups; per fold "
+                      + ", ".join(f"{k}: {counts[(str(k), '0')]} real / {counts[(str(k), '1')]} fake"
+                                  for k in range(folds)))
 
     @app.command("eval-video")
     def eval_video(
@@ -27,7 +46,7 @@ def register(app: typer.Typer) -> None:
         forensics_frames: Annotated[int, typer.Option(
             help="frames per video the classical forensics stage analyses (runtime)")] = 8,
         write_artifact: Annotated[bool, typer.Option(
-            help="write the shipped fusion/artifacts/video-v2.json")] = True,
+            help="write the shipped fusion/artifacts/video-v3.json")] = True,
     ) -> None:
         """Ingest and analyse every manifest video once (cached), then cross-validate each branch and the fusion."""
         from tamperscope.errors import UsageError

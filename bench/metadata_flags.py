@@ -1,8 +1,10 @@
-"""Measured metadata flags: ingest the shared ``exif`` and ``c2pa`` corpora, run the metadata stage, print a table.
+"""Measured metadata flags: ingest the shared ``exif``, ``c2pa`` and ``forgery`` corpora, run the metadata stage.
 
 Usage: ``.venv/bin/python bench/metadata_flags.py [TESTDATA_DIR]`` (default ``../shared/testdata``). Runs in a
-temporary TAMPERSCOPE_HOME; prints a Markdown table (file, label from MANIFEST.tsv, flags, provenance status)
-and a summary line checking that every file whose Software names Adobe Photoshop is flagged.
+temporary TAMPERSCOPE_HOME; prints a Markdown table (file, label from MANIFEST.tsv, flags, provenance status),
+the number of files per folder that ``editing_software`` attributes to each signature of ``editors.yaml`` (and
+per strongest category), and a summary line checking that every file whose Software names Adobe Photoshop is
+flagged.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,6 +20,7 @@ from sqlalchemy import select
 from tamperscope.custody.intake import ingest_path
 from tamperscope.errors import InputRejectedError
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.probe.rules.signatures import load_signatures
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection
 from tamperscope.workspace import Workspace
@@ -35,15 +39,21 @@ def labels(testdata: Path) -> dict[str, str]:
 def main(testdata: Path) -> int:
     """Run the measurement and print the table; exit 1 when a Photoshop file goes unflagged."""
     manifest = labels(testdata)
-    files = sorted(p for folder in ("exif", "c2pa") for p in (testdata / folder).iterdir() if p.is_file()
+    folders = ("exif", "c2pa", "forgery")
+    files = sorted(p for folder in folders for p in (testdata / folder).rglob("*") if p.is_file()
                    and p.name != "MANIFEST.tsv")
     rows: list[str] = []
+    per_signature: Counter[tuple[str, str]] = Counter()
+    per_category: Counter[tuple[str, str]] = Counter()
+    totals: Counter[str] = Counter()
     photoshop_total = photoshop_flagged = 0
     with tempfile.TemporaryDirectory() as home:
         ws = Workspace.open(Settings(home=Path(home), actor="bench"))
         try:
             for path in files:
-                rel = f"{path.parent.name}/{path.name}"
+                rel = path.relative_to(testdata).as_posix()
+                folder = rel.split("/", 1)[0]
+                totals[folder] += 1
                 try:
                     asset_id = ingest_path(ws, path).asset_id
                     analyze_asset(ws, asset_id, only=["metadata"])
@@ -53,9 +63,13 @@ def main(testdata: Path) -> int:
                     continue
                 with ws.db.session() as session:
                     asset = session.get(Asset, asset_id)
-                    flags = sorted(d.module_name.removeprefix("meta.") for d in session.execute(
-                        select(Detection).where(Detection.asset_id == asset_id,
-                                                Detection.module_name.like("meta.%"))).scalars())
+                    found = session.execute(select(Detection).where(
+                        Detection.asset_id == asset_id, Detection.module_name.like("meta.%"))).scalars().all()
+                    flags = sorted(d.module_name.removeprefix("meta.") for d in found)
+                    for d in found:
+                        if d.module_name == "meta.editing_software":
+                            per_signature.update((folder, name) for name in d.evidence_json["software"])
+                            per_category[(folder, d.evidence_json["category"])] += 1
                     software = str((asset.exif_json or {}).get("IFD0:Software", "")) if asset else ""
                     status = asset.provenance_status if asset else None
                 label = manifest.get(rel, "").replace("|", "/")
@@ -68,6 +82,22 @@ def main(testdata: Path) -> int:
     print("| file | label (MANIFEST.tsv) | flags raised | provenance |")
     print("|---|---|---|---|")
     print("\n".join(rows))
+    signatures = load_signatures()
+    print(f"\nFiles per folder whose editing_software flag names each signature (editors.yaml v{signatures.version};"
+          f" files: {', '.join(f'{f} {totals[f]}' for f in folders)}):\n")
+    print("| signature | category | " + " | ".join(folders) + " |")
+    print("|---|---|" + "---|" * len(folders))
+    for sig in signatures.signatures:
+        if any(per_signature[(f, sig.name)] for f in folders):
+            print(f"| {sig.name} | {sig.category} | " + " | ".join(str(per_signature[(f, sig.name)]) for f in folders)
+                  + " |")
+    print("\n| strongest category (sets the score) | " + " | ".join(folders) + " |")
+    print("|---|" + "---|" * len(folders))
+    for name, category in signatures.categories.items():
+        if category.flagged:
+            print(f"| {name} ({category.score}) | " + " | ".join(str(per_category[(f, name)]) for f in folders) + " |")
+    print("| any (files flagged) | " + " | ".join(
+        str(sum(per_category[(f, c)] for c in signatures.categories)) for f in folders) + " |")
     print(f"\nSoftware=Adobe Photoshop files flagged editing_software: {photoshop_flagged}/{photoshop_total}")
     return 0 if photoshop_flagged == photoshop_total else 1
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tamperscope.pipeline.stage import DetectionRecord
 
-RULES_VERSION = "1.0.0"
+RULES_VERSION = "1.1.0"
 
 
 @dataclass

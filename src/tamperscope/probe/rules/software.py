@@ -1,4 +1,5 @@
-"""Software rules: editing applications named in the tags, and encoder tags of a re-encode chain."""
+"""Software rules: editors and processors named in the tags (``editors.yaml``), and encoder tags of a re-encode
+chain."""
 
 from __future__ import annotations
 
@@ -6,29 +7,25 @@ import re
 
 from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, flag, tags
+from tamperscope.probe.rules.signatures import flagged, load_signatures, match_signatures
 
-EDITORS = re.compile(
-    r"photoshop|gimp|lightroom|affinity|snapseed|painttool|paint\.net|paintshop|pixelmator|capture one|"
-    r"facetune|picsart|canva|coreldraw|corel photo|acdsee|luminar|darktable|rawtherapee|krita|photopea|"
-    r"photoscape|fotor|meitu|airbrush",
-    re.IGNORECASE,
-)
 ENCODERS = re.compile(r"\blavf|\blavc|handbrake|ffmpeg|adobe media encoder|premiere|final cut|davinci|"
                       r"capcut|imovie|x264|x265", re.IGNORECASE)
-SOFTWARE_NAMES = ("Software", "CreatorTool", "HistorySoftwareAgent", "ProcessingSoftware", "ExifSoftware",
-                  "ActionsSoftwareAgent", "OriginatingProgram")
 
 
 def editing_software(data: MetaInput) -> list[DetectionRecord]:
-    """Flag tags that name an image editor (Software, XMP CreatorTool, XMP history agents)."""
-    hits: dict[str, object] = {}
-    for key, value in tags(data.exif, names=SOFTWARE_NAMES).items():
-        values = value if isinstance(value, list) else [value]
-        if any(EDITORS.search(str(v)) for v in values):
-            hits[key] = value
-    if not hits:
+    """Flag tag values that name an editor or processor of ``editors.yaml`` (Software, CreatorTool, XMP history,
+    Photoshop IRB, ...); the score is the weight of the strongest category found, the evidence lists every match."""
+    signatures = load_signatures()
+    matches = match_signatures(data.exif, signatures)
+    hits = flagged(matches, signatures)
+    if not hits or data.exif is None:
         return []
-    return flag("editing_software", 0.6, "exiftool", tags=hits)
+    top = max(hits, key=lambda m: signatures.categories[m.category].score)
+    return flag("editing_software", signatures.categories[top.category].score, "exiftool",
+                tags={m.tag: data.exif[m.tag] for m in hits}, category=top.category,
+                software=sorted({m.signature for m in hits}), matches=[m.as_dict() for m in matches],
+                signatures_version=signatures.version)
 
 
 def reencode_chain(data: MetaInput) -> list[DetectionRecord]:

@@ -72,3 +72,18 @@ def test_verify_exits_4_naming_the_changed_object(tmp_path: Path, small_jpeg: Pa
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert run(tmp_path, "db", "upgrade").returncode == 0
     assert run(tmp_path, "db", "upgrade").returncode == 0
+
+
+@pytest.mark.parametrize("args", [["--help"], ["show", "deadbeefdeadbeef"]])
+def test_bad_setting_in_the_environment_is_a_one_line_usage_error(tmp_path: Path, args: list[str]) -> None:
+    env = {**os.environ, "TAMPERSCOPE_HOME": str(tmp_path), "TAMPERSCOPE_VIDEO__SAMPLE_FPS": "abc"}
+    result = subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TAMPERSCOPE_VIDEO__SAMPLE_FPS" in lines[0] and "'abc'" in lines[0], result.stderr
+
+
+def test_bad_setting_flag_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "--workers", "0", "show", "deadbeefdeadbeef")
+    assert result.returncode == 2 and "workers=0" in result.stderr and "Traceback" not in result.stderr

@@ -37,6 +37,7 @@ def test_ingest_recurses_show_and_audit(tmp_path: Path, inbox: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert (data["asset_id"], data["media_type"], data["status"]) == (photo["asset_id"], "image", "accepted")
+    assert (data["structure"]["width"], data["structure"]["trailing_bytes"]) == (640, 0)  # intake's container walk
     audit = run(home, "audit", "--json", photo["asset_id"])
     events = [json.loads(line) for line in audit.stdout.splitlines()]
     assert [e["action"] for e in events] == ["intake.accepted"] and events[0]["who"] == "cli-tester"

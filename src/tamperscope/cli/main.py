@@ -169,6 +169,7 @@ def show(
             "original_name": row.original_name, "status": row.status, "reject_reason": row.reject_reason,
             "media_type": row.media_type, "container": row.container, "duration_ms": row.duration_ms,
             "width": row.width, "height": row.height, "fps": row.fps, "provenance_status": row.provenance_status,
+            "structure": (row.probe_json or {}).get("structure"),
             "stages": {r.stage: {"version": r.version, "status": r.status, "error": r.error} for r in runs},
             "detections": [
                 {"stage": d.stage, "module": d.module_name, "version": d.module_version, "window": d.window_id,
@@ -183,6 +184,7 @@ def show(
     for key in ("sha256", "original_name", "status", "reject_reason", "media_type", "container", "duration_ms",
                 "width", "height", "fps", "provenance_status"):
         table.add_row(key, str(data[key]))
+    table.add_row("trailing_bytes", str((data["structure"] or {}).get("trailing_bytes")))
     console.print(table)
     found = Table(title="detections")
     for column in ("stage", "module", "window", "status", "score", "band"):

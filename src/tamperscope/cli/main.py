@@ -164,7 +164,7 @@ def show(
         detections = session.execute(select(Detection).where(Detection.asset_id == row.asset_id)
                                      .order_by(Detection.stage, Detection.module_name, Detection.window_id)
                                      ).scalars().all()
-        data = {
+        data: dict[str, Any] = {
             "asset_id": row.asset_id, "sha256": row.sha256, "size_bytes": row.size_bytes,
             "original_name": row.original_name, "status": row.status, "reject_reason": row.reject_reason,
             "media_type": row.media_type, "container": row.container, "duration_ms": row.duration_ms,

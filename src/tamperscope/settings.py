@@ -8,9 +8,14 @@ explicitly and never reads the environment itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from tamperscope.errors import UsageError
+
+ENV_PREFIX = "TAMPERSCOPE_"
 
 
 class LimitSettings(BaseModel):
@@ -103,7 +108,7 @@ class ModelSettings(BaseModel):
 class Settings(BaseSettings):
     """All configuration of one tamperscope installation."""
 
-    model_config = SettingsConfigDict(env_prefix="TAMPERSCOPE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Path("~/.local/share/tamperscope").expanduser())
     db_url: str | None = Field(None, description="SQLAlchemy URL; default a SQLite file in home")
@@ -123,3 +128,21 @@ class Settings(BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or str(self.home / "store")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment plus ``overrides``; an invalid value is a :class:`UsageError` naming it.
+
+    Edges call this (not ``Settings()``) so a bad ``TAMPERSCOPE_*`` variable is a one-line usage error.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = [str(part) for part in error["loc"] if isinstance(part, str)]
+            name = ".".join(path) if path and path[0] in overrides else ENV_PREFIX + "__".join(path).upper()
+            problems.append(f"{name}={error['input']!r}: {error['msg']}")
+        raise UsageError("invalid setting " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        raise UsageError(f"invalid setting: {exc}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tamperscope.custody.objectstore import ObjectStore
-from tamperscope.settings import Settings
+from tamperscope.settings import Settings, load_settings
 from tamperscope.store.db import Database
 
 
@@ -18,7 +18,7 @@ class Workspace:
     @classmethod
     def open(cls, settings: Settings | None = None, *, upgrade: bool = True) -> Workspace:
         """Open (and by default migrate) the database and the store named by ``settings``."""
-        settings = settings or Settings()
+        settings = settings or load_settings()
         settings.home.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_db_url)
         if upgrade:

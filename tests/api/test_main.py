@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tamperscope import samples
+from tamperscope.api.routers import assets, reports
 from tamperscope.api.routers.assets import display_name
+from tamperscope.custody.intake import IntakeResult
 
 
 def _wait(client: TestClient, job_id: str, timeout_s: float = 240.0) -> dict:
@@ -126,3 +130,35 @@ def test_upload_is_streamed_not_buffered(server: str, token: str) -> None:
     assert response.json()["reason"]
     print(f"upload peak traced memory {peak / 2**20:.1f} MiB")
     assert peak < size / 4, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB upload"
+
+
+@pytest.mark.parametrize(("path", "module", "work", "result"), [
+    ("/api/reports/verify", reports, "verify_report_bytes", {"ok": True}),
+    ("/api/assets", assets, "ingest_stream", IntakeResult("0" * 16, "0" * 64, 1, "accepted", False)),
+], ids=["report-verify", "upload"])
+def test_slow_work_of_async_routes_leaves_the_event_loop_free(server: str, token: str, monkeypatch: Any,
+                                                              path: str, module: Any, work: str, result: Any) -> None:
+    """While an async route's blocking work (rebuilding a report, storing an upload) takes 2 s, other requests
+    are answered at once: the work runs in a worker thread, not on the event loop."""
+    import httpx
+
+    started = threading.Event()
+
+    def slow(*args: Any) -> Any:
+        started.set()
+        time.sleep(2.0)  # stands in for database, store and hashing work
+        return result
+
+    monkeypatch.setattr(module, work, slow)
+    headers = {"Authorization": f"Bearer {token}"}
+    answers: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{server}{path}", content=b"{}", headers=headers, timeout=30)))
+    worker.start()
+    assert started.wait(10)
+    begin = time.monotonic()
+    other = httpx.get(f"{server}/api/jobs", headers=headers, timeout=30)
+    waited = time.monotonic() - begin
+    worker.join(30)
+    assert other.status_code == 200 and answers and answers[0].status_code in (200, 201)
+    assert waited < 1.0, f"a cheap request waited {waited:.2f} s behind the slow one"

@@ -37,6 +37,7 @@ def test_ingest_recurses_show_and_audit(tmp_path: Path, inbox: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert (data["asset_id"], data["media_type"], data["status"]) == (photo["asset_id"], "image", "accepted")
+    assert (data["structure"]["width"], data["structure"]["trailing_bytes"]) == (640, 0)  # intake's container walk
     audit = run(home, "audit", "--json", photo["asset_id"])
     events = [json.loads(line) for line in audit.stdout.splitlines()]
     assert [e["action"] for e in events] == ["intake.accepted"] and events[0]["who"] == "cli-tester"
@@ -72,3 +73,18 @@ def test_verify_exits_4_naming_the_changed_object(tmp_path: Path, small_jpeg: Pa
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert run(tmp_path, "db", "upgrade").returncode == 0
     assert run(tmp_path, "db", "upgrade").returncode == 0
+
+
+@pytest.mark.parametrize("args", [["--help"], ["show", "deadbeefdeadbeef"]])
+def test_bad_setting_in_the_environment_is_a_one_line_usage_error(tmp_path: Path, args: list[str]) -> None:
+    env = {**os.environ, "TAMPERSCOPE_HOME": str(tmp_path), "TAMPERSCOPE_VIDEO__SAMPLE_FPS": "abc"}
+    result = subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TAMPERSCOPE_VIDEO__SAMPLE_FPS" in lines[0] and "'abc'" in lines[0], result.stderr
+
+
+def test_bad_setting_flag_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "--workers", "0", "show", "deadbeefdeadbeef")
+    assert result.returncode == 2 and "workers=0" in result.stderr and "Traceback" not in result.stderr

@@ -1,6 +1,9 @@
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
@@ -27,6 +30,39 @@ def test_image_gets_forensic_maps_and_a_banded_verdict(ws: Workspace, small_jpeg
     assert verdict.band in ("likely_real", "unsure", "likely_manipulated")
     assert verdict.evidence_json["policy_version"].startswith("image-v1")
     assert verdict.evidence_json["branches_present"] == ["forensics"]
+
+
+def _png(ws: Workspace, uri: str | None) -> np.ndarray:
+    with Image.open(io.BytesIO(ws.store.get_bytes(ws.store.key_of(uri or "")))) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def test_maps_and_overlays_of_a_rotated_photo_are_upright_like_its_frame(ws: Workspace, tmp_path: Path) -> None:
+    """A phone JPEG stored landscape with EXIF orientation 6 (shown turned a quarter clockwise): the frame, every
+    heat map and every overlay are portrait, and the overlay shows the photo the way the frame does."""
+    rng = np.random.default_rng(6)
+    stored = rng.normal(128, 12, (128, 192, 3))
+    stored[:64] -= 90  # dark top half of the stored grid: the right half once upright
+    stored[64:] += 90
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.clip(stored, 0, 255).astype(np.uint8)).save(path, "JPEG", exif=exif.tobytes(), quality=90)
+    asset_id = ingest_path(ws, path).asset_id
+    analyze_asset(ws, asset_id, only=["video", "forensics"])
+    with ws.db.session() as s:
+        (frame,) = s.scalars(select(Frame).where(Frame.asset_id == asset_id))
+        rows = list(s.scalars(select(Detection).where(Detection.asset_id == asset_id, Detection.stage == "forensics")))
+        s.expunge_all()
+    shown = _png(ws, frame.uri)
+    assert shown.shape[0] > shown.shape[1]  # portrait
+    assert shown[:, : shown.shape[1] // 2].mean() > shown[:, shown.shape[1] // 2 :].mean() + 100
+    assert len(rows) == 9
+    for row in rows:
+        heat, overlay = _png(ws, row.saliency_uri), _png(ws, row.overlay_uri)
+        assert heat.shape == overlay.shape == (192, 128, 3), row.module_name
+        assert overlay[:, :64].mean() > overlay[:, 64:].mean() + 40, row.module_name
+        assert row.evidence_json["exif_orientation"] == 6
 
 
 @pytest.mark.slow

@@ -7,10 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tamperscope.errors import InputRejectedError
-from tamperscope.media.decode import VideoReader, detection_frame, normalised_size, read_image
+from tamperscope.media.decode import (
+    VideoReader,
+    detection_frame,
+    exif_orientation,
+    normalised_size,
+    read_image,
+    upright,
+)
 from tests.conftest import ffmpeg
 
 
@@ -87,6 +94,17 @@ def test_image_is_read_upright(tmp_path: Path) -> None:
     assert frame.rgb.shape == (64, 32, 3)
     assert frame.rgb[:20, :, 0].mean() > 200 and frame.rgb[-20:, :, 0].mean() < 60
     assert frame.key and frame.t_ms == 0
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_turns_arrays_as_pillow_turns_images(orientation: int) -> None:
+    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    image.getexif()[0x0112] = orientation
+    assert exif_orientation(image) == orientation
+    expected = np.asarray(ImageOps.exif_transpose(image))
+    np.testing.assert_array_equal(upright(pixels, orientation), expected)
+    np.testing.assert_array_equal(upright(pixels[:, :, 0], orientation), expected[:, :, 0])  # a map
 
 
 def test_corrupt_input_is_rejected(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.report.build import build_report, load_inputs
 from tamperscope.store.models import Asset, Detection
 from tamperscope.workspace import Workspace
 
@@ -44,6 +45,25 @@ def test_photoshop_jpeg_is_flagged_with_its_evidence(ws: Workspace, tmp_path: Pa
     assert row.evidence_json["tags"] == {"IFD0:Software": "Adobe Photoshop 24.1 (Windows)"}
     assert asset.provenance_status == "absent"
     assert asset.exif_json["IFD0:Make"] == "Canon" and asset.probe_json["streams"]
+
+
+def test_intake_structure_findings_survive_analysis_and_are_reported(ws: Workspace, tmp_path: Path) -> None:
+    """Bytes after the JPEG end marker, found at intake, are still on the asset and in the report after the
+    metadata stage (which also writes ``probe_json``) ran, and ran again."""
+    path = tmp_path / "trailer.jpg"
+    Image.new("RGB", (64, 48), (20, 40, 200)).save(path, "JPEG")
+    trailer = b"VENDOR-TRAILER" * 4
+    path.write_bytes(path.read_bytes() + trailer)
+    asset_id = ingest_path(ws, path).asset_id
+    for force in (False, True):
+        analyze_asset(ws, asset_id, only=["metadata"], force=force)
+        with ws.db.session() as session:
+            asset = session.get(Asset, asset_id)
+            assert asset is not None and asset.probe_json is not None
+            assert asset.probe_json["structure"]["trailing_bytes"] == len(trailer)
+            assert asset.probe_json["streams"][0]["codec_name"] == "mjpeg"  # the harvest's ffprobe output
+    report = build_report(load_inputs(ws, asset_id, read_bytes=lambda uri: b""))
+    assert report["asset"]["structure"]["trailing_bytes"] == len(trailer)
 
 
 def test_lavf_video_is_flagged_as_reencoded(ws: Workspace, tmp_path: Path) -> None:

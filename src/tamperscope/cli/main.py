@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
 
 from tamperscope.errors import InputRejectedError, TamperscopeError, UsageError, exit_code_for
-from tamperscope.settings import Settings
+from tamperscope.settings import Settings, load_settings
 from tamperscope.workspace import Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Media forensics with evidence.")
@@ -25,7 +26,9 @@ err_console = Console(stderr=True)
 
 
 class State:
-    settings: Settings = Settings()
+    """The settings of this invocation, built by the app callback (never at import)."""
+
+    settings: Settings
 
 
 @app.callback()
@@ -38,7 +41,7 @@ def _configure(
 ) -> None:
     overrides: dict[str, Any] = {k: v for k, v in {"home": home, "db_url": db_url, "store_url": store_url,
                                                    "actor": actor, "workers": workers}.items() if v is not None}
-    State.settings = Settings(**overrides)
+    State.settings = load_settings(**overrides)
 
 
 def _workspace() -> Workspace:
@@ -161,11 +164,12 @@ def show(
         detections = session.execute(select(Detection).where(Detection.asset_id == row.asset_id)
                                      .order_by(Detection.stage, Detection.module_name, Detection.window_id)
                                      ).scalars().all()
-        data = {
+        data: dict[str, Any] = {
             "asset_id": row.asset_id, "sha256": row.sha256, "size_bytes": row.size_bytes,
             "original_name": row.original_name, "status": row.status, "reject_reason": row.reject_reason,
             "media_type": row.media_type, "container": row.container, "duration_ms": row.duration_ms,
             "width": row.width, "height": row.height, "fps": row.fps, "provenance_status": row.provenance_status,
+            "structure": (row.probe_json or {}).get("structure"),
             "stages": {r.stage: {"version": r.version, "status": r.status, "error": r.error} for r in runs},
             "detections": [
                 {"stage": d.stage, "module": d.module_name, "version": d.module_version, "window": d.window_id,
@@ -180,6 +184,7 @@ def show(
     for key in ("sha256", "original_name", "status", "reject_reason", "media_type", "container", "duration_ms",
                 "width", "height", "fps", "provenance_status"):
         table.add_row(key, str(data[key]))
+    table.add_row("trailing_bytes", str((data["structure"] or {}).get("trailing_bytes")))
     console.print(table)
     found = Table(title="detections")
     for column in ("stage", "module", "window", "status", "score", "band"):
@@ -250,6 +255,7 @@ _register_command_modules()
 def main() -> None:
     """Entry point: run the app, mapping typed errors to exit codes in one place."""
     try:
+        load_settings()  # before parsing, so even ``--help`` reports a bad TAMPERSCOPE_* variable as a usage error
         # without standalone mode, click returns the code of a raised Exit instead of exiting
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -259,7 +265,7 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(1)
     except TamperscopeError as exc:
-        err_console.print(f"[red]error[/red]: {exc}")
+        err_console.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)
         sys.exit(exit_code_for(exc))
     except Exception as exc:
         # typer vendors its own click: recognise its parse errors by their interface, not their class

@@ -4,12 +4,18 @@ Images are analysed at full resolution from the stored original (the raw bytes a
 use the frames the ``video`` stage stored (keyframes first, then an even spread over shots, capped at
 ``settings.forensics.max_frames_per_video``). Each (detector, window) gives one detection whose map is stored
 as a heatmap PNG (``saliency_uri``) and as an overlay on the analysed image (``overlay_uri``).
+
+Detectors see an image's stored pixel grid, where its JPEG blocks and quantisation tables live; maps and overlays
+are then turned upright by the EXIF orientation (:func:`~tamperscope.media.decode.upright`, as the frames are), so
+they line up with the frame shown beside them. Coordinates inside the evidence stay in the stored grid; the
+evidence names ``exif_orientation`` whenever it is not 1.
 """
 
 from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
@@ -19,6 +25,7 @@ from sqlalchemy import select
 
 from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
+from tamperscope.media.decode import exif_orientation, upright
 from tamperscope.media.png import encode_png
 from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
 from tamperscope.settings import Settings
@@ -55,11 +62,22 @@ def pick_frames(frames: list[Frame], cap: int) -> list[Frame]:
     return sorted(chosen, key=lambda f: f.t_ms)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One analysed image: its window id, stored pixels, JPEG bytes (images only), time and EXIF orientation."""
+
+    window_id: str
+    image: np.ndarray
+    jpeg: bytes | None = None
+    t_ms: int | None = None
+    orientation: int = 1
+
+
 class ForensicsStage:
     """Classical image forensics on images and on video frames."""
 
     name: ClassVar[str] = "forensics"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"  # 1.1: maps and overlays of EXIF-rotated images upright, like the frames
     requires: ClassVar[tuple[str, ...]] = ("video",)
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
@@ -76,10 +94,8 @@ class ForensicsStage:
             with ctx.media_path() as path:
                 data = path.read_bytes()
             with Image.open(io.BytesIO(data)) as img:
-                image = np.asarray(img.convert("RGB"))
-                is_jpeg = img.format == "JPEG"
-            jobs: list[tuple[str, np.ndarray, bytes | None, int | None]] = [
-                ("asset", image, data if is_jpeg else None, None)]
+                jobs = [_Window("asset", np.asarray(img.convert("RGB")), data if img.format == "JPEG" else None,
+                                orientation=exif_orientation(img))]
         else:
             with ctx.read_session() as s:
                 frames = list(s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id,
@@ -90,29 +106,32 @@ class ForensicsStage:
             for f in pick_frames(frames, ctx.settings.forensics.max_frames_per_video):
                 png = ctx.ws.store.get_bytes(ctx.ws.store.key_of(f.uri or ""))
                 with Image.open(io.BytesIO(png)) as img:
-                    jobs.append((f.frame_id, np.asarray(img.convert("RGB")), None, f.t_ms))
-        def analyse(job: tuple[str, np.ndarray, bytes | None, int | None]) -> list[DetectionRecord]:
-            window, image, data, t_ms = job
-            tag = window.rsplit(":", 1)[-1]
+                    jobs.append(_Window(f.frame_id, np.asarray(img.convert("RGB")), t_ms=f.t_ms))
+
+        def analyse(job: _Window) -> list[DetectionRecord]:
+            tag = job.window_id.rsplit(":", 1)[-1]
+            shown = upright(job.image, job.orientation)
+            turned = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
             records = []
-            for name, result in analyze_image(image, jpeg_bytes=data).items():
-                saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(result.map))
+            for name, result in analyze_image(job.image, jpeg_bytes=job.jpeg).items():
+                heat = upright(result.map, job.orientation)
+                saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
-                                                 overlay_png(image, result.map))
+                                                 overlay_png(shown, heat))
                 applicable = result.evidence.get("applicable", True)
                 records.append(DetectionRecord(
-                    module_name=f"forensics.{name}", module_version=result.version, window_id=window,
+                    module_name=f"forensics.{name}", module_version=result.version, window_id=job.window_id,
                     score=float(result.score) if applicable else None,
-                    status="scored" if applicable else "not_applicable", t_start_ms=t_ms, t_end_ms=t_ms,
+                    status="scored" if applicable else "not_applicable", t_start_ms=job.t_ms, t_end_ms=job.t_ms,
                     params=result.params,
-                    evidence=result.evidence, saliency_uri=saliency, overlay_uri=overlay))
+                    evidence={**result.evidence, **turned}, saliency_uri=saliency, overlay_uri=overlay))
             return records
 
         # Frames on ``workers`` threads (OpenCV and NumPy release the GIL), rows in frame order.
         with ThreadPoolExecutor(max_workers=max(1, min(ctx.settings.workers, len(jobs))),
                                 thread_name_prefix="forensics") as pool:
             for n, records in enumerate(pool.map(analyse, jobs)):
-                ctx.report((n + 1) / len(jobs), f"window {jobs[n][0]}")
+                ctx.report((n + 1) / len(jobs), f"window {jobs[n].window_id}")
                 out.detections += records
         out.summary = {"windows": len(jobs), "detections": len(out.detections)}
         return out

@@ -16,6 +16,7 @@ References
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,9 @@ class FusionModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     calibration: str = "platt"
+    #: SHA-256 of the artifact file the model was read from (None when fitted in memory): the fusion stage's
+    #: results are current only for this exact artifact.
+    artifact_sha256: str | None = field(default=None, compare=False)
 
     @property
     def columns(self) -> list[str]:
@@ -106,7 +110,8 @@ def load_model(model_id: str, directory: Path = ARTIFACTS) -> FusionModel:
     path = directory / f"{model_id}.json"
     if not path.is_file():
         raise NotFoundError(f"fusion model artifact {path} does not exist")
-    return FusionModel.from_json(json.loads(path.read_text()))
+    data = path.read_bytes()
+    return replace(FusionModel.from_json(json.loads(data)), artifact_sha256=hashlib.sha256(data).hexdigest())
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[list[dict[str, float]], float]:

@@ -39,7 +39,10 @@ class FusionStage:
         return load_model(MODEL_FOR_MEDIA.get(media_type or "", "image-v1"))
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        return {"models": {m: load_model(mid).policy.version for m, mid in MODEL_FOR_MEDIA.items()}}
+        """Policy version and artifact hash per model: refitted coefficients make stored verdicts stale."""
+        models = {m: load_model(mid) for m, mid in MODEL_FOR_MEDIA.items()}
+        return {"models": {m: model.policy.version for m, model in models.items()},
+                "artifact_sha256": {m: model.artifact_sha256 for m, model in models.items()}}
 
     def applies_to(self, asset: Asset) -> bool:
         return asset.media_type in MODEL_FOR_MEDIA or asset.media_type in UNCALIBRATED_MEDIA

@@ -4,7 +4,8 @@ PyAV decodes with frame threading; scaling, rotation and sample-aspect-ratio cor
 libavfilter graph (``transpose``/``hflip``/``vflip`` then ``scale``), which costs about as much as
 ``ffmpeg -f null`` and far less than converting each frame with ``to_ndarray(width=...)``. Timestamps come
 from each frame's PTS times the stream time base, so variable-frame-rate files get correct ``t_ms``.
-Still images are read with Pillow honouring the EXIF orientation and yield one frame.
+Still images are read with Pillow honouring the EXIF orientation and yield one frame; :func:`upright` is the
+one place that orientation is applied (frames here, forensic maps and overlays in the ``forensics`` stage).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import av
 import av.filter
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from tamperscope.errors import InputRejectedError, RejectReason
 
@@ -255,6 +256,31 @@ class VideoReader:
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
 
 
+#: EXIF orientation (TIFF tag 274) -> the operation turning the stored pixel grid upright (as Pillow's
+#: ``ImageOps.exif_transpose``): 2-4 mirror or turn half way, 5 and 7 transpose, 6 and 8 turn a quarter.
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an open image, 1 (as stored) when absent or not one of the eight values."""
+    value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` (``H x W`` or ``H x W x C``, in the stored pixel grid) turned upright for EXIF ``orientation``."""
+    turn = _UPRIGHT.get(orientation)
+    return array if turn is None else np.ascontiguousarray(turn(array))
+
+
 def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:
     """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
 
@@ -274,10 +300,9 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
     """
     try:
         with Image.open(path) as image:
-            upright = ImageOps.exif_transpose(image).convert("RGB")
+            full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
     except (OSError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot read image {path.name}: {exc}") from exc
-    full = np.asarray(upright)
 
     def resized(side: int) -> np.ndarray:
         width, height = normalised_size(full.shape[1], full.shape[0], side)

@@ -76,6 +76,11 @@ def model_digest(path: Path | None) -> str | None:
     return _digest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+def sidecar_digest(path: Path | None) -> str | None:
+    """SHA-256 of a model's YAML sidecar (``<stem>.yaml``, its preprocessing and outputs); None without one."""
+    return model_digest(path.with_suffix(".yaml")) if path is not None else None
+
+
 class DeepStage:
     """Frame and clip deep detectors (ONNX Runtime)."""
 
@@ -85,11 +90,13 @@ class DeepStage:
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        """Model paths, their content hashes and limits (a different checkpoint makes stored results stale)."""
+        """Model paths, the hashes of each model and its YAML sidecar, and limits: a different checkpoint or
+        preprocessing spec makes stored results stale."""
         m = settings.models
         return {"frame_path": str(m.frame_path) if m.frame_path else None,
-                "frame_sha256": model_digest(m.frame_path), "clip_path": str(m.clip_path) if m.clip_path else None,
-                "clip_sha256": model_digest(m.clip_path), "max_frames": m.max_frames}
+                "frame_sha256": model_digest(m.frame_path), "frame_sidecar_sha256": sidecar_digest(m.frame_path),
+                "clip_path": str(m.clip_path) if m.clip_path else None, "clip_sha256": model_digest(m.clip_path),
+                "clip_sidecar_sha256": sidecar_digest(m.clip_path), "max_frames": m.max_frames}
 
     def applies_to(self, asset: Asset) -> bool:
         """Every asset the ``video`` stage handled (images are one-frame videos)."""

@@ -18,6 +18,10 @@ from tamperscope.probe.validate import IMAGE_DEMUXERS
 from tamperscope.settings import LimitSettings, Settings
 from tamperscope.store.models import Asset
 
+#: what intake wrote into ``assets.probe_json`` beside ffprobe's output (the container walk, e.g. bytes after the
+#: JPEG end marker, and HEIF's header); the stage replaces ffprobe's part and keeps these
+INTAKE_PROBE_KEYS = ("structure", "libheif")
+
 
 def thumbnail_size(path: Path, limits: LimitSettings) -> tuple[int, int] | None:
     """Decode the EXIF thumbnail (``exiftool -b -ThumbnailImage``) and return its (width, height)."""
@@ -60,11 +64,12 @@ class MetadataStage:
         if provenance.error:
             errors["c2pa"] = provenance.error
         status = provenance.status if provenance.status != "error" else None
+        intake = {k: v for k, v in (ctx.asset.probe_json or {}).items() if k in INTAKE_PROBE_KEYS}
         detections = evaluate(MetaInput(exif=found.exiftool, ffprobe=found.ffprobe, mediainfo=found.mediainfo,
                                         thumbnail_size=thumb, provenance=provenance.summary()))
         return StageOutput(
             asset_updates={
-                "probe_json": found.ffprobe,
+                "probe_json": {**(found.ffprobe or {}), **intake} or None,
                 "exif_json": found.exiftool,
                 "mediainfo_json": found.mediainfo,
                 "tool_versions_json": {**found.versions, "errors": errors},

@@ -22,7 +22,7 @@ from tamperscope.custody.audit import canonical_json
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, StageRun
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1: asset.structure (intake's container walk)
 SCHEMA_ID = "https://tamperscope.example/schema/report-v1.schema.json"
 PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-image", "scenedetect", "onnxruntime",
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
@@ -123,6 +123,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
             "height": asset.height, "fps": _round(asset.fps), "status": asset.status, "source": asset.source,
             "license": asset.license, "uploaded_by": asset.uploaded_by, "upload_time": _iso(asset.upload_time),
             "storage_key": asset.storage_key, "provenance_status": asset.provenance_status,
+            "structure": (asset.probe_json or {}).get("structure"),
         },
         "custody": {
             "events": [{"event_id": e.event_id, "who": e.who, "when": e.when, "action": e.action,

@@ -116,7 +116,9 @@ def _custody(report: dict[str, Any]) -> list[Any]:
                            ("dimensions", f"{asset['width']} x {asset['height']}"),
                            ("duration (ms)", asset["duration_ms"]), ("uploaded by", asset["uploaded_by"]),
                            ("upload time", asset["upload_time"]), ("source", asset["source"]),
-                           ("storage key", asset["storage_key"])]),
+                           ("storage key", asset["storage_key"]),
+                           ("trailing bytes (after the image or container)",
+                            (asset.get("structure") or {}).get("trailing_bytes"))]),
                       _p("Audit events", H2)]
     rows = [[e["event_id"], e["when"][:19], e["who"], e["action"], e["hash"][:16] + "…"]
             for e in report["custody"]["events"]]

@@ -38,10 +38,12 @@ from tamperscope.temporal.avsync import (
 )
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp
-from tamperscope.temporal.stage import VERSION, dense_for, not_applicable, npz_bytes
+from tamperscope.temporal.stage import DENSE_SETTINGS, VERSION, dense_for, not_applicable, npz_bytes
 from tamperscope.temporal.tracks import load_plan, with_gaps
 
 MODULES = ("avsync.offset", "avsync.bilabial")
+#: the ``settings.temporal`` fields this stage's results depend on (its fingerprint covers these only)
+AVSYNC_SETTINGS = (*DENSE_SETTINGS, "max_offset_s", "min_sync_confidence", "min_bilabials")
 # Mismatch rates mapped onto 0..1. Recognised phones are noisy (pocketsphinx phone loop), so real speech
 # already shows some mismatches (0.2 on the synthetic clips, up to 0.6 on a few real bilabials); provisional.
 BILABIAL_RANGE = (0.5, 0.9)
@@ -60,7 +62,7 @@ class AVSyncStage:
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.temporal.model_dump(mode="json")
+        return settings.temporal.model_dump(mode="json", include=set(AVSYNC_SETTINGS))
 
     def applies_to(self, asset: Asset) -> bool:
         return asset.media_type == "video"

@@ -33,6 +33,11 @@ from tamperscope.temporal.tracks import FacePlan, load_plan, span_mask, with_gap
 
 VERSION = "0.1.0"
 MODULES = ("temporal.blink", "temporal.head_pose", "temporal.landmarks")
+#: ``settings.temporal`` fields of the dense landmark pass and face plan, which ``temporal`` and ``avsync`` share
+DENSE_SETTINGS = ("long_side", "max_fps", "range_pad_ms", "max_dense_s")
+#: the fields this stage's results depend on: its fingerprint covers these only, so an AV-sync setting does not
+#: make its results stale
+TEMPORAL_SETTINGS = (*DENSE_SETTINGS, "min_face_s", "blink_drop")
 
 
 def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
@@ -91,7 +96,7 @@ class TemporalStage:
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.temporal.model_dump(mode="json")
+        return settings.temporal.model_dump(mode="json", include=set(TEMPORAL_SETTINGS))
 
     def applies_to(self, asset: Asset) -> bool:
         return asset.media_type == "video"

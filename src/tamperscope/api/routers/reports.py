@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from tamperscope.api.dependencies import WorkspaceDep
@@ -78,5 +79,6 @@ def content(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
 
 @verify_router.post("/verify", summary="Recompute a JSON report (request body) from stored data; 409 on mismatch")
 async def verify(request: Request, ws: WorkspaceDep) -> dict[str, Any]:
+    """Async only to read the body; rebuilding the report (database, store, hashing) runs in the threadpool."""
     body = await request.body()
-    return verify_report_bytes(ws, body)
+    return await run_in_threadpool(verify_report_bytes, ws, body)

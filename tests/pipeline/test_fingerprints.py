@@ -1,0 +1,91 @@
+"""Whether a stored stage result is current: each stage's fingerprint (``params``) covers exactly what its
+results depend on, so the runner re-runs what changed and nothing else."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tamperscope.custody.intake import ingest_path
+from tamperscope.fusion import stage as fusion_stage
+from tamperscope.fusion.model import ARTIFACTS, load_model
+from tamperscope.models.stage import DeepStage
+from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.settings import ModelSettings, Settings, TemporalSettings
+from tamperscope.store.models import Detection
+from tamperscope.temporal.avsync_stage import AVSyncStage
+from tamperscope.temporal.stage import TemporalStage
+from tamperscope.workspace import Workspace
+
+
+def _verdict(ws: Workspace, asset_id: str) -> float | None:
+    with ws.db.session() as session:
+        row = session.scalars(select(Detection).where(Detection.asset_id == asset_id,
+                                                      Detection.module_name == "fusion")).one()
+        return row.score
+
+
+def test_refitted_fusion_artifact_makes_stored_verdicts_stale(ws: Workspace, small_jpeg: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(ARTIFACTS, artifacts)
+    monkeypatch.setattr(fusion_stage, "load_model", functools.partial(load_model, directory=artifacts))
+    asset_id = ingest_path(ws, small_jpeg).asset_id
+    stages = ["video", "forensics", "fusion"]
+    first = analyze_asset(ws, asset_id, only=stages)
+    assert first.ran == stages and not first.failed
+    before = _verdict(ws, asset_id)
+    assert before is not None
+
+    assert not analyze_asset(ws, asset_id, only=stages).ran
+
+    # refit: new coefficients under the same threshold policy (its version unchanged)
+    path = artifacts / f"{fusion_stage.MODEL_FOR_MEDIA['image']}.json"
+    model = json.loads(path.read_text())
+    model["intercept"] -= 2.0
+    path.write_text(json.dumps(model))
+    again = analyze_asset(ws, asset_id, only=stages)
+    assert again.ran == ["fusion"]
+    after = _verdict(ws, asset_id)
+    assert after is not None and after < before
+
+
+def test_deep_fingerprint_covers_the_model_sidecar(tmp_path: Path) -> None:
+    model = tmp_path / "frame.onnx"
+    model.write_bytes(b"stand-in for an ONNX graph")
+    model.with_suffix(".yaml").write_text("kind: frame\ninput_size: 160\n", encoding="utf-8")
+    settings = Settings(home=tmp_path, models=ModelSettings(frame_path=model, clip_path=None))
+    before = DeepStage().params(settings)
+    model.with_suffix(".yaml").write_text("kind: frame\ninput_size: 224\n", encoding="utf-8")
+    after = DeepStage().params(settings)
+    assert after["frame_sha256"] == before["frame_sha256"]
+    assert after["frame_sidecar_sha256"] != before["frame_sidecar_sha256"]
+
+
+def _changed(field: str, value: Any) -> set[str]:
+    """The stages whose fingerprint changes when ``settings.temporal.<field>`` does."""
+    base = Settings()
+    changed = base.model_copy(update={"temporal": base.temporal.model_copy(update={field: value})})
+    return {stage.name for stage in (TemporalStage(), AVSyncStage())
+            if stage.params(changed) != stage.params(base)}
+
+
+def test_temporal_and_avsync_fingerprints_cover_only_the_settings_each_uses() -> None:
+    assert _changed("blink_drop", 0.4) == {"temporal"}
+    assert _changed("min_face_s", 20.0) == {"temporal"}
+    assert _changed("max_offset_s", 2.0) == {"avsync"}
+    assert _changed("min_bilabials", 20) == {"avsync"}
+    assert _changed("long_side", 480) == {"temporal", "avsync"}  # the shared dense landmark pass
+    assert _changed("range_pad_ms", 1000) == {"temporal", "avsync"}
+
+
+@pytest.mark.parametrize("field", sorted(TemporalSettings.model_fields))
+def test_every_temporal_setting_is_in_some_stage_fingerprint(field: str) -> None:
+    value = getattr(TemporalSettings(), field)
+    assert _changed(field, value * 2 + 1), f"no stage's fingerprint covers temporal.{field}"

@@ -15,6 +15,9 @@ DataOption = Annotated[Path, typer.Option("--data", help="folder with real/ (and
 ExcludeOption = Annotated[list[str] | None, typer.Option(
     "--exclude", help="identity (real/<identity>/ folder or FF++ number) left out of training; repeatable")]
 CacheOption = Annotated[Path | None, typer.Option(help="face-crop cache (default DATA/.tamperscope-cache)")]
+AugmentOption = Annotated[str, typer.Option(help="basic (flip, JPEG 60-95) or strong (+ resolution loss, blur, "
+                                                 "colour, JPEG 30-95)")]
+MaskWeightOption = Annotated[float, typer.Option(help="weight of the auxiliary blend-mask loss (0: off)")]
 
 
 
@@ -72,11 +75,12 @@ def register(app: typer.Typer) -> None:
     @train_app.command("frame")
     def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
                     exclude: ExcludeOption = None, seed: int = 0, epochs: int = 6, per_track: int = 48,
-                    input_size: int = 160, cut: int = 12, cache: CacheOption = None) -> None:
+                    input_size: int = 160, cut: int = 12, augment: AugmentOption = "strong",
+                    mask_weight: MaskWeightOption = 0.5, cache: CacheOption = None) -> None:
         """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
         training = _training()
         cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                                   exclude=tuple(exclude or ()))
+                                   augment=augment, mask_weight=mask_weight, exclude=tuple(exclude or ()))
         result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
         console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
 
@@ -94,6 +98,8 @@ def register(app: typer.Typer) -> None:
     def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
                  manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
                  seed: int = 0, epochs: int = 6, per_track: int = 48, input_size: int = 160, cut: int = 12,
+                 augment: AugmentOption = "strong", mask_weight: MaskWeightOption = 0.5,
+                 clip: Annotated[bool, typer.Option(help="also train the clip models")] = True,
                  cache: CacheOption = None) -> None:
         """One frame + clip model per fold, each trained without the identity groups of its fold."""
         import csv
@@ -103,6 +109,7 @@ def register(app: typer.Typer) -> None:
             rows = list(csv.DictReader(fh))
         held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
                     for fold in sorted({r["fold"] for r in rows})}
-        frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut)
+        frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
+                                         augment=augment, mask_weight=mask_weight)
         training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
-                          clip_cfg=training.ClipConfig(seed=seed), cache=cache, say=console.print)
+                          clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, say=console.print)

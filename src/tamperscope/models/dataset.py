@@ -30,7 +30,7 @@ from tamperscope.custody.hashing import sha256_file
 from tamperscope.errors import UsageError
 from tamperscope.media.faces import FaceAnalyzer, aligned_crop_affine
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FFPP_FAKE = re.compile(r"^(\d+)_(\d+)$")
 

@@ -82,6 +82,10 @@ class FrameConfig(DataConfig):
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    #: ``basic``: flip + JPEG 60-95 (v2); ``strong``: also resolution loss, blur, colour and JPEG 30-95 (v3).
+    augment: str = "strong"
+    #: weight of the auxiliary blend-mask loss (Face X-ray / SBI-style boundary supervision); 0 switches it off.
+    mask_weight: float = 0.5
 
 
 @dataclass
@@ -102,6 +106,8 @@ class Sample:
     label: int
     identities: tuple[str, ...]
     kind: str
+    #: the blend mask at the trunk's resolution (zeros for a real face), ``None`` where it is unknown.
+    mask: np.ndarray | None = None
 
 
 @dataclass
@@ -124,16 +130,45 @@ def _select(track: FaceTrack, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, len(track.crops) - 1, count).round().astype(int))
 
 
-def _finish(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Augmentation shared by real and fake samples (flip, JPEG recompression), then the runtime's resize."""
+def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Transport degradations shared by real and fake samples: resolution loss (c40, small faces), blur, colour."""
+    if rng.random() < 0.4:
+        height, width = image.shape[:2]
+        scale = rng.uniform(0.35, 0.9)
+        small = cv2.resize(image, (max(8, round(width * scale)), max(8, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.5:
+        gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
+        image = np.clip(image.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return image
+
+
+def _finish(image: np.ndarray, size: int, rng: np.random.Generator, *, augment: str = "basic",
+            mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Augmentation shared by real and fake samples, then the runtime's resize; the mask follows the flip.
+
+    ``mask`` (crop resolution, float) comes back at the trunk's resolution (``size // 32``), the target of the
+    auxiliary blend-mask output.
+    """
     if rng.random() < 0.5:
         image = image[:, ::-1]
-    if rng.random() < 0.7:
+        mask = None if mask is None else mask[:, ::-1]
+    strong = augment == "strong"
+    if strong:
+        image = _degrade(np.ascontiguousarray(image), rng)
+    if rng.random() < (0.8 if strong else 0.7):
+        quality = int(rng.integers(30, 96) if strong else rng.integers(60, 96))
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
             image = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    side = size // 32
+    small = None if mask is None else cv2.resize(np.ascontiguousarray(mask, np.float32), (side, side),
+                                                 interpolation=cv2.INTER_AREA).astype(np.float16)
+    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA), small
 
 
 def make_samples(tracks: Sequence[FaceTrack], cfg: FrameConfig) -> list[Sample]:
@@ -145,24 +180,29 @@ def make_samples(tracks: Sequence[FaceTrack], cfg: FrameConfig) -> list[Sample]:
     rng = np.random.default_rng(cfg.seed)
     reals = [t for t in tracks if t.item.label == 0 and len(t.crops)]
     samples: list[Sample] = []
+
+    def add(image: np.ndarray, label: int, identities: tuple[str, ...], kind: str,
+            mask: np.ndarray | None) -> None:
+        pixels, small = _finish(image, cfg.input_size, rng, augment=cfg.augment, mask=mask)
+        samples.append(Sample(pixels, label, identities, kind, small))
+
     for track in reals:
         others = [t for t in reals if set(t.item.identities).isdisjoint(track.item.identities)]
         for i in _select(track, cfg.per_track):
             crop, marks = track.crops[i], track.landmarks[i]
+            empty = np.zeros(crop.shape[:2], np.float32)
             for _ in range(2):
-                samples.append(Sample(_finish(crop, cfg.input_size, rng), 0, track.item.identities, "real"))
-            blended, _ = synthesis.self_blend(crop, marks, rng)
-            samples.append(Sample(_finish(blended, cfg.input_size, rng), 1, track.item.identities, "sbi"))
+                add(crop, 0, track.item.identities, "real", empty)
+            blended, mask = synthesis.self_blend(crop, marks, rng)
+            add(blended, 1, track.item.identities, "sbi", mask)
             if others:
                 donor = others[int(rng.integers(len(others)))]
                 j = int(rng.integers(len(donor.crops)))
-                swapped, _ = synthesis.landmark_swap(donor.crops[j], donor.landmarks[j], crop, marks, rng)
-                samples.append(Sample(_finish(swapped, cfg.input_size, rng), 1,
-                                      track.item.identities + donor.item.identities, "swap"))
+                swapped, mask = synthesis.landmark_swap(donor.crops[j], donor.landmarks[j], crop, marks, rng)
+                add(swapped, 1, track.item.identities + donor.item.identities, "swap", mask)
     for track in (t for t in tracks if t.item.label == 1):
         for i in _select(track, cfg.per_track):
-            samples.append(Sample(_finish(track.crops[i], cfg.input_size, rng), 1, track.item.identities,
-                                  track.item.family))
+            add(track.crops[i], 1, track.item.identities, track.item.family, None)
     return samples
 
 
@@ -204,6 +244,7 @@ class Head(nn.Module):
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU6())
         self.dropout = nn.Dropout(0.3)
         self.fc = nn.Linear(2 * width, 1)
+        self.mask = nn.Conv2d(width, 1, 1)  # auxiliary blend-mask logits (training only; not exported)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fmap = self.body(x)
@@ -431,6 +472,10 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
         p.requires_grad_(False)
     tr, ca = np.flatnonzero(split == "train"), np.flatnonzero(split == "cal")
     x_all, y_all = torch.from_numpy(features), torch.from_numpy(labels)
+    side = features.shape[-1]
+    has_mask = torch.tensor([s.mask is not None for s in samples])
+    masks = torch.from_numpy(np.stack([s.mask.astype(np.float32) if s.mask is not None
+                                       else np.zeros((side, side), np.float32) for s in samples]))
     opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     steps = cfg.epochs * max(1, len(tr) // cfg.batch)
@@ -443,8 +488,12 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
         losses = []
         for b in range(len(tr) // cfg.batch):
             idx = order[b * cfg.batch:(b + 1) * cfg.batch]
-            logit, _ = top(x_all[idx])
+            logit, fmap = top(x_all[idx])
             loss = F.binary_cross_entropy_with_logits(logit, y_all[idx])
+            known = has_mask[idx]
+            if cfg.mask_weight > 0 and bool(known.any()):
+                pred = top.mask(fmap[known])[:, 0]
+                loss = loss + cfg.mask_weight * F.binary_cross_entropy_with_logits(pred, masks[idx][known])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -652,26 +701,61 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
 
 
 def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, frame_cfg: FrameConfig,
-             clip_cfg: ClipConfig, cache: Path | None = None, say: Progress = print) -> dict[str, TrainResult]:
+             clip_cfg: ClipConfig | None, cache: Path | None = None,
+             say: Progress = print) -> dict[str, TrainResult]:
     """One frame and one clip model per fold (``held_out``: fold -> identities it leaves out) in ``out/fold<k>``.
 
     Samples and their trunk features are computed once over all identities; each fold keeps those showing only
     its training identities, so no face of a held-out identity (not even as a swap donor) reaches its models.
+    Each fold's frame model scores the face tracks of its held-out identities (``out/cv_frame_scores.csv``).
+    ``clip_cfg=None`` trains frame models only (ablations).
     """
     items, tracks = _tracks(data, (), frame_cfg.fps, frame_cfg.max_frames, cache, say)
     bank = build_bank(tracks, frame_cfg, out)
-    clip_bank = build_clip_bank(tracks, clip_cfg, frame_cfg, out)
-    say(f"banks: {len(bank.samples)} frame samples, {len(clip_bank.labels)} clips")
+    clip_bank = build_clip_bank(tracks, clip_cfg, frame_cfg, out) if clip_cfg is not None else None
+    say(f"banks: {len(bank.samples)} frame samples, {len(clip_bank.labels) if clip_bank else 0} clips")
     results: dict[str, TrainResult] = {}
+    scores: list[dict[str, Any]] = []
     for fold, excluded in sorted(held_out.items()):
         say(f"fold {fold}: leaving out {', '.join(excluded)}")
         fold_items = [i for i in items if not set(i.identities) & set(excluded)]
         fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)]
         fold_dir = out / f"fold{fold}"
         frame = fit_frame(fold_items, fold_tracks, fold_dir, _with_exclude(frame_cfg, excluded), bank=bank, say=say)
-        results[fold] = fit_clip(fold_items, fold_tracks, frame.onnx, fold_dir, _with_exclude(clip_cfg, excluded),
-                                 bank=clip_bank, say=say)
+        results[fold] = frame
+        if clip_cfg is not None:
+            results[fold] = fit_clip(fold_items, fold_tracks, frame.onnx, fold_dir,
+                                     _with_exclude(clip_cfg, excluded), bank=clip_bank, say=say)
+        held = [t for t in tracks if set(t.item.identities) & set(excluded)]
+        scores.extend(score_tracks(frame.onnx, held, fold))
+    write_scores(out / "cv_frame_scores.csv", scores)
     return results
+
+
+def score_tracks(model: Path, tracks: Sequence[FaceTrack], fold: str) -> list[dict[str, Any]]:
+    """Per medium: the frame model's mean and top-10 % mean probability over its face track (as at run time)."""
+    from tamperscope.models.runtime import FrameModel
+
+    frames = FrameModel(model, threads=torch.get_num_threads())
+    rows = []
+    for track in tracks:
+        n = len(track.crops)
+        probs = np.concatenate([frames.predict(track.crops[i:i + 64]).scores for i in range(0, n, 64)]) if n \
+            else np.zeros(0)
+        top = np.sort(probs)[::-1][:max(1, int(np.ceil(0.1 * n)))]
+        rows.append({"path": track.item.path.name, "fold": fold, "label": track.item.label, "frames": n,
+                     "mean": float(probs.mean()) if n else "", "top10_mean": float(top.mean()) if n else ""})
+    return rows
+
+
+def write_scores(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Out-of-fold per-medium scores of :func:`train_cv` as CSV."""
+    import csv
+
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["path", "fold", "label", "frames", "mean", "top10_mean"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _with_exclude(cfg: Any, excluded: tuple[str, ...]) -> Any:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tamperscope.fusion.cv import cross_validate, fit_grouped, inner_logits
+from tamperscope.fusion.cv import cross_validate, fit_grouped, inner_logits, select_branches
 from tamperscope.fusion.model import FusionModel
 
 FEATURES = {"deep_clip": ["max", "mean"], "avsync": ["offset"]}
@@ -74,3 +74,20 @@ def test_augmented_samples_keep_the_learned_prior() -> None:
     assert dup.metrics["train"]["augmented"] == 3 * sum(y for _, y in samples)
     assert dup.intercept == pytest.approx(plain.intercept, abs=1e-3)
     assert dup.coef["deep_clip.max"] == pytest.approx(plain.coef["deep_clip.max"], abs=1e-3)
+
+
+def test_branch_selection_keeps_informative_branches_and_weights_out_noise() -> None:
+    rng = np.random.default_rng(3)
+    samples, folds = [], []
+    for i in range(120):
+        y = i % 2
+        samples.append(({"deep_clip": {"max": float(rng.normal(0.3 + 0.4 * y, 0.2)), "mean": 0.0},
+                         "avsync": {"offset": float(rng.normal(0.5, 0.2))}}, y))  # avsync carries no signal
+        folds.append(i % 5)
+    selection = select_branches("t-v3", FEATURES, samples, folds, min_gain=0.01)
+    assert selection.branches == ("deep_clip",)
+    singles = {t["branches"][0]: t["inner_auc"] for t in selection.trials if len(t["branches"]) == 1}
+    assert singles["deep_clip"] > 0.8 and abs(singles["avsync"] - 0.5) < 0.15
+    cv = cross_validate("t-v3", FEATURES, samples, folds, select_gain=0.01)
+    assert all(m.branches == ("deep_clip",) for m in cv.models.values())
+    assert all(m.policy is not None for m in cv.models.values())

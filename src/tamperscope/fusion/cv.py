@@ -152,8 +152,14 @@ def fit_grouped(model_id: str, branch_features: Mapping[str, Sequence[str]], sam
 
 def cross_validate(model_id: str, branch_features: Mapping[str, Sequence[str]], samples: Sequence[Sample],
                    folds: Sequence[Hashable], *, c: float = 1.0, calibration: str = "temperature",
-                   target_precision: float = 0.9, augment: Augment | None = None) -> CrossValidation:
+                   target_precision: float = 0.9, augment: Augment | None = None,
+                   select_gain: float | None = None,
+                   augment_for: Callable[[tuple[str, ...]], Augment | None] | None = None) -> CrossValidation:
     """Leave-one-fold-out: the model for fold ``k`` is :func:`fit_grouped` on the other folds (grouped by fold).
+
+    With ``select_gain``, each fold model first selects its branches (:func:`select_branches`) on its own
+    training folds only, so the selection is part of what is cross-validated; ``augment_for`` then gives the
+    augmentation for a branch subset (``augment`` is ignored).
 
     Returns
     -------
@@ -177,16 +183,77 @@ def cross_validate(model_id: str, branch_features: Mapping[str, Sequence[str]], 
     for k in unique:
         train_idx = [i for i, f in enumerate(folds) if f != k]
 
-        def fold_augment(positions: Sequence[int], idx: list[int] = train_idx) -> list[Sample]:
-            assert augment is not None
-            return augment([idx[p] for p in positions])
+        train_folds = [folds[i] for i in train_idx]
+        fold_augment = _remapped(augment, train_idx)
+        features = dict(branch_features)
+        if select_gain is not None:
+            def fold_augment_for(branches: tuple[str, ...], idx: list[int] = train_idx) -> Augment | None:
+                return _remapped(augment_for(branches) if augment_for else None, idx)
 
-        model = fit_grouped(model_id, branch_features, [samples[i] for i in train_idx],
-                            [folds[i] for i in train_idx], c=c, calibration=calibration,
-                            target_precision=target_precision, augment=fold_augment if augment else None)
+            chosen = select_branches(model_id, branch_features, [samples[i] for i in train_idx], train_folds, c=c,
+                                     min_gain=select_gain, augment_for=fold_augment_for).branches
+            features = {b: branch_features[b] for b in chosen}
+            fold_augment = fold_augment_for(chosen)
+        model = fit_grouped(model_id, features, [_only(samples[i], features) for i in train_idx], train_folds, c=c,
+                            calibration=calibration, target_precision=target_precision, augment=fold_augment)
         models[k] = model
         for i, f in enumerate(folds):
             if f == k:
                 probs[i] = model.probability(samples[i][0])[0]
                 bands[i] = model.policy.band(float(probs[i]))
     return CrossValidation(probabilities=probs, bands=bands, folds=list(folds), models=models)
+
+
+def _remapped(augment: Augment | None, idx: Sequence[int]) -> Augment | None:
+    """``augment`` over positions within the subset ``idx`` of the samples."""
+    if augment is None:
+        return None
+    return lambda positions: augment([idx[p] for p in positions])
+
+
+def _only(sample: Sample, features: Mapping[str, Sequence[str]]) -> Sample:
+    """A sample restricted to the given branches."""
+    values, label = sample
+    return {b: values.get(b) for b in features}, label
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Branches kept by :func:`select_branches` and the inner AUC of every step that was tried."""
+
+    branches: tuple[str, ...]
+    trials: list[dict[str, Any]]
+
+
+def select_branches(model_id: str, branch_features: Mapping[str, Sequence[str]],
+                    samples: Sequence[Sample], groups: Sequence[Hashable], *, c: float = 1.0,
+                    min_gain: float = 0.01, augment_for: Callable[[tuple[str, ...]], Augment | None] | None = None,
+                    ) -> Selection:
+    """Greedy forward selection of branches by inner leave-one-group-out AUC.
+
+    Starting from the best single branch, a branch is added only while it raises the inner AUC by at least
+    ``min_gain``; so the fused model ranks no worse than its best branch on held-out groups, and an inverted or
+    uninformative branch is weighted out with the figures that show it (``trials``).
+    """
+    labels = np.array([y for _, y in samples])
+    chosen: tuple[str, ...] = ()
+    best = -np.inf
+    trials: list[dict[str, Any]] = []
+    remaining = list(branch_features)
+    while remaining:
+        step = []
+        for branch in remaining:
+            candidate = (*chosen, branch)
+            features = {b: branch_features[b] for b in candidate}
+            sub = [({b: v.get(b) for b in candidate}, y) for v, y in samples]
+            z = inner_logits(model_id, features, sub, groups, c=c,
+                             augment=augment_for(candidate) if augment_for else None)
+            auc = auc_or_none(labels, z) if z is not None else None
+            step.append((auc if auc is not None else -np.inf, branch))
+            trials.append({"branches": list(candidate), "inner_auc": auc})
+        auc, branch = max(step)
+        if auc < best + (min_gain if chosen else 0.0):
+            break
+        chosen, best = (*chosen, branch), auc
+        remaining.remove(branch)
+    return Selection(chosen, trials)

@@ -99,10 +99,13 @@ def test_tables_and_shipped_artifact(records: list[VideoRecord], tmp_path: Path)
                "timing": {"pipeline_s": 1.0, "fit_s": 1.0, "video_seconds": 10.0, "total_s": 2.0}}
     model = ship_model(records, fused, summary, c=1.0, calibration="temperature", target_precision=0.9,
                        training={"manifest": "m.csv"})
-    assert model.model_id == "video-v2" and model.policy.version == "video-v2/p90"
+    assert model.model_id == "video-v3" and model.policy.version == "video-v3/p90"
     assert model.metrics["cv"]["auc"] == fused.metrics["auc"] and "cv_shipped_policy" in model.metrics
+    selection = model.training["branch_selection"]
+    assert set(model.branches) <= set(VIDEO_BRANCHES) and selection["trials"]
+    assert fused.metrics["selected_branches"] and set(selection["candidates"]) == set(VIDEO_BRANCHES)
     again = FusionModel.from_json(json.loads(json.dumps(model.to_json())))
-    assert again.branches == VIDEO_BRANCHES and again.calibration == "temperature"
+    assert again.branches == model.branches and again.calibration == "temperature"
     write_outputs(summary, [fused], records, tmp_path)
     md = (tmp_path / "metrics.md").read_text()
     assert "| fused |" in md and "deepfakes" in md

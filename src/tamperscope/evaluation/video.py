@@ -20,8 +20,11 @@ Steps (:func:`evaluate_videos`):
    AUC, ECE (10 bins) with the reliability curve, the share of *Unsure* and the precision of the *Likely
    Manipulated* and *Likely Real* bands (each fold's own thresholds). Written as ``metrics.md``, ``metrics.json``,
    ``metrics.csv``, with per-video ``videos.csv`` and per-window ``windows.csv``.
-5. **Shipped model.** ``video-v2`` is fitted on all videos; its policy thresholds are chosen on the out-of-fold
-   probabilities for the target precision; the artifact carries the CV metrics and the training manifest.
+5. **Shipped model.** ``video-v3`` keeps the branches that raise the inner leave-one-fold-out AUC (greedy forward
+   selection; in cross-validation each fold model selects on its own training folds) and is fitted on all videos;
+   its policy thresholds are chosen on the out-of-fold probabilities for the target precision; the artifact
+   carries the CV metrics, the selection trials and the training manifest. With a ``split`` column (the pooled
+   manifest), the ``dev`` rows get their own tables as well.
 """
 
 from __future__ import annotations
@@ -41,15 +44,17 @@ from sqlalchemy import select
 from tamperscope.errors import UsageError
 from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES, Row
-from tamperscope.fusion.cv import Augment, cross_validate, fit_grouped
+from tamperscope.fusion.cv import Augment, cross_validate, fit_grouped, select_branches
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
 from tamperscope.fusion.timeline import WINDOW_LOCAL_BRANCHES, WindowSpan, branch_values, timeline
 from tamperscope.settings import Settings
 
-MODEL_ID = "video-v2"
-#: the branches of the shipped video model.
+MODEL_ID = "video-v3"
+#: the candidate branches of the shipped video model (each fit keeps those that earn their place).
 VIDEO_BRANCHES = ("deep_frame", "deep_clip", "temporal", "avsync")
+#: inner-AUC gain a branch must bring to join the fusion (:func:`tamperscope.fusion.cv.select_branches`).
+SELECT_GAIN = 0.01
 #: each evaluated system: its branches. The single-branch systems show what each detector does alone;
 #: ``fused`` is the shipped ``video-v2``; ``fused_all`` adds the classical forensics and metadata branches (reported
 #: only: 9 + 2 more features on a few dozen videos, and container metadata differs by dataset source here).
@@ -76,6 +81,7 @@ class VideoItem:
     identity: str
     group: str
     fold: int
+    split: str = ""
 
 
 @dataclass
@@ -115,7 +121,7 @@ def read_video_manifest(manifest: Path, root: Path) -> list[VideoItem]:
             items.append(VideoItem(path=path, rel=rec["path"], label=label,
                                    family=rec.get("family") or ("fake" if label else "real"),
                                    identity=rec.get("identity") or "", group=rec.get("group") or "",
-                                   fold=int(rec["fold"])))
+                                   fold=int(rec["fold"]), split=rec.get("split") or ""))
     if not items:
         raise UsageError(f"{manifest} lists no videos")
     return items
@@ -337,12 +343,22 @@ def evaluate_system(name: str, branches: Sequence[str], records: Sequence[VideoR
     features = {b: BRANCHES[b].features for b in branches}
     local = any(b in WINDOW_LOCAL_BRANCHES for b in branches)
     folds = [r.item.fold for r in records]
+    select = name == "fused"
     cv = cross_validate(MODEL_ID if name == "fused" else f"{MODEL_ID}-{name}", features, samples, folds, c=c,
                         calibration=calibration, target_precision=target_precision,
-                        augment=splicer(records, branches) if local else None)
+                        augment=splicer(records, branches) if local else None,
+                        select_gain=SELECT_GAIN if select else None,
+                        augment_for=(lambda chosen: splicer(records, chosen)) if select else None)
     labels = np.array([y for _, y in samples])
     metrics = system_metrics(cv.probabilities, labels, [r.item.family for r in records], cv.bands)
     metrics["auc_fold_mean"] = fold_mean_auc(cv.probabilities, labels, folds)
+    if select:
+        metrics["selected_branches"] = {str(k): list(m.branches) for k, m in cv.models.items()}
+    dev = np.array([r.item.split == "dev" for r in records])
+    if dev.any() and not dev.all():
+        metrics["dev"] = system_metrics(cv.probabilities[dev], labels[dev],
+                                        [r.item.family for r, d in zip(records, dev, strict=True) if d],
+                                        [b for b, d in zip(cv.bands, dev, strict=True) if d])
     metrics["branch_present"] = {b: sum(v[b] is not None for v, _ in samples) for b in branches}
     if name in RAW_SCORES:
         metrics["raw"] = raw_auc(records, *RAW_SCORES[name])
@@ -394,6 +410,20 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
                                          else f for f in families) + " |", "|---" * (len(families) + 1) + "|"]
     for name, m in systems.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(m["families"].get(f, {}).get("auc")) for f in families) + " |")
+    dev = {name: m["dev"] for name, m in systems.items() if "dev" in m}
+    if dev:
+        dev_families = sorted({f for m in dev.values() for f in m["families"]})
+        lines += ["", "## Development videos only (split = dev; same out-of-fold probabilities)", "",
+                  "| system | AUC | ECE | unsure | likely manipulated prec. (n) | likely real prec. (n) | "
+                  + " | ".join(dev_families) + " |", "|---" * (6 + len(dev_families)) + "|"]
+        for name, m in dev.items():
+            lines.append(f"| {name} | {_fmt(m['auc'])} | {_fmt(m['ece'])} | {_fmt(m['unsure_share'], 2)} | "
+                         f"{_precision(m, LIKELY_MANIPULATED)} | {_precision(m, LIKELY_REAL)} | "
+                         + " | ".join(_fmt(m["families"].get(f, {}).get("auc")) for f in dev_families) + " |")
+    selected = systems.get("fused", {}).get("selected_branches")
+    if selected:
+        lines += ["", "Branches kept by each fold's fused model (selected on its training folds): "
+                  + "; ".join(f"fold {k}: {', '.join(v)}" for k, v in selected.items())]
     lines += ["", "## Reliability (out-of-fold, 10 equal-width bins): confidence / accuracy (n)", ""]
     for name, m in systems.items():
         cells = ", ".join(f"{b['confidence']:.2f}/{b['accuracy']:.2f} ({b['n']})" for b in m["reliability"])
@@ -459,13 +489,21 @@ def _sha256(path: Path) -> str:
 
 def ship_model(records: Sequence[VideoRecord], fused: SystemResult, summary: dict[str, Any], *, c: float,
                calibration: str, target_precision: float, training: dict[str, Any]) -> FusionModel:
-    """``video-v2`` fitted on every video; policy thresholds chosen on the out-of-fold fused probabilities."""
+    """The video model fitted on every video with the branches that earn their place on all folds; policy
+    thresholds chosen on the out-of-fold fused probabilities."""
     samples = video_samples(records, VIDEO_BRANCHES)
     labels = np.array([y for _, y in samples])
-    model = fit_grouped(MODEL_ID, {b: BRANCHES[b].features for b in VIDEO_BRANCHES}, samples,
-                        [r.item.fold for r in records], c=c, calibration=calibration,
-                        target_precision=target_precision, training=training,
-                        augment=splicer(records, VIDEO_BRANCHES))
+    folds = [r.item.fold for r in records]
+    candidates = {b: BRANCHES[b].features for b in VIDEO_BRANCHES}
+    selection = select_branches(MODEL_ID, candidates, samples, folds, c=c, min_gain=SELECT_GAIN,
+                                augment_for=lambda chosen: splicer(records, chosen))
+    chosen = {b: candidates[b] for b in selection.branches}
+    model = fit_grouped(MODEL_ID, chosen, video_samples(records, tuple(chosen)), folds, c=c,
+                        calibration=calibration, target_precision=target_precision,
+                        training={**training, "branch_selection": {"candidates": list(candidates),
+                                                                   "min_gain": SELECT_GAIN,
+                                                                   "trials": selection.trials}},
+                        augment=splicer(records, tuple(chosen)))
     policy = ThresholdPolicy.choose(fused.probabilities, labels, target_precision=target_precision,
                                     version=f"{MODEL_ID}/p{int(target_precision * 100)}")
     oof_bands = [policy.band(float(p)) for p in fused.probabilities]

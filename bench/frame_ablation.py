@@ -1,0 +1,128 @@
+"""Frame-model ablation on the pooled identity-disjoint folds: each training change against the previous recipe.
+
+For each configuration (augmentation ``basic``/``strong`` x auxiliary blend-mask loss weight), one frame model per
+fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
+scores the face tracks of the held-out identities, as ``tamperscope train cv`` does. The table gives the
+out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, on the development
+videos and per family, and the training minutes. ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
+by ``tamperscope train cv`` (e.g. the shipped recipe) to the table.
+
+Usage::
+
+    .venv/bin/python bench/frame_ablation.py --data /work/pooldata --cache /work/traincache \\
+        --manifest src/tamperscope/evaluation/manifests/pool_video.csv --out /work/ablation \\
+        --config basic:0 --config strong:0 --config basic:0.5 --scores strong:0.5=/work/cv3/cv_frame_scores.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from tamperscope.models import training
+
+
+def read_manifest(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
+    """Rows by file name, and fold -> identity groups it holds."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_name = {Path(r["path"]).name: r for r in rows}
+    if len(by_name) != len(rows):
+        raise SystemExit("file names in the manifest are not unique")
+    folds: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        folds[r["fold"]].add(r["group"])
+    return by_name, {k: tuple(sorted(v)) for k, v in sorted(folds.items())}
+
+
+def auc(rows: list[dict[str, Any]], key: str) -> float | None:
+    labels = np.array([int(r["label"]) for r in rows])
+    if len(set(labels.tolist())) < 2:
+        return None
+    return float(roc_auc_score(labels, np.array([float(r[key]) for r in rows])))
+
+
+def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[str, str]],
+              minutes: float | None) -> dict[str, Any]:
+    """AUCs of one configuration's out-of-fold track scores (tracks without faces are left out)."""
+    rows = [{**r, **{k: manifest[r["path"]][k] for k in ("family", "split")}} for r in scores if r["mean"] != ""]
+    out: dict[str, Any] = {"name": name, "videos": len(rows), "minutes": minutes,
+                           "auc_mean": auc(rows, "mean"), "auc_top10": auc(rows, "top10_mean"),
+                           "dev_auc_top10": auc([r for r in rows if r["split"] == "dev"], "top10_mean")}
+    reals = [r for r in rows if r["label"] in (0, "0")]
+    for family in sorted({r["family"] for r in rows} - {"real"}):
+        out[family] = auc(reals + [r for r in rows if r["family"] == family], "top10_mean")
+    return out
+
+
+def run_config(augment: str, mask_weight: float, items: list[Any], tracks: list[Any], held_out: dict[str, tuple],
+               bank: Any, out: Path) -> tuple[list[dict[str, Any]], float]:
+    started = time.monotonic()
+    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight)
+    scores: list[dict[str, Any]] = []
+    for fold, excluded in held_out.items():
+        fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)]
+        fold_items = [i for i in items if not set(i.identities) & set(excluded)]
+        fold_dir = out / f"{augment}-{mask_weight}" / f"fold{fold}"
+        result = training.fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
+                                    say=lambda _: None)
+        scores += training.score_tracks(result.onnx, [t for t in tracks if set(t.item.identities) & set(excluded)],
+                                        fold)
+    return scores, (time.monotonic() - started) / 60
+
+
+def fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", action="append", default=[], help="AUGMENT:MASK_WEIGHT, repeatable")
+    parser.add_argument("--scores", action="append", default=[], help="NAME=cv_frame_scores.csv, repeatable")
+    args = parser.parse_args()
+    manifest, held_out = read_manifest(args.manifest)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    if args.config:
+        items, tracks = training._tracks(args.data, (), 8.0, 240, args.cache, print)
+        banks: dict[str, Any] = {}
+        for spec in args.config:
+            augment, weight = spec.split(":")
+            if augment not in banks:
+                t0 = time.monotonic()
+                banks[augment] = training.build_bank(tracks, training.FrameConfig(augment=augment), args.out)
+                print(f"bank {augment}: {len(banks[augment].samples)} samples in {time.monotonic() - t0:.0f} s")
+            scores, minutes = run_config(augment, float(weight), items, tracks, held_out, banks[augment], args.out)
+            training.write_scores(args.out / f"scores-{augment}-{weight}.csv", scores)
+            results.append(summarise(spec, scores, manifest, minutes))
+            print(results[-1], flush=True)
+    for spec in args.scores:
+        name, path = spec.split("=", 1)
+        with open(path, newline="") as fh:
+            results.append(summarise(name, list(csv.DictReader(fh)), manifest, None))
+    families = sorted({k for r in results for k in r} - {"name", "videos", "minutes", "auc_mean", "auc_top10",
+                                                           "dev_auc_top10"})
+    lines = ["| augment:mask weight | videos | AUC (mean) | AUC (top-10 %) | dev AUC | " + " | ".join(families)
+             + " | train min (5 folds) |", "|---" * (6 + len(families)) + "|"]
+    for r in results:
+        lines.append(f"| {r['name']} | {r['videos']} | {fmt(r['auc_mean'])} | {fmt(r['auc_top10'])} | "
+                     f"{fmt(r['dev_auc_top10'])} | " + " | ".join(fmt(r.get(f)) for f in families)
+                     + f" | {fmt(r['minutes'])} |")
+    (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         workspace: Annotated[Path | None, typer.Option(
             help="evaluation workspace holding the cached stage results (default: <out>/workspace)")] = None,
         target_precision: Annotated[float, typer.Option(help="precision each confident band must reach")] = 0.9,
-        calibration: Annotated[str, typer.Option(help="platt or temperature")] = "platt",
+        calibration: Annotated[str, typer.Option(help="temperature or platt")] = "temperature",
         c: Annotated[float, typer.Option(help="inverse L2 regularisation of the fusion regressions")] = 1.0,
         write_artifact: Annotated[bool, typer.Option(
             help="write the shipped fusion/artifacts/image-v2.json")] = True,

@@ -11,11 +11,13 @@ Steps (:func:`evaluate_images`), mirroring :mod:`tamperscope.evaluation.video`:
 
 1. **Pipeline, once, cached.** Every image is ingested into one evaluation workspace and the ``metadata``,
    ``video`` and ``forensics`` stages run on it; a re-run only hashes the files and skips every current stage.
-2. **Features.** The ``forensics`` and ``meta_flags`` branches (:mod:`tamperscope.fusion.branches`) of each
-   image's detection rows, plus the ``meta.checked`` row the fusion stage adds.
+2. **Features.** The ``forensics``, ``forensics_synth`` and ``meta_flags`` branches
+   (:mod:`tamperscope.fusion.branches`) of each image's detection rows, plus the ``meta.checked`` row the
+   fusion stage adds.
 3. **Cross-validation.** Leave one fold out (:func:`tamperscope.fusion.cv.cross_validate`). The real images are
-   the samples: calibration and thresholds see only real images. Synthetic images of the training folds are
-   extra training samples (the ``augment`` hook, prior-preserving weights), never calibration data.
+   the samples: calibration and thresholds see only real images. For the ``forensics`` system the synthetic
+   images of the training folds are extra training samples (the ``augment`` hook, prior-preserving weights),
+   never calibration data; the shipped ``fused`` system reads them through ``image-v1``'s direction instead.
 4. **Tables.** AUC of each system on the real fitted images, band counts, precision and *Unsure* share,
    per-image ``images.csv`` (with the processed images scored by their fold's model).
 5. **Shipped model.** ``image-v2`` is fitted on every real image (plus all synthetic ones) and its policy
@@ -44,11 +46,15 @@ from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, T
 from tamperscope.settings import Settings
 
 MODEL_ID = "image-v2"
-IMAGE_BRANCHES = ("forensics", "meta_flags")
-#: each evaluated system: (branches, whether synthetic images are added to its training folds).
+IMAGE_BRANCHES = ("forensics_synth", "meta_flags")
+#: each evaluated system: (branches, whether synthetic images are added to its training folds). ``forensics``
+#: refits the nine forensic weights per fold on the real and synthetic training images; ``forensics_synth`` keeps
+#: ``image-v1``'s synthetic-benchmark direction and only recalibrates it; ``fused`` (shipped) adds the metadata
+#: flags to it. The synthetic images enter ``forensics_synth`` through ``image-v1`` (fitted on them), so they are
+#: not added again there.
 SYSTEMS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "forensics": (("forensics",), True), "metadata": (("meta_flags",), False),
-    "fused_real_only": (IMAGE_BRANCHES, False), "fused": (IMAGE_BRANCHES, True),
+    "forensics": (("forensics",), True), "forensics_synth": (("forensics_synth",), False),
+    "metadata": (("meta_flags",), False), "fused": (IMAGE_BRANCHES, False),
 }
 STAGES = ["metadata", "video", "forensics"]
 PROCESSED = "processed"
@@ -251,11 +257,11 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# Image evaluation: {summary['manifest']}", "",
              f"{summary['fitted']} real images ({summary['positives']} manipulated) in {summary['folds']} "
              f"source-disjoint folds, leave-one-fold-out; {summary['synthetic']} synthetic images as extra training "
-             f"samples of their folds; {summary['processed']} processed images scored, not fitted. Bands by each "
-             f"fold model's policy (target precision {summary['target_precision']}); calibration "
-             f"{summary['calibration']}, C = {summary['c']}.", "",
-             "| system | AUC | ECE | synthetic AUC | unsure | likely manipulated prec. (n) | likely real prec. (n) "
-             "| camera files R/U/M |", "|---" * 8 + "|"]
+             f"samples of their folds (`forensics` system only); {summary['processed']} processed images scored, "
+             f"not fitted. Bands by each fold model's policy (target precision {summary['target_precision']}); "
+             f"calibration {summary['calibration']}, C = {summary['c']}.", "",
+             "| system | AUC | ECE | synthetic AUC | unsure | likely manipulated prec. (n) "
+             "| likely real prec. (n) | camera files R/U/M |", "|---" * 8 + "|"]
     for name, m in summary["systems"].items():
         cam = m["camera_bands"]
         lines.append(
@@ -322,7 +328,7 @@ def write_images_csv(path: Path, records: Sequence[ImageRecord], scores: dict[st
 
 def evaluate_images(data_dir: Path, manifest: Path, out_dir: Path, *, settings: Settings,
                     synth_dir: Path | None = None, artifact_dir: Path | None = ARTIFACTS,
-                    target_precision: float = 0.9, c: float = 1.0, calibration: str = "platt",
+                    target_precision: float = 0.9, c: float = 1.0, calibration: str = "temperature",
                     progress: Callable[[ImageRecord, int, int], None] | None = None) -> dict[str, Any]:
     """Run the whole evaluation (see the module docstring); returns the summary written to ``metrics.json``.
 
@@ -345,7 +351,7 @@ def evaluate_images(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
     c
         Inverse L2 regularisation strength of the fusion regressions.
     calibration
-        ``platt`` or ``temperature``.
+        ``temperature`` or ``platt``.
     progress
         Called after each image's pipeline run.
     """
@@ -387,9 +393,11 @@ def evaluate_images(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
                     "real_images": len(fitted), "synthetic_images": len(synthetic) if
                     results["fused"].metrics["synthetic_training"] else 0,
                     "synth_manifest_sha256": summary["synth_manifest_sha256"], "folds": len(folds),
+                    "forensics_direction": "image-v1 logit (fitted on tamperscope synth-bench --seed 0 --size 384 "
+                                           "--crops 3 by fusion-train)",
                     "command": "tamperscope eval-image --data ../shared/testdata --manifest "
                                "src/tamperscope/evaluation/manifests/shared_image.csv --synth <synth-bench dir> "
-                               "--out <dir> (synth-bench --seed 0 --size 384 --crops 3)"}
+                               "--out <dir> (synth-bench --seed 0 --size 384 --crops 1)"}
         model = ship_model(fitted, synthetic, results["fused"], summary, c=c, calibration=calibration,
                            target_precision=target_precision, training=training)
         artifact_dir.mkdir(parents=True, exist_ok=True)

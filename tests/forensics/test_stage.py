@@ -28,8 +28,11 @@ def test_image_gets_forensic_maps_and_a_banded_verdict(ws: Workspace, small_jpeg
     (verdict,) = [r for r in rows if r.module_name == "fusion"]
     assert verdict.window_id == "asset" and 0.0 <= verdict.score <= 1.0
     assert verdict.band in ("likely_real", "unsure", "likely_manipulated")
-    assert verdict.evidence_json["policy_version"].startswith("image-v1")
-    assert verdict.evidence_json["branches_present"] == ["forensics"]
+    assert verdict.evidence_json["policy_version"].startswith("image-v2")
+    # the metadata stage ran, so its branch is present even though the test pattern raises no camera flag
+    assert verdict.evidence_json["branches_present"] == ["forensics_synth", "meta_flags"]
+    assert set(verdict.evidence_json["features"]["meta_flags"]) == {"editing", "date_gap", "reencode", "no_exif",
+                                                                    "structure", "c2pa"}
 
 
 def _png(ws: Workspace, uri: str | None) -> np.ndarray:

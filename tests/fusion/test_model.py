@@ -45,3 +45,16 @@ def test_shipped_image_artifact_loads() -> None:
     assert model.branches == ("forensics",)
     assert model.policy.version.startswith("image-v1")
     assert {"train", "cal"} <= set(model.metrics)
+
+
+def test_shipped_image_v2_artifact_is_the_image_default_and_records_its_cv() -> None:
+    from tamperscope.fusion.stage import MODEL_FOR_MEDIA
+
+    model = load_model(MODEL_FOR_MEDIA["image"])
+    assert model.model_id == "image-v2" and model.branches == ("forensics_synth", "meta_flags")
+    assert model.policy.version == "image-v2/p90" and model.policy.low <= model.policy.high
+    cv = model.metrics["cv"]
+    assert cv["n"] == model.training["real_images"] and 0.0 <= cv["auc"] <= 1.0
+    assert sum(cv["camera_bands"].values()) == 6
+    # metadata absent (stage not run) is masked, not read as "no flags"
+    assert model.design({"forensics_synth": {"logit": 0.1}})["meta_flags.missing"] == 1.0

@@ -1,4 +1,5 @@
-"""Forensics commands: ``eval`` (detector metrics over a manifest), ``synth-bench`` and ``fusion-train``."""
+"""Forensics commands: ``eval`` (detector metrics over a manifest), ``synth-bench``, ``fusion-train`` (image-v1)
+and ``eval-image`` (cross-validates and ships the image fusion ``image-v2``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,42 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the forensics commands to the CLI."""
-    from tamperscope.cli.main import console
+    from tamperscope.cli.main import State, console, err_console
+
+    @app.command("eval-image")
+    def eval_image(
+        data: Annotated[Path, typer.Option(help="directory the manifest paths are relative to")],
+        manifest: Annotated[Path, typer.Option(help="CSV: path,label,kind,source,group,fold")],
+        out: Annotated[Path, typer.Option(help="directory for metrics.md/.json and images.csv")],
+        synth: Annotated[Path | None, typer.Option(
+            help="a synth-bench directory whose images join the training folds")] = None,
+        workspace: Annotated[Path | None, typer.Option(
+            help="evaluation workspace holding the cached stage results (default: <out>/workspace)")] = None,
+        target_precision: Annotated[float, typer.Option(help="precision each confident band must reach")] = 0.9,
+        calibration: Annotated[str, typer.Option(help="temperature or platt")] = "temperature",
+        c: Annotated[float, typer.Option(help="inverse L2 regularisation of the fusion regressions")] = 1.0,
+        write_artifact: Annotated[bool, typer.Option(
+            help="write the shipped fusion/artifacts/image-v2.json")] = True,
+    ) -> None:
+        """Analyse every manifest image once (cached), cross-validate the image fusion, ship image-v2."""
+        from tamperscope.errors import UsageError
+        from tamperscope.evaluation.image import ImageRecord, evaluate_images
+        from tamperscope.fusion.model import ARTIFACTS, CALIBRATIONS
+
+        if calibration not in CALIBRATIONS:
+            raise UsageError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
+        settings = State.settings.model_copy(update={"home": workspace or out / "workspace", "db_url": None,
+                                                     "store_url": None})
+
+        def on_image(record: ImageRecord, done: int, total: int) -> None:
+            status = f"ran {','.join(record.ran)}" if record.ran else "cached"
+            failed = f" FAILED {record.failed}" if record.failed else ""
+            err_console.print(f"[{done}/{total}] {record.item.rel}: {record.seconds:.1f} s, {status}{failed}")
+
+        evaluate_images(data, manifest, out, settings=settings, synth_dir=synth,
+                        artifact_dir=ARTIFACTS if write_artifact else None, target_precision=target_precision,
+                        c=c, calibration=calibration, progress=on_image)
+        console.print((out / "metrics.md").read_text())
 
     @app.command("eval")
     def eval_(

@@ -4,18 +4,21 @@ A :class:`Branch` turns the detections of an asset into a ``{feature: value}`` d
 has nothing to say (stage not run, no face, no audio): the fusion model then masks it with an explicit
 missing indicator instead of reading a zero. Register new branches with :func:`register_branch`.
 
-Built in: ``forensics`` and ``metadata`` (images and videos), and for videos ``deep_frame`` (robust aggregates
-of the frame model's per-frame probabilities), ``deep_clip`` (max and mean over clip windows), ``temporal``
-(blink, head-pose and landmark-stability scores of the asset) and ``avsync`` (lip-sync offset and bilabial
-scores of the asset). The video aggregates are chosen so that a short manipulated segment in a long real video
-still moves them: the maximum and the mean of the top 10 % react to a few high windows or frames, the mean and
-median describe the video as a whole.
+Built in: ``forensics`` and ``metadata`` (images and videos), ``forensics_synth`` (the ``image-v1`` logit of the
+forensic scores: one feature whose direction was learned on the synthetic benchmark) and ``meta_flags`` (one
+indicator per metadata finding and the C2PA status), both read by ``image-v2``, and for videos ``deep_frame``
+(robust aggregates of the frame model's per-frame probabilities), ``deep_clip`` (max and mean over clip
+windows), ``temporal`` (blink, head-pose and landmark-stability scores of the asset) and ``avsync`` (lip-sync
+offset and bilabial scores of the asset). The video aggregates are chosen so that a short manipulated segment in
+a long real video still moves them: the maximum and the mean of the top 10 % react to a few high windows or
+frames, the mean and median describe the video as a whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -86,8 +89,59 @@ def _metadata(rows: Sequence[Row]) -> dict[str, float] | None:
     return {"flags": float(flags), "max_score": top}
 
 
+#: the row the fusion stage adds when the metadata stage ran (no detection row is written for a clean file, so
+#: without it "no flags" could not be told from "metadata not analysed"); its status is the C2PA status.
+META_CHECKED = "meta.checked"
+#: ``meta_flags`` features: each the indicator of the metadata rules of that kind (1 raised, 0 checked and clean),
+#: and ``c2pa`` +1 for a manifest that fails validation, -1 for a valid one, 0 for none.
+META_FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "editing": ("editing_software", "edit_history"),
+    "date_gap": ("datetime_mismatch", "exif_container_time"),
+    "reencode": ("reencode_chain",),
+    "no_exif": ("camera_without_exif",),
+    "structure": ("thumbnail_mismatch", "makernote_mismatch", "gps_inconsistent"),
+}
+C2PA_VALUE = {"invalid": 1.0, "valid": -1.0}
+
+
+def metadata_checked_row(provenance_status: str | None) -> Row:
+    """The :data:`META_CHECKED` row of an asset whose metadata stage ran, carrying its C2PA status."""
+    return Row(META_CHECKED, "asset", None, provenance_status or "unknown")
+
+
+def _meta_flags(rows: Sequence[Row]) -> dict[str, float] | None:
+    checked = [r for r in rows if r.module_name == META_CHECKED]
+    raised = {r.module_name.removeprefix("meta.") for r in rows if r.module_name.startswith("meta.")
+              and r.status == "flag"}
+    if not checked and not raised:
+        return None
+    values = {name: float(any(rule in raised for rule in rules)) for name, rules in META_FLAG_GROUPS.items()}
+    status = "invalid" if "invalid_c2pa" in raised else checked[0].status if checked else "unknown"
+    return values | {"c2pa": C2PA_VALUE.get(status, 0.0)}
+
+
+#: the model whose forensic direction ``forensics_synth`` reads (fitted on the synthetic benchmark only).
+SYNTH_FORENSICS_MODEL = "image-v1"
+
+
+@cache
+def _synth_model() -> Any:
+    from tamperscope.fusion.model import load_model
+
+    return load_model(SYNTH_FORENSICS_MODEL)
+
+
+def _forensics_synth(rows: Sequence[Row]) -> dict[str, float] | None:
+    """The uncalibrated ``image-v1`` logit of the forensic scores: nine scores folded into one learned direction, so
+    a few dozen real images only have to calibrate it, not learn nine weights."""
+    values = _forensics(rows)
+    return None if values is None else {"logit": float(_synth_model().logit({"forensics": values})[0])}
+
+
 register_branch(Branch("forensics", "forensics", tuple(DETECTORS), _forensics))
 register_branch(Branch("metadata", "metadata", ("flags", "max_score"), _metadata))
+register_branch(Branch("meta_flags", "metadata", (*META_FLAG_GROUPS, "c2pa"), _meta_flags))
+register_branch(Branch("forensics_synth", "forensics", ("logit",), _forensics_synth))
 
 
 def scored(rows: Sequence[Row], module: str, *, window_id: str | None = None) -> list[float]:

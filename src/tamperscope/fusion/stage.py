@@ -11,32 +11,42 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from tamperscope.fusion.branches import BRANCHES, Row
+from tamperscope.fusion.branches import BRANCHES, Row, metadata_checked_row
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
 from tamperscope.pipeline.registry import STAGES
 from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.store.models import Asset, Detection, Window
+from tamperscope.store.models import Asset, Detection, StageRun, Window
 
-#: model artifact per media type. ``image-v1`` is calibrated on JPEG photos only (applied to decoded video
-#: frames it over-claims: a clean ffmpeg test pattern scores 1.0); videos use ``video-v2`` (deep frame and clip,
-#: temporal and AV-sync branches, fitted by ``tamperscope eval-video``).
-MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v1", "video": "video-v2"}
+#: model artifact per media type. Images use ``image-v2`` (forensics and metadata-flag branches, fitted on real
+#: camera files, forgery pairs and the synthetic benchmark by ``tamperscope eval-image``; ``image-v1``, fitted on
+#: the synthetic benchmark alone, stays loadable); videos use ``video-v2`` (deep frame and clip, temporal and
+#: AV-sync branches, fitted by ``tamperscope eval-video``).
+MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v2", "video": "video-v2"}
 UNCALIBRATED_MEDIA = ("video",)
+
+
+def context_rows(session: Any, asset_id: str) -> list[Row]:
+    """Rows fusion adds from the asset's state: the metadata stage's ``meta.checked`` row when it ran."""
+    run = session.get(StageRun, (asset_id, "metadata"))
+    if run is None or run.status != "done":
+        return []
+    asset = session.get(Asset, asset_id)
+    return [metadata_checked_row(asset.provenance_status if asset is not None else None)]
 
 
 class FusionStage:
     """Branch features -> calibrated probability -> band, stored as a ``fusion`` detection on ``asset``."""
 
     name: ClassVar[str] = "fusion"
-    version: ClassVar[str] = "1.1"
+    version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = tuple(
         s for s in ("metadata", "forensics", "temporal", "avsync", "deep") if s in STAGES)
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def _model(self, media_type: str | None) -> FusionModel:
-        return load_model(MODEL_FOR_MEDIA.get(media_type or "", "image-v1"))
+        return load_model(MODEL_FOR_MEDIA.get(media_type or "", MODEL_FOR_MEDIA["image"]))
 
     def params(self, settings: Settings) -> dict[str, Any]:
         """Policy version and artifact hash per model: refitted coefficients make stored verdicts stale."""
@@ -55,6 +65,7 @@ class FusionStage:
             windows = [WindowSpan(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id)
                        for w in s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
                                           .order_by(Window.t_start_ms, Window.window_id))]
+            rows += context_rows(s, ctx.asset.asset_id)
         scored = sorted({r.module_name for r in rows if r.score is not None})
         if ctx.asset.media_type not in MODEL_FOR_MEDIA:
             return self._no_verdict(f"no calibrated fusion model for {ctx.asset.media_type} yet; each module's "

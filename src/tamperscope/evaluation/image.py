@@ -40,16 +40,18 @@ from sqlalchemy import select
 
 from tamperscope.errors import UsageError
 from tamperscope.fusion.branches import BRANCHES, Row
-from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate, fit_grouped
+from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate, fit_grouped, select_branches
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
 from tamperscope.settings import Settings
 
 MODEL_ID = "image-v2"
+#: candidate branches of the shipped image model; each fit keeps those that raise the held-out AUC.
 IMAGE_BRANCHES = ("forensics_synth", "meta_flags")
+SELECT_GAIN = 0.01
 #: each evaluated system: (branches, whether synthetic images are added to its training folds). ``forensics``
 #: refits the nine forensic weights per fold on the real and synthetic training images; ``forensics_synth`` keeps
-#: ``image-v1``'s synthetic-benchmark direction and only recalibrates it; ``fused`` (shipped) adds the metadata
+#: ``image-v1``'s synthetic-benchmark direction and only recalibrates it; ``fused`` (shipped) may add the metadata
 #: flags to it. The synthetic images enter ``forensics_synth`` through ``image-v1`` (fitted on them), so they are
 #: not added again there.
 SYSTEMS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -219,14 +221,18 @@ def evaluate_system(name: str, branches: Sequence[str], use_synthetic: bool, fit
     samples = image_samples(fitted, branches)
     folds = [r.item.fold for r in fitted]
     augment = synthetic_augment(fitted, synthetic, branches) if use_synthetic and synthetic else None
+    select = name == "fused"
     cv = cross_validate(MODEL_ID if name == "fused" else f"{MODEL_ID}-{name}",
                         {b: BRANCHES[b].features for b in branches}, samples, folds, c=c,
-                        calibration=calibration, target_precision=target_precision, augment=augment)
+                        calibration=calibration, target_precision=target_precision, augment=augment,
+                        select_gain=SELECT_GAIN if select else None)
     labels = np.array([y for _, y in samples])
     curve, ece = reliability(cv.probabilities, labels)
     metrics: dict[str, Any] = {"n": len(labels), "positives": int(labels.sum()),
                                "auc": auc_or_none(labels, cv.probabilities), "ece": ece, "reliability": curve,
                                "synthetic_training": bool(augment), **band_metrics(cv.bands, labels)}
+    if select:
+        metrics["selected_branches"] = {str(k): list(m.branches) for k, m in cv.models.items()}
     camera = [i for i, r in enumerate(fitted) if r.item.kind in CAMERA_KINDS]
     metrics["camera_bands"] = {b: sum(cv.bands[i] == b for i in camera) for b in (LIKELY_REAL, UNSURE,
                                                                                   LIKELY_MANIPULATED)}
@@ -295,10 +301,16 @@ def ship_model(fitted: Sequence[ImageRecord], synthetic: Sequence[ImageRecord], 
     probabilities."""
     samples = image_samples(fitted, IMAGE_BRANCHES)
     labels = np.array([y for _, y in samples])
-    augment = synthetic_augment(fitted, synthetic, IMAGE_BRANCHES) if fused.metrics["synthetic_training"] else None
-    model = fit_grouped(MODEL_ID, {b: BRANCHES[b].features for b in IMAGE_BRANCHES}, samples,
-                        [r.item.fold for r in fitted], c=c, calibration=calibration,
-                        target_precision=target_precision, training=training, augment=augment)
+    folds = [r.item.fold for r in fitted]
+    candidates = {b: BRANCHES[b].features for b in IMAGE_BRANCHES}
+    selection = select_branches(MODEL_ID, candidates, samples, folds, c=c, min_gain=SELECT_GAIN)
+    chosen = {b: candidates[b] for b in selection.branches}
+    augment = synthetic_augment(fitted, synthetic, tuple(chosen)) if fused.metrics["synthetic_training"] else None
+    model = fit_grouped(MODEL_ID, chosen, image_samples(fitted, tuple(chosen)), folds, c=c, calibration=calibration,
+                        target_precision=target_precision, augment=augment,
+                        training={**training, "branch_selection": {"candidates": list(candidates),
+                                                                   "min_gain": SELECT_GAIN,
+                                                                   "trials": selection.trials}})
     policy = ThresholdPolicy.choose(fused.cv.probabilities, labels, target_precision=target_precision,
                                     version=f"{MODEL_ID}/p{int(target_precision * 100)}")
     oof_bands = [policy.band(float(p)) for p in fused.cv.probabilities]

@@ -145,20 +145,21 @@ def null_levels(clips: list[Clip], settings: Settings, *, partners: int = 3, see
 
 
 def auc_table(rows: list[tuple[str, int, dict[str, float]]], keys: tuple[str, ...]) -> None:
-    """AUC (fake = positive) of each value in ``keys``: every family's fakes against all reals that have it."""
+    """AUC (fake = positive) of each value in ``keys``: every family's fakes against all reals that have it.
+
+    Cells read ``AUC (fakes/reals)``; ``-`` when one class is missing.
+    """
     families = sorted({family for family, label, _ in rows if label == 1})
-    print(f"{'family':12s} {'fakes':>5s} {'reals':>5s} " + " ".join(f"{k:>12s}" for k in keys))
+    print(f"{'family':12s} " + " ".join(f"{k:>20s}" for k in keys))
     for family in ["all", *families]:
         cells = []
-        counts = (0, 0)
         for key in keys:
-            pool = [(label, v[key]) for fam, label, v in rows
-                    if key in v and (label == 0 or family in ("all", fam))]
+            pool = [(label, v[key]) for fam, label, v in rows if key in v and (label == 0 or family in ("all", fam))]
             labels = [y for y, _ in pool]
-            counts = (sum(labels), len(labels) - sum(labels))
-            ok = 0 < sum(labels) < len(labels)
-            cells.append(f"{roc_auc_score(labels, [x for _, x in pool]):12.3f}" if ok else f"{'-':>12s}")
-        print(f"{family:12s} {counts[0]:5d} {counts[1]:5d} " + " ".join(cells))
+            n_fake = sum(labels)
+            auc = f"{roc_auc_score(labels, [x for _, x in pool]):.3f}" if 0 < n_fake < len(labels) else "-"
+            cells.append(f"{auc} ({n_fake}/{len(labels) - n_fake})")
+        print(f"{family:12s} " + " ".join(f"{c:>20s}" for c in cells))
 
 
 def main() -> None:

@@ -69,8 +69,8 @@ class TemporalSettings(BaseModel):
     blink_drop: float = Field(0.3, gt=0.0, lt=1.0, description="relative eye-aspect-ratio drop marking a blink")
     max_offset_s: float = Field(1.0, ge=1.0, description="audio-video offset search window, +- seconds")
     sync_chance_margin: float = Field(1.1, gt=0.0, description="an offset is scored when its confidence (peak minus "
-                                      "median correlation) exceeds this / sqrt(seconds of overlap), the 95th "
-                                      "percentile of unrelated mouth/audio pairs")
+                                      "median correlation) exceeds this / sqrt(seconds of overlap), about the "
+                                      "97th percentile of unrelated mouth/audio pairs")
     min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 

@@ -98,8 +98,8 @@ def test_band_envelope_follows_the_formant_band_only() -> None:
 
 
 def _speech_like_lips(speech: np.ndarray, frame_t_s: np.ndarray, shift_s: float, seed: int) -> np.ndarray:
-    """Lip height as real faces give it: a sluggish, compressed copy of the envelope, shifted by ``shift_s`` (video
-    leads audio when positive), plus landmark noise and a slow drift of pose; correlates with the envelope at r ~ 0.5."""
+    """Lip height as real faces give it: a sluggish, compressed copy of the envelope, shifted by ``shift_s``
+    (video leads audio when positive), plus landmark noise and a slow drift of pose (peak r 0.3-0.5)."""
     rng = np.random.default_rng(seed)
     env_t, env = audio_envelope(speech, AUDIO_RATE)
     sluggish = np.convolve(env, np.ones(12) / 12, mode="same") ** 0.5
@@ -138,7 +138,7 @@ def test_chance_level_holds_for_unrelated_lips() -> None:
     assert all(r is not None for r in results)
     assert sum(r.reliable for r in results if r is not None) <= 2
     assert all(sync_score(r) is None for r in results if r is not None and not r.reliable)
-    # The chance level falls as 1 / sqrt(overlap): the same margin over 4x the seconds halves it.
+    # The chance level is the margin over sqrt(seconds of overlap).
     first = results[0]
     assert first is not None and first.chance == pytest.approx(CHANCE_MARGIN / np.sqrt(len(frame_t) * 0.04), rel=0.1)
 

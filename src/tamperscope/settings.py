@@ -73,7 +73,9 @@ class TemporalSettings(BaseModel):
     min_face_s: float = Field(10.0, ge=1.0, description="face time needed for a blink-rate score")
     blink_drop: float = Field(0.3, gt=0.0, lt=1.0, description="relative eye-aspect-ratio drop marking a blink")
     max_offset_s: float = Field(1.0, ge=1.0, description="audio-video offset search window, +- seconds")
-    min_sync_confidence: float = Field(0.4, ge=0.0, le=1.0, description="offset confidence needed for a score")
+    sync_chance_margin: float = Field(1.1, gt=0.0, description="an offset is scored when its confidence (peak minus "
+                                      "median correlation) exceeds this / sqrt(seconds of overlap), about the "
+                                      "97th percentile of unrelated mouth/audio pairs")
     min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 

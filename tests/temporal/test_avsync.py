@@ -5,14 +5,19 @@ import pytest
 
 from tamperscope.temporal.audio import extract_audio
 from tamperscope.temporal.avsync import (
+    CHANCE_MARGIN,
     Phone,
     audio_envelope,
+    audio_features,
+    band_envelope,
     bilabial_check,
     estimate_offset,
     mouth_opening,
     offset_score,
     speech_segments,
+    sync_score,
 )
+from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.synthetic import AUDIO_RATE, synthesise_speech
 
@@ -77,9 +82,65 @@ def test_bilabial_check_counts_open_mouths() -> None:
 
 def test_mouth_opening_of_the_rig(rig) -> None:
     lm = rig.landmarks[None].copy()
-    closed = mouth_opening(lm)[0]
-    lm[0, [14, 87, 317], 1] += 20.0
+    closed, outer = mouth_opening(lm)[0], mouth_opening(lm, OUTER_LIP_PAIRS)[0]
+    lm[0, [14, 87, 317, 17, 84, 314], 1] += 20.0  # the lower lip drops, inner and outer contour alike
     assert mouth_opening(lm)[0] > closed + 0.1
+    assert mouth_opening(lm, OUTER_LIP_PAIRS)[0] > outer + 0.1
+
+
+def test_band_envelope_follows_the_formant_band_only() -> None:
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    low = 0.5 * np.sin(2 * np.pi * 200 * t) * (t < 1.0)  # voicing fundamental, first second
+    high = 0.5 * np.sin(2 * np.pi * 2000 * t) * (t >= 1.0)  # formant-band energy, second second
+    env_t, env = band_envelope(low + high, rate)
+    assert np.median(env[env_t > 1.1]) > 20 * np.median(env[(env_t > 0.1) & (env_t < 0.9)])
+
+
+def _speech_like_lips(speech: np.ndarray, frame_t_s: np.ndarray, shift_s: float, seed: int) -> np.ndarray:
+    """Lip height as real faces give it: a sluggish, compressed copy of the envelope, shifted by ``shift_s``
+    (video leads audio when positive), plus landmark noise and a slow drift of pose (peak r 0.3-0.5)."""
+    rng = np.random.default_rng(seed)
+    env_t, env = audio_envelope(speech, AUDIO_RATE)
+    sluggish = np.convolve(env, np.ones(12) / 12, mode="same") ** 0.5
+    lips = np.interp(frame_t_s + shift_s, env_t, sluggish, left=0.0, right=0.0)
+    lips = lips / max(float(lips.max()), 1e-9)
+    drift = 0.3 * np.sin(2 * np.pi * frame_t_s / 7.0)
+    return 0.2 + 0.3 * lips + drift + 0.12 * rng.normal(size=len(frame_t_s))
+
+
+@pytest.mark.parametrize("offset_ms", [-300, 0, 200])
+def test_speech_with_a_loosely_coupled_mouth_gets_a_confident_offset(offset_ms: int) -> None:
+    """The cause of zero confidence on real videos: lips follow the envelope only loosely (r 0.3-0.7), so the old
+    z-score gate never opened. The SyncNet margin over its chance level does, at the right offset."""
+    speech = synthesise_speech("Maybe people believe my brother paid both of them. " * 2)
+    audio = np.concatenate([np.zeros(AUDIO_RATE // 2), speech])
+    features = audio_features(audio, AUDIO_RATE)
+    assert features.speech_s > 3.0
+    frame_t = np.arange(0.0, len(audio) / AUDIO_RATE, 0.04)
+    lips = _speech_like_lips(audio, frame_t, offset_ms / 1000.0, seed=3)
+    result = estimate_offset(frame_t, lips, features.t_s, features.sync_envelope, max_lag_s=1.0, min_overlap_s=2.0)
+    assert result is not None
+    assert result.offset_ms == pytest.approx(offset_ms, abs=40)
+    assert 0.0 < result.peak_corr < 0.9
+    assert result.reliable and result.confidence > result.chance > 0.0
+    assert sync_score(result) == offset_score(result.offset_ms)
+
+
+def test_chance_level_holds_for_unrelated_lips() -> None:
+    """Lips of one utterance against the audio of another: at most a few of 20 exceed the chance level."""
+    speech = synthesise_speech("Maybe people believe my brother paid both of them. " * 2)
+    other = synthesise_speech("The quick brown fox jumps over the lazy dog while seven zebras watch. " * 2)
+    features = audio_features(other, AUDIO_RATE)
+    frame_t = np.arange(0.0, min(len(speech), len(other)) / AUDIO_RATE, 0.04)
+    results = [estimate_offset(frame_t, _speech_like_lips(speech, frame_t, 0.0, seed), features.t_s,
+                               features.sync_envelope, max_lag_s=1.0, min_overlap_s=2.0) for seed in range(20)]
+    assert all(r is not None for r in results)
+    assert sum(r.reliable for r in results if r is not None) <= 2
+    assert all(sync_score(r) is None for r in results if r is not None and not r.reliable)
+    # The chance level is the margin over sqrt(seconds of overlap).
+    first = results[0]
+    assert first is not None and first.chance == pytest.approx(CHANCE_MARGIN / np.sqrt(len(frame_t) * 0.04), rel=0.1)
 
 
 def test_pocketsphinx_gives_timed_phones_inside_speech() -> None:
@@ -98,12 +159,12 @@ def test_video_offset_within_40_ms(offset_ms: int, make_clip, landmarks_of) -> N
     track = landmarks_of(clip.path)
     audio = extract_audio(clip.path)
     assert audio is not None
-    env_t, env = audio_envelope(audio.samples, audio.rate)
-    result = estimate_offset(track.t_ms / 1000.0, mouth_opening(track.landmarks), env_t + audio.start_s, env,
-                             max_lag_s=1.0)
+    features = audio_features(audio.samples, audio.rate, audio.start_s)
+    result = estimate_offset(track.t_ms / 1000.0, mouth_opening(track.landmarks, OUTER_LIP_PAIRS), features.t_s,
+                             features.sync_envelope, max_lag_s=1.0)
     assert result is not None
     assert result.offset_ms == pytest.approx(offset_ms, abs=40)
-    assert result.confidence > 0.5
+    assert result.confidence > 0.5 and result.reliable
 
 
 def test_extract_audio_of_a_file_without_audio(tmp_path) -> None:

@@ -1,15 +1,18 @@
 """Audio-visual synchrony: audio envelope, speech activity, mouth opening, offset and bilabial closure.
 
 - **Offset.** In natural speech the mouth opening and the acoustic amplitude envelope are correlated
-  (Chandrasekaran et al. [1]_). Both are resampled to 100 Hz, and the Pearson correlation between mouth
-  opening at ``t`` and the envelope at ``t + lag`` is computed for every lag within ``+-max_lag_s``; the
-  peak (refined by a parabola through its neighbours) is the offset. **Positive offsets mean the audio
-  lags the video.** Confidence = peak correlation x a ramp of the peak's z-score over all lags (from
-  2.5, the level chance peaks reach, to 4), and 0 when the peak lies on the edge of the search window.
-  The offset is scored against ITU-R BT.1359 [2]_: acceptable up to 185 ms of audio lag and 90 ms of
-  audio lead; the score ramps to 1 at 400 ms lag / 300 ms lead. Dubbed or re-voiced videos drift or
-  jump outside these limits; lip-sync generators are usually in sync but correlate weakly, which the
-  confidence reports but does not score.
+  (Chandrasekaran et al. [1]_), most strongly for the envelope of the 1-4 kHz band (second and third
+  formants) and at syllabic modulation rates (2-7 Hz). The outer-lip height and the 1-4 kHz envelope are
+  resampled to 100 Hz and band-passed to 0.5-8 Hz (removing slow drifts of pose and expression), and the
+  Pearson correlation between the lips at ``t`` and the envelope at ``t + lag`` is computed for every lag
+  within ``+-max_lag_s``; the peak (refined by a parabola through its neighbours) is the offset. **Positive
+  offsets mean the audio lags the video.** Confidence is SyncNet's (Chung & Zisserman [4]_): the peak minus
+  the median of the correlation over all lags, 0 when the peak lies on the edge of the search window. Its
+  chance level falls with the overlap: unrelated mouth/audio pairs reach ``CHANCE_MARGIN / sqrt(seconds)``
+  at about their 97th percentile, and only an offset whose confidence exceeds that is scored. The offset is
+  scored against ITU-R BT.1359 [2]_: acceptable up to 185 ms of audio lag and 90 ms of audio lead; the
+  score ramps to 1 at 400 ms lag / 300 ms lead. Dubbed or re-voiced videos drift or jump outside these
+  limits; lip-sync generators are usually in sync, which the offset does not score.
 - **Bilabials.** /p/, /b/ and /m/ can only be produced with the lips closed. Agarwal et al. [3]_ found
   lip-sync deepfakes often leave the mouth open on them. Each bilabial phone (from
   :mod:`tamperscope.temporal.phones`, shifted by the estimated offset) is checked for a closed mouth
@@ -23,6 +26,8 @@ References
 .. [2] ITU-R Recommendation BT.1359-1, "Relative timing of sound and vision for broadcasting", 1998.
 .. [3] S. Agarwal, H. Farid, O. Fried, M. Agrawala, "Detecting Deep-Fake Videos from Phoneme-Viseme
    Mismatches", CVPR Workshops 2020. doi:10.1109/CVPRW50498.2020.00338
+.. [4] J. S. Chung, A. Zisserman, "Out of Time: Automated Lip Sync in the Wild", ACCV Workshops 2016.
+   doi:10.1007/978-3-319-54427-4_19
 """
 
 from __future__ import annotations
@@ -31,14 +36,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import signal
 
 from tamperscope.temporal.mesh import LIP_PAIRS, check_landmarks, interocular
 
 RATE_HZ = 100.0
-# The peak's z-score over all lags: unrelated mouth/audio pairs reach 1.7-2.6 (the maximum of ~200
-# correlated lags), synchronised speech 3.2-4.8 (measured on the synthetic and real clips in
-# docs/temporal.md); confidence ramps from 2.5 to 4.0.
-Z_CHANCE, Z_SPAN = 2.5, 1.5
+# Acoustic band whose envelope follows the mouth best (Chandrasekaran et al.: the formant region above 1 kHz).
+ENVELOPE_BAND_HZ = (1000.0, 4000.0)
+# Modulation band of both series: the syllabic rhythm (coherence peaks at 2-7 Hz), widened to 0.5-8 Hz.
+MODULATION_BAND_HZ = (0.5, 8.0)
+# Confidence (peak minus median correlation) of unrelated mouth/audio pairs times sqrt(seconds of overlap):
+# median 0.62, 95th percentile 1.02, 99th 1.26, steady from 3 s to 20 s, over 224 mismatched pairs of the
+# training pool (bench/avsync_eval.py --null, docs/temporal.md); 1.1 is about their 97th percentile.
+CHANCE_MARGIN = 1.1
 BILABIALS = frozenset({"P", "B", "M"})
 ACCEPTABLE_LAG_MS = 185.0
 ACCEPTABLE_LEAD_MS = 90.0
@@ -62,9 +72,11 @@ class OffsetResult:
     offset_ms : float
         Positive = audio lags video.
     confidence : float
-        In [0, 1].
+        Peak minus median correlation over the lags, in [0, 1] (0 for a peak on the search edge).
     peak_corr : float
         Pearson correlation at the peak.
+    chance : float
+        Confidence that unrelated audio reaches (about its 97th percentile) for this overlap.
     lags_ms, corr : numpy.ndarray
         The correlation curve, for plots.
     """
@@ -72,13 +84,20 @@ class OffsetResult:
     offset_ms: float
     confidence: float
     peak_corr: float
+    chance: float = 0.0
     lags_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     corr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the confidence exceeds the chance level (only then is the offset scored)."""
+        return self.confidence > self.chance
 
     def evidence(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {"offset_ms": round(self.offset_ms, 1), "confidence": round(self.confidence, 3),
-                "peak_corr": round(self.peak_corr, 3), "convention": "positive = audio lags video"}
+                "chance_confidence": round(self.chance, 3), "peak_corr": round(self.peak_corr, 3),
+                "convention": "positive = audio lags video"}
 
 
 @dataclass(frozen=True)
@@ -163,13 +182,59 @@ def speech_segments(t_s: np.ndarray, rms: np.ndarray, *, min_speech_s: float = 0
     return [(float(s), float(e)) for s, e in segments if e - s >= min_speech_s]
 
 
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap per frame in inter-ocular units (mean of three vertical lip pairs), NaN without a face.
+def band_envelope(samples: np.ndarray, rate: int, band_hz: tuple[float, float] = ENVELOPE_BAND_HZ
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """RMS envelope (:func:`audio_envelope`) of the audio band-passed to ``band_hz`` (4th-order Butterworth)."""
+    x = np.asarray(samples, dtype=np.float64)
+    high = min(band_hz[1], 0.45 * rate)
+    sos = signal.butter(4, [band_hz[0], high], btype="bandpass", fs=rate, output="sos")
+    return audio_envelope(signal.sosfilt(sos, x), rate)
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    """What the offset needs from the audio, on the video clock (seconds).
+
+    Attributes
+    ----------
+    t_s : numpy.ndarray
+        Envelope frame times.
+    envelope : numpy.ndarray
+        Full-band RMS envelope (speech activity).
+    sync_envelope : numpy.ndarray
+        RMS envelope of :data:`ENVELOPE_BAND_HZ` (correlated with the mouth).
+    segments : list of tuple of float
+        Speech segments (:func:`speech_segments`).
+    """
+
+    t_s: np.ndarray
+    envelope: np.ndarray
+    sync_envelope: np.ndarray
+    segments: list[tuple[float, float]]
+
+    @property
+    def speech_s(self) -> float:
+        return float(sum(end - start for start, end in self.segments))
+
+
+def audio_features(samples: np.ndarray, rate: int, start_s: float = 0.0) -> AudioFeatures:
+    """Envelopes and speech segments of mono audio whose first sample is at ``start_s`` on the video clock."""
+    t_s, envelope = audio_envelope(samples, rate)
+    _, sync_envelope = band_envelope(samples, rate)
+    t_s = t_s + start_s
+    return AudioFeatures(t_s, envelope, sync_envelope, speech_segments(t_s, envelope))
+
+
+def mouth_opening(landmarks: np.ndarray, pairs: tuple[tuple[int, int], ...] = LIP_PAIRS) -> np.ndarray:
+    """Lip gap per frame in inter-ocular units (mean over vertical lip ``pairs``), NaN without a face.
 
     Parameters
     ----------
     landmarks : numpy.ndarray
         ``N x 478 x (2|3)`` landmarks in pixels.
+    pairs : tuple of (int, int)
+        Upper/lower landmark pairs: the inner lips (default; closure for bilabials) or
+        :data:`tamperscope.temporal.mesh.OUTER_LIP_PAIRS` (the lip height correlated with the audio).
 
     Returns
     -------
@@ -177,7 +242,7 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
         ``N`` mouth openings.
     """
     lm = check_landmarks(landmarks)[:, :, :2]
-    gaps = np.mean([np.linalg.norm(lm[:, u] - lm[:, d], axis=-1) for u, d in LIP_PAIRS], axis=0)
+    gaps = np.mean([np.linalg.norm(lm[:, u] - lm[:, d], axis=-1) for u, d in pairs], axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return gaps / interocular(lm)
 
@@ -195,23 +260,38 @@ def _resample(t_src: np.ndarray, values: np.ndarray, t_dst: np.ndarray) -> np.nd
     return out
 
 
+def modulation_band(values: np.ndarray, band_hz: tuple[float, float] = MODULATION_BAND_HZ) -> np.ndarray:
+    """A 100 Hz series band-passed (zero phase) to ``band_hz``; NaN samples are bridged for the filter and kept NaN."""
+    finite = np.isfinite(values)
+    if finite.sum() < 30:
+        return values
+    idx = np.arange(len(values))
+    filled = np.interp(idx, idx[finite], values[finite])
+    sos = signal.butter(2, band_hz, btype="bandpass", fs=RATE_HZ, output="sos")
+    out = signal.sosfiltfilt(sos, filled - filled[finite].mean())
+    out[~finite] = np.nan
+    return out
+
+
 def estimate_offset(mouth_t_s: np.ndarray, mouth: np.ndarray, env_t_s: np.ndarray, env: np.ndarray, *,
                     max_lag_s: float = 1.0, span: tuple[float, float] | None = None,
-                    min_overlap_s: float = 1.0) -> OffsetResult | None:
-    """Offset between mouth opening and audio envelope by normalised cross-correlation.
+                    min_overlap_s: float = 1.0, chance_margin: float = CHANCE_MARGIN) -> OffsetResult | None:
+    """Offset between mouth opening and audio envelope by normalised cross-correlation of their syllabic band.
 
     Parameters
     ----------
     mouth_t_s, mouth : numpy.ndarray
         Mouth opening per video frame and its times (seconds, video clock; NaN without a face).
     env_t_s, env : numpy.ndarray
-        Audio envelope and its times (seconds, on the same clock as the video).
+        Audio envelope (:attr:`AudioFeatures.sync_envelope`) and its times (seconds, on the video clock).
     max_lag_s : float
         Search window ``+-max_lag_s`` (at least 1 s for the product requirement).
     span : tuple of float, optional
         Only mouth samples within ``(start_s, end_s)`` are correlated.
     min_overlap_s : float
         Fewer seconds of overlapping defined samples at a lag make that lag undefined.
+    chance_margin : float
+        Chance confidence times sqrt(seconds of overlap) (:data:`CHANCE_MARGIN`).
 
     Returns
     -------
@@ -223,12 +303,13 @@ def estimate_offset(mouth_t_s: np.ndarray, mouth: np.ndarray, env_t_s: np.ndarra
     start = max(mouth_t_s[0], env_t_s[0]) if span is None else span[0]
     end = min(mouth_t_s[-1], env_t_s[-1]) if span is None else span[1]
     grid = np.arange(start, end, 1.0 / RATE_HZ)
-    m = _resample(np.asarray(mouth_t_s, float), np.asarray(mouth, float), grid)
+    m = modulation_band(_resample(np.asarray(mouth_t_s, float), np.asarray(mouth, float), grid))
     k = round(max_lag_s * RATE_HZ)
     env_grid = np.arange(start - k / RATE_HZ, end + (k + 1) / RATE_HZ, 1.0 / RATE_HZ)
-    a = _resample(np.asarray(env_t_s, float), np.asarray(env, float), env_grid)
+    a = modulation_band(_resample(np.asarray(env_t_s, float), np.asarray(env, float), env_grid))
     lags = np.arange(-k, k + 1)
     corr = np.full(len(lags), np.nan)
+    overlap = np.zeros(len(lags))
     need = min_overlap_s * RATE_HZ
     for j, lag in enumerate(lags):
         seg = a[k + lag : k + lag + len(m)]
@@ -239,7 +320,9 @@ def estimate_offset(mouth_t_s: np.ndarray, mouth: np.ndarray, env_t_s: np.ndarra
         denom = np.sqrt((x**2).sum() * (y**2).sum())
         if denom > 0:
             corr[j] = float((x * y).sum() / denom)
-    if not np.isfinite(corr).any():
+            overlap[j] = ok.sum() / RATE_HZ
+    defined = np.flatnonzero(np.isfinite(corr))
+    if len(defined) == 0:
         return None
     best = int(np.nanargmax(corr))
     peak = float(corr[best])
@@ -249,13 +332,11 @@ def estimate_offset(mouth_t_s: np.ndarray, mouth: np.ndarray, env_t_s: np.ndarra
         curvature = c0 - 2 * c1 + c2
         if curvature < 0:
             refined += 0.5 * (c0 - c2) / curvature
-    finite = corr[np.isfinite(corr)]
-    spread = float(finite.std())
-    z = (peak - float(finite.mean())) / spread if spread > 0 else 0.0
-    confidence = float(np.clip(peak, 0.0, 1.0) * np.clip((z - Z_CHANCE) / Z_SPAN, 0.0, 1.0))
-    if best < 2 or best > len(lags) - 3:
+    confidence = float(np.clip(peak - np.median(corr[defined]), 0.0, 1.0))
+    if best < defined[0] + 2 or best > defined[-1] - 2:
         confidence = 0.0  # a peak on the edge of the search window is a bound, not an estimate
-    return OffsetResult(refined * 1000.0 / RATE_HZ, confidence, peak, lags * 1000.0 / RATE_HZ, corr)
+    chance = chance_margin / float(np.sqrt(overlap[best]))
+    return OffsetResult(refined * 1000.0 / RATE_HZ, confidence, peak, chance, lags * 1000.0 / RATE_HZ, corr)
 
 
 def offset_score(offset_ms: float) -> float:
@@ -263,6 +344,11 @@ def offset_score(offset_ms: float) -> float:
     if offset_ms >= 0:
         return float(np.clip((offset_ms - ACCEPTABLE_LAG_MS) / (400.0 - ACCEPTABLE_LAG_MS), 0.0, 1.0))
     return float(np.clip((-offset_ms - ACCEPTABLE_LEAD_MS) / (300.0 - ACCEPTABLE_LEAD_MS), 0.0, 1.0))
+
+
+def sync_score(result: OffsetResult | None) -> float | None:
+    """:func:`offset_score` of a reliable offset (confidence above chance), else None (nothing to score)."""
+    return offset_score(result.offset_ms) if result is not None and result.reliable else None
 
 
 def closed_threshold(mouth: np.ndarray, *, fraction: float = 0.25) -> float:

@@ -1,16 +1,18 @@
 """The ``avsync`` stage: audio-video offset and bilabial closure of the main face track against the audio.
 
 Audio is extracted with PyAV (:mod:`tamperscope.temporal.audio`), speech found by energy, phones
-recognised by pocketsphinx (:mod:`tamperscope.temporal.phones`) and the mouth opening taken from the
-dense landmark pass shared with the ``temporal`` stage. Rows:
+recognised by pocketsphinx (:mod:`tamperscope.temporal.phones`) and the lips taken from the dense landmark
+pass shared with the ``temporal`` stage: the outer-lip height against the 1-4 kHz envelope for the offset,
+the inner-lip gap for bilabial closure. Rows:
 
 - ``avsync.offset`` and ``avsync.bilabial`` for the ``asset`` (whole clip; the evidence lists the offset,
   confidence and bilabial mismatch rate of each speech segment) and for each clip window of a main face
   track that overlaps speech;
 - ``not_applicable`` (``asset``) when there is no audio stream, no speech or no visible face;
-  ``insufficient_data`` when the offset confidence or the number of bilabials is too low to score.
+  ``insufficient_data`` when the offset confidence is not above its chance level for the overlap (the
+  evidence still carries the offset and confidence) or there are too few bilabials to score.
 
-The envelope, mouth opening, correlation curve and phones are stored as ``derived/<asset_id>/avsync/
+The envelopes, lip series, correlation curve and phones are stored as ``derived/<asset_id>/avsync/
 series.npz`` and ``phones.json``.
 """
 
@@ -28,22 +30,25 @@ from tamperscope.temporal.audio import extract_audio
 from tamperscope.temporal.avsync import (
     OffsetResult,
     Phone,
-    audio_envelope,
+    audio_features,
     bilabial_check,
     closed_threshold,
     estimate_offset,
     mouth_opening,
-    offset_score,
-    speech_segments,
+    sync_score,
 )
+from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp
-from tamperscope.temporal.stage import DENSE_SETTINGS, VERSION, dense_for, not_applicable, npz_bytes
+from tamperscope.temporal.stage import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
 from tamperscope.temporal.tracks import load_plan, with_gaps
 
+# 0.2.0: offset from the outer lips and the 1-4 kHz envelope in the 0.5-8 Hz band, SyncNet confidence
+# (peak minus median) gated by its chance level for the overlap (was: z-score ramp from 2.5, 0 on real speech).
+VERSION = "0.2.0"
 MODULES = ("avsync.offset", "avsync.bilabial")
 #: the ``settings.temporal`` fields this stage's results depend on (its fingerprint covers these only)
-AVSYNC_SETTINGS = (*DENSE_SETTINGS, "max_offset_s", "min_sync_confidence", "min_bilabials")
+AVSYNC_SETTINGS = (*DENSE_SETTINGS, "max_offset_s", "sync_chance_margin", "min_bilabials")
 # Mismatch rates mapped onto 0..1. Recognised phones are noisy (pocketsphinx phone loop), so real speech
 # already shows some mismatches (0.2 on the synthetic clips, up to 0.6 on a few real bilabials); provisional.
 BILABIAL_RANGE = (0.5, 0.9)
@@ -73,19 +78,18 @@ class AVSyncStage:
         with ctx.media_path() as path:
             audio = extract_audio(path)
         if audio is None:
-            return StageOutput(detections=not_applicable(MODULES, "no audio stream", params),
+            return StageOutput(detections=not_applicable(MODULES, "no audio stream", params, version=VERSION),
                                summary={"audio": False})
-        env_t, env = audio_envelope(audio.samples, audio.rate)
-        env_t = env_t + audio.start_s
-        segments = speech_segments(env_t, env)
+        features = audio_features(audio.samples, audio.rate, audio.start_s)
+        segments = features.segments
         if not segments:
-            return StageOutput(detections=not_applicable(MODULES, "no speech detected", params),
+            return StageOutput(detections=not_applicable(MODULES, "no speech detected", params, version=VERSION),
                                summary={"audio": True, "speech_segments": 0})
         with ctx.read_session() as session:
             plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms,
                              budget_ms=round(cfg.max_dense_s * 1000))
         if not plan.has_face:
-            return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
+            return StageOutput(detections=not_applicable(MODULES, "no visible face", params, version=VERSION),
                                summary={"audio": True, "faces": 0})
         # Phones first: they need only the audio, so they overlap the dense pass the temporal stage may hold.
         ctx.report(0.05, "phones")
@@ -96,23 +100,26 @@ class AVSyncStage:
         t, lm = with_gaps(track, plan.ranges_ms)
         mouth_t = t / 1000.0
         mouth = mouth_opening(lm)
+        lips = mouth_opening(lm, OUTER_LIP_PAIRS)
         ctx.report(0.9, "offset")
         threshold = closed_threshold(mouth)
-        overall = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s, min_overlap_s=2.0)
+        env_t, env = features.t_s, features.sync_envelope
+        margin = cfg.sync_chance_margin
+        overall = estimate_offset(mouth_t, lips, env_t, env, max_lag_s=cfg.max_offset_s, min_overlap_s=2.0,
+                                  chance_margin=margin)
         offset_s = overall.offset_ms / 1000.0 if overall is not None else 0.0
-        per_segment = [self._segment(seg, mouth_t, mouth, env_t, env, phones, threshold, cfg.max_offset_s,
-                                     offset_s) for seg in segments]
+        per_segment = [self._segment(seg, mouth_t, mouth, lips, env_t, env, phones, threshold, cfg.max_offset_s,
+                                     margin, offset_s) for seg in segments]
         store = ctx.ws.store
         series_uri = store.put_bytes(ctx.derived_key("series.npz"), npz_bytes(
-            mouth_t_s=mouth_t, mouth=mouth, env_t_s=env_t, env=env,
+            mouth_t_s=mouth_t, mouth=mouth, lips=lips, env_t_s=env_t, env=features.envelope, sync_env=env,
             lags_ms=overall.lags_ms if overall else np.zeros(0), corr=overall.corr if overall else np.zeros(0),
             speech=np.array(segments).reshape(-1, 2)))
         phones_uri = store.put_bytes(ctx.derived_key("phones.json"), json.dumps(
             [[p.label, round(p.start_s, 3), round(p.end_s, 3)] for p in phones]).encode())
         extra = {"series_uri": series_uri, "phones_uri": phones_uri, "dense_uri": dense_uri}
         span = (round(segments[0][0] * 1000), round(segments[-1][1] * 1000))
-        rows = [self._offset_row("asset", span, overall, cfg.min_sync_confidence, params,
-                                 {"segments": per_segment, **extra})]
+        rows = [self._offset_row("asset", span, overall, params, {"segments": per_segment, **extra})]
         bilabial = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold)
         rows.append(self._bilabial_row("asset", span, bilabial.n_bilabials, bilabial.n_mismatch, threshold,
                                        cfg.min_bilabials, params, extra))
@@ -123,10 +130,10 @@ class AVSyncStage:
             if not any(s < hi and e > lo for s, e in segments):
                 continue
             centre, half = (lo + hi) / 2, max(hi - lo, WINDOW_CONTEXT_S) / 2
-            local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=cfg.max_offset_s,
-                                    span=(centre - half, centre + half))
+            local = estimate_offset(mouth_t, lips, env_t, env, max_lag_s=cfg.max_offset_s,
+                                    span=(centre - half, centre + half), chance_margin=margin)
             wspan = (window["t_start_ms"], window["t_end_ms"])
-            rows.append(self._offset_row(window["window_id"], wspan, local, cfg.min_sync_confidence, params, extra))
+            rows.append(self._offset_row(window["window_id"], wspan, local, params, extra))
             check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold,
                                    span=(lo + offset_s, hi + offset_s))
             rows.append(self._bilabial_row(window["window_id"], wspan, check.n_bilabials, check.n_mismatch,
@@ -134,17 +141,18 @@ class AVSyncStage:
         summary = {"audio": True, "speech_segments": len(segments), "phones": len(phones),
                    "offset_ms": round(overall.offset_ms, 1) if overall else None,
                    "confidence": round(overall.confidence, 3) if overall else None,
+                   "chance_confidence": round(overall.chance, 3) if overall else None,
                    "bilabials": bilabial.n_bilabials, "bilabial_mismatch": bilabial.n_mismatch}
         return StageOutput(detections=rows, summary=summary)
 
     @staticmethod
-    def _segment(segment: tuple[float, float], mouth_t: np.ndarray, mouth: np.ndarray, env_t: np.ndarray,
-                 env: np.ndarray, phones: list[Phone], threshold: float, max_lag_s: float,
-                 offset_s: float) -> dict[str, Any]:
+    def _segment(segment: tuple[float, float], mouth_t: np.ndarray, mouth: np.ndarray, lips: np.ndarray,
+                 env_t: np.ndarray, env: np.ndarray, phones: list[Phone], threshold: float, max_lag_s: float,
+                 chance_margin: float, offset_s: float) -> dict[str, Any]:
         start, end = segment
         centre, half = (start + end) / 2, max(end - start + 0.5, WINDOW_CONTEXT_S) / 2
-        local = estimate_offset(mouth_t, mouth, env_t, env, max_lag_s=max_lag_s,
-                                span=(centre - half, centre + half)) if end - start >= 1.5 else None
+        local = estimate_offset(mouth_t, lips, env_t, env, max_lag_s=max_lag_s, span=(centre - half, centre + half),
+                                chance_margin=chance_margin) if end - start >= 1.5 else None
         check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold, span=segment)
         return {"start_ms": round(start * 1000), "end_ms": round(end * 1000),
                 "offset_ms": round(local.offset_ms, 1) if local else None,
@@ -152,14 +160,15 @@ class AVSyncStage:
                 "bilabials": check.n_bilabials, "mismatch_rate": check.mismatch_rate}
 
     @staticmethod
-    def _offset_row(window_id: str, span: tuple[int, int], result: OffsetResult | None, min_conf: float,
+    def _offset_row(window_id: str, span: tuple[int, int], result: OffsetResult | None,
                     params: dict[str, Any], extra: dict[str, Any]) -> DetectionRecord:
-        if result is None or result.confidence < min_conf:
+        score = sync_score(result)
+        if result is None or score is None:
             evidence = result.evidence() if result else {"reason": "too little overlap of face and speech"}
             return DetectionRecord("avsync.offset", VERSION, window_id=window_id, status="insufficient_data",
                                    t_start_ms=span[0], t_end_ms=span[1], params=params,
                                    evidence={**evidence, **extra})
-        return DetectionRecord("avsync.offset", VERSION, window_id=window_id, score=offset_score(result.offset_ms),
+        return DetectionRecord("avsync.offset", VERSION, window_id=window_id, score=score,
                                t_start_ms=span[0], t_end_ms=span[1], params=params,
                                logits={"offset_ms": result.offset_ms, "confidence": result.confidence},
                                evidence={**result.evidence(), **extra})

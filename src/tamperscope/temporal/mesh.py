@@ -28,6 +28,9 @@ INNER_LIP_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LIP_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 # Pairs (upper, lower) across the inner lips used for the mouth opening.
 LIP_PAIRS = ((82, 87), (13, 14), (312, 317))
+# Pairs (upper, lower) across the outer lip contour: the lip-to-lip height, which Face Mesh tracks more steadily
+# than the inner gap and which follows the jaw as well as the lips.
+OUTER_LIP_PAIRS = ((37, 84), (0, 17), (267, 314))
 MOUTH_CORNERS = (61, 291)
 
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,

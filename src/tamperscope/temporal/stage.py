@@ -50,9 +50,9 @@ def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
 
 def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any],
                    window_id: str = "asset", t_start_ms: int | None = None,
-                   t_end_ms: int | None = None) -> list[DetectionRecord]:
-    """Explicit non-results, one per module."""
-    return [DetectionRecord(module_name=m, module_version=VERSION, window_id=window_id, status="not_applicable",
+                   t_end_ms: int | None = None, version: str = VERSION) -> list[DetectionRecord]:
+    """Explicit non-results, one per module (``version``: the module version of the calling stage)."""
+    return [DetectionRecord(module_name=m, module_version=version, window_id=window_id, status="not_applicable",
                             t_start_ms=t_start_ms, t_end_ms=t_end_ms, params=params, evidence={"reason": reason})
             for m in modules]
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,9 +330,12 @@ def _onnx_trunk(trunk: Trunk, size: int, path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run_batched(session: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+def _run_batched(session: Any, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Trunk outputs of uint8 images, normalised batch by batch (a whole float copy of a large bank would not fit
+    in memory: 40,000 crops at 160 px are 12 GB as float32)."""
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+    return np.concatenate([session.run(None, {name: _normalise(images[i:i + batch])})[0]
+                           for i in range(0, len(images), batch)])
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -434,7 +437,7 @@ def trunk_features(images: np.ndarray, cfg: FrameConfig, workdir: Path) -> np.nd
     path = workdir / f"trunk-{cfg.input_size}-{cfg.cut}.tmp.onnx"
     session = _onnx_trunk(trunk, cfg.input_size, path)
     path.unlink()
-    return _run_batched(session, _normalise(images)) if len(images) else np.zeros((0,), np.float32)
+    return _run_batched(session, images) if len(images) else np.zeros((0,), np.float32)
 
 
 def build_bank(tracks: Sequence[FaceTrack], cfg: FrameConfig, workdir: Path) -> SampleBank:
@@ -582,20 +585,19 @@ def _check_export(model: nn.Module, onnx_path: Path, images: np.ndarray) -> floa
 # clip model
 
 
-def clip_samples(tracks: Sequence[FaceTrack], cfg: ClipConfig) -> list[tuple[np.ndarray, int, tuple[str, ...]]]:
-    """Real runs of ``clip_length`` consecutive sampled faces, each also turned into an inconsistent fake."""
+def clip_samples(tracks: Sequence[FaceTrack], cfg: ClipConfig) -> Iterator[tuple[np.ndarray, int, tuple[str, ...]]]:
+    """Real runs of ``clip_length`` consecutive sampled faces, each also turned into an inconsistent fake
+    (labelled fake tracks give their runs as they are). A generator: the bank keeps only resized frames."""
     rng = np.random.default_rng(cfg.seed)
-    out: list[tuple[np.ndarray, int, tuple[str, ...]]] = []
     for track in tracks:
         for run in track.runs(cfg.clip_length):
             frames = track.crops[run]
             if track.item.label == 1:
-                out.append((frames, 1, track.item.identities))
+                yield frames, 1, track.item.identities
                 continue
-            out.append((frames, 0, track.item.identities))
+            yield frames, 0, track.item.identities
             fake, _ = synthesis.inconsistent_clip(frames, track.landmarks[run], rng)
-            out.append((fake, 1, track.item.identities))
-    return out
+            yield fake, 1, track.item.identities
 
 
 def train_clip(data: Path, frame_model: Path, out: Path, cfg: ClipConfig, *, cache: Path | None = None,
@@ -619,13 +621,16 @@ def build_clip_bank(tracks: Sequence[FaceTrack], cfg: ClipConfig, frame_cfg: Fra
                     workdir: Path) -> ClipBank:
     """Clips of :func:`clip_samples` and their embeddings (the frame model's ``embedding`` output, which depends
     only on the frozen trunk, so one bank serves every cross-validation fold)."""
-    clips = clip_samples(tracks, cfg)
     size = frame_cfg.input_size
-    frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for c in clips for f in c[0]])
-    features = torch.from_numpy(trunk_features(frames, frame_cfg, workdir))
-    emb = trunk_embedding(features).numpy().reshape(len(clips), cfg.clip_length, -1)
-    return ClipBank([c[2] for c in clips], np.array([c[1] for c in clips], np.float32), emb,
-                    tuple(int(v) for v in features.shape[1:]))
+    identities, labels, resized = [], [], []
+    for frames, label, ids in clip_samples(tracks, cfg):
+        resized.extend(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames)
+        identities.append(ids)
+        labels.append(label)
+    features = torch.from_numpy(trunk_features(np.stack(resized), frame_cfg, workdir))
+    del resized
+    emb = trunk_embedding(features).numpy().reshape(len(labels), cfg.clip_length, -1)
+    return ClipBank(identities, np.array(labels, np.float32), emb, tuple(int(v) for v in features.shape[1:]))
 
 
 def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_model: Path, out: Path,

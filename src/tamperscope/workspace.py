@@ -20,7 +20,8 @@ class Workspace:
         """Open (and by default migrate) the database and the store named by ``settings``."""
         settings = settings or load_settings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_db_url)
+        db = Database(settings.resolved_db_url, busy_timeout_s=settings.custody.busy_timeout_s,
+                      busy_retries=settings.custody.busy_retries)
         if upgrade:
             db.upgrade()
         return cls(settings=settings, db=db, store=ObjectStore(settings.resolved_store_url))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
@@ -99,7 +100,19 @@ def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str,
 
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
-    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it."""
+    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it.
+
+    The run holds the asset's analysis lease (see :mod:`tamperscope.custody.lease`): a second run of the same
+    asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one.
+    """
+    with ws.db.read_session() as session:
+        asset_id = find_asset(session, ref).asset_id
+    with lease.hold(ws, asset_id):
+        return _analyze_leased(ws, asset_id, only=only, force=force, progress=progress)
+
+
+def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: bool,
+                    progress: ProgressCallback | None) -> RunResult:
     actor = ws.actor
     with ws.db.session() as session:
         asset = find_asset(session, ref)

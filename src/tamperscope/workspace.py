@@ -24,6 +24,9 @@ class Workspace:
                       busy_retries=settings.custody.busy_retries)
         if upgrade:
             db.upgrade()
+        from tamperscope.custody.keys import load_key
+
+        db.signer = load_key(settings.resolved_key_path)
         return cls(settings=settings, db=db, store=ObjectStore(settings.resolved_store_url))
 
     @property

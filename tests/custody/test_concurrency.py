@@ -75,10 +75,10 @@ def test_twenty_processes_ingest_one_file(any_ws: Workspace, tmp_path: Path) -> 
     assert sum(not o[2] for o in outcomes) == 1  # exactly one arrival created the asset
     assets, actions = _counts(any_ws)
     assert assets == 1
-    assert actions == {"intake.accepted": 1, "intake.duplicate": PROCESSES - 1}
+    assert actions == {"intake.accepted": 1, "intake.duplicate": PROCESSES - 1, "evidence.sealed": 1}
     assert any_ws.store.list("tmp") == []
     assert len(any_ws.store.list("raw")) == 1
-    assert verify(any_ws).events_checked == PROCESSES
+    assert verify(any_ws).events_checked == PROCESSES + 1
 
 
 @pytest.mark.slow
@@ -88,10 +88,10 @@ def test_twenty_processes_ingest_twenty_files(any_ws: Workspace, tmp_path: Path)
     assert [o[1] for o in outcomes if o[0] == "error"] == []
     assert len({o[1] for o in outcomes}) == PROCESSES and not any(o[2] for o in outcomes)
     assets, actions = _counts(any_ws)
-    assert assets == PROCESSES and actions == {"intake.accepted": PROCESSES}
+    assert assets == PROCESSES and actions == {"intake.accepted": PROCESSES, "evidence.sealed": PROCESSES}
     assert any_ws.store.list("tmp") == []
     assert len(any_ws.store.list("raw")) == PROCESSES
-    assert verify(any_ws).events_checked == PROCESSES
+    assert verify(any_ws).events_checked == 2 * PROCESSES
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_analyzing_status_without_a_lease_is_recovered(ws: Workspace, image_asse
     analyze_asset(ws, image_asset, only=["metadata"])
     with ws.db.session() as session:
         actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
-    assert actions[1:3] == ["analysis.recovered", "analysis.started"]
+    assert actions[2:4] == ["analysis.recovered", "analysis.started"]
 
 
 def test_second_run_waits_for_the_first_when_asked(ws: Workspace, image_asset: str) -> None:

@@ -62,7 +62,8 @@ def append_event(
     """Append one event inside the caller's transaction (the chain is locked until it commits).
 
     PostgreSQL: a transaction-level advisory lock serialises appenders even before the head row exists;
-    SQLite: write sessions already hold the database write lock (``BEGIN IMMEDIATE``).
+    SQLite: write sessions already hold the database write lock (``BEGIN IMMEDIATE``). When the session
+    carries a signer (the installation key), the new head is signed.
     """
     details = json.loads(canonical_json(details or {}))
     if session.get_bind().dialect.name == "postgresql":
@@ -87,6 +88,8 @@ def append_event(
     session.add(event)
     head.last_event_id = event_id
     head.last_hash = digest
+    signer = session.info.get("signer")
+    head.signature = signer.sign_head(event_id, digest) if signer is not None else None
     session.flush()
     return event
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from tamperscope import __version__
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
+from tamperscope.custody.seal import seal
 from tamperscope.errors import InputRejectedError
 from tamperscope.probe.validate import validate_file
 from tamperscope.store.models import Asset
@@ -135,6 +136,7 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
                 append_event(session, action="intake.rejected", who=actor, asset_id=asset_id,
                              details={**details, "storage_key": key, "reason": rejection.reason.value,
                                       "message": rejection.message})
+            seal(session, who=actor, asset_id=asset_id, groups=[f"assets/{asset_id}"], objects={key: sha256})
     except DBIntegrityError:
         # Another intake of the same bytes committed first (unique sha256): its object is the same content
         # under the same key, so this one is a duplicate arrival.

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
+from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext, StageOutput
@@ -90,6 +91,14 @@ def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOu
             setattr(asset, key, value)
 
 
+def _sealed_groups(stage: Stage, asset_id: str, output: StageOutput) -> list[str]:
+    """The evidence groups a stage commit (re)wrote: see :mod:`tamperscope.custody.seal`."""
+    groups = [f"assets/{asset_id}", f"detections/{asset_id}/{stage.name}"]
+    if set(stage.owns_tables) & {"frames", "shots"} or output.windows:
+        groups += [f"shots/{asset_id}", f"frames/{asset_id}", f"windows/{asset_id}"]
+    return groups
+
+
 def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str, Any], status: str,
                 error: str | None, summary: dict[str, Any]) -> None:
     session.merge(
@@ -124,7 +133,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
         asset.status = "analyzing"
         append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
                      details={"only": only, "force": force})
-        session.flush()
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
         session.expunge(asset)
     stages = all_stages()
     if only:
@@ -155,6 +164,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
+        objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
         with ws.db.session() as session:
             if output is not None:
                 _write_output(session, stage, asset.asset_id, output)
@@ -163,6 +173,9 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                          details={"stage": stage.name, "version": stage.version, "params": params,
                                   "rows": {"shots": len(output.shots), "frames": len(output.frames),
                                            "detections": len(output.detections)} if output else {}})
+            if output is not None:
+                seal(session, who=actor, asset_id=asset.asset_id, groups=_sealed_groups(stage, asset.asset_id,
+                                                                                         output), objects=objects)
 
     pending = {s.name: s for s in stages}
     finished: set[str] = set()
@@ -204,6 +217,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                 finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
@@ -212,6 +226,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
         append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
                      details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
                               "not_applicable": result.not_applicable})
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
     return result
 
 

@@ -147,6 +147,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128), doc="Ed25519 signature of the head (hex), if keyed")
 
 
 class AnalysisLease(Base):

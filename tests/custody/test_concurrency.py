@@ -156,3 +156,33 @@ def test_second_run_waits_for_the_first_when_asked(ws: Workspace, image_asset: s
     timer.start()
     assert analyze_asset(ws, image_asset, only=["metadata"]).ran == ["metadata"]
     timer.join()
+
+
+class _RefusingStage:
+    """A stage whose decoder refuses the input with a typed reason."""
+
+    name = "refuses"
+    version = "1"
+    requires: tuple[str, ...] = ()
+    owns_tables: tuple[str, ...] = ()
+
+    def params(self, settings: Settings) -> dict[str, Any]:
+        return {}
+
+    def applies_to(self, asset: Asset) -> bool:
+        return True
+
+    def run(self, ctx: Any) -> Any:
+        from tamperscope.errors import InputRejectedError, RejectReason
+
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM, "decoder refused the first frame")
+
+
+def test_typed_rejection_inside_analysis_is_kept_typed(ws: Workspace, image_asset: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tamperscope.pipeline import runner
+
+    monkeypatch.setattr(runner, "all_stages", lambda: [_RefusingStage()])
+    result = analyze_asset(ws, image_asset)
+    assert result.rejected == {"refuses": "corrupt_stream"} and "refuses" in result.failed
+    verify(ws)  # the failed run left sealed, consistent evidence

@@ -102,3 +102,17 @@ def test_concurrent_intake_of_the_same_bytes_is_a_duplicate(ws: Workspace, small
         actions = [e.action for e in session.execute(select(AuditEvent).order_by(AuditEvent.event_id)).scalars()]
     assert actions.count("intake.accepted") == 1 and actions.count("intake.duplicate") == 1
     assert not verify(ws).problems
+
+
+def test_same_rejected_bytes_again_are_rejected_again(ws: Workspace, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_bytes(b"this is not a video at all\n" * 10)
+    with pytest.raises(InputRejectedError):
+        ingest_path(ws, bogus)
+    with pytest.raises(InputRejectedError) as caught:
+        ingest_path(ws, bogus)
+    assert caught.value.reason is RejectReason.UNSUPPORTED_FORMAT and caught.value.asset_id
+    with ws.db.session() as session:
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
+    assert actions == ["intake.rejected", "evidence.sealed", "intake.duplicate"]
+    assert ws.store.list("tmp") == []

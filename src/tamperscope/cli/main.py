@@ -148,6 +148,8 @@ def analyze(
         if summary.verdict:
             console.print(f"verdict: {format_verdict(summary.verdict)}")
         console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")
+    if run.rejected:  # a stage refused the input with a typed reason: an input problem, not an internal error
+        raise typer.Exit(3)
     if run.failed:
         raise typer.Exit(1)
 

@@ -29,6 +29,7 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)  # stage -> reject reason, when a stage refused the input
 
 
 def find_asset(session: Session, ref: str) -> Asset:
@@ -208,6 +209,8 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                 except Exception as exc:
                     message = f"{type(exc).__name__}: {exc}"
                     result.failed[stage.name] = message
+                    if isinstance(exc, InputRejectedError):
+                        result.rejected[stage.name] = exc.reason.value
                     with ws.db.session() as session:
                         _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
                                     {"traceback": traceback.format_exc(limit=8)})

@@ -59,6 +59,10 @@ class ToolError(TamperscopeError):
         self.timed_out = timed_out
 
 
+class BusyError(TamperscopeError):
+    """Another live run holds the analysis lease of the asset."""
+
+
 class AuthError(TamperscopeError):
     """A request without a valid API token."""
 
@@ -70,6 +74,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, int]] = {
     InputRejectedError: (3, 422),
     IntegrityError: (4, 409),
     AuthError: (2, 401),
+    BusyError: (5, 423),
     ToolError: (1, 502),
     TamperscopeError: (1, 500),
 }
@@ -83,7 +88,7 @@ def _lookup(exc: BaseException) -> tuple[int, int]:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """CLI exit code: 0 ok, 1 internal, 2 usage, 3 input rejected, 4 integrity failure."""
+    """CLI exit code: 0 ok, 1 internal, 2 usage, 3 input rejected, 4 integrity failure, 5 busy (leased)."""
     return _lookup(exc)[0]
 
 

@@ -30,6 +30,19 @@ class LimitSettings(BaseModel):
     probe_max_packets: int = Field(5000, description="packets read by ffprobe for timestamp checks")
 
 
+class CustodySettings(BaseModel):
+    """Database concurrency, analysis leases and the key that signs the audit chain head."""
+
+    busy_timeout_s: float = Field(30.0, gt=0, description="SQLite: how long a writer waits for the write lock")
+    busy_retries: int = Field(5, ge=0, description="SQLite: retries after a busy timeout before giving up")
+    lease_ttl_s: float = Field(60.0, ge=5.0, description="an analysis lease expires this long after its last "
+                               "renewal (renewed every third of it while the run lives)")
+    lease_wait_s: float = Field(0.0, ge=0.0, description="how long `analyze` waits for another run of the same "
+                                "asset to finish before giving up with exit 5")
+    key_path: Path | None = Field(None, description="Ed25519 private key (PEM) that signs the chain head; "
+                                  "default home/keys/custody-ed25519.pem; keep it off the database host if you can")
+
+
 class VideoSettings(BaseModel):
     """Decoding, shot detection and shot-aware frame sampling."""
 
@@ -118,6 +131,7 @@ class Settings(BaseSettings):
     actor: str | None = Field(None, description="who acts, for the audit log; default the OS user")
     workers: int = Field(2, ge=1, description="parallel workers for independent stages")
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    custody: CustodySettings = Field(default_factory=CustodySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
@@ -130,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or str(self.home / "store")
+
+    @property
+    def resolved_key_path(self) -> Path:
+        return self.custody.key_path or self.home / "keys" / "custody-ed25519.pem"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -20,9 +20,13 @@ class Workspace:
         """Open (and by default migrate) the database and the store named by ``settings``."""
         settings = settings or load_settings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_db_url)
+        db = Database(settings.resolved_db_url, busy_timeout_s=settings.custody.busy_timeout_s,
+                      busy_retries=settings.custody.busy_retries)
         if upgrade:
             db.upgrade()
+        from tamperscope.custody.keys import load_key
+
+        db.signer = load_key(settings.resolved_key_path)
         return cls(settings=settings, db=db, store=ObjectStore(settings.resolved_store_url))
 
     @property

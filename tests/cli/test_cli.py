@@ -40,7 +40,8 @@ def test_ingest_recurses_show_and_audit(tmp_path: Path, inbox: Path) -> None:
     assert (data["structure"]["width"], data["structure"]["trailing_bytes"]) == (640, 0)  # intake's container walk
     audit = run(home, "audit", "--json", photo["asset_id"])
     events = [json.loads(line) for line in audit.stdout.splitlines()]
-    assert [e["action"] for e in events] == ["intake.accepted"] and events[0]["who"] == "cli-tester"
+    assert [e["action"] for e in events] == ["intake.accepted", "evidence.sealed"]
+    assert events[0]["who"] == "cli-tester"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -56,6 +57,11 @@ def test_rejected_input_exits_3_and_is_kept(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "rejected" in result.stderr
     assert list((tmp_path / "home" / "store" / "quarantine").rglob("*"))
+    again = run(tmp_path / "home", "ingest", "--json", str(bogus))  # the same bytes again: rejected again
+    assert again.returncode == 3
+    assert json.loads(again.stdout)["reason"] == json.loads(run(tmp_path / "home", "show", "--json",
+                                                                json.loads(again.stdout)["asset_id"]).stdout
+                                                            )["reject_reason"]
 
 
 def test_verify_exits_4_naming_the_changed_object(tmp_path: Path, small_jpeg: Path) -> None:

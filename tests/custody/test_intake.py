@@ -33,7 +33,7 @@ def test_ingest_stores_bytes_read_only_under_their_hash(any_ws: Workspace, small
         assert asset is not None
         assert (asset.media_type, asset.width, asset.height, asset.label) == ("video", 320, 240, "real")
         assert asset.duration_ms == pytest.approx(2000, abs=100)
-        event = session.execute(select(AuditEvent)).scalar_one()
+        event = session.execute(select(AuditEvent).where(AuditEvent.action != "evidence.sealed")).scalar_one()
         assert event.action == "intake.accepted" and event.who == "tester"
         assert event.details_json["original_name"] == "small.mp4"
         assert event.details_json["license"] == "CC0"
@@ -49,7 +49,7 @@ def test_same_bytes_twice_is_one_asset_and_a_logged_duplicate(any_ws: Workspace,
     with any_ws.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Asset)) == 1
         actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
-    assert actions == ["intake.accepted", "intake.duplicate"]
+    assert actions == ["intake.accepted", "evidence.sealed", "intake.duplicate"]
     assert any_ws.store.list("raw") == [raw_key(first.sha256)]
     assert any_ws.store.list("tmp") == []
 
@@ -65,7 +65,8 @@ def test_rejected_input_is_quarantined_with_a_reason(ws: Workspace, tmp_path: Pa
     with ws.db.session() as session:
         asset = session.execute(select(Asset)).scalar_one()
         assert (asset.status, asset.reject_reason) == ("rejected", "unsupported_format")
-        assert session.execute(select(AuditEvent.action)).scalar_one() == "intake.rejected"
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
+        assert actions == ["intake.rejected", "evidence.sealed"]
 
 
 def test_oversized_upload_is_refused_while_streaming(ws: Workspace, tmp_path: Path) -> None:
@@ -101,3 +102,17 @@ def test_concurrent_intake_of_the_same_bytes_is_a_duplicate(ws: Workspace, small
         actions = [e.action for e in session.execute(select(AuditEvent).order_by(AuditEvent.event_id)).scalars()]
     assert actions.count("intake.accepted") == 1 and actions.count("intake.duplicate") == 1
     assert not verify(ws).problems
+
+
+def test_same_rejected_bytes_again_are_rejected_again(ws: Workspace, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_bytes(b"this is not a video at all\n" * 10)
+    with pytest.raises(InputRejectedError):
+        ingest_path(ws, bogus)
+    with pytest.raises(InputRejectedError) as caught:
+        ingest_path(ws, bogus)
+    assert caught.value.reason is RejectReason.UNSUPPORTED_FORMAT and caught.value.asset_id
+    with ws.db.session() as session:
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
+    assert actions == ["intake.rejected", "evidence.sealed", "intake.duplicate"]
+    assert ws.store.list("tmp") == []

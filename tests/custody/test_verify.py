@@ -24,7 +24,9 @@ def populated(any_ws: Workspace, small_video: Path, small_jpeg: Path) -> Workspa
 
 def test_clean_store_verifies(populated: Workspace) -> None:
     result = verify(populated)
-    assert result.objects_checked == 2 and result.events_checked == 3 and not result.problems
+    # two intakes (each an intake event and a seal) and one duplicate arrival
+    assert (result.objects_checked, result.rows_checked, result.events_checked) == (2, 2, 5)
+    assert not result.problems
 
 
 def test_flipped_byte_in_a_stored_object_is_named(populated: Workspace, small_jpeg: Path) -> None:
@@ -61,7 +63,7 @@ def test_deleted_audit_row_is_caught(populated: Workspace) -> None:
 
 
 def test_deleted_last_audit_row_is_caught(populated: Workspace) -> None:
-    _sql(populated, "DELETE FROM audit_events WHERE event_id = 3")
+    _sql(populated, "DELETE FROM audit_events WHERE event_id = 5")
     with pytest.raises(IntegrityError) as caught:
         verify(populated)
     assert any("truncated" in p for p in caught.value.problems)
@@ -81,4 +83,4 @@ def test_analysis_events_extend_the_chain(populated: Workspace, small_video: Pat
     from tamperscope.custody.hashing import sha256_file
 
     analyze_asset(populated, sha256_file(small_video)[0][:16], only=["metadata"])
-    assert verify(populated).events_checked > 3
+    assert verify(populated).events_checked > 5

@@ -23,3 +23,20 @@ def test_windows_table_up_and_down(any_ws: Workspace) -> None:
     assert "windows" not in inspect(db.engine).get_table_names()
     db.upgrade()
     assert "windows" in inspect(db.engine).get_table_names()
+
+
+def test_custody_migrations_up_and_down(any_ws: Workspace) -> None:
+    """0003 adds analysis leases, 0004 the head signature; both downgrade cleanly and come back."""
+    db: Database = any_ws.db
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    inspector = inspect(db.engine)
+    assert "analysis_leases" not in inspector.get_table_names()
+    assert "signature" not in {c["name"] for c in inspector.get_columns("audit_head")}
+    db.upgrade()
+    inspector = inspect(db.engine)
+    assert "analysis_leases" in inspector.get_table_names()
+    assert "signature" in {c["name"] for c in inspector.get_columns("audit_head")}

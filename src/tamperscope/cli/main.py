@@ -21,6 +21,10 @@ from tamperscope.workspace import Workspace
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Media forensics with evidence.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+key_app = typer.Typer(no_args_is_help=True, help="The key that signs the audit chain head.")
+app.add_typer(key_app, name="key")
+anchor_app = typer.Typer(no_args_is_help=True, help="Anchors: signed chain heads kept by a third party.")
+app.add_typer(anchor_app, name="anchor")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -144,6 +148,8 @@ def analyze(
         if summary.verdict:
             console.print(f"verdict: {format_verdict(summary.verdict)}")
         console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")
+    if run.rejected:  # a stage refused the input with a typed reason: an input problem, not an internal error
+        raise typer.Exit(3)
     if run.failed:
         raise typer.Exit(1)
 
@@ -196,13 +202,52 @@ def show(
 
 
 @app.command()
-def verify(asset: Annotated[str | None, typer.Argument(help="only this asset's objects")] = None) -> None:
-    """Re-hash stored objects and walk the audit chain; exit 4 naming anything that changed."""
+def verify(
+    asset: Annotated[str | None, typer.Argument(help="only this asset's rows and objects")] = None,
+    anchor: Annotated[Path | None, typer.Option(help="anchor file (from `anchor export`) the chain must extend")]
+    = None,
+) -> None:
+    """Walk the audit chain, check its signed head and every evidence row and object against its seal;
+    exit 4 naming each change, deletion and addition."""
+    from tamperscope.custody.keys import parse_anchor
     from tamperscope.custody.verify import verify as run_verify
 
-    result = run_verify(_workspace(), asset)
-    console.print(f"OK: {result.objects_checked} objects and {result.events_checked} audit events verified; "
-                  f"chain head {result.head_hash}")
+    if anchor is not None and not anchor.is_file():
+        raise UsageError(f"{anchor} does not exist")
+    result = run_verify(_workspace(), asset, parse_anchor(anchor.read_bytes()) if anchor else None)
+    signed = "signed" if result.head_signed else "unsigned (no key: `tamperscope key create`)"
+    anchored = f"; extends the anchor at event {result.anchored_at}" if result.anchored_at is not None else ""
+    console.print(f"OK: {result.rows_checked} evidence rows, {result.objects_checked} objects and "
+                  f"{result.events_checked} audit events verified; chain head {result.head_hash} {signed}{anchored}")
+
+
+@key_app.command("create")
+def key_create(force: Annotated[bool, typer.Option(help="replace an existing key")] = False) -> None:
+    """Create the Ed25519 key that signs the audit chain head (kept in a file, outside the database)."""
+    from tamperscope.custody.anchor import create_installation_key
+
+    signer = create_installation_key(_workspace(), overwrite=force)
+    console.print(f"key written to {State.settings.resolved_key_path}\npublic key (Ed25519): {signer.public_key}")
+
+
+@anchor_app.command("export")
+def anchor_export(out: Annotated[Path, typer.Argument(help="anchor file to write (give it to a third party)")]
+                  ) -> None:
+    """Write the signed chain head: `verify --anchor FILE` later proves the database still extends it."""
+    from tamperscope.custody.anchor import export_anchor
+    from tamperscope.custody.audit import canonical_json
+
+    document = export_anchor(_workspace())
+    out.write_bytes(canonical_json(document) + b"\n")
+    console.print(f"anchor at event {document['event_id']} ({document['hash']}) written to {out}")
+
+
+@app.command()
+def seal() -> None:
+    """Seal all evidence as it is now (once, for data stored before seals existed); `verify` checks from here."""
+    from tamperscope.custody.anchor import seal_baseline
+
+    console.print(f"sealed the evidence of {seal_baseline(_workspace())} assets")
 
 
 @app.command()

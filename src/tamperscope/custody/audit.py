@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tamperscope.store.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
+#: key of the PostgreSQL transaction-level advisory lock that makes appends to the chain one at a time
+CHAIN_LOCK_KEY = 0x7461_6D70_6572  # "tamper"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -57,8 +59,15 @@ def event_hash(
 def append_event(
     session: Session, *, action: str, who: str, asset_id: str | None = None, details: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """Append one event inside the caller's transaction (the head row is locked until it commits)."""
+    """Append one event inside the caller's transaction (the chain is locked until it commits).
+
+    PostgreSQL: a transaction-level advisory lock serialises appenders even before the head row exists;
+    SQLite: write sessions already hold the database write lock (``BEGIN IMMEDIATE``). When the session
+    carries a signer (the installation key), the new head is signed.
+    """
     details = json.loads(canonical_json(details or {}))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, last_event_id=0, last_hash=GENESIS_HASH)
@@ -79,6 +88,8 @@ def append_event(
     session.add(event)
     head.last_event_id = event_id
     head.last_hash = digest
+    signer = session.info.get("signer")
+    head.signature = signer.sign_head(event_id, digest) if signer is not None else None
     session.flush()
     return event
 

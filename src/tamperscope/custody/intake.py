@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from tamperscope import __version__
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
-from tamperscope.errors import InputRejectedError
+from tamperscope.custody.seal import seal
+from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.probe.validate import validate_file
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
@@ -62,6 +63,14 @@ def _record_duplicate(ws: Workspace, sha256: str, size: int, details: dict[str, 
         return IntakeResult(existing.asset_id, sha256, size, existing.status, True, existing.reject_reason)
 
 
+def _unless_rejected(duplicate: IntakeResult) -> IntakeResult:
+    """A repeat of bytes that were rejected is rejected again, with the stored reason (exit 3, HTTP 422)."""
+    if duplicate.status != "rejected":
+        return duplicate
+    reason = RejectReason(duplicate.reject_reason or RejectReason.CORRUPT_STREAM.value)
+    raise InputRejectedError(reason, "these bytes were already rejected at intake", asset_id=duplicate.asset_id)
+
+
 def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> IntakeResult:
     """Store ``stream`` under its SHA-256, record the intake, validate it and accept or quarantine it.
 
@@ -83,7 +92,7 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
     duplicate = _record_duplicate(ws, sha256, size, details)
     if duplicate is not None:
         ws.store.delete(tmp_key)
-        return duplicate
+        return _unless_rejected(duplicate)
 
     rejection: InputRejectedError | None = None
     try:
@@ -135,13 +144,14 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
                 append_event(session, action="intake.rejected", who=actor, asset_id=asset_id,
                              details={**details, "storage_key": key, "reason": rejection.reason.value,
                                       "message": rejection.message})
+            seal(session, who=actor, asset_id=asset_id, groups=[f"assets/{asset_id}"], objects={key: sha256})
     except DBIntegrityError:
         # Another intake of the same bytes committed first (unique sha256): its object is the same content
         # under the same key, so this one is a duplicate arrival.
         duplicate = _record_duplicate(ws, sha256, size, details)
         if duplicate is None:
             raise
-        return duplicate
+        return _unless_rejected(duplicate)
     if rejection is not None:
         rejection.asset_id = asset_id
         raise rejection

@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
+from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext, StageOutput
@@ -27,6 +29,7 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)  # stage -> reject reason, when a stage refused the input
 
 
 def find_asset(session: Session, ref: str) -> Asset:
@@ -89,6 +92,14 @@ def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOu
             setattr(asset, key, value)
 
 
+def _sealed_groups(stage: Stage, asset_id: str, output: StageOutput) -> list[str]:
+    """The evidence groups a stage commit (re)wrote: see :mod:`tamperscope.custody.seal`."""
+    groups = [f"assets/{asset_id}", f"detections/{asset_id}/{stage.name}"]
+    if set(stage.owns_tables) & {"frames", "shots"} or output.windows:
+        groups += [f"shots/{asset_id}", f"frames/{asset_id}", f"windows/{asset_id}"]
+    return groups
+
+
 def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str, Any], status: str,
                 error: str | None, summary: dict[str, Any]) -> None:
     session.merge(
@@ -99,7 +110,19 @@ def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str,
 
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
-    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it."""
+    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it.
+
+    The run holds the asset's analysis lease (see :mod:`tamperscope.custody.lease`): a second run of the same
+    asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one.
+    """
+    with ws.db.read_session() as session:
+        asset_id = find_asset(session, ref).asset_id
+    with lease.hold(ws, asset_id):
+        return _analyze_leased(ws, asset_id, only=only, force=force, progress=progress)
+
+
+def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: bool,
+                    progress: ProgressCallback | None) -> RunResult:
     actor = ws.actor
     with ws.db.session() as session:
         asset = find_asset(session, ref)
@@ -111,7 +134,7 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
         asset.status = "analyzing"
         append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
                      details={"only": only, "force": force})
-        session.flush()
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
         session.expunge(asset)
     stages = all_stages()
     if only:
@@ -142,6 +165,7 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
+        objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
         with ws.db.session() as session:
             if output is not None:
                 _write_output(session, stage, asset.asset_id, output)
@@ -150,6 +174,9 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
                          details={"stage": stage.name, "version": stage.version, "params": params,
                                   "rows": {"shots": len(output.shots), "frames": len(output.frames),
                                            "detections": len(output.detections)} if output else {}})
+            if output is not None:
+                seal(session, who=actor, asset_id=asset.asset_id, groups=_sealed_groups(stage, asset.asset_id,
+                                                                                         output), objects=objects)
 
     pending = {s.name: s for s in stages}
     finished: set[str] = set()
@@ -182,6 +209,8 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
                 except Exception as exc:
                     message = f"{type(exc).__name__}: {exc}"
                     result.failed[stage.name] = message
+                    if isinstance(exc, InputRejectedError):
+                        result.rejected[stage.name] = exc.reason.value
                     with ws.db.session() as session:
                         _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
                                     {"traceback": traceback.format_exc(limit=8)})
@@ -191,6 +220,7 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
                 finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
@@ -199,6 +229,7 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
         append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
                      details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
                               "not_applicable": result.not_applicable})
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
     return result
 
 

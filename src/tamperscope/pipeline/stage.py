@@ -70,7 +70,7 @@ class StageContext:
     @contextlib.contextmanager
     def read_session(self) -> Iterator[Session]:
         """A read-only view of earlier stages' rows."""
-        with self.ws.db.session() as session:
+        with self.ws.db.read_session() as session:
             yield session
 
     @contextlib.contextmanager

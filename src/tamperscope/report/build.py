@@ -3,7 +3,9 @@
 The report is built only from the database and the object store, so regenerating it from stored data yields
 byte-identical output. Custody lists the audit events up to the analysis (report and access events are
 excluded, since writing the report is itself an event), and the chain hash given is the hash of the last
-listed event, which :func:`tamperscope.custody.audit.verify_chain` ties to the chain head.
+listed event, which :func:`tamperscope.custody.audit.verify_chain` ties to the chain head. Evidence seals are
+not listed (they hold every row hash) but the signed head is the asset's last event including its seals,
+signed with the installation key, so the report names the chain state that commits to all its evidence.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from sqlalchemy import select
 
 from tamperscope import __version__
 from tamperscope.custody.audit import canonical_json
+from tamperscope.custody.seal import SEAL_ACTION
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, StageRun
 
-SCHEMA_VERSION = "1.1.0"  # 1.1: asset.structure (intake's container walk)
+SCHEMA_VERSION = "1.2.0"  # 1.1: asset.structure (intake's container walk); 1.2: custody.signed_head
 SCHEMA_ID = "https://tamperscope.example/schema/report-v1.schema.json"
 PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-image", "scenedetect", "onnxruntime",
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
@@ -49,6 +52,7 @@ class ReportInputs:
     frames: Sequence[Frame]
     artifact_sha256: dict[str, str]
     python_packages: dict[str, str]
+    signed_head: dict[str, Any] | None = None
 
 
 def _utc_naive(value: datetime) -> datetime:
@@ -129,6 +133,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
             "events": [{"event_id": e.event_id, "who": e.who, "when": e.when, "action": e.action,
                         "details": e.details_json, "prev_hash": e.prev_hash, "hash": e.hash} for e in events],
             "chain_hash": events[-1].hash if events else None,
+            "signed_head": inputs.signed_head,
         },
         "tools": {
             "tamperscope": __version__,
@@ -173,8 +178,10 @@ def load_inputs(ws: Any, asset_ref: str, read_bytes: Callable[[str], bytes] | No
     with ws.db.session() as session:
         asset = find_asset(session, asset_ref)
         aid = asset.asset_id
-        events = [e for e in session.execute(select(AuditEvent).where(AuditEvent.asset_id == aid)).scalars()
-                  if not e.action.startswith(EXCLUDED_ACTION_PREFIXES)]
+        kept = [e for e in session.execute(select(AuditEvent).where(AuditEvent.asset_id == aid)
+                                           .order_by(AuditEvent.event_id)).scalars()
+                if not e.action.startswith(EXCLUDED_ACTION_PREFIXES)]
+        events = [e for e in kept if e.action != SEAL_ACTION]
         runs = list(session.execute(select(StageRun).where(StageRun.asset_id == aid)).scalars())
         detections = list(session.execute(select(Detection).where(Detection.asset_id == aid)).scalars())
         shots = list(session.execute(select(Shot).where(Shot.asset_id == aid)).scalars())
@@ -184,4 +191,7 @@ def load_inputs(ws: Any, asset_ref: str, read_bytes: Callable[[str], bytes] | No
     uris |= {f.uri for f in frames if f.uri}
     reader = read_bytes or (lambda uri: ws.store.get_bytes(ws.store.key_of(uri)))
     digests = {uri: hashlib.sha256(reader(uri)).hexdigest() for uri in sorted(uris)}
-    return ReportInputs(asset, events, runs, detections, shots, frames, digests, python_package_versions())
+    signer = ws.db.signer
+    signed_head = signer.signed_head(kept[-1].event_id, kept[-1].hash) if signer is not None and kept else None
+    return ReportInputs(asset, events, runs, detections, shots, frames, digests, python_package_versions(),
+                        signed_head)

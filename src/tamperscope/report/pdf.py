@@ -101,10 +101,19 @@ def _summary(report: dict[str, Any], json_sha256: str) -> list[Any]:
                  ("shots / frames", f"{len(report['shots'])} / {len(report['frames'])}")]),
             Spacer(1, 8), _p("Integrity", H2),
             _kv([("asset SHA-256", asset["sha256"]), ("JSON report SHA-256", json_sha256),
-                 ("audit chain hash", report["custody"]["chain_hash"])], MONO),
+                 ("audit chain hash", report["custody"]["chain_hash"]), *_signed_head_rows(report)], MONO),
             _p("Verify with: tamperscope report verify <report.json> (recomputes the report from stored data) "
-               "and tamperscope verify (re-hashes stored bytes and the audit chain).", SMALL)]
+               "and tamperscope verify --anchor <anchor.json> (re-hashes every evidence row and stored object "
+               "against its seal in the audit chain, and checks the chain against the anchor).", SMALL)]
     return out
+
+
+def _signed_head_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    head = report["custody"].get("signed_head")
+    if not head:
+        return [("signed chain head", "none (no signing key: tamperscope key create)")]
+    return [("signed chain head", f"event {head['event_id']}: {head['hash']}"),
+            ("Ed25519 signature", head["signature"]), ("Ed25519 public key", head["public_key"])]
 
 
 def _custody(report: dict[str, Any]) -> list[Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tamperscope.custody.audit import append_event
+from tamperscope.custody.seal import REPORT_SEAL_ACTION, asset_objects, seal
 from tamperscope.errors import IntegrityError, UsageError
 from tamperscope.report.build import build_report, load_inputs, report_bytes
 from tamperscope.report.pdf import render_pdf
@@ -63,6 +64,7 @@ def write_report(ws: Workspace, asset_ref: str, out_dir: Path | None = None) -> 
     uri_json = ws.store.put_bytes(f"{stem}.json", json_bytes)
     uri_pdf = ws.store.put_bytes(f"{stem}.pdf", pdf_bytes)
     versions = {s["stage"]: s["version"] for s in report["tools"]["stages"]}
+    objects = asset_objects(ws.store, asset_id, report["asset"]["storage_key"])
     with ws.db.session() as session:
         row = session.get(Report, report_id)
         if row is None:
@@ -73,6 +75,8 @@ def write_report(ws: Workspace, asset_ref: str, out_dir: Path | None = None) -> 
         append_event(session, action="report.written", who=ws.actor, asset_id=asset_id,
                      details={"report_id": report_id, "sha256_json": sha_json, "sha256_pdf": sha_pdf,
                               "uri_json": uri_json, "uri_pdf": uri_pdf})
+        seal(session, who=ws.actor, asset_id=asset_id, groups=[f"reports/{asset_id}"], objects=objects,
+             action=REPORT_SEAL_ACTION)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{asset_id}.json").write_bytes(json_bytes)

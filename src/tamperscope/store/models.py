@@ -147,6 +147,21 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128), doc="Ed25519 signature of the head (hex), if keyed")
+
+
+class AnalysisLease(Base):
+    """Who is analysing an asset right now; renewed while the run lives, taken over once it expires."""
+
+    __tablename__ = "analysis_leases"
+
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.asset_id"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), doc="random id of the holding run")
+    owner: Mapped[str] = mapped_column(String(128), doc="actor of the holding run")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Report(Base):

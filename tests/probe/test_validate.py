@@ -54,6 +54,15 @@ def test_intact_files_pass(tmp_path: Path, small_video: Path) -> None:
     assert _reason(small_video) is None
 
 
+def test_mpeg1_program_stream_is_accepted(tmp_path: Path) -> None:
+    """MPEG-1 video in an MPEG program stream (e.g. the GRID corpus) decodes with ffmpeg/PyAV, so it is accepted."""
+    path = tmp_path / "a.mpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1",
+                    "-c:v", "mpeg1video", "-f", "mpeg", str(path)], check=True)
+    validation = validate_file(path, LIMITS)
+    assert validation.mime == "video/mpeg"
+
+
 @pytest.mark.parametrize("fraction", [0.2, 0.5, 0.9, 0.99])
 def test_truncated_jpeg_png_and_mp4_are_rejected_as_truncated(tmp_path: Path, small_video: Path,
                                                                fraction: float) -> None:

@@ -18,11 +18,11 @@ from tamperscope.settings import LimitSettings
 
 ALLOWED_CONTAINERS = {
     "image": {"jpeg", "png", "tiff", "webp", "heif", "gif", "bmp", "psd"},
-    "video": {"mp4", "mov", "matroska", "avi", "mpegts"},
+    "video": {"mp4", "mov", "matroska", "avi", "mpegts", "mpeg-ps"},
     "audio": {"wav", "mp3", "flac", "ogg", "mp4"},
 }
-ALLOWED_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg", "mpeg2video", "prores", "png",
-                        "rawvideo", "ffv1", "theora"}
+ALLOWED_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg", "mpeg1video", "mpeg2video", "prores",
+                        "png", "rawvideo", "ffv1", "theora"}
 ALLOWED_IMAGE_CODECS = {"mjpeg", "png", "tiff", "webp", "hevc", "gif", "bmp", "av1", "psd"}
 # Stored objects have no extension, and FFmpeg's probe score for a still image with a large metadata block
 # can fall below its threshold; the container sniffed from the magic bytes names the demuxer instead.

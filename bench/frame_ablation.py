@@ -63,10 +63,10 @@ def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[
     return out
 
 
-def run_config(augment: str, mask_weight: float, items: list[Any], tracks: list[Any], held_out: dict[str, tuple],
-               bank: Any, out: Path) -> tuple[list[dict[str, Any]], float]:
+def run_config(augment: str, mask_weight: float, per_track: int, items: list[Any], tracks: list[Any],
+               held_out: dict[str, tuple], bank: Any, out: Path) -> tuple[list[dict[str, Any]], float]:
     started = time.monotonic()
-    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight)
+    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
         fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)]
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--config", action="append", default=[], help="AUGMENT:MASK_WEIGHT, repeatable")
     parser.add_argument("--scores", action="append", default=[], help="NAME=cv_frame_scores.csv, repeatable")
+    parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
     args = parser.parse_args()
     manifest, held_out = read_manifest(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -102,9 +103,11 @@ def main() -> None:
             augment, weight = spec.split(":")
             if augment not in banks:
                 t0 = time.monotonic()
-                banks[augment] = training.build_bank(tracks, training.FrameConfig(augment=augment), args.out)
+                banks[augment] = training.build_bank(
+                    tracks, training.FrameConfig(augment=augment, per_track=args.per_track), args.out)
                 print(f"bank {augment}: {len(banks[augment].samples)} samples in {time.monotonic() - t0:.0f} s")
-            scores, minutes = run_config(augment, float(weight), items, tracks, held_out, banks[augment], args.out)
+            scores, minutes = run_config(augment, float(weight), args.per_track, items, tracks, held_out,
+                                         banks[augment], args.out)
             training.write_scores(args.out / f"scores-{augment}-{weight}.csv", scores)
             results.append(summarise(spec, scores, manifest, minutes))
             print(results[-1], flush=True)

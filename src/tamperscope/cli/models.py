@@ -100,6 +100,8 @@ def register(app: typer.Typer) -> None:
                  seed: int = 0, epochs: int = 6, per_track: int = 48, input_size: int = 160, cut: int = 12,
                  augment: AugmentOption = "strong", mask_weight: MaskWeightOption = 0.5,
                  clip: Annotated[bool, typer.Option(help="also train the clip models")] = True,
+                 final: Annotated[Path | None, typer.Option(
+                     help="also train the models on every identity into this folder, from the same banks")] = None,
                  cache: CacheOption = None) -> None:
         """One frame + clip model per fold, each trained without the identity groups of its fold."""
         import csv
@@ -112,4 +114,5 @@ def register(app: typer.Typer) -> None:
         frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
                                          augment=augment, mask_weight=mask_weight)
         training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
-                          clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, say=console.print)
+                          clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, final=final,
+                          say=console.print)

@@ -706,14 +706,16 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
 
 
 def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, frame_cfg: FrameConfig,
-             clip_cfg: ClipConfig | None, cache: Path | None = None,
+             clip_cfg: ClipConfig | None, cache: Path | None = None, final: Path | None = None,
              say: Progress = print) -> dict[str, TrainResult]:
     """One frame and one clip model per fold (``held_out``: fold -> identities it leaves out) in ``out/fold<k>``.
 
     Samples and their trunk features are computed once over all identities; each fold keeps those showing only
     its training identities, so no face of a held-out identity (not even as a swap donor) reaches its models.
     Each fold's frame model scores the face tracks of its held-out identities (``out/cv_frame_scores.csv``).
-    ``clip_cfg=None`` trains frame models only (ablations).
+    ``clip_cfg=None`` trains frame models only (ablations). ``final`` also trains the models on every identity
+    into that folder from the same banks (what ``train frame`` and ``train clip`` give, without building the
+    banks again).
     """
     items, tracks = _tracks(data, (), frame_cfg.fps, frame_cfg.max_frames, cache, say)
     bank = build_bank(tracks, frame_cfg, out)
@@ -734,6 +736,11 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
         held = [t for t in tracks if set(t.item.identities) & set(excluded)]
         scores.extend(score_tracks(frame.onnx, held, fold))
     write_scores(out / "cv_frame_scores.csv", scores)
+    if final is not None:
+        say(f"final models on all {len(items)} media")
+        results["final"] = fit_frame(items, tracks, final, frame_cfg, bank=bank, say=say)
+        if clip_cfg is not None:
+            results["final"] = fit_clip(items, tracks, final / "frame.onnx", final, clip_cfg, bank=clip_bank, say=say)
     return results
 
 

@@ -116,3 +116,28 @@ def test_same_rejected_bytes_again_are_rejected_again(ws: Workspace, tmp_path: P
         actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
     assert actions == ["intake.rejected", "evidence.sealed", "intake.duplicate"]
     assert ws.store.list("tmp") == []
+
+
+def test_rejected_bytes_that_todays_rules_accept_are_revalidated(ws: Workspace, small_jpeg: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytes rejected under older rules (e.g. a format not yet accepted) are accepted when they come again and
+    today's validator passes them; the audit log says so and verify still passes."""
+    real_validate = intake.validate_file
+
+    def refuse(path: Path, limits: LimitSettings) -> Validation:
+        raise InputRejectedError(RejectReason.UNSUPPORTED_FORMAT, "not yet accepted")
+
+    monkeypatch.setattr(intake, "validate_file", refuse)
+    with pytest.raises(InputRejectedError):
+        ingest_path(ws, small_jpeg)
+    monkeypatch.setattr(intake, "validate_file", real_validate)
+    again = ingest_path(ws, small_jpeg)
+    assert again.status == "accepted" and again.duplicate
+    with ws.db.session() as session:
+        asset = session.get(Asset, again.asset_id)
+        assert asset is not None and asset.status == "accepted" and asset.reject_reason is None
+        assert asset.storage_key == raw_key(again.sha256, "raw") and asset.media_type == "image"
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.event_id)).scalars().all()
+    assert "intake.revalidated" in actions and actions.index("intake.revalidated") > actions.index("intake.rejected")
+    assert ws.store.exists(raw_key(again.sha256, "quarantine")) and ws.store.list("tmp") == []
+    assert not verify(ws).problems

@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from tamperscope import __version__
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
-from tamperscope.custody.seal import seal
+from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, RejectReason
-from tamperscope.probe.validate import validate_file
+from tamperscope.probe.validate import Validation, validate_file
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
@@ -71,6 +71,46 @@ def _unless_rejected(duplicate: IntakeResult) -> IntakeResult:
     raise InputRejectedError(reason, "these bytes were already rejected at intake", asset_id=duplicate.asset_id)
 
 
+def _apply_validation(asset: Asset, validation: Validation) -> None:
+    asset.status = "accepted"
+    asset.media_type = validation.media_type
+    asset.mime = validation.mime
+    asset.container = validation.container
+    asset.duration_ms = validation.duration_ms
+    asset.width = validation.width
+    asset.height = validation.height
+    asset.fps = validation.fps
+    asset.probe_json = validation.probe_json
+
+
+def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, details: dict[str, object]) -> IntakeResult:
+    """Bytes rejected before come again: validate them with today's rules (the accepted formats or the validator
+    may have changed since). Still invalid: rejected again with the stored reason. Valid now: the new upload
+    becomes the raw object, the asset is accepted and the audit log says it was re-validated (the quarantined
+    copy stays as the evidence of the earlier rejection)."""
+    try:
+        with ws.store.local_path(tmp_key) as local:
+            validation = validate_file(local, ws.settings.limits)
+    except InputRejectedError:
+        ws.store.delete(tmp_key)
+        return _unless_rejected(duplicate)
+    key = raw_key(duplicate.sha256, "raw")
+    ws.store.promote(tmp_key, key)
+    objects = asset_objects(ws.store, duplicate.asset_id, key)
+    with ws.db.session() as session:
+        asset = session.get(Asset, duplicate.asset_id)
+        assert asset is not None
+        previous = asset.reject_reason
+        _apply_validation(asset, validation)
+        asset.reject_reason, asset.error, asset.storage_key = None, None, key
+        append_event(session, action="intake.revalidated", who=ws.actor, asset_id=asset.asset_id,
+                     details={**details, "storage_key": key, "media_type": validation.media_type,
+                              "previous_reason": previous})
+        seal(session, who=ws.actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"],
+             objects=objects)
+    return IntakeResult(duplicate.asset_id, duplicate.sha256, duplicate.size, "accepted", True)
+
+
 def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> IntakeResult:
     """Store ``stream`` under its SHA-256, record the intake, validate it and accept or quarantine it.
 
@@ -90,9 +130,11 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
         "tool_version": __version__,
     }
     duplicate = _record_duplicate(ws, sha256, size, details)
+    if duplicate is not None and duplicate.status == "rejected":
+        return _revalidate(ws, duplicate, tmp_key, details)
     if duplicate is not None:
         ws.store.delete(tmp_key)
-        return _unless_rejected(duplicate)
+        return duplicate
 
     rejection: InputRejectedError | None = None
     try:
@@ -119,15 +161,7 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
         storage_key=key,
     )
     if rejection is None:
-        asset.status = "accepted"
-        asset.media_type = validation.media_type
-        asset.mime = validation.mime
-        asset.container = validation.container
-        asset.duration_ms = validation.duration_ms
-        asset.width = validation.width
-        asset.height = validation.height
-        asset.fps = validation.fps
-        asset.probe_json = validation.probe_json
+        _apply_validation(asset, validation)
     else:
         asset.status = "rejected"
         asset.reject_reason = rejection.reason.value

@@ -87,10 +87,17 @@ def _is_temporary(key: str) -> bool:
     return key.startswith("tmp/") or key.rsplit("/", 1)[-1].startswith(".tmp-")
 
 
+def upload_keys(storage_key: str) -> list[str]:
+    """Both places an upload's bytes can live: raw and quarantine (a file rejected once and accepted later, when
+    today's rules validate it, keeps its quarantined copy as the evidence of the rejection)."""
+    area, rest = storage_key.split("/", 1)
+    return [f"{a}/{rest}" for a in ("raw", "quarantine")] if area in ("raw", "quarantine") else [storage_key]
+
+
 def asset_object_keys(store: ObjectStore, asset_id: str, storage_key: str) -> list[str]:
-    """The raw upload and every derived artifact of one asset."""
+    """The upload (raw and/or quarantined copy) and every derived artifact of one asset."""
     derived = [k for k in store.list(f"derived/{asset_id}/") if not _is_temporary(k)]
-    return [storage_key, *derived] if store.exists(storage_key) else derived
+    return [k for k in upload_keys(storage_key) if store.exists(k)] + derived
 
 
 def asset_objects(store: ObjectStore, asset_id: str, storage_key: str) -> dict[str, str]:
@@ -128,7 +135,8 @@ def sealed_state(session: Session) -> Groups:
 def current_state(session: Session, store: ObjectStore) -> Groups:
     """What every group holds now: all evidence rows, and every object in the store, hashed."""
     groups = row_groups(session, TABLES)
-    owners = {key: aid for aid, key in session.execute(select(Asset.asset_id, Asset.storage_key)).all()}
+    owners = {key: aid for aid, stored in session.execute(select(Asset.asset_id, Asset.storage_key)).all()
+              for key in upload_keys(stored)}
     for key in [k for area in ("raw", "quarantine", "derived") for k in store.list(area) if not _is_temporary(k)]:
         if key in owners:
             group = f"objects/{owners[key]}"

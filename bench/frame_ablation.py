@@ -64,13 +64,16 @@ def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[
 
 
 def run_config(augment: str, mask_weight: float, per_track: int, items: list[Any], tracks: list[Any],
-               held_out: dict[str, tuple], bank: Any, out: Path) -> tuple[list[dict[str, Any]], float]:
+               held_out: dict[str, tuple], bank: Any, out: Path,
+               trainable: set[str] | None = None) -> tuple[list[dict[str, Any]], float]:
+    """``trainable``: file names the fold models may train on (all when ``None``); every held-out track is scored."""
     started = time.monotonic()
     cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
-        fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)]
-        fold_items = [i for i in items if not set(i.identities) & set(excluded)]
+        fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)
+                       and (trainable is None or t.item.path.name in trainable)]
+        fold_items = [t.item for t in fold_tracks]
         fold_dir = out / f"{augment}-{mask_weight}" / f"fold{fold}"
         result = training.fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
                                     say=lambda _: None)
@@ -92,6 +95,8 @@ def main() -> None:
     parser.add_argument("--config", action="append", default=[], help="AUGMENT:MASK_WEIGHT, repeatable")
     parser.add_argument("--scores", action="append", default=[], help="NAME=cv_frame_scores.csv, repeatable")
     parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
+    parser.add_argument("--train-split", default=None,
+                        help="train only on manifest rows of this split (e.g. dev: the previous data), score all")
     args = parser.parse_args()
     manifest, held_out = read_manifest(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -103,13 +108,18 @@ def main() -> None:
             augment, weight = spec.split(":")
             if augment not in banks:
                 t0 = time.monotonic()
+                source = tracks if not args.train_split else [
+                    t for t in tracks if manifest[t.item.path.name]["split"] == args.train_split]
                 banks[augment] = training.build_bank(
-                    tracks, training.FrameConfig(augment=augment, per_track=args.per_track), args.out)
+                    source, training.FrameConfig(augment=augment, per_track=args.per_track), args.out)
                 print(f"bank {augment}: {len(banks[augment].samples)} samples in {time.monotonic() - t0:.0f} s")
+            trainable = ({n for n, r in manifest.items() if r["split"] == args.train_split}
+                         if args.train_split else None)
             scores, minutes = run_config(augment, float(weight), args.per_track, items, tracks, held_out,
-                                         banks[augment], args.out)
+                                         banks[augment], args.out, trainable)
             training.write_scores(args.out / f"scores-{augment}-{weight}.csv", scores)
-            results.append(summarise(spec, scores, manifest, minutes))
+            label = f"{spec} (trained on {args.train_split} only)" if args.train_split else spec
+            results.append(summarise(label, scores, manifest, minutes))
             print(results[-1], flush=True)
     for spec in args.scores:
         name, path = spec.split("=", 1)

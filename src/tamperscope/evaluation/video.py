@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from tamperscope.errors import UsageError
+from tamperscope.errors import InputRejectedError, UsageError
 from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES, Row
 from tamperscope.fusion.cv import Augment, cross_validate, fit_grouped, select_branches
@@ -171,7 +171,8 @@ def load_rows(ws: Any, asset_id: str) -> tuple[list[Row], list[WindowSpan], floa
 
 
 def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Path | None,
-                 progress: Callable[[VideoRecord, int, int], None] | None = None) -> list[VideoRecord]:
+                 progress: Callable[[VideoRecord, int, int], None] | None = None,
+                 ) -> tuple[list[VideoRecord], dict[str, str]]:
     """Ingest and analyse every video (all stages but fusion), fold by fold with that fold's deep models.
 
     Parameters
@@ -188,7 +189,9 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
     Returns
     -------
     list of VideoRecord
-        In manifest order.
+        In manifest order, without the videos that intake rejects.
+    dict
+        Rejected video (manifest path) -> the typed reason.
     """
     from tamperscope.custody.intake import IntakeRecord, ingest_path
     from tamperscope.pipeline.runner import analyze_asset
@@ -196,6 +199,7 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
 
     stages = pipeline_stages()
     records: dict[int, VideoRecord] = {}
+    rejected: dict[str, str] = {}
     done = 0
     # The deep stage's parameters name the model paths, not their contents: remember which models scored each
     # asset, so a model retrained in place is re-run instead of read from the cache.
@@ -212,9 +216,14 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                 if item.fold != fold:
                     continue
                 start = time.perf_counter()
-                intake = ingest_path(ws, item.path, IntakeRecord(
-                    original_name=item.path.name, source=item.rel, label=str(item.label),
-                    subject=item.group or None))
+                try:
+                    intake = ingest_path(ws, item.path, IntakeRecord(
+                        original_name=item.path.name, source=item.rel, label=str(item.label),
+                        subject=item.group or None))
+                except InputRejectedError as exc:  # the product rejects it: it is not evaluated, and listed
+                    rejected[item.rel] = f"{exc.reason.value}: {exc.message}"
+                    done += 1
+                    continue
                 stale = used.get(intake.asset_id) not in (None, fingerprint)
                 result = analyze_asset(ws, intake.asset_id, only=stages)
                 if stale and "deep" not in result.ran:
@@ -231,7 +240,7 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                     progress(records[n], done, len(items))
         finally:
             ws.close()
-    return [records[n] for n in range(len(items))]
+    return [records[n] for n in range(len(items)) if n in records], rejected
 
 
 def video_samples(records: Sequence[VideoRecord], branches: Sequence[str]) -> list[Sample]:
@@ -432,6 +441,9 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
     for name, m in systems.items():
         lines.append(f"- **{name}**: " + ", ".join(f"{b} {n}/{summary['videos']}"
                                                    for b, n in m["branch_present"].items()))
+    if summary.get("rejected_at_intake"):
+        lines += ["", "Rejected at intake (not evaluated): " + "; ".join(
+            f"{path} ({reason})" for path, reason in summary["rejected_at_intake"].items())]
     if summary.get("skipped_systems"):
         lines += ["", "Not evaluated (no evidence on any video): " + ", ".join(summary["skipped_systems"])]
     timing = summary["timing"]
@@ -550,7 +562,7 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
     items = read_video_manifest(manifest, data_dir)
     if len({it.fold for it in items}) < 2:
         raise UsageError("the manifest needs at least two folds")
-    records = run_pipeline(items, settings, models_dir, progress)
+    records, rejected = run_pipeline(items, settings, models_dir, progress)
     t_pipeline = time.perf_counter() - t0
     results = []
     skipped = []
@@ -575,7 +587,7 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
         "settings": {"video_sample_fps": settings.video.sample_fps,
                      "forensics_max_frames_per_video": settings.forensics.max_frames_per_video,
                      "models_max_frames": settings.models.max_frames, "temporal_max_fps": settings.temporal.max_fps},
-        "failed": {r.item.rel: r.failed for r in records if r.failed},
+        "failed": {r.item.rel: r.failed for r in records if r.failed}, "rejected_at_intake": rejected,
         "systems": {r.name: r.metrics for r in results}, "skipped_systems": skipped,
         "timing": {"pipeline_s": t_pipeline, "fit_s": t_fit, "video_seconds": video_seconds,
                    "ran_now": sum(bool(r.ran) for r in records),

@@ -15,7 +15,8 @@ from tamperscope.fusion.branches import BRANCHES, Row, metadata_checked_row
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
 from tamperscope.pipeline.registry import STAGES
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, StageRun, Window
 

@@ -24,7 +24,8 @@ from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
 from tamperscope.models.runtime import ClipModel, FrameModel
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Frame, Window
 

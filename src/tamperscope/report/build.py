@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tamperscope import __version__
+from tamperscope._version import __version__
 from tamperscope.custody.audit import canonical_json
 from tamperscope.custody.seal import SEAL_ACTION
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE

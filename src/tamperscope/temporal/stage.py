@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset
 from tamperscope.temporal.blinks import analyze_blinks
@@ -99,7 +100,7 @@ class TemporalStage:
         return settings.temporal.model_dump(mode="json", include=set(TEMPORAL_SETTINGS))
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == "video"
+        return asset.media_type == MediaType.VIDEO
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)

@@ -13,7 +13,7 @@ __all__ = ["AnalysisSummary", "__version__", "analyze"]
 
 def __getattr__(name: str) -> Any:
     if name in ("AnalysisSummary", "analyze"):
-        from tamperscope.pipeline import front
+        from tamperscope.services import analysis
 
-        return getattr(front, name)
+        return getattr(analysis, name)
     raise AttributeError(f"module 'tamperscope' has no attribute {name!r}")

@@ -253,7 +253,7 @@ def audit(
     ws = _workspace()
     with ws.db.session() as session:
         events = queries.audit_events(session, queries.find_asset(session, asset).asset_id)
-        rows = [{"event_id": e.event_id, "when": e.when, "who": e.who, "action": e.action,
+        rows: list[dict[str, Any]] = [{"event_id": e.event_id, "when": e.when, "who": e.who, "action": e.action,
                  "details": e.details_json, "hash": e.hash} for e in events]
     for row in rows:
         if json_out:

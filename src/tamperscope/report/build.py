@@ -32,7 +32,7 @@ PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-ima
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
 
-VERDICT_MEANING = {
+VERDICT_MEANING: dict[str, str] = {
     LIKELY_MANIPULATED: "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
     LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
     UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",

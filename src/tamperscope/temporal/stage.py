@@ -74,7 +74,7 @@ def window_rows(plan: FacePlan, t: np.ndarray, module: str, params: dict[str, An
     for window in plan.windows:
         if window.track_id is None:
             continue
-        base = {"window_id": window.window_id, "t_start_ms": window.t_start_ms,
+        base: dict[str, Any] = {"window_id": window.window_id, "t_start_ms": window.t_start_ms,
                 "t_end_ms": window.t_end_ms, "params": params}
         if window.track_id not in plan.main_tracks:
             rows.append(DetectionRecord(module, VERSION, status="not_applicable",

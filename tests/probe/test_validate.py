@@ -159,6 +159,7 @@ def test_every_malformed_file_is_handled_and_analysis_never_crashes(shared_dir: 
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_valid_third_party_files_are_all_accepted(shared_dir: Path, tmp_path: Path) -> None:
     """Each file is validated under an extension-less name, as the object store keeps it."""
     skip = {".json", ".csv", ".txt", ".tsv", ".md"}

@@ -32,6 +32,11 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
         "same: ingest_path/ingest_stream take the workspace; moves with intake to services/",
     ("tamperscope.custody.verify", "tamperscope.workspace"):
         "verify re-hashes the store and walks the chain for a workspace: belongs in services/ (issue 15)",
+    # the two below came with the issue-15 merge (signed head, analysis lease), after this list was written
+    ("tamperscope.custody.anchor", "tamperscope.workspace"):
+        "key creation, anchor export and baseline sealing act on a workspace: services/ or (db, store, actor)",
+    ("tamperscope.custody.lease", "tamperscope.workspace"):
+        "the analysis lease takes the workspace for its db and actor: pass those instead",
 }
 
 

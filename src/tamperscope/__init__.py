@@ -1,15 +1,19 @@
 """tamperscope: was this media manipulated, where, and how sure are we?
 
-The front door is :func:`tamperscope.analyze`; the CLI (``tamperscope``) and the HTTP API wrap it.
+The front door is :func:`tamperscope.analyze`; the CLI (``tamperscope``) and the HTTP API wrap it. It is
+loaded on first use, so importing a low layer (``tamperscope.records``, ``tamperscope.errors``) stays light.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("tamperscope")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+source"
-
-from tamperscope.pipeline.front import AnalysisSummary, analyze
+from tamperscope._version import __version__
 
 __all__ = ["AnalysisSummary", "__version__", "analyze"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("AnalysisSummary", "analyze"):
+        from tamperscope.services import analysis
+
+        return getattr(analysis, name)
+    raise AttributeError(f"module 'tamperscope' has no attribute {name!r}")

@@ -8,9 +8,8 @@ from pathlib import Path
 from rich.console import Console
 
 from tamperscope import samples
-from tamperscope.custody.intake import IntakeRecord, ingest_path
-from tamperscope.pipeline.front import format_verdict, summarize
-from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.custody.intake import IntakeRecord
+from tamperscope.services.analysis import AnalysisOutcome, format_verdict, run_analysis
 from tamperscope.settings import Settings
 from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace
@@ -34,10 +33,9 @@ def main(out_dir: Path = Path("demo-output")) -> int:
               (edited, "copy-moved, re-saved in an editor", "manipulated"),
               (face, "synthetic talking head with speech (a warped photo: the deep branches see a face)", "synthetic")]
     for path, what, label in inputs:
-        intake = ingest_path(ws, path, IntakeRecord(original_name=path.name, source="tamperscope demo",
-                                                   license="CC0", label=label))
-        run = analyze_asset(ws, intake.asset_id)
-        summary = summarize(ws, intake.asset_id)
+        record = IntakeRecord(original_name=path.name, source="tamperscope demo", license="CC0", label=label)
+        outcome = run_analysis(ws, path, record=record, report_dir=out_dir / "reports")
+        run, summary = outcome.run, outcome.summary
         console.print(f"\n[bold]{path.name}[/bold] ({what}) -> asset {summary.asset_id} [{summary.status}]")
         console.print(f"  sha256 {summary.sha256}; stages run: {', '.join(run.ran) or 'all current'}")
         for name, error in run.failed.items():
@@ -46,7 +44,7 @@ def main(out_dir: Path = Path("demo-output")) -> int:
             console.print(f"  flag {flag['module']}: {flag['evidence']}")
         if summary.verdict:
             console.print(f"  verdict: {format_verdict(summary.verdict)}")
-        _write_report(ws, intake.asset_id, out_dir / "reports")
+        _print_report(outcome, out_dir / "reports")
     _print_web_help(settings)
     console.print(f"\nresults: database {settings.resolved_db_url}, store {settings.resolved_store_url}")
     console.print(f"inspect: TAMPERSCOPE_HOME={settings.home} .venv/bin/tamperscope show <asset>")
@@ -54,11 +52,11 @@ def main(out_dir: Path = Path("demo-output")) -> int:
     return 0
 
 
-def _write_report(ws: Workspace, asset_id: str, reports_dir: Path) -> None:
-    """Write the asset's JSON and PDF report (store + ``reports`` table) and copy them to ``reports_dir``."""
-    from tamperscope.report.service import write_report
-
-    written = write_report(ws, asset_id, reports_dir)
+def _print_report(outcome: AnalysisOutcome, reports_dir: Path) -> None:
+    """Name the report files the service wrote (store + ``reports`` table, copied to ``reports_dir``)."""
+    written = outcome.report
+    assert written is not None
+    asset_id = written.asset_id
     console.print(f"  report: {reports_dir / (asset_id + '.json')} and {reports_dir / (asset_id + '.pdf')}"
                   f" (json sha256 {written.sha256_json[:16]}…)")
 

@@ -23,6 +23,7 @@ def test_shared_manifest_resolves_and_masks_mark_a_minority(shared_dir: Path) ->
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_casia_clone_is_scored_and_localised(shared_dir: Path, tmp_path: Path) -> None:
     manifest = tmp_path / "casia.csv"
     with MANIFEST.open() as src, manifest.open("w", newline="") as dst:

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset
 

@@ -136,6 +136,7 @@ def test_probe_timeout_is_a_typed_rejection(tmp_path: Path, small_video: Path) -
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_every_malformed_file_is_handled_and_analysis_never_crashes(shared_dir: Path, ws) -> None:  # type: ignore[no-untyped-def]
     from tamperscope.custody.intake import ingest_path
     from tamperscope.pipeline.runner import analyze_asset
@@ -159,6 +160,7 @@ def test_every_malformed_file_is_handled_and_analysis_never_crashes(shared_dir: 
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_valid_third_party_files_are_all_accepted(shared_dir: Path, tmp_path: Path) -> None:
     """Each file is validated under an extension-less name, as the object store keeps it."""
     skip = {".json", ".csv", ".txt", ".tsv", ".md"}

@@ -26,7 +26,7 @@ def test_exports_all_tables(any_ws: Workspace, tmp_path: Path) -> None:
         frame.faces_json = [{"track_id": 0, "box": [1.0, 2.0, 3.0, 4.0]}]
         session.add(Window(window_id="a1:c0:0", asset_id="a1", shot_id="a1:s0000", track_id=0, t_start_ms=0,
                            t_end_ms=0, frame_ids_json=["a1:f000000000"], uri="store://x.npy"))
-    counts = export_parquet(any_ws, tmp_path / "out")
+    counts = export_parquet(any_ws.db, tmp_path / "out")
     assert counts == {"assets": 1, "shots": 2, "frames": 2, "detections": 0, "windows": 1}
     for name in EXPORT_TABLES:
         table = pq.read_table(tmp_path / "out" / f"{name}.parquet")
@@ -41,4 +41,4 @@ def test_exports_all_tables(any_ws: Workspace, tmp_path: Path) -> None:
 
 def test_unknown_table_is_a_usage_error(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        export_parquet(ws, tmp_path, ["nope"])
+        export_parquet(ws.db, tmp_path, ["nope"])

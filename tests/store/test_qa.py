@@ -49,7 +49,7 @@ def test_clean_tables_pass(ws: Workspace) -> None:
                                             ("test", "fake")]):
             add_asset(session, f"ok{n}", subject=f"p{n}", label=label, split=split)
             add_analysis(session, f"ok{n}", [(0, 1000), (1000, 2000)], [(0, 0), (0, 500), (1, 1000)])
-    assert run_qa(ws) == []
+    assert run_qa(ws.db) == []
 
 
 def test_every_broken_expectation_is_reported(ws: Workspace) -> None:
@@ -63,7 +63,7 @@ def test_every_broken_expectation_is_reported(ws: Workspace) -> None:
         add_asset(session, "late", subject="p5", split="test", duration_ms=1000)
         add_analysis(session, "late", [(0, 5000)], [(0, 4000)])
         add_asset(session, "leak", subject="p1", split="test")
-    failures = run_qa(ws)
+    failures = run_qa(ws.db)
     found = checks(failures)
     assert "assets: duration_ms duration > 0" in found
     assert any(c.startswith("assets: fps fps in") for c in found)
@@ -82,10 +82,10 @@ def test_label_balance_per_split(ws: Workspace) -> None:
         for n in range(10):
             add_asset(session, f"tr{n}", subject=f"a{n}", split="train", label="real" if n < 5 else "fake")
             add_asset(session, f"te{n}", subject=f"b{n}", split="test", label="real")
-    failures = run_qa(ws, max_label_skew=0.2)
+    failures = run_qa(ws.db, max_label_skew=0.2)
     skew = [f for f in failures if "skew" in f.check]
     assert skew and skew[0].cases == ["test", "train"]
-    assert not [f for f in run_qa(ws, max_label_skew=0.3) if "skew" in f.check]
+    assert not [f for f in run_qa(ws.db, max_label_skew=0.3) if "skew" in f.check]
 
 
 def test_cli_lists_failures_and_exits_non_zero(tmp_path: Path) -> None:

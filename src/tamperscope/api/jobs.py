@@ -32,7 +32,7 @@ class Job:
 
 
 class JobManager:
-    """Runs ``analyze_asset`` then writes the report, in worker threads; jobs are kept in memory."""
+    """Runs the analysis service (stages, then the report) in worker threads; jobs are kept in memory."""
 
     def __init__(self, workers: int = 1) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tamperscope-job")
@@ -55,8 +55,7 @@ class JobManager:
             return list(self._jobs.values())
 
     def _run(self, ws: Workspace, job: Job, force: bool) -> None:
-        from tamperscope.pipeline.runner import analyze_asset
-        from tamperscope.report.service import write_report
+        from tamperscope.services.analysis import run_analysis
 
         def on_progress(stage: str, fraction: float, message: str) -> None:
             job.progress[stage] = float(fraction)
@@ -64,10 +63,9 @@ class JobManager:
 
         job.status = "running"
         try:
-            run = analyze_asset(ws, job.asset_id, force=force, progress=on_progress)
-            job.failed_stages = dict(run.failed)
-            job.message = "writing report"
-            job.report_id = write_report(ws, job.asset_id).report_id
+            outcome = run_analysis(ws, job.asset_id, force=force, progress=on_progress, report=True)
+            job.failed_stages = dict(outcome.run.failed)
+            job.report_id = outcome.report.report_id if outcome.report else None
             job.status = "done"
             job.message = "done"
         except Exception as exc:

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from tamperscope import __version__
+from tamperscope._version import __version__
 from tamperscope.api.jobs import JobManager
 from tamperscope.api.routers import assets, audit, jobs, reports
 from tamperscope.errors import IntegrityError, TamperscopeError, http_status_for

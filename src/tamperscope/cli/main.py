@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
 
 from tamperscope.errors import InputRejectedError, TamperscopeError, UsageError, exit_code_for
 from tamperscope.settings import Settings, load_settings
@@ -121,13 +120,9 @@ def analyze(
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
-    from tamperscope.custody.intake import ingest_path
-    from tamperscope.pipeline.front import format_verdict, summarize
-    from tamperscope.pipeline.runner import analyze_asset
+    from tamperscope.services.analysis import as_target, format_verdict, run_analysis
 
     ws = _workspace()
-    path = Path(target)
-    ref = ingest_path(ws, path).asset_id if path.is_file() else target
     with _progress() as progress:
         tasks: dict[str, Any] = {}
 
@@ -136,8 +131,8 @@ def analyze(
                 tasks[stage_name] = progress.add_task(stage_name, total=1.0)
             progress.update(tasks[stage_name], completed=fraction, description=f"{stage_name} {message}")
 
-        run = analyze_asset(ws, ref, only=stage or None, force=force, progress=on_progress)
-    summary = summarize(ws, run.asset_id)
+        outcome = run_analysis(ws, as_target(target), only=stage or None, force=force, progress=on_progress)
+    run, summary = outcome.run, outcome.summary
     if json_out:
         print(json.dumps(summary.__dict__, sort_keys=True, default=str))
     else:
@@ -160,16 +155,13 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="print everything as JSON")] = False,
 ) -> None:
     """Show an asset: identity, status, stages, flags and scores."""
-    from tamperscope.pipeline.runner import find_asset
-    from tamperscope.store.models import Detection, StageRun
+    from tamperscope.store import queries
 
     ws = _workspace()
     with ws.db.session() as session:
-        row = find_asset(session, asset)
-        runs = session.execute(select(StageRun).where(StageRun.asset_id == row.asset_id)).scalars().all()
-        detections = session.execute(select(Detection).where(Detection.asset_id == row.asset_id)
-                                     .order_by(Detection.stage, Detection.module_name, Detection.window_id)
-                                     ).scalars().all()
+        row = queries.find_asset(session, asset)
+        runs = queries.stage_runs(session, row.asset_id)
+        detections = queries.detections(session, row.asset_id)
         data: dict[str, Any] = {
             "asset_id": row.asset_id, "sha256": row.sha256, "size_bytes": row.size_bytes,
             "original_name": row.original_name, "status": row.status, "reject_reason": row.reject_reason,
@@ -256,15 +248,12 @@ def audit(
     json_out: Annotated[bool, typer.Option("--json", help="print events as JSON lines")] = False,
 ) -> None:
     """List an asset's audit events in order."""
-    from tamperscope.pipeline.runner import find_asset
-    from tamperscope.store.models import AuditEvent
+    from tamperscope.store import queries
 
     ws = _workspace()
     with ws.db.session() as session:
-        asset_id = find_asset(session, asset).asset_id
-        events = session.execute(select(AuditEvent).where(AuditEvent.asset_id == asset_id)
-                                 .order_by(AuditEvent.event_id)).scalars().all()
-        rows = [{"event_id": e.event_id, "when": e.when, "who": e.who, "action": e.action,
+        events = queries.audit_events(session, queries.find_asset(session, asset).asset_id)
+        rows: list[dict[str, Any]] = [{"event_id": e.event_id, "when": e.when, "who": e.who, "action": e.action,
                  "details": e.details_json, "hash": e.hash} for e in events]
     for row in rows:
         if json_out:

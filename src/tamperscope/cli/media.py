@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """Export assets, shots, frames, detections and windows as Parquet."""
         from tamperscope.store.export import export_parquet
 
-        counts = export_parquet(_workspace(), parquet, table or None)
+        counts = export_parquet(_workspace().db, parquet, table or None)
         for name, rows in counts.items():
             console.print(f"{name}: {rows} rows -> {parquet / (name + '.parquet')}")
 
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         """Check the tables against declared expectations; exit 4 and list every failure."""
         from tamperscope.store.qa import run_qa
 
-        failures = run_qa(_workspace(), max_label_skew=max_label_skew)
+        failures = run_qa(_workspace().db, max_label_skew=max_label_skew)
         if json_out:
             print(json.dumps([f.__dict__ for f in failures], sort_keys=True))
         else:

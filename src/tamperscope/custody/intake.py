@@ -10,7 +10,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from tamperscope import __version__
+from tamperscope._version import __version__
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
 from tamperscope.custody.seal import asset_objects, seal

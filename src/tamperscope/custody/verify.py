@@ -13,8 +13,8 @@ from tamperscope.custody.audit import append_event, verify_chain
 from tamperscope.custody.keys import verify_head
 from tamperscope.custody.seal import compare, current_state, sealed_state
 from tamperscope.errors import IntegrityError
-from tamperscope.pipeline.runner import find_asset
 from tamperscope.store.models import AuditEvent, AuditHead
+from tamperscope.store.queries import find_asset
 from tamperscope.workspace import Workspace
 
 

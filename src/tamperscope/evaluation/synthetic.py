@@ -119,7 +119,7 @@ def make_samples(rng: np.random.Generator, crop: np.ndarray, donor: np.ndarray) 
         ys, xs = np.nonzero(src_mask)
         centre = (float(xs.mean()), float(ys.mean()))
         angle, scale = float(rng.uniform(-30, 30)), float(rng.uniform(0.85, 1.2))
-        candidate = cv2.getRotationMatrix2D(centre, angle, scale)
+        candidate = np.asarray(cv2.getRotationMatrix2D(centre, angle, scale), dtype=np.float64)
         candidate[:, 2] += rng.uniform(-size / 2, size / 2, size=2)
         moved_mask = _shift_mask(src_mask, candidate)
         if moved_mask.sum() < 0.8 * src_mask.sum() * scale * scale or (moved_mask & src_mask).any():

@@ -75,10 +75,10 @@ class AnalysisContext:
         if self.jpeg_bytes is None:
             return None
         if "luma" not in self._cache:
-            from PIL import Image
+            from PIL import Image, JpegImagePlugin
 
             with Image.open(io.BytesIO(self.jpeg_bytes)) as img:
-                if img.format != "JPEG":
+                if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG":
                     self._cache["luma"] = None
                 else:
                     tables = [np.asarray(t, dtype=np.float64) for _, t in sorted(img.quantization.items())]

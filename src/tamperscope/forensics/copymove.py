@@ -129,7 +129,8 @@ class KeypointCopyMoveDetector:
         image, p, ctx = prepare(image, self.defaults, params, context)
         full_gray = ctx.gray(image)
         gray, scale = _rescale(full_gray, int(p["max_side"]), int(p["min_side"]))
-        sift = cv2.SIFT_create(nfeatures=int(p["max_keypoints"]), contrastThreshold=float(p["contrast_threshold"]))
+        sift = cv2.SIFT_create(  # type: ignore[attr-defined]  # in OpenCV >= 4.4, missing from its stubs
+            nfeatures=int(p["max_keypoints"]), contrastThreshold=float(p["contrast_threshold"]))
         keypoints, descriptors = sift.detectAndCompute(gray, None)
         evidence: dict[str, Any] = {"keypoints": len(keypoints), "matches": 0, "transforms": []}
         mask = np.zeros(gray.shape, dtype=bool)
@@ -248,13 +249,13 @@ class BlockCopyMoveDetector:
                 for idx in np.argsort(-counts, kind="stable")[:3]:
                     if counts[idx] < int(p["min_votes"]):
                         break
-                    dy, dx = (int(v) for v in uniq[idx])
-                    matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+                    shift_y, shift_x = (int(v) for v in uniq[idx])
+                    matrix = np.array([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y]])
                     region = verify_affine(gray, matrix, min_shift=float(p["min_shift"]))
                     region = _keep_large_components(region, 4 * b * b)
                     mask |= region
                     best = max(best, int(counts[idx]))
-                    evidence["shifts"].append({"dy": dy, "dx": dx, "votes": int(counts[idx]),
+                    evidence["shifts"].append({"dy": shift_y, "dx": shift_x, "votes": int(counts[idx]),
                                                "area_fraction": round(float(region.mean()), 5)})
         score = float(1.0 - np.exp(-best / (2.0 * int(p["min_votes"])))) if best else 0.0
         if not mask.any():

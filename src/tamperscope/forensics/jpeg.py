@@ -58,10 +58,10 @@ def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
     *single* compression with the file's table would give: the reference a double-compressed histogram departs
     from.
     """
-    from PIL import Image
+    from PIL import Image, JpegImagePlugin
 
     with Image.open(io.BytesIO(jpeg)) as img:
-        if img.format != "JPEG" or min(img.size) < 24:
+        if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG" or min(img.size) < 24:
             return None
         tables = [list(t) for _, t in sorted(img.quantization.items())]
         rgb = np.asarray(img.convert("RGB"))[4:, 4:]

@@ -27,7 +27,8 @@ from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
 from tamperscope.media.decode import exif_orientation, upright
 from tamperscope.media.png import encode_png
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Frame
 
@@ -86,11 +87,11 @@ class ForensicsStage:
                 "max_frames_per_video": settings.forensics.max_frames_per_video}
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in ("image", "video")
+        return asset.media_type in (MediaType.IMAGE, MediaType.VIDEO)
 
     def run(self, ctx: StageContext) -> StageOutput:
         out = StageOutput()
-        if ctx.asset.media_type == "image":
+        if ctx.asset.media_type == MediaType.IMAGE:
             with ctx.media_path() as path:
                 data = path.read_bytes()
             with Image.open(io.BytesIO(data)) as img:

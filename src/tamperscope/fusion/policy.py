@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-LIKELY_REAL = "likely_real"
-UNSURE = "unsure"
-LIKELY_MANIPULATED = "likely_manipulated"
+from tamperscope.records import Band
+
+LIKELY_REAL = Band.LIKELY_REAL
+UNSURE = Band.UNSURE
+LIKELY_MANIPULATED = Band.LIKELY_MANIPULATED
 
 
 @dataclass(frozen=True)

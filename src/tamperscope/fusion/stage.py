@@ -14,8 +14,8 @@ from sqlalchemy import select
 from tamperscope.fusion.branches import BRANCHES, Row, metadata_checked_row
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
-from tamperscope.pipeline.registry import STAGES
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, StageRun, Window
 
@@ -41,8 +41,7 @@ class FusionStage:
 
     name: ClassVar[str] = "fusion"
     version: ClassVar[str] = "1.2"
-    requires: ClassVar[tuple[str, ...]] = tuple(
-        s for s in ("metadata", "forensics", "temporal", "avsync", "deep") if s in STAGES)
+    requires: ClassVar[tuple[str, ...]] = ("metadata", "forensics", "temporal", "avsync", "deep")
     owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def _model(self, media_type: str | None) -> FusionModel:

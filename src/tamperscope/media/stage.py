@@ -34,7 +34,8 @@ from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_dup
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.shots import Cut, ShotDetector
 from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
-from tamperscope.pipeline.stage import StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
 from tamperscope.settings import Settings, VideoSettings
 from tamperscope.store.models import Asset
 
@@ -254,8 +255,9 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
             analyzer.close()
 
 
-def _round_box(box: Iterable[float]) -> list[float]:
-    return [round(float(v), 2) for v in box]
+def _round_box(box: Iterable[float]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (round(float(v), 2) for v in box)
+    return x0, y0, x1, y1
 
 
 def _round_points(points: np.ndarray) -> list[list[float]]:
@@ -288,7 +290,7 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
     starts = [0] + [c.index for c in kept]
     times = result.frame_times
     last_t = times[-1] if times else 0
-    frame_ms = 0 if ctx.asset.media_type == "image" else round(1000.0 / result.fps)
+    frame_ms = 0 if ctx.asset.media_type == MediaType.IMAGE else round(1000.0 / result.fps)
     shots: list[dict[str, Any]] = []
     for n, start in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else result.frames_decoded
@@ -306,7 +308,7 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
         by_shot.setdefault(bisect.bisect_right(starts, sample.index) - 1, []).append(sample)
 
     frames: list[dict[str, Any]] = []
-    windows: list[dict[str, Any]] = []
+    windows: list[WindowRecord] = []
     next_track = 0
     for shot_index, members in sorted(by_shot.items()):
         sid = shot_id(asset_id, shot_index)
@@ -314,11 +316,11 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
         duplicates = mark_near_duplicates(ids, [s.quality.phash for s in members], video.near_duplicate_phash)
         next_track = assign_tracks([s.faces for s in members], first_id=next_track)
         for position, (sample, fid, dup) in enumerate(zip(members, ids, duplicates, strict=True)):
-            faces_json = [{
-                "track_id": face.track_id, "box": _round_box(face.box), "score": face.score,
-                "landmarks": _round_points(face.landmarks) if face.landmarks is not None else [],
-                "crop_uri": uri, "crop_box": _round_box(face.crop_box or face.box),
-            } for face, uri in zip(sample.faces, sample.crop_uris, strict=True)]
+            faces_json = [FaceRecord(
+                track_id=face.track_id, box=_round_box(face.box), score=face.score,
+                landmarks=_round_points(face.landmarks) if face.landmarks is not None else [],
+                crop_uri=uri, crop_box=_round_box(face.crop_box or face.box),
+            ).to_json() for face, uri in zip(sample.faces, sample.crop_uris, strict=True)]
             weight = sample.quality.weight * (0.25 if dup else 1.0)
             frames.append({
                 "frame_id": fid, "shot_id": sid, "t_ms": sample.t_ms, "frame_index": sample.index,
@@ -339,7 +341,7 @@ def build_rows(ctx: StageContext, result: DecodeResult) -> StageOutput:
 
 
 def _shot_windows(ctx: StageContext, spool: Spool, sid: str, shot_index: int, members: list[SampledFrame],
-                  ids: list[str]) -> list[dict[str, Any]]:
+                  ids: list[str]) -> list[WindowRecord]:
     """Windows of one shot: per face track, or over the shot's frames when it has no face."""
     video = ctx.settings.video
     store = ctx.ws.store
@@ -354,16 +356,16 @@ def _shot_windows(ctx: StageContext, spool: Spool, sid: str, shot_index: int, me
             runs.append((str(track), track, [p for p, _ in items], [slot for _, slot in items]))
     else:
         runs.append((f"s{shot_index}", None, list(range(len(members))), [s.thumb_slot for s in members]))
-    rows: list[dict[str, Any]] = []
+    rows: list[WindowRecord] = []
     for label, track_id, positions, slots in runs:
         for n, (start, stop) in enumerate(window_spans(len(positions), video.clip_length)):
             images = [spool.read(slot) for slot in slots[start:stop]]
             wid = window_id(asset_id, label, n)
             uri = store.put_bytes(ctx.derived_key(f"clips/c{label}_{n}.npy"), to_npy_bytes(np.stack(images)))
             chosen = positions[start:stop]
-            rows.append({"window_id": wid, "shot_id": sid, "track_id": track_id,
-                         "t_start_ms": members[chosen[0]].t_ms, "t_end_ms": members[chosen[-1]].t_ms,
-                         "frame_ids_json": [ids[p] for p in chosen], "uri": uri})
+            rows.append(WindowRecord(window_id=wid, shot_id=sid, track_id=track_id,
+                                     t_start_ms=members[chosen[0]].t_ms, t_end_ms=members[chosen[-1]].t_ms,
+                                     frame_ids=tuple(ids[p] for p in chosen), uri=uri))
     return rows
 
 
@@ -379,13 +381,13 @@ class VideoStage:
         return settings.video.model_dump(mode="json")
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in ("video", "image")
+        return asset.media_type in (MediaType.VIDEO, MediaType.IMAGE)
 
     def run(self, ctx: StageContext) -> StageOutput:
         spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))
         try:
             with ctx.media_path() as path:
-                result = decode_and_sample(ctx, path, ctx.asset.media_type == "image", spool, report=ctx.report)
+                result = decode_and_sample(ctx, path, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)
             ctx.report(0.92, "shots, tracks and windows")
             return build_rows(ctx, result)
         finally:

@@ -17,16 +17,17 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from sqlalchemy import select
 
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
 from tamperscope.models.runtime import ClipModel, FrameModel
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.store.models import Asset, Frame, Window
+from tamperscope.store import queries
+from tamperscope.store.models import Asset
 
 SALIENCY_FRAMES = 3
 
@@ -132,10 +133,8 @@ class DeepStage:
     def _windows(ctx: StageContext) -> list[tuple[str, int, int, int | None, list[str], np.ndarray]]:
         """Every window of the asset: id, span, face track, frame ids and its crops (shot windows: no crops)."""
         with ctx.read_session() as s:
-            rows = s.scalars(select(Window).where(Window.asset_id == ctx.asset.asset_id)
-                             .order_by(Window.t_start_ms)).all()
-            items = [(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id, [str(f) for f in w.frame_ids_json or []])
-                     for w in rows]
+            items = [(w.window_id, w.t_start_ms, w.t_end_ms, w.track_id, list(w.frame_ids))
+                     for w in queries.windows(s, ctx.asset.asset_id)]
         return [(wid, t0, t1, track, frame_ids,
                  load_window(ctx.ws, wid) if track is not None else np.zeros((0, 1, 1, 3), np.uint8))
                 for wid, t0, t1, track, frame_ids in items]
@@ -164,17 +163,16 @@ class DeepStage:
                 ) -> list[DetectionRecord]:
         """One row per frame with a face: the best-scoring face; crops outside windows are scored here."""
         with ctx.read_session() as s:
-            frames = s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id).order_by(Frame.t_ms)).all()
-            items = [(f.frame_id, f.t_ms, list(f.faces_json or [])) for f in frames]
+            items = [(f.frame_id, f.t_ms, f.faces) for f in queries.frames(s, ctx.asset.asset_id)]
         per_frame: dict[str, list[tuple[int, _Scored]]] = {}
         missing: list[tuple[str, int, np.ndarray]] = []
         for frame_id, _, faces in items:
             for face in faces:
-                track = int(face.get("track_id", 0))
+                track = face.track_id
                 if (frame_id, track) in scored:
                     per_frame.setdefault(frame_id, []).append((track, scored[(frame_id, track)]))
-                elif face.get("crop_uri") and len(missing) < ctx.settings.models.max_frames:
-                    raw = ctx.ws.store.get_bytes(ObjectStore.key_of(face["crop_uri"]))
+                elif face.crop_uri and len(missing) < ctx.settings.models.max_frames:
+                    raw = ctx.ws.store.get_bytes(ObjectStore.key_of(face.crop_uri))
                     bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
                     if bgr is not None:
                         missing.append((frame_id, track, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))

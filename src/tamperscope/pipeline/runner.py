@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import asset_objects, seal
-from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UsageError
+from tamperscope.errors import InputRejectedError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
-from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext, StageOutput
+from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext
+from tamperscope.records import AssetStatus, StageOutput
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
+from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace
 
 
@@ -30,20 +32,6 @@ class RunResult:
     not_applicable: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)  # stage -> reject reason, when a stage refused the input
-
-
-def find_asset(session: Session, ref: str) -> Asset:
-    """An asset by id, full SHA-256 or unique SHA-256 prefix (at least 8 hex digits)."""
-    asset = session.get(Asset, ref)
-    if asset is not None:
-        return asset
-    if len(ref) >= 8:
-        matches = session.execute(select(Asset).where(Asset.sha256.startswith(ref.lower()))).scalars().all()
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
-    raise NotFoundError(f"no asset {ref!r}")
 
 
 def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOutput) -> None:
@@ -62,7 +50,7 @@ def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOu
         session.add(Frame(asset_id=asset_id, **frame))
     session.flush()
     for window in output.windows:
-        session.add(Window(asset_id=asset_id, **window))
+        session.add(Window(asset_id=asset_id, **window.to_row()))
     for record in output.detections:
         session.add(
             Detection(
@@ -126,12 +114,11 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     actor = ws.actor
     with ws.db.session() as session:
         asset = find_asset(session, ref)
-        if asset.status == "rejected":
+        if asset.status == AssetStatus.REJECTED:
             raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
                                      asset.error or "input was rejected at intake", asset_id=asset.asset_id)
-        done = {run.stage: run for run in session.execute(
-            select(StageRun).where(StageRun.asset_id == asset.asset_id)).scalars()}
-        asset.status = "analyzing"
+        done = {run.stage: run for run in stage_runs(session, asset.asset_id)}
+        asset.status = AssetStatus.ANALYZING
         append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
                      details={"only": only, "force": force})
         seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
@@ -224,7 +211,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
-        stored.status = "failed" if result.failed else "analyzed"
+        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
         stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
         append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
                      details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
@@ -233,4 +220,4 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     return result
 
 
-__all__ = ["RunResult", "analyze_asset", "find_asset"]
+__all__ = ["RunResult", "analyze_asset"]

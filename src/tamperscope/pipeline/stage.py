@@ -9,49 +9,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.orm import Session
 
+from tamperscope.records import StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
 ProgressCallback = Callable[[str, float, str], None]
-
-
-@dataclass
-class DetectionRecord:
-    """One score (or flag, or explicit non-result) with the evidence behind it."""
-
-    module_name: str
-    module_version: str
-    window_id: str = "asset"
-    score: float | None = None
-    status: str = "scored"  # scored | flag | not_applicable | insufficient_data
-    t_start_ms: int | None = None
-    t_end_ms: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    logits: dict[str, Any] | None = None
-    threshold: float | None = None
-    band: str | None = None
-    evidence: dict[str, Any] | None = None
-    saliency_uri: str | None = None
-    overlay_uri: str | None = None
-
-
-@dataclass
-class StageOutput:
-    """Everything a stage wants written; shots/frames are column dicts of those tables."""
-
-    asset_updates: dict[str, Any] = field(default_factory=dict)
-    shots: list[dict[str, Any]] = field(default_factory=list)
-    frames: list[dict[str, Any]] = field(default_factory=list)
-    windows: list[dict[str, Any]] = field(default_factory=list)
-    detections: list[DetectionRecord] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -38,7 +38,6 @@ def harvest(path: Path, limits: LimitSettings, demuxer: str | None = None) -> Ha
 
     ``demuxer`` forces ffprobe's input format (stored objects have no extension; see ``validate.IMAGE_DEMUXERS``).
     """
-    budget = {"timeout_s": limits.tool_timeout_s, "max_output_bytes": limits.tool_max_output_bytes}
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
     commands = {
@@ -51,7 +50,8 @@ def harvest(path: Path, limits: LimitSettings, demuxer: str | None = None) -> Ha
     }
     for tool, args in commands.items():
         try:
-            data = run_json_tool(args, **budget)
+            data = run_json_tool(args, timeout_s=limits.tool_timeout_s,
+                                 max_output_bytes=limits.tool_max_output_bytes)
         except ToolError as exc:
             errors[tool] = str(exc)
             data = None

@@ -102,7 +102,8 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
         fps = _rate(main.get("avg_frame_rate")) or _rate(main.get("r_frame_rate"))
     duration_s = None
     try:
-        duration_s = float((probe.get("format") or {}).get("duration"))
+        raw_duration = (probe.get("format") or {}).get("duration")
+        duration_s = None if raw_duration is None else float(raw_duration)
     except (TypeError, ValueError):
         duration_s = None
     if duration_s is not None and duration_s > limits.max_duration_s:

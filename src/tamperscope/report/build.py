@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from tamperscope import __version__
+from tamperscope._version import __version__
 from tamperscope.custody.audit import canonical_json
 from tamperscope.custody.seal import SEAL_ACTION
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
-from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, StageRun
+from tamperscope.records import FrameRecord, ShotRecord
+from tamperscope.store import queries
+from tamperscope.store.models import Asset, AuditEvent, Detection, StageRun
+from tamperscope.workspace import Workspace
 
 SCHEMA_VERSION = "1.2.0"  # 1.1: asset.structure (intake's container walk); 1.2: custody.signed_head
 SCHEMA_ID = "https://tamperscope.example/schema/report-v1.schema.json"
@@ -31,7 +32,7 @@ PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-ima
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
 
-VERDICT_MEANING = {
+VERDICT_MEANING: dict[str, str] = {
     LIKELY_MANIPULATED: "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
     LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
     UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",
@@ -48,8 +49,8 @@ class ReportInputs:
     events: Sequence[AuditEvent]
     stage_runs: Sequence[StageRun]
     detections: Sequence[Detection]
-    shots: Sequence[Shot]
-    frames: Sequence[Frame]
+    shots: Sequence[ShotRecord]
+    frames: Sequence[FrameRecord]
     artifact_sha256: dict[str, str]
     python_packages: dict[str, str]
     signed_head: dict[str, Any] | None = None
@@ -171,21 +172,17 @@ def python_package_versions(names: Sequence[str] = PYTHON_PACKAGES) -> dict[str,
     return versions
 
 
-def load_inputs(ws: Any, asset_ref: str, read_bytes: Callable[[str], bytes] | None = None) -> ReportInputs:
+def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes] | None = None) -> ReportInputs:
     """Load the rows of one asset and hash its artifacts (the I/O edge of :func:`build_report`)."""
-    from tamperscope.pipeline.runner import find_asset
-
     with ws.db.session() as session:
-        asset = find_asset(session, asset_ref)
+        asset = queries.find_asset(session, asset_ref)
         aid = asset.asset_id
-        kept = [e for e in session.execute(select(AuditEvent).where(AuditEvent.asset_id == aid)
-                                           .order_by(AuditEvent.event_id)).scalars()
-                if not e.action.startswith(EXCLUDED_ACTION_PREFIXES)]
+        kept = [e for e in queries.audit_events(session, aid) if not e.action.startswith(EXCLUDED_ACTION_PREFIXES)]
         events = [e for e in kept if e.action != SEAL_ACTION]
-        runs = list(session.execute(select(StageRun).where(StageRun.asset_id == aid)).scalars())
-        detections = list(session.execute(select(Detection).where(Detection.asset_id == aid)).scalars())
-        shots = list(session.execute(select(Shot).where(Shot.asset_id == aid)).scalars())
-        frames = list(session.execute(select(Frame).where(Frame.asset_id == aid)).scalars())
+        runs = list(queries.stage_runs(session, aid))
+        detections = list(queries.detections(session, aid))
+        shots = queries.shots(session, aid)
+        frames = queries.frames(session, aid)
         session.expunge_all()
     uris = {u for d in detections for u in (d.saliency_uri, d.overlay_uri) if u}
     uris |= {f.uri for f in frames if f.uri}

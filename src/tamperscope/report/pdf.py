@@ -23,8 +23,8 @@ from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, Simple
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.report.plots import timeline_png
 
-BAND_COLOURS = {LIKELY_MANIPULATED: colors.HexColor("#b3261e"), LIKELY_REAL: colors.HexColor("#1e7b34"),
-                UNSURE: colors.HexColor("#8a6d00")}
+BAND_COLOURS: dict[str, colors.Color] = {LIKELY_MANIPULATED: colors.HexColor("#b3261e"),
+                                         LIKELY_REAL: colors.HexColor("#1e7b34"), UNSURE: colors.HexColor("#8a6d00")}
 MAX_FRAMES = 8
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9, leading=11.5)

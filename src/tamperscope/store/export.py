@@ -18,8 +18,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.type_api import TypeEngine
 
 from tamperscope.errors import UsageError
+from tamperscope.store.db import Database
 from tamperscope.store.models import Asset, Detection, Frame, Shot, Window
-from tamperscope.workspace import Workspace
 
 EXPORT_TABLES: dict[str, type[DeclarativeBase]] = {
     "assets": Asset, "shots": Shot, "frames": Frame, "detections": Detection, "windows": Window,
@@ -53,12 +53,12 @@ def table_schema(model: type[DeclarativeBase]) -> pa.Schema:
                       for c in table.columns])  # type: ignore[attr-defined]
 
 
-def _batches(ws: Workspace, model: type[DeclarativeBase]) -> Iterator[list[dict[str, Any]]]:
+def _batches(db: Database, model: type[DeclarativeBase]) -> Iterator[list[dict[str, Any]]]:
     table = model.__table__
     columns = list(table.columns)  # type: ignore[attr-defined]
     json_columns = {c.name for c in columns if isinstance(c.type, JSON)}
     order = [c for c in columns if c.primary_key]
-    with ws.db.session() as session:
+    with db.session() as session:
         result = session.execute(select(*columns).order_by(*order).execution_options(yield_per=BATCH_ROWS))
         for partition in result.partitions():
             rows = []
@@ -71,13 +71,13 @@ def _batches(ws: Workspace, model: type[DeclarativeBase]) -> Iterator[list[dict[
             yield rows
 
 
-def export_parquet(ws: Workspace, out_dir: Path, tables: list[str] | None = None) -> dict[str, int]:
+def export_parquet(db: Database, out_dir: Path, tables: list[str] | None = None) -> dict[str, int]:
     """Write each table to ``out_dir/<table>.parquet``.
 
     Parameters
     ----------
-    ws : Workspace
-        Source workspace.
+    db : Database
+        Source database.
     out_dir : Path
         Output directory (created).
     tables : list of str, optional
@@ -101,7 +101,7 @@ def export_parquet(ws: Workspace, out_dir: Path, tables: list[str] | None = None
         tmp = target.with_suffix(".parquet.tmp")
         written = 0
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for rows in _batches(ws, model):
+            for rows in _batches(db, model):
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                 written += len(rows)
         tmp.replace(target)

@@ -20,8 +20,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from sqlalchemy import select
 
+from tamperscope.store.db import Database
 from tamperscope.store.models import Asset, Frame, Shot, StageRun
-from tamperscope.workspace import Workspace
 
 FPS_RANGE = (1.0, 240.0)
 SLACK_MS = 100
@@ -44,9 +44,9 @@ def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
-def load_tables(ws: Workspace) -> dict[str, pd.DataFrame]:
+def load_tables(db: Database) -> dict[str, pd.DataFrame]:
     """The columns QA needs, as DataFrames (assets, analysed videos' shots and frames)."""
-    with ws.db.session() as session:
+    with db.session() as session:
         assets = _frame(session.execute(select(
             Asset.asset_id, Asset.media_type, Asset.duration_ms, Asset.fps, Asset.label, Asset.subject, Asset.split)
             .where(Asset.status != "rejected")).all(),
@@ -77,13 +77,13 @@ def _errors(schema: pa.DataFrameSchema, df: pd.DataFrame, table: str, key: str) 
     return []
 
 
-def run_qa(ws: Workspace, *, max_label_skew: float = 0.2) -> list[Failure]:
+def run_qa(db: Database, *, max_label_skew: float = 0.2) -> list[Failure]:
     """Run every expectation; an empty list means the tables pass.
 
     Parameters
     ----------
-    ws : Workspace
-        The workspace to check.
+    db : Database
+        The database to check.
     max_label_skew : float
         Largest allowed difference between a label's share in one split and its overall share.
 
@@ -91,7 +91,7 @@ def run_qa(ws: Workspace, *, max_label_skew: float = 0.2) -> list[Failure]:
     -------
     list of Failure
     """
-    tables = load_tables(ws)
+    tables = load_tables(db)
     assets = tables["assets"].reset_index(drop=True)
     failures: list[Failure] = []
 

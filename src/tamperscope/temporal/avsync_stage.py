@@ -23,8 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.temporal.audio import extract_audio
 from tamperscope.temporal.avsync import (
@@ -41,7 +43,7 @@ from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp
 from tamperscope.temporal.stage import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
-from tamperscope.temporal.tracks import load_plan, with_gaps
+from tamperscope.temporal.tracks import plan_faces, with_gaps
 
 # 0.2.0: offset from the outer lips and the 1-4 kHz envelope in the 0.5-8 Hz band, SyncNet confidence
 # (peak minus median) gated by its chance level for the overlap (was: z-score ramp from 2.5, 0 on real speech).
@@ -70,7 +72,7 @@ class AVSyncStage:
         return settings.temporal.model_dump(mode="json", include=set(AVSYNC_SETTINGS))
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == "video"
+        return asset.media_type == MediaType.VIDEO
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)
@@ -86,8 +88,9 @@ class AVSyncStage:
             return StageOutput(detections=not_applicable(MODULES, "no speech detected", params, version=VERSION),
                                summary={"audio": True, "speech_segments": 0})
         with ctx.read_session() as session:
-            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms,
-                             budget_ms=round(cfg.max_dense_s * 1000))
+            inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
+                    queries.windows(session, ctx.asset.asset_id))
+        plan = plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params, version=VERSION),
                                summary={"audio": True, "faces": 0})
@@ -124,19 +127,19 @@ class AVSyncStage:
         rows.append(self._bilabial_row("asset", span, bilabial.n_bilabials, bilabial.n_mismatch, threshold,
                                        cfg.min_bilabials, params, extra))
         for window in plan.windows:
-            if window["track_id"] not in plan.main_tracks:
+            if window.track_id not in plan.main_tracks:
                 continue
-            lo, hi = window["t_start_ms"] / 1000.0, window["t_end_ms"] / 1000.0
+            lo, hi = window.t_start_ms / 1000.0, window.t_end_ms / 1000.0
             if not any(s < hi and e > lo for s, e in segments):
                 continue
             centre, half = (lo + hi) / 2, max(hi - lo, WINDOW_CONTEXT_S) / 2
             local = estimate_offset(mouth_t, lips, env_t, env, max_lag_s=cfg.max_offset_s,
                                     span=(centre - half, centre + half), chance_margin=margin)
-            wspan = (window["t_start_ms"], window["t_end_ms"])
-            rows.append(self._offset_row(window["window_id"], wspan, local, params, extra))
+            wspan = (window.t_start_ms, window.t_end_ms)
+            rows.append(self._offset_row(window.window_id, wspan, local, params, extra))
             check = bilabial_check(phones, mouth_t, mouth, offset_s=offset_s, threshold=threshold,
                                    span=(lo + offset_s, hi + offset_s))
-            rows.append(self._bilabial_row(window["window_id"], wspan, check.n_bilabials, check.n_mismatch,
+            rows.append(self._bilabial_row(window.window_id, wspan, check.n_bilabials, check.n_mismatch,
                                            threshold, cfg.min_bilabials, params, extra))
         summary = {"audio": True, "speech_segments": len(segments), "phones": len(phones),
                    "offset_ms": round(overall.offset_ms, 1) if overall else None,

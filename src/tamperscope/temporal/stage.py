@@ -22,14 +22,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tamperscope.pipeline.stage import DetectionRecord, StageContext, StageOutput
+from tamperscope.pipeline.stage import StageContext
+from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.temporal.blinks import analyze_blinks
 from tamperscope.temporal.dense import DenseTrack, cached_dense_landmarks
 from tamperscope.temporal.head_pose import analyze_head_pose, score_pose_series
 from tamperscope.temporal.landmarks import analyze_landmarks, score_acceleration
-from tamperscope.temporal.tracks import FacePlan, load_plan, span_mask, with_gaps
+from tamperscope.temporal.tracks import FacePlan, plan_faces, span_mask, with_gaps
 
 VERSION = "0.1.0"
 MODULES = ("temporal.blink", "temporal.head_pose", "temporal.landmarks")
@@ -70,16 +72,16 @@ def window_rows(plan: FacePlan, t: np.ndarray, module: str, params: dict[str, An
     """One row of ``module`` per clip window: main-track windows analysed, others ``not_applicable``."""
     rows = []
     for window in plan.windows:
-        if window["track_id"] is None:
+        if window.track_id is None:
             continue
-        base = {"window_id": window["window_id"], "t_start_ms": window["t_start_ms"],
-                "t_end_ms": window["t_end_ms"], "params": params}
-        if window["track_id"] not in plan.main_tracks:
+        base: dict[str, Any] = {"window_id": window.window_id, "t_start_ms": window.t_start_ms,
+                "t_end_ms": window.t_end_ms, "params": params}
+        if window.track_id not in plan.main_tracks:
             rows.append(DetectionRecord(module, VERSION, status="not_applicable",
                                         evidence={"reason": "secondary face track (only each shot's main "
                                                   "track is followed densely)"}, **base))
             continue
-        mask = span_mask(t, window["t_start_ms"], window["t_end_ms"])
+        mask = span_mask(t, window.t_start_ms, window.t_end_ms)
         score, evidence = analyse(mask)
         status = "scored" if score is not None else "insufficient_data"
         rows.append(DetectionRecord(module, VERSION, score=score, status=status, evidence={**evidence, **extra},
@@ -99,14 +101,15 @@ class TemporalStage:
         return settings.temporal.model_dump(mode="json", include=set(TEMPORAL_SETTINGS))
 
     def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == "video"
+        return asset.media_type == MediaType.VIDEO
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
         with ctx.read_session() as session:
-            plan = load_plan(session, ctx.asset.asset_id, pad_ms=cfg.range_pad_ms,
-                             budget_ms=round(cfg.max_dense_s * 1000))
+            inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
+                    queries.windows(session, ctx.asset.asset_id))
+        plan = plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
                                summary={"faces": 0})
@@ -136,13 +139,13 @@ class TemporalStage:
         rows.append(asset_row("temporal.landmarks", stability.score, stability.evidence(),
                               "scored" if stability.score is not None else "insufficient_data"))
         for shot in plan.shots:
-            inside = (t >= shot["t_start_ms"]) & (t <= shot["t_end_ms"])
+            inside = (t >= shot.t_start_ms) & (t <= shot.t_end_ms)
             if not np.isfinite(lm[inside, 0, 0]).any():
                 continue
             shot_blink = analyze_blinks(lm[inside], t[inside], drop=cfg.blink_drop, min_face_s=cfg.min_face_s)
-            rows.append(DetectionRecord("temporal.blink", VERSION, window_id=shot["shot_id"],
+            rows.append(DetectionRecord("temporal.blink", VERSION, window_id=shot.shot_id,
                                         score=shot_blink.score, status=shot_blink.status,
-                                        t_start_ms=shot["t_start_ms"], t_end_ms=shot["t_end_ms"], params=params,
+                                        t_start_ms=shot.t_start_ms, t_end_ms=shot.t_end_ms, params=params,
                                         evidence={**shot_blink.evidence(), **extra}))
 
         def pose_window(mask: np.ndarray) -> tuple[float | None, dict[str, Any]]:

@@ -9,14 +9,12 @@ missed the face, and their clip windows receive the per-window rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from tamperscope.store.models import Frame, Shot, Window
+from tamperscope.records import FrameRecord, ShotRecord, WindowRecord
 from tamperscope.temporal.dense import DenseTrack, limit_ranges
 
 Box = tuple[float, float, float, float]
@@ -31,22 +29,22 @@ class FacePlan:
     main_tracks: set[int] = field(default_factory=set)
     other_tracks: set[int] = field(default_factory=set)
     frame_size: tuple[int, int] | None = None
-    windows: list[dict[str, Any]] = field(default_factory=list)
-    shots: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[WindowRecord] = field(default_factory=list)
+    shots: list[ShotRecord] = field(default_factory=list)
 
     @property
     def has_face(self) -> bool:
         return bool(self.guides)
 
 
-def load_plan(session: Session, asset_id: str, *, pad_ms: int, budget_ms: int | None = None) -> FacePlan:
-    """Main face track per shot, its guide boxes and padded time ranges, windows and shots.
+def plan_faces(shots: Sequence[ShotRecord], frames: Sequence[FrameRecord], windows: Sequence[WindowRecord], *,
+               pad_ms: int, budget_ms: int | None = None) -> FacePlan:
+    """Main face track per shot, its guide boxes and padded time ranges, and the windows to score.
 
     Parameters
     ----------
-    session : Session
-        A read session.
-    asset_id : str
+    shots, frames, windows : sequence of records
+        The ``video`` stage's rows for one asset (frames in time order, windows by start time).
     pad_ms : int
         Padding of each shot's face range (clipped to the shot).
     budget_ms : int, optional
@@ -57,25 +55,20 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int, budget_ms: int | 
     FacePlan
     """
     plan = FacePlan()
-    shots = session.execute(select(Shot).where(Shot.asset_id == asset_id).order_by(Shot.index)).scalars().all()
-    plan.shots = [{"shot_id": s.shot_id, "t_start_ms": s.t_start_ms, "t_end_ms": s.t_end_ms} for s in shots]
-    frames = session.execute(select(Frame).where(Frame.asset_id == asset_id).order_by(Frame.t_ms)).scalars().all()
     per_shot: dict[str | None, dict[int, list[tuple[int, Box]]]] = {}
     for frame in frames:
         if plan.frame_size is None and frame.width and frame.height:
             plan.frame_size = (frame.width, frame.height)
-        for face in frame.faces_json or []:
-            box = tuple(float(v) for v in face["box"])
-            per_shot.setdefault(frame.shot_id, {}).setdefault(int(face["track_id"]), []).append(
-                (int(frame.t_ms), box))  # type: ignore[arg-type]
-    bounds = {s.shot_id: (s.t_start_ms, s.t_end_ms) for s in shots}
+        for face in frame.faces:
+            per_shot.setdefault(frame.shot_id, {}).setdefault(face.track_id, []).append((int(frame.t_ms), face.box))
+    bounds: dict[str | None, tuple[int, int]] = {s.shot_id: (s.t_start_ms, s.t_end_ms) for s in shots}
     for shot_id, tracks in per_shot.items():
         chain = chain_tracks(tracks)
         plan.main_tracks.update(chain)
         plan.other_tracks.update(t for t in tracks if t not in chain)
         samples = sorted(s for tid in chain for s in tracks[tid])
         plan.guides.extend(samples)
-        lo, hi = bounds.get(shot_id, (0, 2**62))  # type: ignore[arg-type]
+        lo, hi = bounds.get(shot_id, (0, 2**62))
         start = max(lo, samples[0][0] - pad_ms)
         end = min(hi, samples[-1][0] + pad_ms)
         plan.ranges_ms.append((int(start), int(end)))
@@ -83,10 +76,8 @@ def load_plan(session: Session, asset_id: str, *, pad_ms: int, budget_ms: int | 
     plan.ranges_ms.sort()
     if budget_ms is not None:
         plan.ranges_ms = limit_ranges(plan.ranges_ms, budget_ms)
-    windows = session.execute(select(Window).where(Window.asset_id == asset_id)
-                              .order_by(Window.t_start_ms)).scalars().all()
-    plan.windows = [{"window_id": w.window_id, "track_id": w.track_id, "shot_id": w.shot_id,
-                     "t_start_ms": w.t_start_ms, "t_end_ms": w.t_end_ms} for w in windows]
+    plan.windows = list(windows)
+    plan.shots = list(shots)
     return plan
 
 

@@ -9,14 +9,12 @@ from typing import Any
 import anyio
 from anyio.from_thread import run as run_from_thread
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
 from tamperscope.api.dependencies import JobsDep, WorkspaceDep
 from tamperscope.custody.intake import IntakeRecord, ingest_stream
 from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason
-from tamperscope.pipeline.front import summarize
-from tamperscope.pipeline.runner import find_asset
-from tamperscope.store.models import Asset, Detection, Frame
+from tamperscope.services.analysis import summarize
+from tamperscope.store import queries
 
 router = APIRouter(prefix="/api/assets", tags=["assets"])
 MAX_NAME = 255
@@ -74,22 +72,20 @@ async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, so
 @router.get("", summary="List assets")
 def list_assets(ws: WorkspaceDep, limit: int = 100) -> list[dict[str, Any]]:
     with ws.db.session() as session:
-        rows = session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(min(limit, 1000))).scalars()
+        rows = queries.recent_assets(session, min(limit, 1000))
         return [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
                  "media_type": a.media_type, "status": a.status, "size_bytes": a.size_bytes} for a in rows]
 
 
 @router.get("/{ref}", summary="One asset: status, stages, flags, verdict")
 def get_asset(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
-    with ws.db.session() as session:
-        asset_id = find_asset(session, ref).asset_id
-    return summarize(ws, asset_id).__dict__
+    return summarize(ws, ref).__dict__
 
 
 @router.post("/{ref}/analyze", status_code=202, summary="Start a background analysis (then a report)")
 def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> dict[str, Any]:
     with ws.db.session() as session:
-        asset = find_asset(session, ref)
+        asset = queries.find_asset(session, ref)
         if asset.status == "rejected":
             raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
                                      asset.error or "input was rejected at intake", asset_id=asset.asset_id)
@@ -100,11 +96,9 @@ def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> d
 @router.get("/{ref}/artifact", summary="Bytes of a frame or map of this asset (only URIs the asset references)")
 def artifact(ref: str, uri: str, ws: WorkspaceDep) -> Response:
     with ws.db.session() as session:
-        asset_id = find_asset(session, ref).asset_id
-        frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
-        detection = session.execute(select(Detection.detection_id).where(
-            Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
-    if frame is None and detection is None:
+        asset_id = queries.find_asset(session, ref).asset_id
+        referenced = queries.references_artifact(session, asset_id, uri)
+    if not referenced:
         raise NotFoundError(f"asset {asset_id} has no artifact {uri!r}")
     data = ws.store.get_bytes(ws.store.key_of(uri))
     media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg" if data[:2] == b"\xff\xd8" else \

@@ -6,12 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from tamperscope.api.dependencies import WorkspaceDep
 from tamperscope.custody.verify import verify
-from tamperscope.pipeline.runner import find_asset
-from tamperscope.store.models import AuditEvent
+from tamperscope.store import queries
 
 router = APIRouter(prefix="/api", tags=["custody"])
 
@@ -19,10 +17,8 @@ router = APIRouter(prefix="/api", tags=["custody"])
 @router.get("/audit", summary="Audit events, optionally of one asset")
 def audit(ws: WorkspaceDep, asset: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     with ws.db.session() as session:
-        query = select(AuditEvent).order_by(AuditEvent.event_id)
-        if asset:
-            query = query.where(AuditEvent.asset_id == find_asset(session, asset).asset_id)
-        rows = session.execute(query.limit(min(limit, 5000))).scalars()
+        asset_id = queries.find_asset(session, asset).asset_id if asset else None
+        rows = queries.audit_events(session, asset_id, limit=min(limit, 5000))
         return [{"event_id": e.event_id, "asset_id": e.asset_id, "who": e.who, "when": e.when, "action": e.action,
                  "details": e.details_json, "prev_hash": e.prev_hash, "hash": e.hash} for e in rows]
 

@@ -7,24 +7,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
 from tamperscope.api.dependencies import WorkspaceDep
 from tamperscope.custody.audit import append_event
 from tamperscope.errors import NotFoundError
-from tamperscope.pipeline.runner import find_asset
 from tamperscope.report.service import verify_report_bytes, write_report
+from tamperscope.store import queries
 from tamperscope.store.models import Report
+from tamperscope.workspace import Workspace
 
 router = APIRouter(prefix="/api/assets/{ref}/reports", tags=["reports"])
 verify_router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 
-def _latest(ws: Any, ref: str) -> Report:
+def _latest(ws: Workspace, ref: str) -> Report:
     with ws.db.session() as session:
-        asset_id = find_asset(session, ref).asset_id
-        row = session.execute(select(Report).where(Report.asset_id == asset_id)
-                              .order_by(Report.created_at.desc(), Report.report_id.desc())).scalars().first()
+        asset_id = queries.find_asset(session, ref).asset_id
+        row = queries.latest_report(session, asset_id)
         if row is None:
             raise NotFoundError(f"asset {asset_id} has no report yet; POST to create one")
         session.expunge(row)
@@ -45,7 +44,7 @@ def latest(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
             "uri_json": row.uri_json, "uri_pdf": row.uri_pdf}
 
 
-def _download(ws: Any, ref: str, kind: str) -> Response:
+def _download(ws: Workspace, ref: str, kind: str) -> Response:
     row = _latest(ws, ref)
     uri = row.uri_json if kind == "json" else row.uri_pdf
     if uri is None:

@@ -9,9 +9,9 @@ and the provenance-signal survey of Farid, *Photo Forensics* (MIT Press 2016), c
 
 from __future__ import annotations
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules import container, exif, gps, provenance, software
 from tamperscope.probe.rules.base import RULES_VERSION, MetaInput, Rule
+from tamperscope.records import DetectionRecord
 
 RULES: dict[str, Rule] = {
     **software.RULES, **exif.RULES, **gps.RULES, **container.RULES, **provenance.RULES,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tamperscope.pipeline.stage import DetectionRecord
+from tamperscope.records import DetectionRecord
 
 RULES_VERSION = "1.1.0"
 

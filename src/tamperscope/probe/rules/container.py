@@ -5,8 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, first, flag, parse_time
+from tamperscope.records import DetectionRecord
 
 MAX_TIME_GAP_S = 120.0
 COMMON_TIMEBASES = {Fraction(1, d) for d in (1000, 90000, 48000, 44100, 32000, 22050, 16000, 8000, 600, 1001)}

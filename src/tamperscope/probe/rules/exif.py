@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, first, flag, parse_time, tags
+from tamperscope.records import DetectionRecord
 
 CAMERA_TYPES = {"JPEG", "HEIC", "HEIF", "CR2", "CR3", "NEF", "ARW", "DNG", "ORF", "RW2", "RAF", "PEF"}
 MAKERNOTE_GROUPS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, first, flag, parse_time, tags
+from tamperscope.records import DetectionRecord
 
 MAX_GPS_DATE_GAP_S = 2 * 86400.0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, flag
+from tamperscope.records import DetectionRecord
 
 
 def invalid_c2pa(data: MetaInput) -> list[DetectionRecord]:

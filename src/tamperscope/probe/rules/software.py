@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from tamperscope.pipeline.stage import DetectionRecord
 from tamperscope.probe.rules.base import MetaInput, Rule, flag, tags
 from tamperscope.probe.rules.signatures import flagged, load_signatures, match_signatures
+from tamperscope.records import DetectionRecord
 
 ENCODERS = re.compile(r"\blavf|\blavc|handbrake|ffmpeg|adobe media encoder|premiere|final cut|davinci|"
                       r"capcut|imovie|x264|x265", re.IGNORECASE)

@@ -1,0 +1,115 @@
+"""The read queries every edge and stage shares: find an asset, its shots, frames, windows, detections, audit.
+
+One place for the SQL, so the CLI, the API, the report loader and the stages ask the same question the same
+way. Each function takes an open session; rows a caller keeps after the session closes come back as plain
+records (:mod:`tamperscope.records`) or as ORM rows the caller expunges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tamperscope.errors import NotFoundError, UsageError
+from tamperscope.records import DetectionStatus, FaceRecord, FrameRecord, ShotRecord, WindowRecord
+from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, StageRun, Window
+
+MIN_PREFIX = 8
+
+
+def find_asset(session: Session, ref: str) -> Asset:
+    """An asset by id, full SHA-256 or unique SHA-256 prefix (at least 8 hex digits)."""
+    asset = session.get(Asset, ref)
+    if asset is not None:
+        return asset
+    if len(ref) >= MIN_PREFIX:
+        matches = session.execute(select(Asset).where(Asset.sha256.startswith(ref.lower()))).scalars().all()
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
+    raise NotFoundError(f"no asset {ref!r}")
+
+
+def recent_assets(session: Session, limit: int) -> Sequence[Asset]:
+    """The newest ``limit`` assets, newest first."""
+    return session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(limit)).scalars().all()
+
+
+def shots(session: Session, asset_id: str) -> list[ShotRecord]:
+    """The asset's shots in order."""
+    rows = session.execute(select(Shot).where(Shot.asset_id == asset_id).order_by(Shot.index)).scalars()
+    return [ShotRecord(s.shot_id, s.index, s.t_start_ms, s.t_end_ms) for s in rows]
+
+
+def frames(session: Session, asset_id: str) -> list[FrameRecord]:
+    """The asset's sampled frames in time order, with their faces as typed records."""
+    rows = session.execute(select(Frame).where(Frame.asset_id == asset_id).order_by(Frame.t_ms)).scalars()
+    return [FrameRecord(frame_id=f.frame_id, shot_id=f.shot_id, t_ms=f.t_ms, frame_index=f.frame_index,
+                        keyframe=f.keyframe, uri=f.uri, width=f.width, height=f.height,
+                        quality_weight=f.quality_weight,
+                        faces=tuple(FaceRecord.from_json(face) for face in f.faces_json or []))
+            for f in rows]
+
+
+def windows(session: Session, asset_id: str) -> list[WindowRecord]:
+    """The asset's clip windows in time order (ties by id, so every reader sees the same order)."""
+    rows = session.execute(select(Window).where(Window.asset_id == asset_id)
+                           .order_by(Window.t_start_ms, Window.window_id)).scalars()
+    return [WindowRecord(window_id=w.window_id, shot_id=w.shot_id, track_id=w.track_id, t_start_ms=w.t_start_ms,
+                         t_end_ms=w.t_end_ms, frame_ids=tuple(str(f) for f in w.frame_ids_json or []), uri=w.uri)
+            for w in rows]
+
+
+def detections(session: Session, asset_id: str, *, status: str | None = None) -> Sequence[Detection]:
+    """The asset's detection rows (optionally of one status), ordered by stage, module and window."""
+    query = select(Detection).where(Detection.asset_id == asset_id)
+    if status is not None:
+        query = query.where(Detection.status == status)
+    return session.execute(query.order_by(Detection.stage, Detection.module_name, Detection.window_id)
+                           ).scalars().all()
+
+
+def flags(session: Session, asset_id: str) -> Sequence[Detection]:
+    """The raised flags (metadata rules, structure findings), ordered by module and window."""
+    return session.execute(select(Detection).where(Detection.asset_id == asset_id,
+                                                   Detection.status == DetectionStatus.FLAG)
+                           .order_by(Detection.module_name, Detection.window_id)).scalars().all()
+
+
+def verdict(session: Session, asset_id: str) -> Detection | None:
+    """The asset-level fusion row (the verdict), if fusion ran."""
+    return session.execute(select(Detection).where(Detection.asset_id == asset_id, Detection.module_name == "fusion",
+                                                   Detection.window_id == "asset")).scalar_one_or_none()
+
+
+def stage_runs(session: Session, asset_id: str) -> Sequence[StageRun]:
+    """The asset's ``stage_runs`` rows."""
+    return session.execute(select(StageRun).where(StageRun.asset_id == asset_id)).scalars().all()
+
+
+def audit_events(session: Session, asset_id: str | None = None, *, limit: int | None = None
+                 ) -> Sequence[AuditEvent]:
+    """Audit events in chain order: all of them, or one asset's."""
+    query = select(AuditEvent).order_by(AuditEvent.event_id)
+    if asset_id is not None:
+        query = query.where(AuditEvent.asset_id == asset_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.execute(query).scalars().all()
+
+
+def latest_report(session: Session, asset_id: str) -> Report | None:
+    """The newest stored report of the asset."""
+    return session.execute(select(Report).where(Report.asset_id == asset_id)
+                           .order_by(Report.created_at.desc(), Report.report_id.desc())).scalars().first()
+
+
+def references_artifact(session: Session, asset_id: str, uri: str) -> bool:
+    """Whether a frame or a detection map of the asset names ``uri`` (the API serves only those)."""
+    frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
+    detection = session.execute(select(Detection.detection_id).where(
+        Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
+    return frame is not None or detection is not None

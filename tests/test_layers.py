@@ -1,0 +1,117 @@
+"""The layer rule: imports inside ``src/tamperscope`` point down only, and packages import each other in no cycle.
+
+Layers, top to bottom (a module may import its own layer and any layer below):
+interfaces (cli, api, demo, the package root) -> services -> pipeline / report / evaluation -> stages (every
+``stage`` or ``*_stage`` module, including the contract ``pipeline.stage``) -> algorithm cores (media,
+forensics, temporal, probe, fusion, models) -> workspace -> store / custody -> records / settings / errors.
+Every import counts, including those inside functions: a lazy import hides a dependency, it does not remove it.
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tamperscope"
+LAYERS: list[set[str]] = [
+    {"tamperscope", "cli", "api", "demo"},
+    {"services"},
+    {"pipeline", "report", "evaluation"},
+    {"<stage>"},
+    {"media", "forensics", "temporal", "probe", "fusion", "models", "samples"},
+    {"workspace"},
+    {"store", "custody"},
+    {"records", "settings", "errors", "_version"},
+]
+# Known upward imports (importer, imported). This list may only shrink: an entry that no longer occurs fails.
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {
+    ("tamperscope.custody.intake", "tamperscope.probe.validate"):
+        "intake is orchestration (validate, store, record, audit): it belongs in services/ (issue 15 owns custody)",
+    ("tamperscope.custody.intake", "tamperscope.workspace"):
+        "same: ingest_path/ingest_stream take the workspace; moves with intake to services/",
+    ("tamperscope.custody.verify", "tamperscope.workspace"):
+        "verify re-hashes the store and walks the chain for a workspace: belongs in services/ (issue 15)",
+    # the two below came with the issue-15 merge (signed head, analysis lease), after this list was written
+    ("tamperscope.custody.anchor", "tamperscope.workspace"):
+        "key creation, anchor export and baseline sealing act on a workspace: services/ or (db, store, actor)",
+    ("tamperscope.custody.lease", "tamperscope.workspace"):
+        "the analysis lease takes the workspace for its db and actor: pass those instead",
+}
+
+
+def _modules(package: Path = PACKAGE) -> dict[str, Path]:
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _unit(module: str) -> str:
+    """The node a module belongs to: ``<stage>`` for stage modules, else its top-level package (or the root)."""
+    parts = module.split(".")
+    if parts[-1] == "stage" or parts[-1].endswith("_stage"):
+        return "<stage>"
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _layer(module: str) -> int:
+    unit = _unit(module)
+    return next(i for i, members in enumerate(LAYERS) if unit in members)
+
+
+def _imports(modules: dict[str, Path]) -> set[tuple[str, str]]:
+    """Every (importer, imported module) pair inside the package; ``from a import b`` resolves to ``a.b`` if it
+    is a module."""
+    edges = set()
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                continue
+            edges |= {(module, t) for t in targets if t.split(".")[0] == "tamperscope" and t != module}
+    return edges
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = sorted(m for m in _modules() if not any(_unit(m) in members for members in LAYERS))
+    assert unplaced == [], "add these modules' packages to LAYERS"
+
+
+def _upward(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {(a, b) for a, b in edges if _layer(b) < _layer(a)}
+
+
+def test_imports_point_down_only() -> None:
+    upward = _upward(_imports(_modules()))
+    assert sorted(upward - set(ALLOWED_UPWARD)) == []
+    assert sorted(set(ALLOWED_UPWARD) - upward) == [], "fixed: delete these from ALLOWED_UPWARD"
+
+
+def test_packages_import_each_other_in_no_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for a, b in _imports(_modules()) - set(ALLOWED_UPWARD):
+        if _unit(a) != _unit(b):
+            graph.setdefault(_unit(a), set()).add(_unit(b))
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_the_rule_catches_a_lazy_upward_import(tmp_path: Path) -> None:
+    package = tmp_path / "tamperscope"
+    (package / "cli").mkdir(parents=True)
+    for name in ("__init__.py", "cli/__init__.py", "cli/main.py", "media/stage.py", "pipeline/runner.py"):
+        (package / name).parent.mkdir(exist_ok=True)
+        (package / name).write_text("from tamperscope.records import Band\n")
+    (package / "records.py").write_text("def f():\n    from tamperscope.cli import main\n")
+    (package / "media" / "faces.py").write_text("from tamperscope.pipeline import runner\n")
+    assert _upward(_imports(_modules(package))) == {("tamperscope.records", "tamperscope.cli.main"),
+                                                    ("tamperscope.media.faces", "tamperscope.pipeline.runner")}

@@ -51,10 +51,14 @@ def test_shipped_image_v2_artifact_is_the_image_default_and_records_its_cv() -> 
     from tamperscope.fusion.stage import MODEL_FOR_MEDIA
 
     model = load_model(MODEL_FOR_MEDIA["image"])
-    assert model.model_id == "image-v2" and model.branches == ("forensics_synth", "meta_flags")
+    selection = model.training["branch_selection"]
+    assert model.model_id == "image-v2" and set(model.branches) <= set(selection["candidates"])
+    assert set(selection["candidates"]) == {"forensics_synth", "meta_flags"} and model.branches
+    # the shipped branches are the ones the recorded selection trials chose: no kept branch lowered the inner AUC
+    singles = {t["branches"][0]: t["inner_auc"] for t in selection["trials"] if len(t["branches"]) == 1}
+    assert singles[model.branches[0]] == max(singles.values())
     assert model.policy.version == "image-v2/p90" and model.policy.low <= model.policy.high
     cv = model.metrics["cv"]
     assert cv["n"] == model.training["real_images"] and 0.0 <= cv["auc"] <= 1.0
     assert sum(cv["camera_bands"].values()) == 6
-    # metadata absent (stage not run) is masked, not read as "no flags"
-    assert model.design({"forensics_synth": {"logit": 0.1}})["meta_flags.missing"] == 1.0
+    assert cv["camera_bands"]["likely_manipulated"] == 0

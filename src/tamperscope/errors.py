@@ -42,6 +42,13 @@ class InputRejectedError(TamperscopeError):
         self.asset_id = asset_id
 
 
+class UploadTooLargeError(InputRejectedError):
+    """An API upload over the upload limit, refused before (or while) its body is stored (HTTP 413)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(RejectReason.TOO_LARGE, message)
+
+
 class IntegrityError(TamperscopeError):
     """A stored object or audit event does not match its recorded hash."""
 
@@ -71,6 +78,7 @@ class AuthError(TamperscopeError):
 ERROR_TABLE: dict[type[BaseException], tuple[int, int]] = {
     UsageError: (2, 400),
     NotFoundError: (2, 404),
+    UploadTooLargeError: (3, 413),
     InputRejectedError: (3, 422),
     IntegrityError: (4, 409),
     AuthError: (2, 401),

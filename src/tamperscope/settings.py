@@ -21,7 +21,9 @@ ENV_PREFIX = "TAMPERSCOPE_"
 class LimitSettings(BaseModel):
     """Limits enforced before any decoding (decompression bombs, hostile files)."""
 
-    max_bytes: int = Field(8 * 1024**3, description="largest accepted upload in bytes")
+    max_bytes: int = Field(8 * 1024**3, description="largest accepted file in bytes")
+    api_max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="largest API upload body in bytes; a larger "
+                                      "one is answered 413 before its body is stored")
     max_pixels: int = Field(120_000_000, description="largest accepted frame, width x height")
     max_duration_s: float = Field(6 * 3600.0, description="longest accepted media duration")
     max_streams: int = Field(16, description="most streams a container may hold")

@@ -44,14 +44,35 @@ def test_unknown_asset_is_404_and_garbage_upload_is_422(client: TestClient) -> N
     assert rejected.json()["error"] == "InputRejectedError"
 
 
-def test_size_limit_rejects_large_uploads(api_settings, token: str) -> None:  # type: ignore[no-untyped-def]
-    from tamperscope.api.main import create_app
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_size_limit_answers_413_stores_nothing_and_is_audited(api_settings, token: str,  # type: ignore[no-untyped-def]
+                                                              chunked: bool) -> None:
+    from sqlalchemy import select
 
-    small = api_settings.model_copy(update={"limits": api_settings.limits.model_copy(update={"max_bytes": 1000})})
+    from tamperscope.api.main import create_app
+    from tamperscope.store.models import Asset, AuditEvent
+    from tamperscope.workspace import Workspace
+
+    assert api_settings.limits.api_max_upload_bytes == 4 * 1024**3
+    small = api_settings.model_copy(update={"limits": api_settings.limits.model_copy(
+        update={"api_max_upload_bytes": 1000})})
+    content: Any = (b"\0" * 500 for _ in range(10)) if chunked else b"\0" * 5000
     with TestClient(create_app(small)) as limited:
-        response = limited.post("/api/assets", content=b"\0" * 5000, headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 422
+        response = limited.post("/api/assets", params={"name": "big.bin"}, content=content,
+                                headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 413
     assert response.json()["reason"] == "too_large"
+    ws = Workspace.open(small)
+    try:
+        with ws.db.session() as session:
+            assert session.execute(select(Asset)).first() is None
+            refused = session.execute(select(AuditEvent).where(AuditEvent.action == "intake.refused")).scalars().all()
+            assert len(refused) == 1 and refused[0].details_json["original_name"] == "big.bin"
+            assert refused[0].details_json["bytes"] > 1000
+        stored = [p for p in (small.home / "store").rglob("*") if p.is_file()]
+        assert stored == []
+    finally:
+        ws.close()
 
 
 def test_file_names_never_become_paths() -> None:

@@ -161,19 +161,103 @@ def test_every_malformed_file_is_handled_and_analysis_never_crashes(shared_dir: 
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_valid_third_party_files_are_all_accepted(shared_dir: Path, tmp_path: Path) -> None:
-    """Each file is validated under an extension-less name, as the object store keeps it."""
+def test_valid_third_party_files_are_accepted_unless_analysis_cannot_decode_them(shared_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Each file is validated under an extension-less name, as the object store keeps it. A refusal is only
+    ever the decode proof, and the analysis decoder indeed fails on that file."""
+    from tamperscope.media.decode import VideoReader, read_image
+
     skip = {".json", ".csv", ".txt", ".tsv", ".md"}
     refused = {}
+    checked = 0
     for folder in ("exif", "c2pa", "forgery", "video"):
         for index, path in enumerate(sorted((shared_dir / folder).rglob("*"))):
             if path.is_file() and path.suffix not in skip:
                 stored = tmp_path / f"{folder}{index}"
                 stored.symlink_to(path)
+                checked += 1
                 reason = _reason(stored)
                 if reason is not None:
                     refused[str(path.relative_to(shared_dir))] = reason.value
-    assert refused == {}
+                    assert reason in (RejectReason.CORRUPT_STREAM, RejectReason.NO_DECODABLE_STREAM), path.name
+                    with pytest.raises(Exception):  # noqa: B017 - any decoder failure
+                        if path.suffix.lower() in (".mov", ".mp4", ".mkv", ".avi"):
+                            with VideoReader(stored, long_side=64) as reader:
+                                assert next(iter(reader), None) is not None
+                        else:
+                            read_image(stored, long_side=64)
+    assert len(refused) <= 0.05 * checked, refused
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_malformed_and_camera_files_are_rejected_typed_or_analysed(shared_dir: Path, ws) -> None:  # type: ignore[no-untyped-def]
+    """Every file of malformed/ and exif/ (HEIC, TIFF, PSD, NEF-like raw, 8x8 camera samples, a 1x1 WebP)
+    either is rejected at ingest with a typed reason and a message without the store path, or analyses with
+    no failed stage (exit 0)."""
+    from tamperscope.custody.intake import ingest_path
+    from tamperscope.pipeline.runner import analyze_asset
+
+    files = sorted(p for folder in ("malformed", "exif") for p in (shared_dir / folder).iterdir() if p.is_file())
+    analysed = 0
+    for path in files:
+        try:
+            asset_id = ingest_path(ws, path).asset_id
+        except InputRejectedError as exc:
+            assert exc.reason in RejectReason and exc.asset_id
+            assert str(ws.settings.home) not in str(exc), str(exc)
+            continue
+        run = analyze_asset(ws, asset_id)
+        assert run.failed == {}, (path.name, run.failed)
+        analysed += 1
+    assert analysed >= 30
+
+
+def _heic(path: Path, size: tuple[int, int]) -> Path:
+    import pillow_heif
+
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    pillow_heif.from_bytes(mode="RGB", size=size, data=pixels.tobytes()).save(str(path), quality=90)
+    return path
+
+
+def test_heic_is_accepted_and_decoded(tmp_path: Path) -> None:
+    validation = validate_file(_heic(tmp_path / "photo", (96, 64)), LIMITS)
+    assert (validation.container, validation.width, validation.height) == ("heif", 96, 64)
+
+
+def test_a_file_the_decoder_refuses_is_rejected_typed_without_its_path(tmp_path: Path) -> None:
+    """A TIFF whose header and probe are fine but whose strip data does not inflate."""
+    path = tmp_path / "store" / "raw" / "ab"
+    path.parent.mkdir(parents=True)
+    out = io.BytesIO()
+    Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)).save(
+        out, "TIFF", compression="tiff_adobe_deflate")
+    data = bytearray(out.getvalue())
+    start = data.find(b"\x78")  # the zlib header of the first strip
+    data[start + 2 : start + 200] = bytes(198)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputRejectedError) as caught:
+        validate_file(path, LIMITS)
+    assert caught.value.reason is RejectReason.CORRUPT_STREAM
+    assert "decod" in str(caught.value) or "read image" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)
+
+
+def test_third_party_exceptions_become_typed_rejections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tamperscope.probe import validate
+
+    path = _write(tmp_path, "ok.png", _png_bytes())
+
+    def broken(target: Path, **kwargs: object) -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, f"bad tag in {target}")
+
+    monkeypatch.setattr(validate, "read_image", broken)
+    with pytest.raises(InputRejectedError) as caught:
+        validate_file(path, LIMITS)
+    assert caught.value.reason is RejectReason.CORRUPT_STREAM
+    assert "UnicodeDecodeError" in str(caught.value) and str(tmp_path) not in str(caught.value)
 
 
 def test_cli_ingest_of_a_truncated_file_exits_3(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tamperscope.forensics.base import AnalysisContext, Detector, DetectorResult
+from tamperscope.forensics.base import AnalysisContext, Detector, DetectorResult, min_side, not_applicable
 from tamperscope.forensics.registry import DETECTORS, all_detectors, load_detector
 
 __all__ = ["DETECTORS", "AnalysisContext", "Detector", "DetectorResult", "all_detectors", "analyze_image",
@@ -23,7 +23,12 @@ __all__ = ["DETECTORS", "AnalysisContext", "Detector", "DetectorResult", "all_de
 
 def analyze_image(image: np.ndarray, *, jpeg_bytes: bytes | None = None, names: list[str] | None = None,
                   params: dict[str, dict[str, Any]] | None = None) -> dict[str, DetectorResult]:
-    """Run the registered detectors (or ``names``) on one RGB ``uint8`` image, sharing one context."""
+    """Run the registered detectors (or ``names``) on one RGB ``uint8`` image, sharing one context.
+
+    A detector that needs a larger image than this one gets a ``not_applicable`` result, never an exception.
+    """
     context = AnalysisContext(jpeg_bytes=jpeg_bytes)
-    return {d.name: d.analyze(image, context=context, params=(params or {}).get(d.name))
+    side = min(image.shape[:2])
+    return {d.name: d.analyze(image, context=context, params=(params or {}).get(d.name)) if side >= min_side(d)
+            else not_applicable(d, image, f"the image's short side is {side} px; {min_side(d)} px needed")
             for d in all_detectors(names)}

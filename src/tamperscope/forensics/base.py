@@ -99,6 +99,21 @@ class Detector(Protocol):
                 params: dict[str, Any] | None = None) -> DetectorResult: ...
 
 
+#: the smallest side any detector accepts (:func:`check_image`); a detector may declare a larger ``min_side``
+MIN_SIDE = 16
+
+
+def min_side(detector: Detector) -> int:
+    """The smallest image side ``detector`` can analyse (its ``min_side``, at least :data:`MIN_SIDE`)."""
+    return max(MIN_SIDE, int(getattr(detector, "min_side", MIN_SIDE)))
+
+
+def not_applicable(detector: Detector, image: np.ndarray, reason: str) -> DetectorResult:
+    """The result of a detector that cannot judge ``image`` (e.g. too small): no score, an empty map."""
+    return DetectorResult(score=0.0, map=np.zeros(image.shape[:2], np.float32), params=dict(detector.defaults),
+                          version=detector.version, evidence={"applicable": False, "reason": reason})
+
+
 def check_image(image: np.ndarray) -> np.ndarray:
     """Validate an RGB ``uint8`` H x W x 3 array (gray arrays are expanded), returning it C-contiguous."""
     if image.dtype != np.uint8:
@@ -107,8 +122,8 @@ def check_image(image: np.ndarray) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image: expected H x W x 3, got shape {image.shape}")
-    if min(image.shape[:2]) < 16:
-        raise ValueError(f"image: at least 16 x 16 pixels needed, got {image.shape[:2]}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"image: at least {MIN_SIDE} x {MIN_SIDE} pixels needed, got {image.shape[:2]}")
     return np.ascontiguousarray(image)
 
 

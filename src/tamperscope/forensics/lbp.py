@@ -47,6 +47,7 @@ class LBPDetector:
 
     name: ClassVar[str] = "lbp"
     version: ClassVar[str] = "1.0"
+    min_side: ClassVar[int] = 32  # one full block
     defaults: ClassVar[dict[str, Any]] = {"points": 8, "radius": 1, "block": 32, "max_pixels": 3_000_000,
                                           "z0": 2.0, "z1": 6.0}
 

@@ -42,6 +42,7 @@ class NoiseDetector:
 
     name: ClassVar[str] = "noise"
     version: ClassVar[str] = "1.0"
+    min_side: ClassVar[int] = 32  # one full block
     defaults: ClassVar[dict[str, Any]] = {"block": 32, "z0": 2.0, "z1": 5.0}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,

@@ -103,6 +103,7 @@ class SpectrumDetector:
 
     name: ClassVar[str] = "spectrum"
     version: ClassVar[str] = "1.0"
+    min_side: ClassVar[int] = 68  # tiles of half the short side; below 68 px they have no valid frequency
     defaults: ClassVar[dict[str, Any]] = {"block": 128, "low": 12.0, "high": 30.0}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,

@@ -45,6 +45,7 @@ class SRMDetector:
 
     name: ClassVar[str] = "srm"
     version: ClassVar[str] = "1.0"
+    min_side: ClassVar[int] = 32  # one full block
     defaults: ClassVar[dict[str, Any]] = {"block": 32, "truncation": 2.0, "z0": 2.5, "z1": 6.0}
 
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,

@@ -24,9 +24,18 @@ import av
 import av.filter
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import ExifTags, Image
 
 from tamperscope.errors import InputRejectedError, RejectReason
+
+# HEIF/HEIC stills open through Pillow like every other image (intake validates them with the same decoder)
+pillow_heif.register_heif_opener()
+
+
+def scrub(message: str, path: Path) -> str:
+    """``message`` without the file's location: errors name the media, never a path of the store."""
+    return message.replace(str(path), "<media>").replace(str(path.parent), "<store>")
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,9 @@ class VideoReader:
         self._detail_lock = threading.Lock()
         try:
             self._container = av.open(str(path))
-        except av.FFmpegError as exc:
-            raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot open {path.name}: {exc}") from exc
+        except (av.FFmpegError, OSError, ValueError) as exc:  # ValueError covers UnicodeDecodeError
+            raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                     f"cannot open the video: {scrub(str(exc), path)}") from exc
         if not self._container.streams.video:
             self._container.close()
             raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, f"{path.name} has no video stream")
@@ -226,8 +236,8 @@ class VideoReader:
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
-                raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot decode {self.path.name}: {exc}") \
-                    from exc
+                raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                         f"cannot decode the video: {scrub(str(exc), self.path)}") from exc
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
 
     def render(self, frame: av.VideoFrame) -> np.ndarray:
@@ -251,8 +261,8 @@ class VideoReader:
                 yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail)
         except av.FFmpegError as exc:  # a rendering error; decoding errors are handled in raw_frames
             if index == 0:
-                raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot render {self.path.name}: {exc}") \
-                    from exc
+                raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                         f"cannot render the video: {scrub(str(exc), self.path)}") from exc
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
 
 
@@ -301,8 +311,9 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
     try:
         with Image.open(path) as image:
             full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"cannot read image {path.name}: {exc}") from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                 f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 
     def resized(side: int) -> np.ndarray:
         width, height = normalised_size(full.shape[1], full.shape[0], side)

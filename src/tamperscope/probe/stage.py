@@ -64,7 +64,7 @@ class MetadataStage:
         errors = dict(found.errors)
         if provenance.error:
             errors["c2pa"] = provenance.error
-        status = provenance.status if provenance.status != "error" else None
+        status = provenance.status
         intake = {k: v for k, v in (ctx.asset.probe_json or {}).items() if k in INTAKE_PROBE_KEYS}
         detections = evaluate(MetaInput(exif=found.exiftool, ffprobe=found.ffprobe, mediainfo=found.mediainfo,
                                         thumbnail_size=thumb, provenance=provenance.summary()))
@@ -75,7 +75,7 @@ class MetadataStage:
                 "mediainfo_json": found.mediainfo,
                 "tool_versions_json": {**found.versions, "errors": errors},
                 "provenance_status": status,
-                "provenance_json": {"store": provenance.manifest, **provenance.summary(), "status": status}
+                "provenance_json": {"store": provenance.manifest, **provenance.summary()}
                 if provenance.manifest is not None or provenance.error else None,
             },
             detections=detections,

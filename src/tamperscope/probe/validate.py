@@ -1,6 +1,8 @@
-"""Validation before decoding: real type, probe with a timeout, allow-list, limits.
+"""Validation at intake: real type, probe with a timeout, allow-list, limits, then a decode proof.
 
-A file that fails raises :class:`InputRejectedError` with a typed reason; nothing here decodes pixels.
+A file that fails raises :class:`InputRejectedError` with a typed reason. Limits are checked on the declared
+sizes first; only then is the first image or frame decoded with the decoders analysis uses (Pillow and OpenCV
+for images, HEIF through pillow-heif, PyAV for video), so anything analysis could not read is refused here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tamperscope.errors import InputRejectedError, RejectReason, ToolError
+from tamperscope.media.decode import VideoReader, read_image, scrub
 from tamperscope.probe.sniff import sniff_file
 from tamperscope.probe.structure import Structure, check_structure
 from tamperscope.probe.tools import run_json_tool
@@ -65,6 +68,30 @@ def ffprobe_streams(path: Path, limits: LimitSettings, demuxer: str | None = Non
     return data if isinstance(data, dict) else {}
 
 
+#: the long side intake decodes at: enough to run every decoder and filter, small enough to stay cheap
+PROOF_LONG_SIDE = 64
+
+
+def prove_decodes(path: Path, media_type: str) -> None:
+    """Decode the image, or the first video frame, as analysis will; any decoder failure is a typed rejection.
+
+    Third-party errors (Pillow, libheif, OpenCV, PyAV, even a ``UnicodeDecodeError`` from a tag) become
+    :class:`InputRejectedError` ``corrupt_stream``, with the store path taken out of the message.
+    """
+    try:
+        if media_type == "image":
+            read_image(path, long_side=PROOF_LONG_SIDE)
+            return
+        with VideoReader(path, long_side=PROOF_LONG_SIDE, threads=1) as reader:
+            if next(iter(reader), None) is None:
+                raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, "the video stream holds no frame")
+    except InputRejectedError:
+        raise
+    except Exception as exc:  # every decoder failure (MemoryError included) must become a typed rejection
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                 f"cannot decode: {type(exc).__name__}: {scrub(str(exc), path)}"[:500]) from exc
+
+
 def validate_file(path: Path, limits: LimitSettings) -> Validation:
     """Decide whether ``path`` may be decoded; raise :class:`InputRejectedError` otherwise."""
     size = path.stat().st_size
@@ -109,6 +136,8 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
     if duration_s is not None and duration_s > limits.max_duration_s:
         raise InputRejectedError(RejectReason.TOO_LONG, f"{duration_s:.0f} s exceeds {limits.max_duration_s:.0f} s")
     media_type = sniffed.family
+    if visual:
+        prove_decodes(path, media_type)
     return Validation(
         media_type=media_type,
         mime=sniffed.mime,
@@ -132,6 +161,7 @@ def _validate_heif(path: Path, mime: str, structure: Structure | None, limits: L
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"HEIF header unreadable: {exc}") from exc
     if width * height > limits.max_pixels:
         raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")
+    prove_decodes(path, "image")
     return Validation(media_type="image", mime=mime, container="heif", duration_ms=None, width=width,
                       height=height, fps=None,
                       probe_json={"libheif": {"width": width, "height": height, "images": len(heif)},

@@ -46,7 +46,8 @@ class Asset(Base):
     exif_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     mediainfo_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tool_versions_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    provenance_status: Mapped[str | None] = mapped_column(String(16), doc="valid | invalid | absent")
+    provenance_status: Mapped[str | None] = mapped_column(
+        String(32), doc="valid | invalid | absent | remote_not_fetched | inaccessible | unsupported")
     provenance_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 

@@ -11,8 +11,9 @@ from anyio.from_thread import run as run_from_thread
 from fastapi import APIRouter, Request, Response
 
 from tamperscope.api.dependencies import JobsDep, WorkspaceDep
+from tamperscope.custody.audit import append_event
 from tamperscope.custody.intake import IntakeRecord, ingest_stream
-from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason
+from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UploadTooLargeError
 from tamperscope.services.analysis import summarize
 from tamperscope.store import queries
 
@@ -23,10 +24,12 @@ MAX_NAME = 255
 class _BodyReader(io.RawIOBase):
     """A blocking reader over the request's async body stream, for use from a worker thread."""
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
         self._chunks = chunks
         self._pending = b""
         self._done = False
+        self._limit = limit
+        self.received = 0
 
     def readable(self) -> bool:
         return True
@@ -41,10 +44,21 @@ class _BodyReader(io.RawIOBase):
         while not self._pending and not self._done:
             self._pending = run_from_thread(self._next)
             self._done = not self._pending
+            self.received += len(self._pending)
+            if self.received > self._limit:
+                raise UploadTooLargeError(f"the upload body exceeds the limit of {self._limit} bytes")
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+
+def _record_refusal(ws: Any, record: IntakeRecord, size: int, limit: int) -> None:
+    """The audit event of an upload refused as too large (no asset row: its bytes were never kept)."""
+    with ws.db.session() as session:
+        append_event(session, action="intake.refused", who=ws.actor,
+                     details={"reason": RejectReason.TOO_LARGE.value, "bytes": size, "limit": limit,
+                              "original_name": record.original_name, "source": record.source})
 
 
 def display_name(name: str | None) -> str:
@@ -57,14 +71,25 @@ def display_name(name: str | None) -> str:
 @router.post("", status_code=201, summary="Upload a file (raw request body, streamed)")
 async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, source: str | None = None,
                  license: str | None = None) -> dict[str, Any]:
-    """Stream the request body into the store (hashing as it goes); ``name`` is the original file name."""
+    """Stream the request body into the store (hashing as it goes); ``name`` is the original file name.
+
+    A body over ``limits.api_max_upload_bytes`` (declared, or counted while streaming) is answered 413; nothing
+    of it stays in the store and the refusal is an audit event.
+    """
+    limit = min(ws.settings.limits.api_max_upload_bytes, ws.settings.limits.max_bytes)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > ws.settings.limits.max_bytes:
-        raise InputRejectedError(RejectReason.TOO_LARGE, f"upload of {declared} bytes exceeds the limit")
     record = IntakeRecord(original_name=display_name(name), source=source or f"api upload by {ws.actor}",
                           license=license)
-    reader = io.BufferedReader(_BodyReader(request.stream().__aiter__()), buffer_size=1 << 20)
-    result = await anyio.to_thread.run_sync(ingest_stream, ws, reader, record)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        await anyio.to_thread.run_sync(_record_refusal, ws, record, int(declared), limit)
+        raise UploadTooLargeError(f"an upload of {declared} bytes exceeds the limit of {limit} bytes")
+    body = _BodyReader(request.stream().__aiter__(), limit)
+    reader = io.BufferedReader(body, buffer_size=1 << 20)
+    try:
+        result = await anyio.to_thread.run_sync(ingest_stream, ws, reader, record)
+    except UploadTooLargeError:
+        await anyio.to_thread.run_sync(_record_refusal, ws, record, body.received, limit)
+        raise
     return {"asset_id": result.asset_id, "sha256": result.sha256, "size": result.size, "status": result.status,
             "duplicate": result.duplicate}
 

@@ -14,11 +14,19 @@ branch_labels = None
 depends_on = None
 
 
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("assets", schema=None) as batch_op:
-        batch_op.alter_column("provenance_status", existing_type=sa.String(length=16), type_=sa.String(length=32))
+    # SQLite does not enforce VARCHAR lengths, and rebuilding ``assets`` there (batch mode) fails on the foreign
+    # keys that point at it once the table holds rows: only the other databases need the change.
+    if not _sqlite():
+        op.alter_column("assets", "provenance_status", existing_type=sa.String(length=16),
+                        type_=sa.String(length=32))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("assets", schema=None) as batch_op:
-        batch_op.alter_column("provenance_status", existing_type=sa.String(length=32), type_=sa.String(length=16))
+    if not _sqlite():
+        op.alter_column("assets", "provenance_status", existing_type=sa.String(length=32),
+                        type_=sa.String(length=16))

@@ -91,3 +91,20 @@ def test_branch_selection_keeps_informative_branches_and_weights_out_noise() -> 
     cv = cross_validate("t-v3", FEATURES, samples, folds, select_gain=0.01)
     assert all(m.branches == ("deep_clip",) for m in cv.models.values())
     assert all(m.policy is not None for m in cv.models.values())
+
+
+def test_branch_presence_confounded_with_the_label_does_not_vote() -> None:
+    """avsync evidence exists for most fakes and few reals (speech in talking-head fakes), its values carry no
+    signal: the fitted model gives the missing indicator no weight, so presence alone cannot rank videos."""
+    rng = np.random.default_rng(5)
+    samples = []
+    for i in range(200):
+        y = i % 2
+        present = rng.random() < (0.8 if y else 0.2)
+        samples.append(({"deep_clip": {"max": float(rng.normal(0.5, 0.2)), "mean": 0.0},
+                         "avsync": {"offset": float(rng.normal(0.5, 0.2))} if present else None}, y))
+    model = fit_grouped("t-v3", FEATURES, samples, [i % 5 for i in range(200)])
+    assert model.coef["avsync.missing"] == 0.0 and model.coef["deep_clip.missing"] == 0.0
+    labels = np.array([y for _, y in samples])
+    probs = np.array([model.probability(v)[0] for v, _ in samples])
+    assert abs(float(np.corrcoef(probs, labels)[0, 1])) < 0.2

@@ -20,6 +20,7 @@ from tamperscope.store.models import Asset, Detection, Window
 from tamperscope.workspace import Workspace
 
 BRANCH_NAMES = ("deep_frame", "deep_clip", "temporal", "avsync")
+V3_CANDIDATES = ("deep_frame", "deep_clip")
 WINDOW_MS = 2000
 FRAMES_PER_WINDOW = 8
 
@@ -173,9 +174,12 @@ def test_shipped_video_model_loads_with_its_cv_metrics() -> None:
     from tamperscope.fusion.model import load_model
 
     model = load_model(fusion_stage.MODEL_FOR_MEDIA["video"])
-    assert model.branches == BRANCH_NAMES and has_timeline(model)
-    assert model.policy.version.startswith("video-v2/") and model.calibration == "temperature"
+    assert set(model.branches) <= set(BRANCH_NAMES) and has_timeline(model)
+    assert model.training["branch_selection"]["candidates"] == list(V3_CANDIDATES)
+    assert model.policy.version.startswith("video-v3/") and model.calibration == "temperature"
     assert {"cv", "cal", "train"} <= set(model.metrics) and model.metrics["cal"]["data"].startswith("inner")
+    # missing evidence never votes: every missing indicator has weight 0
+    assert all(w == 0.0 for col, w in model.coef.items() if col.endswith(".missing"))
 
 
 def test_video_without_any_branch_evidence_gets_an_explicit_non_verdict(ws: Workspace) -> None:

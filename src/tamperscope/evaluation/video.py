@@ -51,17 +51,22 @@ from tamperscope.fusion.timeline import WINDOW_LOCAL_BRANCHES, WindowSpan, branc
 from tamperscope.settings import Settings
 
 MODEL_ID = "video-v3"
-#: the candidate branches of the shipped video model (each fit keeps those that earn their place).
-VIDEO_BRANCHES = ("deep_frame", "deep_clip", "temporal", "avsync")
+#: the candidate branches of the shipped video model (each fit keeps those that earn their place): the detectors
+#: trained to detect manipulation. AV sync and the temporal cues are evidence in every report but not candidates:
+#: the AV offset does not separate fakes from reals among videos with speech (docs/temporal.md, AUC 0.50 on the
+#: training pool), and what either branch ranks on the pooled videos is the collection (whether a video has speech;
+#: blink and head-pose scores that rank reals *above* fakes, which a fit would use inverted) rather than
+#: manipulation. Both are reported as single-branch systems and in ``fused_all``.
+VIDEO_BRANCHES = ("deep_frame", "deep_clip")
 #: inner-AUC gain a branch must bring to join the fusion (:func:`tamperscope.fusion.cv.select_branches`).
 SELECT_GAIN = 0.01
 #: each evaluated system: its branches. The single-branch systems show what each detector does alone;
-#: ``fused`` is the shipped ``video-v2``; ``fused_all`` adds the classical forensics and metadata branches (reported
-#: only: 9 + 2 more features on a few dozen videos, and container metadata differs by dataset source here).
+#: ``fused`` is the shipped ``video-v3``; ``fused_all`` adds the temporal, AV-sync, classical forensics and
+#: metadata branches (reported only).
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "frame": ("deep_frame",), "clip": ("deep_clip",), "temporal": ("temporal",), "avsync": ("avsync",),
     "forensics": ("forensics",), "metadata": ("metadata",), "fused": VIDEO_BRANCHES,
-    "fused_all": (*VIDEO_BRANCHES, "forensics", "metadata"),
+    "fused_all": (*VIDEO_BRANCHES, "temporal", "avsync", "forensics", "metadata"),
 }
 #: the raw score of a deep model alone, before any fitting: (branch, feature).
 RAW_SCORES = {"frame": ("deep_frame", "top10_mean"), "clip": ("deep_clip", "max")}

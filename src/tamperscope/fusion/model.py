@@ -198,10 +198,14 @@ def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], tr
         scale[col] = sd if sd > 1e-9 else 1.0
     proto = FusionModel(model_id, branches, features, mean, scale, {}, 0.0, 1.0, 0.0,
                         ThresholdPolicy("unset", 0.5, 0.5, target_precision))
-    x_train = np.array([[proto.design(v)[col] for col in proto.columns] for v, _ in train])
+    # Missing indicators stay in the design (and in the evidence) but get no weight: which branches have evidence
+    # depends on the content (audio with speech, a visible face), not on manipulation, and in a labelled
+    # collection that composition is a confound (talking-head fakes have speech far more often than the reals).
+    fitted = [col for col in proto.columns if not col.endswith(".missing")]
+    x_train = np.array([[proto.design(v)[col] for col in fitted] for v, _ in train])
     clf = LogisticRegression(C=c, max_iter=1000)
     clf.fit(x_train, y_train, sample_weight=None if sample_weight is None else weights)
-    coef = {col: float(w) for col, w in zip(proto.columns, clf.coef_[0], strict=True)}
+    coef = {col: 0.0 for col in proto.columns} | {col: float(w) for col, w in zip(fitted, clf.coef_[0], strict=True)}
     return replace(proto, coef=coef, intercept=float(clf.intercept_[0]))
 
 

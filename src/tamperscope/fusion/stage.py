@@ -1,6 +1,6 @@
 """The ``fusion`` stage: one calibrated verdict per asset from every registered branch's detections.
 
-For a model with window-local branches (``video-v2``: deep frame and clip scores) it also writes the timeline:
+For a model with window-local branches (``video-v3``: deep frame and clip scores) it also writes the timeline:
 one ``fusion.window`` row per clip window (its time span, calibrated probability and band, see
 :mod:`tamperscope.fusion.timeline`), ``insufficient_data`` for windows without deep evidence.
 """
@@ -19,11 +19,11 @@ from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, StageRun, Window
 
-#: model artifact per media type. Images use ``image-v2`` (forensics and metadata-flag branches, fitted on real
-#: camera files, forgery pairs and the synthetic benchmark by ``tamperscope eval-image``; ``image-v1``, fitted on
-#: the synthetic benchmark alone, stays loadable); videos use ``video-v2`` (deep frame and clip, temporal and
-#: AV-sync branches, fitted by ``tamperscope eval-video``).
-MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v2", "video": "video-v2"}
+#: model artifact per media type. Images use ``image-v2`` (fitted on real camera files, forgery pairs and the
+#: synthetic benchmark by ``tamperscope eval-image``; ``image-v1``, fitted on the synthetic benchmark alone, stays
+#: loadable); videos use ``video-v3`` (fitted by ``tamperscope eval-video`` on 257 labelled videos; ``video-v2``
+#: stays loadable). Each keeps the candidate branches that raised the held-out AUC (``training.branch_selection``).
+MODEL_FOR_MEDIA: dict[str, str] = {"image": "image-v2", "video": "video-v3"}
 UNCALIBRATED_MEDIA = ("video",)
 
 

@@ -89,11 +89,11 @@ def test_video_result_shows_shots_and_the_video_policy_verdict(server: str, toke
     browser.find_element(By.ID, "upload").click()
     WebDriverWait(browser, 300).until(ec.visibility_of_element_located((By.ID, "result")))
     assert not browser.find_element(By.ID, "error").is_displayed()
-    # videos are fused by video-v2 (a test pattern gives little evidence: BlazeFace finds a "face" in one frame)
+    # videos are fused by video-v3 (a test pattern gives little evidence: BlazeFace finds a "face" in one frame)
     assert re.fullmatch(r"(likely real|unsure|likely manipulated)  ?p = 0\.\d{3}|no verdict",
                         browser.find_element(By.ID, "verdict").text)
     meaning = browser.find_element(By.ID, "verdict-meaning").text
-    assert "video-v2/" in meaning or "no calibrated verdict" in meaning.lower()
+    assert "video-v3/" in meaning or "no calibrated verdict" in meaning.lower()
     assert browser.find_element(By.CSS_SELECTOR, "#timeline svg")
     assert browser.find_elements(By.CSS_SELECTOR, "#frames img")
     browser.save_screenshot(str(tmp_path / "video-page.png"))

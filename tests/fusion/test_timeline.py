@@ -201,5 +201,5 @@ def test_video_without_any_branch_evidence_gets_an_explicit_non_verdict(ws: Work
     out = FusionStage().run(StageContext(ws=ws, asset=stored, stage_name="fusion"))
     [verdict] = out.detections
     assert (verdict.status, verdict.band, verdict.score) == ("insufficient_data", None, None)
-    assert verdict.evidence and "video-v2" in verdict.evidence["reason"]
+    assert verdict.evidence and "video-v3" in verdict.evidence["reason"]
     assert verdict.evidence["modules_scored"] == ["forensics.ela"]

@@ -553,7 +553,7 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
     models_dir
         Per-fold deep models (``fold<k>/frame.onnx``, ``fold<k>/clip.onnx``); ``None``: no deep branches.
     artifact_dir
-        Where ``video-v2.json`` is written; ``None``: not written.
+        Where ``video-v3.json`` is written; ``None``: not written.
     target_precision
         Precision each confident band must reach.
     c

@@ -1,8 +1,8 @@
 """The layer rule: imports inside ``src/tamperscope`` point down only, and packages import each other in no cycle.
 
 Layers, top to bottom (a module may import its own layer and any layer below):
-interfaces (cli, api, demo, the package root) -> services -> pipeline / report / evaluation -> stages (every
-``stage`` or ``*_stage`` module, including the contract ``pipeline.stage``) -> algorithm cores (media,
+interfaces (cli, api, demo, the package root) -> services -> pipeline / report / evaluation -> stages (the
+``stages`` package: one module per stage and the contract ``stages.base``) -> algorithm cores (media,
 forensics, temporal, probe, fusion, models) -> workspace -> store / custody -> records / settings / errors.
 Every import counts, including those inside functions: a lazy import hides a dependency, it does not remove it.
 """
@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"tamperscope", "cli", "api", "demo"},
     {"services"},
     {"pipeline", "report", "evaluation"},
-    {"<stage>"},
+    {"stages"},
     {"media", "forensics", "temporal", "probe", "fusion", "models", "samples"},
     {"workspace"},
     {"store", "custody"},
@@ -49,10 +49,8 @@ def _modules(package: Path = PACKAGE) -> dict[str, Path]:
 
 
 def _unit(module: str) -> str:
-    """The node a module belongs to: ``<stage>`` for stage modules, else its top-level package (or the root)."""
+    """The node a module belongs to: its top-level package (or the root)."""
     parts = module.split(".")
-    if parts[-1] == "stage" or parts[-1].endswith("_stage"):
-        return "<stage>"
     return parts[1] if len(parts) > 1 else parts[0]
 
 
@@ -108,7 +106,7 @@ def test_packages_import_each_other_in_no_cycle() -> None:
 def test_the_rule_catches_a_lazy_upward_import(tmp_path: Path) -> None:
     package = tmp_path / "tamperscope"
     (package / "cli").mkdir(parents=True)
-    for name in ("__init__.py", "cli/__init__.py", "cli/main.py", "media/stage.py", "pipeline/runner.py"):
+    for name in ("__init__.py", "cli/__init__.py", "cli/main.py", "media/__init__.py", "pipeline/runner.py"):
         (package / name).parent.mkdir(exist_ok=True)
         (package / name).write_text("from tamperscope.records import Band\n")
     (package / "records.py").write_text("def f():\n    from tamperscope.cli import main\n")

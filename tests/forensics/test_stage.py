@@ -7,8 +7,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.forensics.stage import pick_frames
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.stages.forensics import pick_frames
 from tamperscope.store.models import Detection, Frame
 from tamperscope.workspace import Workspace
 

@@ -48,7 +48,7 @@ def test_shipped_image_artifact_loads() -> None:
 
 
 def test_shipped_image_v2_artifact_is_the_image_default_and_records_its_cv() -> None:
-    from tamperscope.fusion.stage import MODEL_FOR_MEDIA
+    from tamperscope.stages.fusion import MODEL_FOR_MEDIA
 
     model = load_model(MODEL_FOR_MEDIA["image"])
     selection = model.training["branch_selection"]

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from tamperscope.fusion import stage as fusion_stage
 from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES, Row
 from tamperscope.fusion.cv import fit_grouped
 from tamperscope.fusion.model import FusionModel, Sample
-from tamperscope.fusion.stage import FusionStage
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline, window_rows
-from tamperscope.pipeline.stage import StageContext
+from tamperscope.stages import fusion as fusion_stage
+from tamperscope.stages.base import StageContext
+from tamperscope.stages.fusion import FusionStage
 from tamperscope.store.models import Asset, Detection, Window
 from tamperscope.workspace import Workspace
 

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.media.stage import decode_png
 from tamperscope.media.synthetic import face_video, video_with_known_cuts
 from tamperscope.media.windows import load_window
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings
+from tamperscope.stages.video import decode_png
 from tamperscope.store.models import Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
 

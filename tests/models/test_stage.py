@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.models.stage import saliency_png
 from tamperscope.pipeline.registry import load_stage
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings
+from tamperscope.stages.deep import saliency_png
 from tamperscope.store.models import Detection
 from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace

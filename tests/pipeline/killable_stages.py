@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store.models import Asset
 
 

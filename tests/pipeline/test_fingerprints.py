@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.fusion import stage as fusion_stage
 from tamperscope.fusion.model import ARTIFACTS, load_model
-from tamperscope.models.stage import DeepStage
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import ModelSettings, Settings, TemporalSettings
+from tamperscope.stages import fusion as fusion_stage
+from tamperscope.stages.avsync import AVSyncStage
+from tamperscope.stages.deep import DeepStage
+from tamperscope.stages.temporal import TemporalStage
 from tamperscope.store.models import Detection
-from tamperscope.temporal.avsync_stage import AVSyncStage
-from tamperscope.temporal.stage import TemporalStage
 from tamperscope.workspace import Workspace
 
 

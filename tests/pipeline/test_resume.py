@@ -21,7 +21,7 @@ import sys
 from tamperscope.pipeline import registry
 registry.STAGES.clear()
 registry.STAGES.update({
-    "metadata": "tamperscope.probe.stage:MetadataStage",
+    "metadata": "tamperscope.stages.metadata:MetadataStage",
     "quick": "tests.pipeline.killable_stages:QuickStage",
     "blocking": "tests.pipeline.killable_stages:BlockingStage",
 })

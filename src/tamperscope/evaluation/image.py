@@ -141,7 +141,7 @@ def synthetic_items(synth_dir: Path, folds: Sequence[int]) -> list[ImageItem]:
 
 def load_image_rows(ws: Any, asset_id: str) -> list[Row]:
     """An asset's detection rows (without fusion's own) plus the context rows the fusion stage adds."""
-    from tamperscope.fusion.stage import context_rows
+    from tamperscope.stages.fusion import context_rows
     from tamperscope.store.models import Detection
 
     with ws.db.session() as s:

@@ -5,7 +5,7 @@ Detectors (``registry.DETECTORS``): ``ela`` (error level analysis), ``noise`` (N
 ``copymove_keypoint`` (SIFT g2NN + RANSAC), ``copymove_block`` (DCT blocks), ``jpeg_dq`` (aligned double
 quantisation), ``jpeg_ghost`` (JPEG ghosts). Each is a pure ``analyze(image, *, context, params)`` returning a
 :class:`~tamperscope.forensics.base.DetectorResult`; :func:`analyze_image` runs them all. The pipeline stage
-lives in :mod:`tamperscope.forensics.stage`.
+lives in :mod:`tamperscope.stages.forensics`.
 """
 
 from __future__ import annotations

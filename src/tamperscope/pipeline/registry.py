@@ -8,16 +8,16 @@ from __future__ import annotations
 import importlib
 
 from tamperscope.errors import UsageError
-from tamperscope.pipeline.stage import Stage
+from tamperscope.stages.base import Stage
 
 STAGES: dict[str, str] = {
-    "metadata": "tamperscope.probe.stage:MetadataStage",
-    "video": "tamperscope.media.stage:VideoStage",
-    "forensics": "tamperscope.forensics.stage:ForensicsStage",
-    "temporal": "tamperscope.temporal.stage:TemporalStage",
-    "avsync": "tamperscope.temporal.avsync_stage:AVSyncStage",
-    "deep": "tamperscope.models.stage:DeepStage",
-    "fusion": "tamperscope.fusion.stage:FusionStage",
+    "metadata": "tamperscope.stages.metadata:MetadataStage",
+    "video": "tamperscope.stages.video:VideoStage",
+    "forensics": "tamperscope.stages.forensics:ForensicsStage",
+    "temporal": "tamperscope.stages.temporal:TemporalStage",
+    "avsync": "tamperscope.stages.avsync:AVSyncStage",
+    "deep": "tamperscope.stages.deep:DeepStage",
+    "fusion": "tamperscope.stages.fusion:FusionStage",
 }
 
 

@@ -17,8 +17,8 @@ from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
-from tamperscope.pipeline.stage import ProgressCallback, Stage, StageContext
 from tamperscope.records import AssetStatus, StageOutput
+from tamperscope.stages.base import ProgressCallback, Stage, StageContext
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace

@@ -13,9 +13,9 @@ from typing import Any
 
 from tamperscope.custody.intake import IntakeRecord, IntakeResult, ingest_path
 from tamperscope.pipeline.runner import RunResult, analyze_asset
-from tamperscope.pipeline.stage import ProgressCallback
 from tamperscope.report.service import WrittenReport, write_report
 from tamperscope.settings import Settings
+from tamperscope.stages.base import ProgressCallback
 from tamperscope.store import queries
 from tamperscope.workspace import Workspace
 

@@ -27,9 +27,9 @@ from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
 from tamperscope.media.decode import exif_orientation, upright
 from tamperscope.media.png import encode_png
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store.models import Asset, Frame
 
 

@@ -34,9 +34,9 @@ from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_dup
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.shots import Cut, ShotDetector
 from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
 from tamperscope.settings import Settings, VideoSettings
+from tamperscope.stages.base import StageContext
 from tamperscope.store.models import Asset
 
 MAX_IN_FLIGHT = 8

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from tamperscope.fusion.branches import BRANCHES, Row, metadata_checked_row
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store.models import Asset, Detection, StageRun, Window
 
 #: model artifact per media type. Images use ``image-v2`` (fitted on real camera files, forgery pairs and the

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.temporal.blinks import analyze_blinks

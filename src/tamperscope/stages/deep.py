@@ -23,9 +23,9 @@ from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
 from tamperscope.models.runtime import ClipModel, FrameModel
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store import queries
 from tamperscope.store.models import Asset
 

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from tamperscope.errors import ToolError
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.probe.c2pa import read_provenance
 from tamperscope.probe.harvest import harvest
 from tamperscope.probe.rules import RULES, RULES_VERSION, MetaInput, evaluate
@@ -17,6 +16,7 @@ from tamperscope.probe.tools import run_tool
 from tamperscope.probe.validate import IMAGE_DEMUXERS
 from tamperscope.records import StageOutput
 from tamperscope.settings import LimitSettings, Settings
+from tamperscope.stages.base import StageContext
 from tamperscope.store.models import Asset
 
 #: what intake wrote into ``assets.probe_json`` beside ffprobe's output (the container walk, e.g. bytes after the

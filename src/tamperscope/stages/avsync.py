@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tamperscope.pipeline.stage import StageContext
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import StageContext
+from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
 from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.temporal.audio import extract_audio
@@ -42,7 +43,6 @@ from tamperscope.temporal.avsync import (
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp
-from tamperscope.temporal.stage import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
 from tamperscope.temporal.tracks import plan_faces, with_gaps
 
 # 0.2.0: offset from the outer lips and the 1-4 kHz envelope in the 0.5-8 Hz band, SyncNet confidence

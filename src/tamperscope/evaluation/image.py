@@ -42,7 +42,7 @@ from tamperscope.errors import UsageError
 from tamperscope.fusion.branches import BRANCHES, Row
 from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate, fit_grouped, select_branches
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
-from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
+from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy, band_metrics
 from tamperscope.settings import Settings
 
 MODEL_ID = "image-v2"
@@ -190,18 +190,6 @@ def synthetic_augment(fitted: Sequence[ImageRecord], synthetic: Sequence[ImageRe
         return [s for s, r in zip(extra, synthetic, strict=True) if r.item.fold in folds]
 
     return augment
-
-
-def band_metrics(bands: Sequence[str], labels: np.ndarray) -> dict[str, Any]:
-    """Share of *Unsure*, and the size and precision of each confident band (NPV for *Likely Real*)."""
-    b = np.array(bands)
-    out: dict[str, Any] = {"unsure_share": float((b == UNSURE).mean()) if len(b) else None,
-                           UNSURE: {"n": int((b == UNSURE).sum())}}
-    for band, positive in ((LIKELY_MANIPULATED, 1), (LIKELY_REAL, 0)):
-        sel = b == band
-        out[band] = {"n": int(sel.sum()),
-                     "precision": float((labels[sel] == positive).mean()) if sel.any() else None}
-    return out
 
 
 @dataclass

@@ -46,7 +46,7 @@ from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES, Row
 from tamperscope.fusion.cv import Augment, cross_validate, fit_grouped, select_branches
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
-from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
+from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, ThresholdPolicy, band_metrics
 from tamperscope.fusion.timeline import WINDOW_LOCAL_BRANCHES, WindowSpan, branch_values, timeline
 from tamperscope.settings import Settings
 
@@ -275,17 +275,6 @@ def splicer(records: Sequence[VideoRecord], branches: Sequence[str], *,
         return out
 
     return augment
-
-
-def band_metrics(bands: Sequence[str], labels: np.ndarray) -> dict[str, Any]:
-    """Share of *Unsure*, and the size and precision of each confident band (NPV for *Likely Real*)."""
-    b = np.array(bands)
-    out: dict[str, Any] = {"unsure_share": float((b == UNSURE).mean()) if len(b) else None}
-    for band, positive in ((LIKELY_MANIPULATED, 1), (LIKELY_REAL, 0)):
-        sel = b == band
-        out[band] = {"n": int(sel.sum()),
-                     "precision": float((labels[sel] == positive).mean()) if sel.any() else None}
-    return out
 
 
 def system_metrics(probs: np.ndarray, labels: np.ndarray, families: Sequence[str],

@@ -6,7 +6,7 @@ reaches the target precision there; everything between them is *Unsure*.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,3 +66,15 @@ class ThresholdPolicy:
     def from_json(cls, data: Mapping[str, Any]) -> ThresholdPolicy:
         return cls(version=str(data["version"]), low=float(data["low"]), high=float(data["high"]),
                    target_precision=float(data["target_precision"]))
+
+
+def band_metrics(bands: Sequence[str], labels: np.ndarray) -> dict[str, Any]:
+    """Share and count of *Unsure*, and the size and precision of each confident band (NPV for *Likely Real*)."""
+    b = np.array(bands)
+    out: dict[str, Any] = {"unsure_share": float((b == UNSURE).mean()) if len(b) else None,
+                           UNSURE: {"n": int((b == UNSURE).sum())}}
+    for band, positive in ((LIKELY_MANIPULATED, 1), (LIKELY_REAL, 0)):
+        sel = b == band
+        out[band] = {"n": int(sel.sum()),
+                     "precision": float((labels[sel] == positive).mean()) if sel.any() else None}
+    return out

@@ -40,7 +40,7 @@ from sqlalchemy import select
 
 from tamperscope.errors import UsageError
 from tamperscope.fusion.branches import BRANCHES, Row
-from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate, fit_grouped, select_branches
+from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate, fit_selected
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy, band_metrics
 from tamperscope.settings import Settings
@@ -289,16 +289,13 @@ def ship_model(fitted: Sequence[ImageRecord], synthetic: Sequence[ImageRecord], 
     probabilities."""
     samples = image_samples(fitted, IMAGE_BRANCHES)
     labels = np.array([y for _, y in samples])
-    folds = [r.item.fold for r in fitted]
-    candidates = {b: BRANCHES[b].features for b in IMAGE_BRANCHES}
-    selection = select_branches(MODEL_ID, candidates, samples, folds, c=c, min_gain=SELECT_GAIN)
-    chosen = {b: candidates[b] for b in selection.branches}
-    augment = synthetic_augment(fitted, synthetic, tuple(chosen)) if fused.metrics["synthetic_training"] else None
-    model = fit_grouped(MODEL_ID, chosen, image_samples(fitted, tuple(chosen)), folds, c=c, calibration=calibration,
-                        target_precision=target_precision, augment=augment,
-                        training={**training, "branch_selection": {"candidates": list(candidates),
-                                                                   "min_gain": SELECT_GAIN,
-                                                                   "trials": selection.trials}})
+    def augment_for(chosen: tuple[str, ...]) -> Augment:
+        return synthetic_augment(fitted, synthetic, chosen)
+
+    model = fit_selected(MODEL_ID, {b: BRANCHES[b].features for b in IMAGE_BRANCHES}, samples,
+                         [r.item.fold for r in fitted], min_gain=SELECT_GAIN, c=c, calibration=calibration,
+                         target_precision=target_precision, training=training,
+                         augment_for=augment_for if fused.metrics["synthetic_training"] else None)
     policy = ThresholdPolicy.choose(fused.cv.probabilities, labels, target_precision=target_precision,
                                     version=f"{MODEL_ID}/p{int(target_precision * 100)}")
     oof_bands = [policy.band(float(p)) for p in fused.cv.probabilities]

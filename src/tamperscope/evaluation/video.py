@@ -44,7 +44,7 @@ from sqlalchemy import select
 from tamperscope.errors import InputRejectedError, UsageError
 from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES, Row
-from tamperscope.fusion.cv import Augment, cross_validate, fit_grouped, select_branches
+from tamperscope.fusion.cv import Augment, cross_validate, fit_selected
 from tamperscope.fusion.model import ARTIFACTS, FusionModel, Sample, auc_or_none, reliability
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, ThresholdPolicy, band_metrics
 from tamperscope.fusion.timeline import WINDOW_LOCAL_BRANCHES, WindowSpan, branch_values, timeline
@@ -499,17 +499,10 @@ def ship_model(records: Sequence[VideoRecord], fused: SystemResult, summary: dic
     thresholds chosen on the out-of-fold fused probabilities."""
     samples = video_samples(records, VIDEO_BRANCHES)
     labels = np.array([y for _, y in samples])
-    folds = [r.item.fold for r in records]
-    candidates = {b: BRANCHES[b].features for b in VIDEO_BRANCHES}
-    selection = select_branches(MODEL_ID, candidates, samples, folds, c=c, min_gain=SELECT_GAIN,
-                                augment_for=lambda chosen: splicer(records, chosen))
-    chosen = {b: candidates[b] for b in selection.branches}
-    model = fit_grouped(MODEL_ID, chosen, video_samples(records, tuple(chosen)), folds, c=c,
-                        calibration=calibration, target_precision=target_precision,
-                        training={**training, "branch_selection": {"candidates": list(candidates),
-                                                                   "min_gain": SELECT_GAIN,
-                                                                   "trials": selection.trials}},
-                        augment=splicer(records, tuple(chosen)))
+    model = fit_selected(MODEL_ID, {b: BRANCHES[b].features for b in VIDEO_BRANCHES}, samples,
+                         [r.item.fold for r in records], min_gain=SELECT_GAIN, c=c, calibration=calibration,
+                         target_precision=target_precision, training=training,
+                         augment_for=lambda chosen: splicer(records, chosen))
     policy = ThresholdPolicy.choose(fused.probabilities, labels, target_precision=target_precision,
                                     version=f"{MODEL_ID}/p{int(target_precision * 100)}")
     oof_bands = [policy.band(float(p)) for p in fused.probabilities]

@@ -245,7 +245,7 @@ def select_branches(model_id: str, branch_features: Mapping[str, Sequence[str]],
         for branch in remaining:
             candidate = (*chosen, branch)
             features = {b: branch_features[b] for b in candidate}
-            sub = [({b: v.get(b) for b in candidate}, y) for v, y in samples]
+            sub = [_only(sample, features) for sample in samples]
             z = inner_logits(model_id, features, sub, groups, c=c,
                              augment=augment_for(candidate) if augment_for else None)
             auc = auc_or_none(labels, z) if z is not None else None
@@ -257,3 +257,20 @@ def select_branches(model_id: str, branch_features: Mapping[str, Sequence[str]],
         chosen, best = (*chosen, branch), auc
         remaining.remove(branch)
     return Selection(chosen, trials)
+
+
+def fit_selected(model_id: str, candidates: Mapping[str, Sequence[str]], samples: Sequence[Sample],
+                 groups: Sequence[Hashable], *, min_gain: float, c: float = 1.0, calibration: str = "temperature",
+                 target_precision: float = 0.9, training: dict[str, Any] | None = None,
+                 augment_for: Callable[[tuple[str, ...]], Augment | None] | None = None) -> FusionModel:
+    """:func:`select_branches` on all groups, then :func:`fit_grouped` on the kept branches; the candidates and
+    every selection trial are recorded in the model's ``training["branch_selection"]``."""
+    selection = select_branches(model_id, candidates, samples, groups, c=c, min_gain=min_gain,
+                                augment_for=augment_for)
+    chosen = {b: candidates[b] for b in selection.branches}
+    record = {"candidates": list(candidates), "min_gain": min_gain, "trials": selection.trials}
+    return fit_grouped(model_id, chosen, [_only(sample, chosen) for sample in samples], groups, c=c,
+                       calibration=calibration, target_precision=target_precision,
+                       training={**(training or {}), "branch_selection": record},
+                       augment=augment_for(selection.branches) if augment_for else None)
+

@@ -746,6 +746,7 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
 
 def score_tracks(model: Path, tracks: Sequence[FaceTrack], fold: str) -> list[dict[str, Any]]:
     """Per medium: the frame model's mean and top-10 % mean probability over its face track (as at run time)."""
+    from tamperscope.fusion.branches import top_fraction_mean
     from tamperscope.models.runtime import FrameModel
 
     frames = FrameModel(model, threads=torch.get_num_threads())
@@ -754,9 +755,9 @@ def score_tracks(model: Path, tracks: Sequence[FaceTrack], fold: str) -> list[di
         n = len(track.crops)
         probs = np.concatenate([frames.predict(track.crops[i:i + 64]).scores for i in range(0, n, 64)]) if n \
             else np.zeros(0)
-        top = np.sort(probs)[::-1][:max(1, int(np.ceil(0.1 * n)))]
         rows.append({"path": track.item.path.name, "fold": fold, "label": track.item.label, "frames": n,
-                     "mean": float(probs.mean()) if n else "", "top10_mean": float(top.mean()) if n else ""})
+                     "mean": float(probs.mean()) if n else "",
+                     "top10_mean": top_fraction_mean(probs.tolist()) if n else ""})
     return rows
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from tamperscope._version import __version__
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
-from tamperscope.custody.seal import asset_objects, seal
+from tamperscope.custody.seal import seal
 from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.probe.validate import Validation, validate_file
 from tamperscope.store.models import Asset
@@ -96,7 +96,8 @@ def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, details: d
         return _unless_rejected(duplicate)
     key = raw_key(duplicate.sha256, "raw")
     ws.store.promote(tmp_key, key)
-    objects = asset_objects(ws.store, duplicate.asset_id, key)
+    # both copies hold the bytes hashed at upload; a rejected asset has no derived objects to hash
+    objects = {k: duplicate.sha256 for k in (key, raw_key(duplicate.sha256, "quarantine"))}
     with ws.db.session() as session:
         asset = session.get(Asset, duplicate.asset_id)
         assert asset is not None

@@ -2,10 +2,10 @@
 
 For each configuration (augmentation ``basic``/``strong`` x auxiliary blend-mask loss weight), one frame model per
 fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
-scores the face tracks of the held-out identities, as ``tamperscope train cv`` does. The table gives the
+scores the face tracks of the held-out identities, as ``tamperscope-train cv`` does. The table gives the
 out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, on the development
 videos and per family, and the training minutes. ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
-by ``tamperscope train cv`` (e.g. the shipped recipe) to the table.
+by ``tamperscope-train cv`` (e.g. the shipped recipe) to the table.
 
 Usage::
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tamperscope.models import training
+from tamperscope_train import training
 
 
 def read_manifest(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:

@@ -113,3 +113,21 @@ def test_the_rule_catches_a_lazy_upward_import(tmp_path: Path) -> None:
     (package / "media" / "faces.py").write_text("from tamperscope.pipeline import runner\n")
     assert _upward(_imports(_modules(package))) == {("tamperscope.records", "tamperscope.cli.main"),
                                                     ("tamperscope.media.faces", "tamperscope.pipeline.runner")}
+
+
+def _third_party_roots(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Top-level names each runtime module imports (``import torch`` -> ``torch``), lazy imports included."""
+    roots: dict[str, set[str]] = {}
+    for module, path in _modules(package).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                roots.setdefault(module, set()).update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                roots.setdefault(module, set()).add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_runtime_package_never_imports_training_code() -> None:
+    """torch and the training package are the ``train`` extra: the runtime reads exported ONNX files only."""
+    offenders = {m: sorted(r & {"torch", "torchvision", "tamperscope_train"}) for m, r in _third_party_roots().items()}
+    assert {m: r for m, r in offenders.items() if r} == {}

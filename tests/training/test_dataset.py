@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tamperscope.errors import UsageError
-from tamperscope.models.dataset import link_layout, load_tracks, scan
 from tamperscope.temporal.synthetic import astronaut_rig, talking_head
+from tamperscope_train.dataset import link_layout, load_tracks, scan
 
 
 def _touch(path: Path) -> Path:

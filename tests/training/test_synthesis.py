@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tamperscope.media.faces import LEFT_IRIS, RIGHT_IRIS, aligned_crop
-from tamperscope.models.synthesis import (
+from tamperscope_train.synthesis import (
     FACE_OVAL,
     hull_mask,
     inconsistent_clip,

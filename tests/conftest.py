@@ -81,11 +81,17 @@ def ws(settings: Settings) -> Iterator[Workspace]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_ws(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Workspace]:
-    """The same test on SQLite and on PostgreSQL."""
+def any_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Settings for the same test on SQLite and on a fresh PostgreSQL database."""
     if request.param == "postgres":
-        settings = settings.model_copy(update={"db_url": request.getfixturevalue("postgres_url")})
-    workspace = Workspace.open(settings)
+        return settings.model_copy(update={"db_url": request.getfixturevalue("postgres_url")})
+    return settings
+
+
+@pytest.fixture
+def any_ws(any_settings: Settings) -> Iterator[Workspace]:
+    """The same test on SQLite and on PostgreSQL."""
+    workspace = Workspace.open(any_settings)
     yield workspace
     workspace.close()
 

@@ -31,8 +31,9 @@ def _verdict(ws: Workspace, asset_id: str) -> float | None:
         return row.score
 
 
-def test_refitted_fusion_artifact_makes_stored_verdicts_stale(ws: Workspace, small_jpeg: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refitted_fusion_artifact_makes_stored_verdicts_stale(any_ws: Workspace, small_jpeg: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = any_ws
     artifacts = tmp_path / "artifacts"
     shutil.copytree(ARTIFACTS, artifacts)
     monkeypatch.setattr(fusion_stage, "load_model", functools.partial(load_model, directory=artifacts))

@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL mid-stage resumes with no duplicate or partial rows."""
+"""A run killed with SIGKILL mid-stage resumes with no duplicate or partial rows, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.verify import verify
+from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, StageRun
 from tamperscope.workspace import Workspace
 
@@ -40,11 +41,14 @@ def _run(home: Path, asset_id: str, env: dict[str, str]) -> subprocess.Popen[str
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_mid_stage_then_resume(settings, small_video: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_mid_stage_then_resume(any_settings: Settings, small_video: Path, tmp_path: Path) -> None:
+    settings = any_settings
     ws = Workspace.open(settings)
     asset_id = ingest_path(ws, small_video).asset_id
     marker = tmp_path / "blocking.started"
     env = {**os.environ, "BLOCK_MARKER": str(marker)}
+    if settings.db_url:  # the killed and the resuming process use the test's PostgreSQL database
+        env["TAMPERSCOPE_DB_URL"] = settings.db_url
     proc = _run(settings.home, asset_id, env)
     deadline = time.monotonic() + 120
     while not marker.exists():

@@ -254,6 +254,13 @@ def fusion_model_info(detections: Sequence[Detection]) -> dict[str, Any] | None:
     if model_id is None:
         return None
     model = load_model(model_id)
+    cv = model.metrics.get("cv") or {}
     return {"model_id": model_id, "branches": list(model.branches),
             "branch_stages": {b: BRANCHES[b].stage for b in model.branches if b in BRANCHES},
-            "artifact_sha256": model.artifact_sha256}
+            "artifact_sha256": model.artifact_sha256,
+            "calibration": {"n": cv.get("n"), "positives": cv.get("positives"), "auc": _round(cv.get("auc")),
+                            "low": _round(model.policy.low), "high": _round(model.policy.high),
+                            "target_precision": model.policy.target_precision,
+                            "reliability": [{"lo": _round(r["lo"]), "hi": _round(r["hi"]), "n": r["n"],
+                                             "manipulated_share": _round(r["accuracy"])}
+                                            for r in cv.get("reliability") or []]}}

@@ -14,6 +14,7 @@ from typing import Any
 
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 
+MIN_SIMILAR = 5  # calibration cases a reliability bin needs before the report quotes its manipulated share
 _ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/\"'<>]+/)+(?P<name>[^\s/\"'<>]+)")
 
 
@@ -55,21 +56,46 @@ def module_summary(detections: Iterable[Mapping[str, Any]]) -> list[dict[str, An
 BAND_WORDS = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
 
 
-def verdict_sentence(band: str | None, probability: float | None, evidence: Mapping[str, Any]) -> str:
-    """What the band and the probability mean under the policy, in one or two sentences."""
+def verdict_sentence(band: str | None, probability: float | None, evidence: Mapping[str, Any],
+                     calibration: Mapping[str, Any] | None = None) -> str:
+    """What the band and the probability mean under the policy: the band's rule, and how often calibration cases
+    with a similar p were manipulated (the reliability bin of p, out of fold) when the model's metrics have it."""
     if band is None or probability is None:
         return f"No calibrated verdict: {evidence.get('reason') or 'the fusion stage has not run'}."
-    tenths = round(probability * 10)
-    reading = (f"Among the calibration cases that scored like this one, about {tenths} in 10 were manipulated "
-               f"(p = {probability:.2f}).")
     policy = evidence.get("policy_version") or "the threshold policy"
+    reading = f"p = {probability:.2f} is the calibrated probability that a file like this one is manipulated."
+    similar = similar_cases(probability, calibration)
+    if similar is not None:
+        share, n, lo, hi = similar
+        reading += (f" Of the {n} held-out calibration cases with p between {lo:.1f} and {hi:.1f}, "
+                    f"{share * 100:.0f} % were manipulated." if n >= MIN_SIMILAR else
+                    f" Only {n} held-out calibration case(s) had p between {lo:.1f} and {hi:.1f}: too few to say how "
+                    "often such files are manipulated.")
     if band == LIKELY_MANIPULATED:
-        return (f"Likely manipulated: p reached the policy's threshold, where {policy} measured at least its target "
-                f"precision on held-out data. {reading}")
+        return (f"Likely manipulated: p reached the threshold where {policy} measured at least its target precision "
+                f"on held-out data. {reading}")
     if band == LIKELY_REAL:
         return f"Likely real: p is below the level where {policy} measured its target precision for 'real'. {reading}"
-    return (f"Unsure: the tool abstains. {reading} Under {policy} no threshold reached the target precision (0.90) "
-            "on held-out data, so 'unsure' is not a finding either way; read the modules' evidence below.")
+    closed = calibration is not None and band_closed(calibration.get("high")) and not calibration.get("low")
+    target = float((calibration or {}).get("target_precision") or 0.9)
+    why = (f"{policy} has both bands closed (no threshold reached {target:.0%} precision on held-out data), so "
+           "every file is 'unsure'" if closed else
+           f"p lies between the thresholds of {policy}")
+    return f"Unsure: the tool abstains; {why}. {reading} 'Unsure' is not a finding either way."
+
+
+def band_closed(high: float | None) -> bool:
+    """Whether a 'likely manipulated' threshold can never be reached (a closed band is stored as just above 1)."""
+    return high is not None and high >= 1.0
+
+
+def similar_cases(probability: float, calibration: Mapping[str, Any] | None) -> tuple[float, int, float, float] | None:
+    """(manipulated share, count, bin low, bin high) of the reliability bin that holds ``probability``."""
+    for row in (calibration or {}).get("reliability") or []:
+        last = row["hi"] >= 1.0
+        if row["lo"] <= probability < row["hi"] or (last and probability >= row["lo"]):
+            return (row["manipulated_share"], row["n"], row["lo"], row["hi"]) if row["n"] else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -219,7 +245,8 @@ def findings(report: Mapping[str, Any]) -> list[str]:
                    "stand on their own.")
     else:
         evidence = verdict.get("evidence") or {}
-        out.append(verdict_sentence(verdict.get("band"), verdict.get("probability"), evidence))
+        out.append(verdict_sentence(verdict.get("band"), verdict.get("probability"), evidence,
+                                    (report.get("fusion_model") or {}).get("calibration")))
         contributions = evidence.get("contributions") or {}
         if any(abs(v) >= 0.005 for v in contributions.values()):
             strongest = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005),
@@ -266,9 +293,10 @@ def findings(report: Mapping[str, Any]) -> list[str]:
     faces = report.get("face_evidence") or []
     if faces:
         best = faces[0]
-        out.append(f"The face model's highest-scoring face is at {best['t_ms'] / 1000:.2f} s "
-                   f"(p = {_pct(best['score'])}); its crop and Grad-CAM map are shown under Face evidence.")
-    elif report["asset"]["media_type"] == "video":
+        where = f" is at {best['t_ms'] / 1000:.2f} s" if video else ""
+        out.append(f"The face model's highest-scoring face{where} has p = {_pct(best['score'])}; its crop and "
+                   "Grad-CAM map are shown under Face evidence.")
+    elif video:
         out.append("No face was scored by the face model, so the deep branches have no evidence.")
     return out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -31,7 +32,7 @@ key_app = typer.Typer(no_args_is_help=True, help="The key that signs the audit c
 app.add_typer(key_app, name="key")
 anchor_app = typer.Typer(no_args_is_help=True, help="Anchors: signed chain heads kept by a third party.")
 app.add_typer(anchor_app, name="anchor")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a pipe has no width: do not squeeze tables to 80
 err_console = Console(stderr=True)
 
 
@@ -163,7 +164,8 @@ def show(
     all_rows: Annotated[bool, typer.Option("--all", help="also list every detection row")] = False,
 ) -> None:
     """Show an asset: the verdict first, then a per-module summary, identity, stages and flags."""
-    from tamperscope.report.narrative import module_summary
+    from tamperscope.report.build import fusion_model_info
+    from tamperscope.report.narrative import module_summary, verdict_sentence
     from tamperscope.store import queries
 
     ws = _workspace()
@@ -184,9 +186,12 @@ def show(
                  "saliency_uri": d.saliency_uri, "t_start_ms": d.t_start_ms} for d in detections
             ],
         }
+        calibration = (fusion_model_info(detections) or {}).get("calibration")
     fusion = next((d for d in data["detections"] if d["module"] == "fusion" and d["window"] == "asset"), None)
     data["verdict"] = None if fusion is None else {"band": fusion["band"], "probability": fusion["score"],
-                                                   "status": fusion["status"], "evidence": fusion["evidence"]}
+                                                   "status": fusion["status"], "evidence": fusion["evidence"],
+                                                   "meaning": verdict_sentence(fusion["band"], fusion["score"],
+                                                                               fusion["evidence"] or {}, calibration)}
     data["modules"] = module_summary(
         [{"module_name": d["module"], "window_id": d["window"], "status": d["status"], "score": d["score"],
           "t_start_ms": d["t_start_ms"]} for d in data["detections"]])
@@ -206,10 +211,13 @@ def show(
                        ("trailing bytes", (data["structure"] or {}).get("trailing_bytes"))):
         identity.add_row(f"[dim]{key}[/dim]", escape(str(value)))
     console.print(identity)
-    failed = {k: v for k, v in data["stages"].items() if v["status"] != "done"}
-    console.print(f"[dim]stages[/dim] {len(data['stages']) - len(failed)} done"
+    stages = data["stages"]
+    done = sorted(k for k, v in stages.items() if v["status"] == "done")
+    idle = sorted(k for k, v in stages.items() if v["status"] == "not_applicable")
+    console.print(f"[dim]stages[/dim] done: {', '.join(done) or '-'}"
+                  + (f"; not applicable: {', '.join(idle)}" if idle else "")
                   + "".join(f"; [red]{escape(k)} {v['status']}[/red]: {escape(str(v['error']))}"
-                            for k, v in failed.items()))
+                            for k, v in sorted(stages.items()) if k not in done and k not in idle))
     flagged = [d for d in data["detections"] if d["status"] == "flag"]
     for d in flagged:
         console.print(f"[yellow]flag[/yellow] {escape(d['module'])}: {escape(_short_json(d['evidence']))}")
@@ -232,8 +240,6 @@ def _short_json(value: Any, limit: int = 160) -> str:
 
 
 def _print_verdict(data: dict[str, Any]) -> None:
-    from tamperscope.report.narrative import verdict_sentence
-
     verdict = data["verdict"]
     colours = {"likely_manipulated": "red", "likely_real": "green", "unsure": "yellow"}
     if verdict is None or verdict["band"] is None:
@@ -244,15 +250,16 @@ def _print_verdict(data: dict[str, Any]) -> None:
     evidence = verdict["evidence"] or {}
     console.print(f"[bold {colours.get(band, 'white')}]{band.replace('_', ' ')}[/bold {colours.get(band, 'white')}]"
                   f"  p = {verdict['probability']:.3f}  (policy {escape(str(evidence.get('policy_version')))})")
-    console.print(escape(verdict_sentence(band, verdict["probability"], evidence)))
+    console.print(escape(verdict["meaning"]))
 
 
 def _print_modules(modules: list[dict[str, Any]], fusion_evidence: dict[str, Any]) -> None:
     contributions = fusion_evidence.get("contributions") or {}
-    table = Table(title="per module", title_justify="left")
-    for column, justify in (("module", "left"), ("rows", "right"), ("scored", "right"), ("max", "right"),
-                            ("at (s)", "right"), ("mean", "right"), ("flags", "right"), ("other statuses", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table = Table(title="per module", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("module", no_wrap=True)
+    for column in ("rows", "scored", "max", "at (s)", "mean", "flags"):
+        table.add_column(column, justify="right")
+    table.add_column("other statuses")
     for m in modules:
         if m["module_name"] in ("fusion", "fusion.window"):
             continue
@@ -301,13 +308,18 @@ def list_assets(
         for item in rows:
             print(json.dumps(item, sort_keys=True))
         return
-    table = Table(title=f"{len(rows)} asset(s)" + (f" (limit {limit})" if len(rows) == limit else ""))
-    for column in ("asset", "name", "media", "status", "verdict", "p", "uploaded (UTC)"):
+    table = Table(title=f"{len(rows)} asset(s)" + (f" (limit {limit})" if len(rows) == limit else ""),
+                  box=box.SIMPLE_HEAD)
+    table.add_column("asset", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    for column in ("media", "status", "verdict", "p"):
         table.add_column(column)
+    table.add_column("uploaded (UTC)", no_wrap=True)
     for item in rows:
         table.add_row(item["asset_id"], escape(item["original_name"]), item["media_type"] or "-", item["status"],
                       (item["band"] or "-").replace("_", " "),
-                      "" if item["probability"] is None else f"{item['probability']:.3f}", item["upload_time"][:19])
+                      "" if item["probability"] is None else f"{item['probability']:.3f}",
+                      item["upload_time"][:16].replace("T", " "))
     console.print(table)
 
 

@@ -23,7 +23,6 @@ from tamperscope.store.models import Report
 from tamperscope.workspace import Workspace
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
-SCHEMA_PATH = SCHEMA_DIR / "report-v2.schema.json"
 
 
 @dataclass(frozen=True)

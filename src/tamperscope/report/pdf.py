@@ -287,8 +287,9 @@ def _image_maps(report: dict[str, Any], images: _Images) -> list[Any]:
     out: list[Any] = [_p("The image and every module's map", H1)]
     if frame and frame["uri"]:
         out += [_image(images.get(frame["uri"], MAX_SIDE_PX), WIDTH, 80 * mm),
-                _p(f"The analysed image (downscaled for this PDF; full resolution in the store, "
-                   f"{_sha(report, frame['uri'])}).", SMALL)]
+                _p(f"The analysed image, downscaled for this PDF (the frame the detectors saw: "
+                   f"{_sha(report, frame['uri'])}; the original file: sha256 {report['asset']['sha256'][:12]}…, both "
+                   "in the evidence store).", SMALL)]
     maps.sort(key=lambda d: (-(d["score"] if d["score"] is not None else -1.0), d["module_name"]))
     per_row = 5
     cell = WIDTH / per_row

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from tamperscope import samples
 from tamperscope.custody.intake import IntakeRecord
+from tamperscope.redact import mask_url
 from tamperscope.services.analysis import AnalysisOutcome, format_verdict, run_analysis
 from tamperscope.settings import Settings
 from tamperscope.temporal.synthetic import astronaut_rig, talking_head
@@ -46,7 +47,8 @@ def main(out_dir: Path = Path("demo-output")) -> int:
             console.print(f"  verdict: {format_verdict(summary.verdict)}")
         _print_report(outcome, out_dir / "reports")
     _print_web_help(settings)
-    console.print(f"\nresults: database {settings.resolved_db_url}, store {settings.resolved_store_url}")
+    console.print(f"\nresults: database {mask_url(settings.resolved_db_url)}, store "
+                  f"{mask_url(settings.resolved_store_url)}")
     console.print(f"inspect: TAMPERSCOPE_HOME={settings.home} .venv/bin/tamperscope show <asset>")
     ws.close()
     return 0

@@ -32,6 +32,50 @@ class NotFoundError(TamperscopeError):
     """An asset, report or object that does not exist."""
 
 
+class PathNotFoundError(UsageError):
+    """A local file named on the command line does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no such file: {path}")
+        self.path = path
+
+
+class IsDirectoryError(UsageError):
+    """A directory where one file was expected."""
+
+    def __init__(self, path: str, hint: str = "") -> None:
+        super().__init__(f"{path} is a directory, not a file{'; ' + hint if hint else ''}")
+        self.path = path
+
+
+class UnknownAssetError(NotFoundError):
+    """No stored asset has this id or SHA-256 prefix."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no asset with id or SHA-256 prefix {ref!r} (`tamperscope list` shows the stored assets)")
+        self.ref = ref
+
+
+class PrefixTooShortError(UsageError):
+    """A SHA-256 prefix shorter than the minimum the lookup accepts."""
+
+    def __init__(self, ref: str, minimum: int) -> None:
+        super().__init__(f"{ref!r} is too short to name an asset: give at least {minimum} hex digits of its SHA-256 "
+                         "or its 16-character asset id")
+        self.ref = ref
+        self.minimum = minimum
+
+
+class AmbiguousPrefixError(UsageError):
+    """A SHA-256 prefix that matches more than one asset."""
+
+    def __init__(self, ref: str, matches: int, needed: int) -> None:
+        super().__init__(f"{ref!r} matches {matches} assets; give at least {needed} hex digits to tell them apart")
+        self.ref = ref
+        self.matches = matches
+        self.needed = needed
+
+
 class InputRejectedError(TamperscopeError):
     """An input failed validation; its bytes are quarantined and the reason recorded."""
 

@@ -42,8 +42,9 @@ def test_pdf_embeds_the_json_digest_and_has_the_sections(analysed: tuple[Workspa
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / f"{asset_id}.pdf"), "-"], check=True,
                           capture_output=True, text=True).stdout
     assert written.sha256_json in text
-    for heading in ("tamperscope evidence report", "Asset identity and custody", "Metadata flags",
-                    "Per-module evidence", "Appendix: versions and parameters"):
+    for heading in ("tamperscope evidence report", "Findings", "The image and every module's map",
+                    "Metadata and provenance", "entered the verdict", "Per-module evidence", "Methods", "Limitations",
+                    "Asset identity and custody", "Appendix: versions and parameters"):
         assert heading in text
     info = subprocess.run(["pdfinfo", str(tmp_path / f"{asset_id}.pdf")], check=True, capture_output=True,
                           text=True).stdout
@@ -94,4 +95,4 @@ def test_video_report_has_timeline_and_is_deterministic(small_video: Path, tmp_p
         pytest.skip("no stage wrote per-frame scores in this checkout")
     text = subprocess.run(["pdftotext", str(tmp_path / "a" / f"{asset_id}.pdf"), "-"], check=True,
                           capture_output=True, text=True).stdout
-    assert "Timelines" in text and "Frames and the maps that explain them" in text
+    assert "Every module over time" in text and "Frames with classical-detector maps" in text

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tamperscope.redact import mask_secrets
 from tamperscope.workspace import Workspace
 
 
@@ -70,7 +71,7 @@ class JobManager:
             job.message = "done"
         except Exception as exc:
             job.status = "failed"
-            job.error = f"{type(exc).__name__}: {exc}"
+            job.error = mask_secrets(f"{type(exc).__name__}: {exc}")
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -14,6 +14,7 @@ from tamperscope._version import __version__
 from tamperscope.api.jobs import JobManager
 from tamperscope.api.routers import assets, audit, jobs, reports
 from tamperscope.errors import IntegrityError, TamperscopeError, http_status_for
+from tamperscope.redact import install_log_redaction, mask_secrets
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
 
@@ -26,6 +27,8 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
     Every ``/api`` route requires a token; the page (``/``, ``/static``) and the OpenAPI docs are public, and
     the page asks for a token before it calls the API.
     """
+
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +44,7 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
 
     @app.exception_handler(TamperscopeError)
     async def typed_error(request: Request, exc: TamperscopeError) -> JSONResponse:
-        body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
+        body: dict[str, object] = {"error": type(exc).__name__, "message": mask_secrets(str(exc))}
         if isinstance(exc, IntegrityError):
             body["problems"] = exc.problems
         reason = getattr(exc, "reason", None)

@@ -8,12 +8,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tamperscope.errors import InputRejectedError, TamperscopeError, UsageError, exit_code_for
+from tamperscope.cli.output import StageProgress, native_stderr_silenced
+from tamperscope.errors import (
+    InputRejectedError,
+    PathNotFoundError,
+    TamperscopeError,
+    UsageError,
+    exit_code_for,
+)
+from tamperscope.redact import install_log_redaction, mask_secrets, mask_url
 from tamperscope.settings import Settings, load_settings
 from tamperscope.workspace import Workspace
 
@@ -24,7 +32,7 @@ key_app = typer.Typer(no_args_is_help=True, help="The key that signs the audit c
 app.add_typer(key_app, name="key")
 anchor_app = typer.Typer(no_args_is_help=True, help="Anchors: signed chain heads kept by a third party.")
 app.add_typer(anchor_app, name="anchor")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a pipe has no width: do not squeeze tables to 80
 err_console = Console(stderr=True)
 
 
@@ -36,12 +44,17 @@ class State:
 
 @app.callback()
 def _configure(
+    ctx: typer.Context,
     home: Annotated[Path | None, typer.Option(help="data directory (TAMPERSCOPE_HOME)")] = None,
     db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (TAMPERSCOPE_DB_URL)")] = None,
     store_url: Annotated[str | None, typer.Option(help="fsspec URL of the store (TAMPERSCOPE_STORE_URL)")] = None,
     actor: Annotated[str | None, typer.Option(help="who acts, for the audit log (default: OS user)")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel stage workers")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show native libraries' log lines (MediaPipe, "
+                                          "TFLite, absl), hidden by default")] = False,
 ) -> None:
+    install_log_redaction()
+    ctx.with_resource(native_stderr_silenced(not verbose))
     overrides: dict[str, Any] = {k: v for k, v in {"home": home, "db_url": db_url, "store_url": store_url,
                                                    "actor": actor, "workers": workers}.items() if v is not None}
     State.settings = load_settings(**overrides)
@@ -59,7 +72,7 @@ def _iter_inputs(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"{path} does not exist")
+            raise PathNotFoundError(str(path))
     return files
 
 
@@ -78,9 +91,9 @@ def ingest(
     ws = _workspace()
     rejected = 0
     files = _iter_inputs(paths)
-    with _progress() as progress:
-        task = progress.add_task("ingest", total=len(files))
-        for path in files:
+    with StageProgress(err_console) as progress:
+        for done, path in enumerate(files):
+            progress.update("ingest", done / max(len(files), 1), f"{done}/{len(files)} {path.name}")
             record = IntakeRecord(original_name=path.name, source=source or str(path.resolve()),
                                   license=license, label=label, subject=subject)
             try:
@@ -91,8 +104,8 @@ def ingest(
                 rejected += 1
                 row = {"path": str(path), "asset_id": exc.asset_id, "status": "rejected",
                        "reason": exc.reason.value, "message": exc.message}
-            progress.advance(task)
             _emit(row, json_out)
+        progress.update("ingest", 1.0, f"{len(files)}/{len(files)} files")
     if rejected:
         raise typer.Exit(3)
 
@@ -107,31 +120,26 @@ def _emit(row: dict[str, Any], json_out: bool) -> None:
         console.print(f"[green]{row['status']}[/green] {row['path']} -> asset {row['asset_id']}{dup}")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
-
-
 @app.command()
 def analyze(
     target: Annotated[str, typer.Argument(help="asset id / SHA-256 prefix, or a file to ingest first")],
     stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
     force: Annotated[bool, typer.Option(help="re-run stages even if their results are current")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    case: Annotated[str | None, typer.Option("--case", help="case reference, recorded for the report")] = None,
+    examiner: Annotated[str | None, typer.Option("--examiner", help="examiner's name, recorded for the report")]
+    = None,
 ) -> None:
     """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
+    from tamperscope.report.service import assign_case
     from tamperscope.services.analysis import as_target, format_verdict, run_analysis
 
     ws = _workspace()
-    with _progress() as progress:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(stage_name: str, fraction: float, message: str) -> None:
-            if stage_name not in tasks:
-                tasks[stage_name] = progress.add_task(stage_name, total=1.0)
-            progress.update(tasks[stage_name], completed=fraction, description=f"{stage_name} {message}")
-
-        outcome = run_analysis(ws, as_target(target), only=stage or None, force=force, progress=on_progress)
+    resolved = as_target(target)
+    with StageProgress(err_console) as progress:
+        outcome = run_analysis(ws, resolved, only=stage or None, force=force, progress=progress.update)
+    if case is not None or examiner is not None:
+        assign_case(ws, outcome.summary.asset_id, case=case, examiner=examiner)
     run, summary = outcome.run, outcome.summary
     if json_out:
         print(json.dumps(summary.__dict__, sort_keys=True, default=str))
@@ -153,8 +161,11 @@ def analyze(
 def show(
     asset: Annotated[str, typer.Argument(help="asset id or SHA-256 prefix")],
     json_out: Annotated[bool, typer.Option("--json", help="print everything as JSON")] = False,
+    all_rows: Annotated[bool, typer.Option("--all", help="also list every detection row")] = False,
 ) -> None:
-    """Show an asset: identity, status, stages, flags and scores."""
+    """Show an asset: the verdict first, then a per-module summary, identity, stages and flags."""
+    from tamperscope.report.build import fusion_model_info
+    from tamperscope.report.narrative import module_summary, verdict_sentence
     from tamperscope.store import queries
 
     ws = _workspace()
@@ -172,25 +183,162 @@ def show(
             "detections": [
                 {"stage": d.stage, "module": d.module_name, "version": d.module_version, "window": d.window_id,
                  "status": d.status, "score": d.score, "band": d.band, "evidence": d.evidence_json,
-                 "saliency_uri": d.saliency_uri} for d in detections
+                 "saliency_uri": d.saliency_uri, "t_start_ms": d.t_start_ms} for d in detections
             ],
         }
+        calibration = (fusion_model_info(detections) or {}).get("calibration")
+    fusion = next((d for d in data["detections"] if d["module"] == "fusion" and d["window"] == "asset"), None)
+    data["verdict"] = None if fusion is None else {"band": fusion["band"], "probability": fusion["score"],
+                                                   "status": fusion["status"], "evidence": fusion["evidence"],
+                                                   "meaning": verdict_sentence(fusion["band"], fusion["score"],
+                                                                               fusion["evidence"] or {}, calibration)}
+    data["modules"] = module_summary(
+        [{"module_name": d["module"], "window_id": d["window"], "status": d["status"], "score": d["score"],
+          "t_start_ms": d["t_start_ms"]} for d in data["detections"]])
     if json_out:
         print(json.dumps(data, sort_keys=True, default=str))
         return
-    table = Table(title=f"asset {data['asset_id']}", show_header=False)
-    for key in ("sha256", "original_name", "status", "reject_reason", "media_type", "container", "duration_ms",
-                "width", "height", "fps", "provenance_status"):
-        table.add_row(key, str(data[key]))
-    table.add_row("trailing_bytes", str((data["structure"] or {}).get("trailing_bytes")))
+    _print_verdict(data)
+    _print_modules(data["modules"], (fusion or {}).get("evidence") or {})
+    identity = Table(show_header=False, box=None, pad_edge=False)
+    size = f"{data['size_bytes']:,} bytes"
+    dims = f"{data['width']}x{data['height']}" if data["width"] else "-"
+    duration = f"{data['duration_ms'] / 1000:.1f} s" if data["duration_ms"] else "-"
+    for key, value in (("asset", f"{data['asset_id']}  {data['original_name']}"), ("sha256", data["sha256"]),
+                       ("media", f"{data['media_type']} {data['container']} {dims} {duration} {size}"),
+                       ("status", data["status"] + (f" ({data['reject_reason']})" if data["reject_reason"] else "")),
+                       ("provenance (C2PA)", data["provenance_status"] or "-"),
+                       ("trailing bytes", (data["structure"] or {}).get("trailing_bytes"))):
+        identity.add_row(f"[dim]{key}[/dim]", escape(str(value)))
+    console.print(identity)
+    stages = data["stages"]
+    done = sorted(k for k, v in stages.items() if v["status"] == "done")
+    idle = sorted(k for k, v in stages.items() if v["status"] == "not_applicable")
+    console.print(f"[dim]stages[/dim] done: {', '.join(done) or '-'}"
+                  + (f"; not applicable: {', '.join(idle)}" if idle else "")
+                  + "".join(f"; [red]{escape(k)} {v['status']}[/red]: {escape(str(v['error']))}"
+                            for k, v in sorted(stages.items()) if k not in done and k not in idle))
+    flagged = [d for d in data["detections"] if d["status"] == "flag"]
+    for d in flagged:
+        console.print(f"[yellow]flag[/yellow] {escape(d['module'])}: {escape(_short_json(d['evidence']))}")
+    if all_rows:
+        found = Table(title="every detection row")
+        for column in ("stage", "module", "window", "status", "score", "band"):
+            found.add_column(column)
+        for d in data["detections"]:
+            score = "" if d["score"] is None else f"{d['score']:.3f}"
+            found.add_row(d["stage"], d["module"], d["window"], d["status"], score, d["band"] or "")
+        console.print(found)
+    else:
+        console.print(f"[dim]{len(data['detections'])} detection rows; --all lists every one, --json gives all "
+                      "data[/dim]")
+
+
+def _short_json(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _print_verdict(data: dict[str, Any]) -> None:
+    verdict = data["verdict"]
+    colours = {"likely_manipulated": "red", "likely_real": "green", "unsure": "yellow"}
+    if verdict is None or verdict["band"] is None:
+        reason = ((verdict or {}).get("evidence") or {}).get("reason") or "the fusion stage has not run"
+        console.print(f"[bold]no verdict[/bold]: {escape(reason)}")
+        return
+    band = verdict["band"]
+    evidence = verdict["evidence"] or {}
+    console.print(f"[bold {colours.get(band, 'white')}]{band.replace('_', ' ')}[/bold {colours.get(band, 'white')}]"
+                  f"  p = {verdict['probability']:.3f}  (policy {escape(str(evidence.get('policy_version')))})")
+    console.print(escape(verdict["meaning"]))
+
+
+def _print_modules(modules: list[dict[str, Any]], fusion_evidence: dict[str, Any]) -> None:
+    contributions = fusion_evidence.get("contributions") or {}
+    table = Table(title="per module", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("module", no_wrap=True)
+    for column in ("rows", "scored", "max", "at (s)", "mean", "flags"):
+        table.add_column(column, justify="right")
+    table.add_column("other statuses")
+    for m in modules:
+        if m["module_name"] in ("fusion", "fusion.window"):
+            continue
+        at = "" if m["max_at_ms"] is None else f"{m['max_at_ms'] / 1000:.2f}"
+        other = ", ".join(f"{k} {v}" for k, v in m["statuses"].items() if k not in ("scored", "flag"))
+        table.add_row(m["module_name"], str(m["rows"]), str(m["scored"]),
+                      "" if m["max"] is None else f"{m['max']:.3f}", at,
+                      "" if m["mean"] is None else f"{m['mean']:.3f}", str(m["statuses"].get("flag", "") or ""),
+                      other)
     console.print(table)
-    found = Table(title="detections")
-    for column in ("stage", "module", "window", "status", "score", "band"):
-        found.add_column(column)
-    for d in data["detections"]:
-        score = "" if d["score"] is None else f"{d['score']:.3f}"
-        found.add_row(d["stage"], d["module"], d["window"], d["status"], score, d["band"] or "")
-    console.print(found)
+    if contributions:
+        parts = ", ".join(f"{k} {v:+.3f}" for k, v in sorted(contributions.items(), key=lambda kv: -abs(kv[1])))
+        console.print(f"[dim]fusion contributions (logit)[/dim]: {escape(parts)}")
+    missing = fusion_evidence.get("branches_missing") or []
+    if missing:
+        console.print(f"[dim]branches without evidence[/dim]: {escape(', '.join(missing))}")
+
+
+@app.command("list")
+def list_assets(
+    name: Annotated[str | None, typer.Option(help="original name contains (case-insensitive)")] = None,
+    sha256: Annotated[str | None, typer.Option("--hash", help="SHA-256 prefix")] = None,
+    band: Annotated[str | None, typer.Option(help="verdict band: likely_manipulated, unsure, likely_real, "
+                                                  "or none (no verdict)")] = None,
+    media_type: Annotated[str | None, typer.Option("--media", help="image | video | audio")] = None,
+    since: Annotated[str | None, typer.Option(help="uploaded on or after (YYYY-MM-DD or ISO time, UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="uploaded before (YYYY-MM-DD or ISO time, UTC)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object per asset")] = False,
+) -> None:
+    """List stored assets, newest first, with their verdict; filter by name, hash, band, media type, date."""
+    from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
+    from tamperscope.store import queries
+
+    if band is not None and band not in (LIKELY_MANIPULATED, UNSURE, LIKELY_REAL, "none"):
+        raise UsageError(f"unknown band {band!r}: use likely_manipulated, unsure, likely_real or none")
+    where = queries.AssetFilter(name=name, sha256_prefix=sha256, band=band, media_type=media_type,
+                                since=_parse_day(since, "--since"), until=_parse_day(until, "--until"))
+    ws = _workspace()
+    with ws.db.session() as session:
+        rows = [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
+                 "media_type": a.media_type, "status": a.status, "upload_time": _utc_iso(a.upload_time),
+                 "band": v.band if v is not None else None, "probability": v.score if v is not None else None}
+                for a, v in queries.list_assets(session, where, limit=limit)]
+    if json_out:
+        for item in rows:
+            print(json.dumps(item, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} asset(s)" + (f" (limit {limit})" if len(rows) == limit else ""),
+                  box=box.SIMPLE_HEAD)
+    table.add_column("asset", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    for column in ("media", "status", "verdict", "p"):
+        table.add_column(column)
+    table.add_column("uploaded (UTC)", no_wrap=True)
+    for item in rows:
+        table.add_row(item["asset_id"], escape(item["original_name"]), item["media_type"] or "-", item["status"],
+                      (item["band"] or "-").replace("_", " "),
+                      "" if item["probability"] is None else f"{item['probability']:.3f}",
+                      item["upload_time"][:16].replace("T", " "))
+    console.print(table)
+
+
+def _parse_day(value: str | None, option: str) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise UsageError(f"{option} {value!r} is not a date (YYYY-MM-DD) or ISO time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _utc_iso(value: Any) -> str:
+    from datetime import UTC
+
+    return (value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 @app.command()
@@ -268,7 +416,7 @@ def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
     ws = Workspace.open(State.settings, upgrade=False)
     ws.db.upgrade()
-    console.print(f"database at newest revision: {State.settings.resolved_db_url}")
+    console.print(f"database at newest revision: {mask_url(State.settings.resolved_db_url)}")
 
 
 # Each area adds its commands in its own module exposing ``register(app)``; one line here per module.
@@ -299,7 +447,7 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(1)
     except TamperscopeError as exc:
-        err_console.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)
+        err_console.print(f"[red]error[/red]: {escape(mask_secrets(str(exc)))}", soft_wrap=True)
         sys.exit(exit_code_for(exc))
     except Exception as exc:
         # typer vendors its own click: recognise its parse errors by their interface, not their class

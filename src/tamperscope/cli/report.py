@@ -21,10 +21,14 @@ def register(app: typer.Typer) -> None:
         asset: Annotated[str, typer.Argument(help="asset id / SHA-256 prefix, or 'verify' followed by FILE.json")],
         file: Annotated[Path | None, typer.Argument(help="with 'verify': the JSON report to check")] = None,
         out: Annotated[Path | None, typer.Option("--out", help="also copy the JSON and PDF here")] = None,
+        case: Annotated[str | None, typer.Option("--case", help="case reference, recorded and shown in the report")]
+        = None,
+        examiner: Annotated[str | None, typer.Option("--examiner", help="examiner's name, recorded and shown in "
+                                                     "the report")] = None,
     ) -> None:
         """Write an asset's JSON + PDF report to the store, or `report verify FILE.json` (exit 4 on mismatch)."""
         from tamperscope.errors import UsageError
-        from tamperscope.report.service import verify_report_bytes, write_report
+        from tamperscope.report.service import assign_case, verify_report_bytes, write_report
 
         if asset == "verify":
             if file is None or not file.is_file():
@@ -33,7 +37,10 @@ def register(app: typer.Typer) -> None:
             return
         if file is not None:
             raise UsageError("report takes one asset; use --out DIR for a copy")
-        written = write_report(_workspace(), asset, out)
+        ws = _workspace()
+        if case is not None or examiner is not None:
+            assign_case(ws, asset, case=case, examiner=examiner)
+        written = write_report(ws, asset, out)
         console.print(f"report {written.report_id}\n  json {written.uri_json} sha256 {written.sha256_json}\n"
                       f"  pdf  {written.uri_pdf} sha256 {written.sha256_pdf}")
         if out is not None:

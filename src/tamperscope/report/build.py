@@ -20,14 +20,30 @@ from typing import Any
 from tamperscope._version import __version__
 from tamperscope.custody.audit import canonical_json
 from tamperscope.custody.seal import SEAL_ACTION
+from tamperscope.fusion.branches import BRANCHES
+from tamperscope.fusion.model import load_model
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.records import FrameRecord, ShotRecord
+from tamperscope.report.narrative import (
+    LIMITATIONS,
+    c2pa_summary,
+    face_evidence,
+    findings,
+    flag_entered,
+    methods_for,
+    module_summary,
+    strip_machine_paths,
+)
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, StageRun
 from tamperscope.workspace import Workspace
 
-SCHEMA_VERSION = "1.2.0"  # 1.1: asset.structure (intake's container walk); 1.2: custody.signed_head
-SCHEMA_ID = "https://tamperscope.example/schema/report-v1.schema.json"
+# 1.1: asset.structure (intake's container walk); 1.2: custody.signed_head; 2.0: case, summary (findings),
+# modules_summary, face_evidence, provenance, flags' entered_verdict, methods, limitations; no machine paths
+SCHEMA_VERSION = "2.0.0"
+SCHEMA_ID = "https://tamperscope.example/schema/report-v2.schema.json"
+CASE_ACTION = "case.assigned"
+FACE_EVIDENCE = 6
 PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-image", "scenedetect", "onnxruntime",
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
@@ -54,6 +70,7 @@ class ReportInputs:
     artifact_sha256: dict[str, str]
     python_packages: dict[str, str]
     signed_head: dict[str, Any] | None = None
+    fusion_model: dict[str, Any] | None = None  # model_id, branches, branch_stages of the verdict's artifact
 
 
 def _utc_naive(value: datetime) -> datetime:
@@ -99,8 +116,25 @@ def _timelines(detections: Sequence[Detection]) -> dict[str, list[dict[str, Any]
     return dict(sorted(series.items()))
 
 
+def _case(events: Sequence[AuditEvent]) -> dict[str, Any] | None:
+    """The case reference and examiner of the last ``case.assigned`` event (None when never assigned)."""
+    last = next((e for e in reversed(events) if e.action == CASE_ACTION), None)
+    if last is None:
+        return None
+    details = last.details_json or {}
+    return {"case_id": details.get("case_id"), "examiner": details.get("examiner"), "assigned_at": last.when,
+            "assigned_by": last.who, "event_id": last.event_id}
+
+
+def _provenance(asset: Asset, fusion_model: dict[str, Any] | None, verdict: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    return {"c2pa_status": asset.provenance_status, "manifest": c2pa_summary(asset.provenance_json),
+            "entered_verdict": flag_entered("metadata", fusion_model, (verdict or {}).get("evidence"))
+            if asset.provenance_status is not None else False}
+
+
 def build_report(inputs: ReportInputs) -> dict[str, Any]:
-    """Assemble the JSON evidence report (schema ``report-v1``) from loaded rows; no I/O."""
+    """Assemble the JSON evidence report (schema ``report-v2``) from loaded rows; no I/O."""
     asset = inputs.asset
     detections = sorted(inputs.detections, key=lambda d: (d.module_name, d.t_start_ms or 0, d.window_id))
     events = sorted(inputs.events, key=lambda e: e.event_id)
@@ -112,12 +146,19 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
                    "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
                    "evidence": evidence}
-    flags = [{"module_name": d.module_name, "window_id": d.window_id, "evidence": d.evidence_json or {}}
+    verdict_evidence = (verdict or {}).get("evidence")
+    flags = [{"module_name": d.module_name, "window_id": d.window_id, "stage": d.stage,
+              "evidence": d.evidence_json or {},
+              "entered_verdict": flag_entered(d.stage, inputs.fusion_model, verdict_evidence)}
              for d in detections if d.status == "flag"]
+    detection_dicts = [_detection(d) for d in detections]
+    faces = [{"frame_id": f.frame_id, "faces": [{"track_id": x.track_id, "crop_uri": x.crop_uri} for x in f.faces]}
+             for f in inputs.frames]
+    in_verdict = [d.module_name for d in detections if flag_entered(d.stage, inputs.fusion_model, verdict_evidence)]
     artifacts = sorted(
         [{"uri": uri, "sha256": digest} for uri, digest in inputs.artifact_sha256.items()], key=lambda a: a["uri"])
     modules = sorted({(d.module_name, d.module_version, d.stage) for d in detections})
-    return {
+    report = {
         "$schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "generated_at": generated_at(inputs),
@@ -145,8 +186,15 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                        for r in sorted(inputs.stage_runs, key=lambda r: r.stage)],
             "modules": [{"module_name": m, "module_version": v, "stage": s} for m, v, s in modules],
         },
+        "case": _case(events),
         "metadata_flags": flags,
-        "detections": [_detection(d) for d in detections],
+        "provenance": _provenance(asset, inputs.fusion_model, verdict),
+        "fusion_model": inputs.fusion_model,
+        "modules_summary": module_summary(detection_dicts),
+        "face_evidence": face_evidence(detection_dicts, faces, FACE_EVIDENCE),
+        "methods": methods_for((d.module_name for d in detections), in_verdict),
+        "limitations": list(LIMITATIONS),
+        "detections": detection_dicts,
         "timelines": _timelines(detections),
         "shots": [{"shot_id": s.shot_id, "index": s.index, "t_start_ms": s.t_start_ms, "t_end_ms": s.t_end_ms}
                   for s in sorted(inputs.shots, key=lambda s: s.index)],
@@ -155,6 +203,9 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         "artifacts": artifacts,
         "verdict": verdict,
     }
+    report = strip_machine_paths(report)
+    report["summary"] = {"findings": findings(report)}
+    return report
 
 
 def report_bytes(report: dict[str, Any]) -> bytes:
@@ -186,9 +237,30 @@ def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes
         session.expunge_all()
     uris = {u for d in detections for u in (d.saliency_uri, d.overlay_uri) if u}
     uris |= {f.uri for f in frames if f.uri}
+    face_frames = {d.window_id for d in detections if d.module_name == "deep.frame" and d.saliency_uri}
+    uris |= {face.crop_uri for f in frames if f.frame_id in face_frames for face in f.faces if face.crop_uri}
     reader = read_bytes or (lambda uri: ws.store.get_bytes(ws.store.key_of(uri)))
     digests = {uri: hashlib.sha256(reader(uri)).hexdigest() for uri in sorted(uris)}
     signer = ws.db.signer
     signed_head = signer.signed_head(kept[-1].event_id, kept[-1].hash) if signer is not None and kept else None
     return ReportInputs(asset, events, runs, detections, shots, frames, digests, python_package_versions(),
-                        signed_head)
+                        signed_head, fusion_model_info(detections))
+
+
+def fusion_model_info(detections: Sequence[Detection]) -> dict[str, Any] | None:
+    """The branches of the fusion model behind the verdict (from its shipped artifact) and the stage each reads."""
+    verdict = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    model_id = ((verdict.evidence_json or {}).get("model_id") if verdict is not None else None)
+    if model_id is None:
+        return None
+    model = load_model(model_id)
+    cv = model.metrics.get("cv") or {}
+    return {"model_id": model_id, "branches": list(model.branches),
+            "branch_stages": {b: BRANCHES[b].stage for b in model.branches if b in BRANCHES},
+            "artifact_sha256": model.artifact_sha256,
+            "calibration": {"n": cv.get("n"), "positives": cv.get("positives"), "auc": _round(cv.get("auc")),
+                            "low": _round(model.policy.low), "high": _round(model.policy.high),
+                            "target_precision": model.policy.target_precision,
+                            "reliability": [{"lo": _round(r["lo"]), "hi": _round(r["hi"]), "n": r["n"],
+                                             "manipulated_share": _round(r["accuracy"])}
+                                            for r in cv.get("reliability") or []]}}

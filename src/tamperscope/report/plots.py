@@ -41,3 +41,69 @@ def timeline_png(timelines: dict[str, list[dict[str, Any]]], shots: list[dict[st
     fig.savefig(buf, format="png", metadata=PNG_METADATA)
     plt.close(fig)
     return buf.getvalue()
+
+
+def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dict[str, Any]]],
+                       shots: list[dict[str, Any]], *, high: float | None, base_rate: float | None = None,
+                       width_in: float = 7.0, height_in: float = 3.0) -> bytes | None:
+    """The fused per-window probability as the main line, windows in the ``likely manipulated`` band shaded red
+    and the strongest window shaded grey; the deep branches' per-frame/window scores as thin lines below it.
+
+    Returns ``None`` without fused points.
+    """
+    if not fused:
+        return None
+    fig, (ax, sub) = plt.subplots(2, 1, figsize=(width_in, height_in), dpi=110, sharex=True,
+                                  gridspec_kw={"height_ratios": [2.2, 1.0]})
+    xs = [(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in fused]
+    ys = [p["score"] for p in fused]
+    peak = max(fused, key=lambda p: (p["score"], -p["t_start_ms"]))
+    ax.axvspan(peak["t_start_ms"] / 1000.0, peak["t_end_ms"] / 1000.0, color="0.85", label="strongest window")
+    for p in fused:
+        if high is not None and high < 1.0 and p["score"] >= high:
+            ax.axvspan(p["t_start_ms"] / 1000.0, p["t_end_ms"] / 1000.0, color="#f4c7c3")
+    ax.plot(xs, ys, color="#b3261e", marker="o", markersize=3, linewidth=1.6, label="fused p (per window)")
+    if high is not None and high < 1.0:
+        ax.axhline(high, color="#b3261e", linestyle=":", linewidth=0.9, label="'likely manipulated' threshold")
+    if base_rate is not None:
+        ax.axhline(base_rate, color="0.4", linestyle=":", linewidth=0.9, label="calibration base rate")
+    for axis in (ax, sub):
+        for shot in shots[1:]:
+            axis.axvline(shot["t_start_ms"] / 1000.0, color="0.35", linestyle="--", linewidth=0.8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("p (manipulated)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for name, points in branches.items():
+        sub.plot([(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in points], [p["score"] for p in points],
+                 linewidth=0.9, marker=".", markersize=2, label=name)
+    sub.set_ylim(-0.02, 1.02)
+    sub.set_xlabel("time (s)")
+    sub.set_ylabel("branch", fontsize=7)
+    sub.grid(alpha=0.3)
+    if branches:
+        sub.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata=PNG_METADATA)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def contributions_png(contributions: dict[str, float], *, width_in: float = 5.0) -> bytes | None:
+    """Signed contributions of the fusion features to the logit as horizontal bars (red raises p, green lowers)."""
+    items = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005), key=lambda kv: (-abs(kv[1]), kv[0]))
+    if not items:
+        return None
+    fig, ax = plt.subplots(figsize=(width_in, 0.35 * len(items) + 0.7), dpi=110)
+    names = [k for k, _ in items][::-1]
+    values = [v for _, v in items][::-1]
+    ax.barh(names, values, color=["#b3261e" if v > 0 else "#1e7b34" for v in values])
+    ax.axvline(0, color="0.2", linewidth=0.8)
+    ax.set_xlabel("contribution to the logit (right raises p)", fontsize=7)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata=PNG_METADATA)
+    plt.close(fig)
+    return buf.getvalue()

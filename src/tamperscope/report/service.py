@@ -16,12 +16,13 @@ from typing import Any
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import REPORT_SEAL_ACTION, asset_objects, seal
 from tamperscope.errors import IntegrityError, UsageError
-from tamperscope.report.build import build_report, load_inputs, report_bytes
+from tamperscope.report.build import CASE_ACTION, build_report, load_inputs, report_bytes
 from tamperscope.report.pdf import render_pdf
+from tamperscope.store import queries
 from tamperscope.store.models import Report
 from tamperscope.workspace import Workspace
 
-SCHEMA_PATH = Path(__file__).parent / "schema" / "report-v1.schema.json"
+SCHEMA_DIR = Path(__file__).parent / "schema"
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,28 @@ class WrittenReport:
     uri_pdf: str
 
 
-def load_schema() -> dict[str, Any]:
-    """The published JSON Schema of report version 1."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def load_schema(major: int = 2) -> dict[str, Any]:
+    """The published JSON Schema of report version ``major`` (2 is current; 1 validates older reports)."""
+    return json.loads((SCHEMA_DIR / f"report-v{major}.schema.json").read_text(encoding="utf-8"))
+
+
+def assign_case(ws: Workspace, asset_ref: str, *, case: str | None, examiner: str | None) -> bool:
+    """Record the case reference and examiner of an asset as a ``case.assigned`` audit event, which the report
+    reads (so ``report verify`` recomputes it from stored data); unchanged values append nothing.
+
+    A value left ``None`` keeps the one recorded before. Returns whether an event was appended.
+    """
+    with ws.db.session() as session:
+        asset_id = queries.find_asset(session, asset_ref).asset_id
+        previous = next((e for e in reversed(queries.audit_events(session, asset_id)) if e.action == CASE_ACTION),
+                        None)
+        before = (previous.details_json or {}) if previous is not None else {}
+        details = {"case_id": case if case is not None else before.get("case_id"),
+                   "examiner": examiner if examiner is not None else before.get("examiner")}
+        if details == {k: before.get(k) for k in details}:
+            return False
+        append_event(session, action=CASE_ACTION, who=ws.actor, asset_id=asset_id, details=details)
+    return True
 
 
 def _reader(ws: Workspace) -> Any:

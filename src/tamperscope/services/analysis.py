@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tamperscope.custody.intake import IntakeRecord, IntakeResult, ingest_path
+from tamperscope.errors import IsDirectoryError, PathNotFoundError
 from tamperscope.pipeline.runner import RunResult, analyze_asset
 from tamperscope.report.service import WrittenReport, write_report
 from tamperscope.settings import Settings
@@ -103,9 +104,17 @@ def run_analysis(ws: Workspace, target: str | Path, *, record: IntakeRecord | No
 
 
 def as_target(path_or_asset: str | Path) -> str | Path:
-    """A command-line style argument as a target: an existing file is a path to ingest, anything else an asset."""
+    """A command-line argument as a target: an existing file is a path to ingest, a hex string an asset id or
+    SHA-256 prefix; anything else names a file, so a missing one or a directory is a typed usage error."""
     path = Path(path_or_asset)
-    return path if path.is_file() else str(path_or_asset)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise IsDirectoryError(str(path_or_asset), "give one file, or ingest a folder with `tamperscope ingest DIR`")
+    text = str(path_or_asset)
+    if text and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text
+    raise PathNotFoundError(text)
 
 
 def analyze(path_or_asset: str | Path, settings: Settings | None = None) -> AnalysisSummary:

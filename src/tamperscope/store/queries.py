@@ -7,12 +7,15 @@ records (:mod:`tamperscope.records`) or as ORM rows the caller expunges.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased
 
-from tamperscope.errors import NotFoundError, UsageError
+from tamperscope.errors import AmbiguousPrefixError, PrefixTooShortError, UnknownAssetError
 from tamperscope.records import DetectionStatus, FaceRecord, FrameRecord, ShotRecord, WindowRecord
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, StageRun, Window
 
@@ -20,22 +23,78 @@ MIN_PREFIX = 8
 
 
 def find_asset(session: Session, ref: str) -> Asset:
-    """An asset by id, full SHA-256 or unique SHA-256 prefix (at least 8 hex digits)."""
+    """An asset by id, full SHA-256 or unique SHA-256 prefix (at least :data:`MIN_PREFIX` hex digits).
+
+    Raises :class:`UnknownAssetError`, :class:`PrefixTooShortError` (a hex string below the minimum) or
+    :class:`AmbiguousPrefixError` (naming how many digits tell the matches apart).
+    """
     asset = session.get(Asset, ref)
     if asset is not None:
         return asset
-    if len(ref) >= MIN_PREFIX:
-        matches = session.execute(select(Asset).where(Asset.sha256.startswith(ref.lower()))).scalars().all()
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
-    raise NotFoundError(f"no asset {ref!r}")
+    ref_lower = ref.lower()
+    is_hex = bool(ref_lower) and all(c in "0123456789abcdef" for c in ref_lower)
+    if len(ref) < MIN_PREFIX:
+        if is_hex:
+            raise PrefixTooShortError(ref, MIN_PREFIX)
+        raise UnknownAssetError(ref)
+    digests = session.execute(select(Asset.sha256).where(Asset.sha256.startswith(ref_lower))).scalars().all()
+    if len(digests) > 1:
+        raise AmbiguousPrefixError(ref, len(digests), distinguishing_prefix_length(digests))
+    if len(digests) == 1:
+        return session.execute(select(Asset).where(Asset.sha256 == digests[0])).scalar_one()
+    raise UnknownAssetError(ref)
+
+
+def distinguishing_prefix_length(digests: Sequence[str]) -> int:
+    """The shortest prefix length at which every digest differs from every other (longest shared prefix + 1)."""
+    ordered = sorted(digests)
+    shared = max((next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+                  for a, b in itertools.pairwise(ordered)), default=0)
+    return max(MIN_PREFIX, shared + 1)
 
 
 def recent_assets(session: Session, limit: int) -> Sequence[Asset]:
     """The newest ``limit`` assets, newest first."""
     return session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(limit)).scalars().all()
+
+
+@dataclass(frozen=True)
+class AssetFilter:
+    """What ``list_assets`` keeps: a name substring, a SHA-256 prefix, a verdict band ("none" for assets without
+    one), a media type and an upload-time range (inclusive ``since``, exclusive ``until``)."""
+
+    name: str | None = None
+    sha256_prefix: str | None = None
+    band: str | None = None
+    media_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_assets(session: Session, where: AssetFilter, *, limit: int | None = None
+                ) -> list[tuple[Asset, Detection | None]]:
+    """Assets matching ``where``, newest first, each with its verdict row (the asset-level fusion detection)."""
+    verdict_row = aliased(Detection)
+    query = select(Asset, verdict_row).outerjoin(verdict_row, and_(
+        verdict_row.asset_id == Asset.asset_id, verdict_row.module_name == "fusion", verdict_row.window_id == "asset"))
+    if where.name:
+        query = query.where(Asset.original_name.ilike(f"%{where.name}%"))
+    if where.sha256_prefix:
+        query = query.where(Asset.sha256.startswith(where.sha256_prefix.lower()))
+    if where.media_type:
+        query = query.where(Asset.media_type == where.media_type)
+    if where.since is not None:
+        query = query.where(Asset.upload_time >= where.since)
+    if where.until is not None:
+        query = query.where(Asset.upload_time < where.until)
+    if where.band == "none":
+        query = query.where(verdict_row.band.is_(None))
+    elif where.band:
+        query = query.where(verdict_row.band == where.band)
+    query = query.order_by(Asset.upload_time.desc(), Asset.asset_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(asset, verdict) for asset, verdict in session.execute(query).all()]
 
 
 def shots(session: Session, asset_id: str) -> list[ShotRecord]:

@@ -300,7 +300,7 @@ def list_assets(
                                 since=_parse_day(since, "--since"), until=_parse_day(until, "--until"))
     ws = _workspace()
     with ws.db.session() as session:
-        rows = [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
+        rows: list[dict[str, Any]] = [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
                  "media_type": a.media_type, "status": a.status, "upload_time": _utc_iso(a.upload_time),
                  "band": v.band if v is not None else None, "probability": v.score if v is not None else None}
                 for a, v in queries.list_assets(session, where, limit=limit)]

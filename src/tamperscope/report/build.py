@@ -146,7 +146,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
                    "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
                    "evidence": evidence}
-    verdict_evidence = (verdict or {}).get("evidence")
+    verdict_evidence: dict[str, Any] | None = (fusion.evidence_json or {}) if fusion is not None else None
     flags = [{"module_name": d.module_name, "window_id": d.window_id, "stage": d.stage,
               "evidence": d.evidence_json or {},
               "entered_verdict": flag_entered(d.stage, inputs.fusion_model, verdict_evidence)}

@@ -53,7 +53,7 @@ def module_summary(detections: Iterable[Mapping[str, Any]]) -> list[dict[str, An
     return out
 
 
-BAND_WORDS = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
+BAND_WORDS: dict[str, str] = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
 
 
 def verdict_sentence(band: str | None, probability: float | None, evidence: Mapping[str, Any],

@@ -108,8 +108,9 @@ def _grid(header: list[str], rows: list[list[Any]], widths: list[float]) -> Tabl
 def downscaled(data: bytes, max_side: int) -> bytes:
     """``data`` (any image PIL reads) with its longest side at most ``max_side``, re-encoded as JPEG, which
     reportlab embeds as it is (a PNG would be stored as deflated raw pixels, several times larger)."""
-    with PILImage.open(io.BytesIO(data)) as img:
-        img.load()
+    with PILImage.open(io.BytesIO(data)) as opened:
+        opened.load()
+        img: PILImage.Image = opened
         if img.mode not in ("RGB", "L"):
             img = img.convert("RGB")
         if max(img.size) > max_side:
@@ -132,6 +133,8 @@ def gradcam_overlay(crop: bytes, saliency: bytes, alpha: float = 0.45) -> bytes:
     """The face crop with its Grad-CAM map resized onto it in the JET colour map (PNG bytes)."""
     face = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
     heat = cv2.imdecode(np.frombuffer(saliency, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if face is None or heat is None:
+        return crop
     heat = cv2.resize(heat, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
     blended = cv2.addWeighted(face, 1.0 - alpha, cv2.applyColorMap(heat, cv2.COLORMAP_JET), alpha, 0.0)
     ok, buf = cv2.imencode(".png", blended)
@@ -372,9 +375,9 @@ def _metadata(report: dict[str, Any]) -> list[Any]:
     if not flags:
         out.append(_p("No metadata rule raised a flag."))
     else:
-        rows = [[f["module_name"], FLAG_SENTENCES.get(f["module_name"], "A metadata rule raised a flag."),
+        flag_rows = [[f["module_name"], FLAG_SENTENCES.get(f["module_name"], "A metadata rule raised a flag."),
                  plain(f["evidence"], 300), "yes" if f["entered_verdict"] else "no"] for f in flags]
-        out.append(_grid(["rule", "what it means", "the values behind it", "entered the verdict"], rows,
+        out.append(_grid(["rule", "what it means", "the values behind it", "entered the verdict"], flag_rows,
                          [32 * mm, 45 * mm, WIDTH - 99 * mm, 22 * mm]))
     fusion = report.get("fusion_model")
     if fusion:

@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from tamperscope._version import __version__
 from tamperscope.api.jobs import JobManager
-from tamperscope.api.routers import assets, audit, jobs, reports
+from tamperscope.api.routers import assets, audit, case, jobs, reports
 from tamperscope.errors import IntegrityError, TamperscopeError, http_status_for
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
@@ -20,11 +21,22 @@ from tamperscope.workspace import Workspace
 STATIC = Path(__file__).parent / "static"
 
 
+def swagger_ui_dir() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-bundle`` package (Apache-2.0), or None when it is missing."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    path = Path(str(swagger_ui_path))
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
+
+
 def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> FastAPI:
     """Build the app on the workspace named by ``settings``.
 
     Every ``/api`` route requires a token; the page (``/``, ``/static``) and the OpenAPI docs are public, and
-    the page asks for a token before it calls the API.
+    the page asks for a token before it calls the API. ``/docs`` (Swagger UI) is served from the installed
+    ``swagger-ui-bundle`` package, never from a CDN; ReDoc is off, since no package ships it offline.
     """
 
     @asynccontextmanager
@@ -35,7 +47,7 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
         app.state.jobs.shutdown()
         app.state.workspace.close()
 
-    app = FastAPI(title="tamperscope", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="tamperscope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Media forensics with evidence: upload, analyse, report, audit. Send "
                               "`Authorization: Bearer <token>` (tokens: `tamperscope token create NAME`).")
 
@@ -49,10 +61,22 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
             body["reason"] = str(reason)
         return JSONResponse(body, status_code=http_status_for(exc))
 
-    for module in (assets, jobs, reports, audit):
+    for module in (assets, case, jobs, reports, audit):
         app.include_router(module.router)
     app.include_router(reports.verify_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    docs = swagger_ui_dir()
+    if docs is not None:
+        # FastAPI's default /docs loads Swagger UI from a CDN; these are the packaged files, so /docs works offline.
+        app.mount("/docs-static", StaticFiles(directory=docs), name="docs-static")
+
+        @app.get("/docs", include_in_schema=False)
+        def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="tamperscope API",
+                                       swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-static/swagger-ui.css",
+                                       swagger_favicon_url="/docs-static/favicon-32x32.png")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -7,9 +7,12 @@ records (:mod:`tamperscope.records`) or as ORM rows the caller expunges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from tamperscope.errors import NotFoundError, UsageError
@@ -38,6 +41,71 @@ def recent_assets(session: Session, limit: int) -> Sequence[Asset]:
     return session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(limit)).scalars().all()
 
 
+#: the columns :func:`search_assets` sorts by (``band`` sorts by the verdict's probability).
+ASSET_SORTS = ("upload_time", "original_name", "size_bytes", "media_type", "status", "probability")
+
+
+@dataclass(frozen=True)
+class AssetQuery:
+    """A filtered, sorted page of assets: ``text`` matches the name (substring) or the SHA-256/id (prefix)."""
+
+    text: str | None = None
+    media_type: str | None = None
+    band: str | None = None
+    uploaded_from: datetime | None = None
+    uploaded_to: datetime | None = None
+    sort: str = "upload_time"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class AssetHit:
+    """One row of the asset list: the asset and its verdict (band and probability; ``None`` without fusion)."""
+
+    asset: Asset
+    band: str | None
+    probability: float | None
+
+
+def search_assets(session: Session, query: AssetQuery) -> tuple[list[AssetHit], int]:
+    """One page of assets matching ``query`` and the number of matches, in one SQL pass each.
+
+    ``band="none"`` selects assets without a calibrated verdict; ``sort`` is one of :data:`ASSET_SORTS`
+    (ties broken by asset id, so paging is stable).
+    """
+    if query.sort not in ASSET_SORTS:
+        raise UsageError(f"sort must be one of {', '.join(ASSET_SORTS)}")
+    fusion = (select(Detection.asset_id, Detection.band, Detection.score)
+              .where(Detection.module_name == "fusion", Detection.window_id == "asset").subquery())
+    conditions: list[ColumnElement[bool]] = []
+    if query.text:
+        text = query.text.strip().lower()
+        conditions.append(or_(func.lower(Asset.original_name).contains(text, autoescape=True),
+                              Asset.sha256.startswith(text, autoescape=True),
+                              Asset.asset_id.startswith(text, autoescape=True)))
+    if query.media_type:
+        conditions.append(Asset.media_type == query.media_type)
+    if query.band == "none":
+        conditions.append(fusion.c.band.is_(None))
+    elif query.band:
+        conditions.append(fusion.c.band == query.band)
+    if query.uploaded_from is not None:
+        conditions.append(Asset.upload_time >= query.uploaded_from)
+    if query.uploaded_to is not None:
+        conditions.append(Asset.upload_time <= query.uploaded_to)
+    base = select(Asset, fusion.c.band, fusion.c.score).outerjoin(fusion, fusion.c.asset_id == Asset.asset_id)
+    if conditions:
+        base = base.where(*conditions)
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    column = fusion.c.score if query.sort == "probability" else getattr(Asset, query.sort)
+    ordered = (column.desc().nulls_last(), Asset.asset_id.desc()) if query.descending else \
+        (column.asc().nulls_last(), Asset.asset_id.asc())
+    rows = session.execute(base.order_by(*ordered).offset(max(query.offset, 0)).limit(query.limit)).all()
+    return [AssetHit(asset, band, score) for asset, band, score in rows], int(total)
+
+
 def shots(session: Session, asset_id: str) -> list[ShotRecord]:
     """The asset's shots in order."""
     rows = session.execute(select(Shot).where(Shot.asset_id == asset_id).order_by(Shot.index)).scalars()
@@ -52,6 +120,28 @@ def frames(session: Session, asset_id: str) -> list[FrameRecord]:
                         quality_weight=f.quality_weight,
                         faces=tuple(FaceRecord.from_json(face) for face in f.faces_json or []))
             for f in rows]
+
+
+def frame_times(session: Session, asset_id: str) -> list[tuple[str, int, str | None, int | None, int | None]]:
+    """``(frame_id, t_ms, uri, width, height)`` of the asset's sampled frames in time order, without their faces
+    (whose landmarks make :func:`frames` slow on long videos)."""
+    rows = session.execute(select(Frame.frame_id, Frame.t_ms, Frame.uri, Frame.width, Frame.height)
+                           .where(Frame.asset_id == asset_id).order_by(Frame.t_ms)).all()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def frame_faces(session: Session, frame_ids: Sequence[str]) -> dict[str, tuple[FaceRecord, ...]]:
+    """The faces of the given frames, by frame id."""
+    if not frame_ids:
+        return {}
+    rows = session.execute(select(Frame.frame_id, Frame.faces_json).where(Frame.frame_id.in_(list(frame_ids))))
+    return {fid: tuple(FaceRecord.from_json(face) for face in faces or []) for fid, faces in rows}
+
+
+def frame_phashes(session: Session, asset_id: str) -> list[str]:
+    """The stored pHashes of the asset's sampled frames, in time order."""
+    return list(session.execute(select(Frame.phash).where(Frame.asset_id == asset_id, Frame.phash.is_not(None))
+                                .order_by(Frame.t_ms)).scalars())
 
 
 def windows(session: Session, asset_id: str) -> list[WindowRecord]:
@@ -108,8 +198,13 @@ def latest_report(session: Session, asset_id: str) -> Report | None:
 
 
 def references_artifact(session: Session, asset_id: str, uri: str) -> bool:
-    """Whether a frame or a detection map of the asset names ``uri`` (the API serves only those)."""
+    """Whether a frame, a face crop or a detection map of the asset names ``uri`` (the API serves only those)."""
     frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
     detection = session.execute(select(Detection.detection_id).where(
         Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
-    return frame is not None or detection is not None
+    if frame is not None or detection is not None:
+        return True
+    quoted = json.dumps(uri)  # the crop URI as it appears in faces_json: narrows the rows parsed to a few
+    faces = session.execute(select(Frame.faces_json).where(
+        Frame.asset_id == asset_id, cast(Frame.faces_json, String).contains(quoted, autoescape=True))).scalars()
+    return any(face.get("crop_uri") == uri for listed in faces for face in listed or [])

@@ -142,5 +142,7 @@ def test_docs_are_served_offline_from_the_installed_package(client: TestClient) 
     assert "/docs-static/swagger-ui-bundle.js" in html.text and "cdn" not in html.text.lower()
     js = client.get("/docs-static/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
-    assert client.get("/redoc").status_code == 404
+    redoc = client.get("/redoc")
+    assert "/docs-static/redoc.standalone.js" in redoc.text and "googleapis" not in redoc.text
+    assert client.get("/docs-static/redoc.standalone.js").status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/api/assets/{ref}/case"]

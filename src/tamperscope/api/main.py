@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -21,22 +21,23 @@ from tamperscope.workspace import Workspace
 STATIC = Path(__file__).parent / "static"
 
 
-def swagger_ui_dir() -> Path | None:
-    """Swagger UI's files from the ``swagger-ui-bundle`` package (Apache-2.0), or None when it is missing."""
+def docs_assets() -> Path | None:
+    """Swagger UI 5 and ReDoc 2 files from the ``fastapi-offline`` package (MIT; Swagger UI Apache-2.0, ReDoc
+    MIT), or None when it is not installed."""
     try:
-        from swagger_ui_bundle import swagger_ui_path
+        import fastapi_offline
     except ImportError:
         return None
-    path = Path(str(swagger_ui_path))
-    return path if (path / "swagger-ui-bundle.js").is_file() else None
+    path = Path(fastapi_offline.__file__).parent / "static"
+    return path if (path / "swagger-ui-bundle.js").is_file() and (path / "redoc.standalone.js").is_file() else None
 
 
 def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> FastAPI:
     """Build the app on the workspace named by ``settings``.
 
     Every ``/api`` route requires a token; the page (``/``, ``/static``) and the OpenAPI docs are public, and
-    the page asks for a token before it calls the API. ``/docs`` (Swagger UI) is served from the installed
-    ``swagger-ui-bundle`` package, never from a CDN; ReDoc is off, since no package ships it offline.
+    the page asks for a token before it calls the API. ``/docs`` (Swagger UI) and ``/redoc`` are served from the
+    installed ``fastapi-offline`` package's files, never from a CDN (both are off if it is missing).
     """
 
     @asynccontextmanager
@@ -66,9 +67,10 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
     app.include_router(reports.verify_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    docs = swagger_ui_dir()
+    docs = docs_assets()
     if docs is not None:
-        # FastAPI's default /docs loads Swagger UI from a CDN; these are the packaged files, so /docs works offline.
+        # FastAPI's default /docs and /redoc load their scripts from a CDN; these are packaged files, so both work
+        # offline (and ReDoc without Google Fonts).
         app.mount("/docs-static", StaticFiles(directory=docs), name="docs-static")
 
         @app.get("/docs", include_in_schema=False)
@@ -76,7 +78,13 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
             return get_swagger_ui_html(openapi_url="/openapi.json", title="tamperscope API",
                                        swagger_js_url="/docs-static/swagger-ui-bundle.js",
                                        swagger_css_url="/docs-static/swagger-ui.css",
-                                       swagger_favicon_url="/docs-static/favicon-32x32.png")
+                                       swagger_favicon_url="/docs-static/favicon.png")
+
+        @app.get("/redoc", include_in_schema=False)
+        def redoc() -> HTMLResponse:
+            return get_redoc_html(openapi_url="/openapi.json", title="tamperscope API",
+                                  redoc_js_url="/docs-static/redoc.standalone.js",
+                                  redoc_favicon_url="/docs-static/favicon.png", with_google_fonts=False)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -77,6 +77,11 @@ $("upload").addEventListener("click", async () => {
 });
 
 // ---------------------------------------------------------------- case list
+function reloadList() {
+  delete document.body.dataset.rendered;
+  showList().catch((e) => showError(e.message));
+}
+
 function listQuery() {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(list)) if (v !== "" && v !== null) params.set(k, v);
@@ -108,22 +113,23 @@ async function showList() {
     th.dataset.order = th.dataset.sort === list.sort ? list.order : "";
   });
   $("compare-selected").disabled = selected.size !== 2;
+  document.body.dataset.rendered = "list";
 }
 
 $("filters").addEventListener("submit", (ev) => {
   ev.preventDefault();
   Object.assign(list, { q: $("f-q").value.trim(), media_type: $("f-media").value, band: $("f-band").value,
     uploaded_from: $("f-from").value, uploaded_to: $("f-to").value ? $("f-to").value + "T23:59:59" : "", offset: 0 });
-  showList().catch((e) => showError(e.message));
+  reloadList();
 });
 document.querySelectorAll("#assets th[data-sort]").forEach((th) => th.addEventListener("click", () => {
   list.order = list.sort === th.dataset.sort && list.order === "desc" ? "asc" : "desc";
   list.sort = th.dataset.sort;
   list.offset = 0;
-  showList().catch((e) => showError(e.message));
+  reloadList();
 }));
-$("page-prev").addEventListener("click", () => { list.offset = Math.max(0, list.offset - list.limit); showList(); });
-$("page-next").addEventListener("click", () => { list.offset += list.limit; showList(); });
+$("page-prev").addEventListener("click", () => { list.offset = Math.max(0, list.offset - list.limit); reloadList(); });
+$("page-next").addEventListener("click", () => { list.offset += list.limit; reloadList(); });
 $("compare-selected").addEventListener("click", () => {
   const [a, b] = [...selected];
   location.hash = `#/compare/${a}/${b}`;

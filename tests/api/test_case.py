@@ -146,3 +146,25 @@ def test_docs_are_served_offline_from_the_installed_package(client: TestClient) 
     assert "/docs-static/redoc.standalone.js" in redoc.text and "googleapis" not in redoc.text
     assert client.get("/docs-static/redoc.standalone.js").status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/api/assets/{ref}/case"]
+
+
+def test_face_crops_are_served_only_when_a_frame_of_the_asset_names_them(any_ws: Workspace) -> None:
+    from tamperscope.store import queries
+    from tamperscope.store.models import Frame
+    from tests.store.test_qa import add_asset
+
+    crop = "store://derived/a1/video/faces/000000500_0.png"
+    with any_ws.db.session() as session:
+        add_asset(session, "a1")
+        add_asset(session, "b2")
+        session.add(Frame(frame_id="a1:f1", asset_id="a1", t_ms=500, keyframe=False,
+                          faces_json=[{"track_id": 0, "box": [0, 0, 1, 1], "crop_uri": crop}]))
+        session.add(Frame(frame_id="a1:f0", asset_id="a1", t_ms=0, keyframe=False, faces_json=[]))
+    with any_ws.db.session() as session:
+        assert queries.references_artifact(session, "a1", crop)
+        assert queries.references_artifact(session, "a1", crop, "a1:f1")
+        assert not queries.references_artifact(session, "a1", crop, "a1:f0")  # another frame of the asset
+        assert not queries.references_artifact(session, "b2", crop)  # another asset
+        assert not queries.references_artifact(session, "a1", crop.replace("0.png", "%.png"))
+        assert queries.asset_id_of(session, "a1") == "a1"
+        assert queries.asset_id_of(session, "a1".ljust(12, "0")) == "a1"

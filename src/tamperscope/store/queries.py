@@ -197,14 +197,34 @@ def latest_report(session: Session, asset_id: str) -> Report | None:
                            .order_by(Report.created_at.desc(), Report.report_id.desc())).scalars().first()
 
 
-def references_artifact(session: Session, asset_id: str, uri: str) -> bool:
-    """Whether a frame, a face crop or a detection map of the asset names ``uri`` (the API serves only those)."""
+def asset_id_of(session: Session, ref: str) -> str:
+    """The id of the asset :func:`find_asset` finds, reading only ids and hashes (not the large JSON columns)."""
+    if session.execute(select(Asset.asset_id).where(Asset.asset_id == ref)).first() is not None:
+        return ref
+    if len(ref) >= MIN_PREFIX:
+        matches = session.execute(select(Asset.asset_id).where(Asset.sha256.startswith(ref.lower(), autoescape=True))
+                                  ).scalars().all()
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
+    raise NotFoundError(f"no asset {ref!r}")
+
+
+def references_artifact(session: Session, asset_id: str, uri: str, frame_id: str | None = None) -> bool:
+    """Whether a frame, a face crop or a detection map of the asset names ``uri`` (the API serves only those).
+
+    ``frame_id`` names the frame whose faces hold a crop URI, so only that frame's faces are read; without it
+    every frame whose faces mention the URI is.
+    """
     frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
     detection = session.execute(select(Detection.detection_id).where(
         Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
     if frame is not None or detection is not None:
         return True
-    quoted = json.dumps(uri)  # the crop URI as it appears in faces_json: narrows the rows parsed to a few
-    faces = session.execute(select(Frame.faces_json).where(
-        Frame.asset_id == asset_id, cast(Frame.faces_json, String).contains(quoted, autoescape=True))).scalars()
-    return any(face.get("crop_uri") == uri for listed in faces for face in listed or [])
+    query = select(Frame.faces_json).where(Frame.asset_id == asset_id)
+    if frame_id is not None:
+        query = query.where(Frame.frame_id == frame_id)
+    else:  # the crop URI as it appears in faces_json: narrows the rows parsed to a few
+        query = query.where(cast(Frame.faces_json, String).contains(json.dumps(uri), autoescape=True))
+    return any(face.get("crop_uri") == uri for listed in session.execute(query).scalars() for face in listed or [])

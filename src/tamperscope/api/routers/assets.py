@@ -138,10 +138,12 @@ def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> d
 
 
 @router.get("/{ref}/artifact", summary="Bytes of a frame or map of this asset (only URIs the asset references)")
-def artifact(ref: str, uri: str, ws: WorkspaceDep) -> Response:
+def artifact(ref: str, uri: str, ws: WorkspaceDep,
+             frame: Annotated[str | None, Query(description="the frame whose faces hold a crop URI")] = None
+             ) -> Response:
     with ws.db.session() as session:
-        asset_id = queries.find_asset(session, ref).asset_id
-        referenced = queries.references_artifact(session, asset_id, uri)
+        asset_id = queries.asset_id_of(session, ref)
+        referenced = queries.references_artifact(session, asset_id, uri, frame)
     if not referenced:
         raise NotFoundError(f"asset {asset_id} has no artifact {uri!r}")
     data = ws.store.get_bytes(ws.store.key_of(uri))

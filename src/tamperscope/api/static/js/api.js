@@ -27,11 +27,13 @@ export async function api(path, options = {}) {
 export async function getJson(path) { return (await api(path)).json(); }
 
 const blobs = new Map();
-// A blob URL for one stored artifact of an asset (the API serves only URIs the asset references).
-export function artifactUrl(assetId, uri) {
+// A blob URL for one stored artifact of an asset (the API serves only URIs the asset references); ``frame``
+// names the frame of a face crop, so the server reads only that frame's faces.
+export function artifactUrl(assetId, uri, frame) {
   const key = assetId + " " + uri;
   if (!blobs.has(key)) {
-    blobs.set(key, api("/api/assets/" + assetId + "/artifact?uri=" + encodeURIComponent(uri))
+    blobs.set(key, api("/api/assets/" + assetId + "/artifact?uri=" + encodeURIComponent(uri) +
+      (frame ? "&frame=" + encodeURIComponent(frame) : ""))
       .then((res) => res.blob()).then((b) => URL.createObjectURL(b))
       .catch((e) => { blobs.delete(key); throw e; }));
   }

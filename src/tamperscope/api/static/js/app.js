@@ -215,7 +215,7 @@ async function renderFaces(c) {
     for (const [uri, alt, cls] of [[f.crop_uri, "face crop", "crop"], [f.saliency_uri, "Grad-CAM", "gradcam"]]) {
       if (!uri) continue;
       const img = el("img", { alt, class: cls });
-      waits.push(artifactUrl(c.asset.asset_id, uri).then((u) => { img.src = u; return loaded(img); }));
+      waits.push(artifactUrl(c.asset.asset_id, uri, f.frame_id).then((u) => { img.src = u; return loaded(img); }));
       pair.append(img);
     }
     if (!f.saliency_uri) pair.append(el("span", { class: "hint no-map" }, "no Grad-CAM kept for this frame"));

@@ -332,8 +332,8 @@ def load_case(ws: Workspace, ref: str) -> CaseInputs:
     from tamperscope.stages.fusion import MODEL_FOR_MEDIA
 
     with ws.db.session() as session:
-        asset = queries.find_asset(session, ref)
-        aid = asset.asset_id
+        aid = queries.asset_id_of(session, ref)
+        asset = queries.light_asset(session, aid)
         detections = list(queries.detections(session, aid))
         inputs = CaseInputs(asset=asset, detections=detections, stage_runs=list(queries.stage_runs(session, aid)),
                             shots=queries.shots(session, aid),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, String, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from tamperscope.errors import NotFoundError, UsageError
 from tamperscope.records import DetectionStatus, FaceRecord, FrameRecord, ShotRecord, WindowRecord
@@ -209,6 +209,13 @@ def asset_id_of(session: Session, ref: str) -> str:
         if len(matches) > 1:
             raise UsageError(f"{ref!r} matches {len(matches)} assets; give more digits")
     raise NotFoundError(f"no asset {ref!r}")
+
+
+def light_asset(session: Session, asset_id: str) -> Asset:
+    """The asset row without its ffprobe and MediaInfo JSON (ffprobe's packet list makes a video's row large);
+    reading either later needs the session open."""
+    return session.execute(select(Asset).options(defer(Asset.probe_json), defer(Asset.mediainfo_json))
+                           .where(Asset.asset_id == asset_id)).scalar_one()
 
 
 def references_artifact(session: Session, asset_id: str, uri: str, frame_id: str | None = None) -> bool:

@@ -49,7 +49,7 @@ def phash_comparison(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
 @router.get("/compare", summary="Compare two assets: metadata diff, pHash distance, both case views' maps")
 def compare(a: str, b: str, ws: WorkspaceDep) -> dict[str, Any]:
     with ws.db.session() as session:
-        left, right = queries.find_asset(session, a), queries.find_asset(session, b)
+        left, right = (queries.light_asset(session, queries.asset_id_of(session, x)) for x in (a, b))
         hashes = [queries.frame_phashes(session, x.asset_id) for x in (left, right)]
         diff = metadata_diff(left.exif_json, right.exif_json)
         ids = (left.asset_id, right.asset_id)

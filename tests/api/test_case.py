@@ -168,3 +168,10 @@ def test_face_crops_are_served_only_when_a_frame_of_the_asset_names_them(any_ws:
         assert not queries.references_artifact(session, "a1", crop.replace("0.png", "%.png"))
         assert queries.asset_id_of(session, "a1") == "a1"
         assert queries.asset_id_of(session, "a1".ljust(12, "0")) == "a1"
+
+
+def test_case_and_compare_need_a_token(client: TestClient) -> None:
+    anonymous = TestClient(client.app)
+    for path in ("/api/assets/x/case", "/api/compare?a=x&b=y", "/api/assets/x/artifact?uri=u&frame=f"):
+        assert anonymous.get(path).status_code == 401, path
+    assert client.get("/api/assets/0123456789abcdef/case").status_code == 404

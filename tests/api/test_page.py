@@ -248,6 +248,9 @@ def test_case_page_walk(server: str, token: str, api_settings: Settings, browser
         faces = browser.find_elements(By.CSS_SELECTOR, "#faces figure.face img.crop")
         assert faces and all(f.get_attribute("src").startswith("blob:") for f in faces)
         assert browser.find_elements(By.CSS_SELECTOR, "#faces img.gradcam")
+        assert browser.execute_script(  # the Grad-CAM overlay is drawn (not a blank canvas)
+            "const c = document.querySelector('#faces canvas.gradcam-overlay');"
+            "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v > 0)")
         browser.find_elements(By.CSS_SELECTOR, "#faces figure.face")[-1].click()
         WebDriverWait(browser, 10).until(lambda d: f"({frames}/{frames})" not in d.find_element(
             By.ID, "scrubber-time").text)

@@ -33,7 +33,7 @@ EXIF_SUMMARY = ("IFD0:Make", "IFD0:Model", "IFD0:Software", "ExifIFD:DateTimeOri
                 "ExifIFD:LensModel", "GPS:GPSLatitude", "GPS:GPSLongitude", "XMP-xmp:CreatorTool",
                 "File:FileType", "File:ImageWidth", "File:ImageHeight", "QuickTime:CreateDate",
                 "QuickTime:Encoder")
-BAND_TEXT = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
+BAND_TEXT: dict[str, str] = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,9 @@ def frame_faces(session: Session, frame_ids: Sequence[str]) -> dict[str, tuple[F
 
 def frame_phashes(session: Session, asset_id: str) -> list[str]:
     """The stored pHashes of the asset's sampled frames, in time order."""
-    return list(session.execute(select(Frame.phash).where(Frame.asset_id == asset_id, Frame.phash.is_not(None))
-                                .order_by(Frame.t_ms)).scalars())
+    rows = session.execute(select(Frame.phash).where(Frame.asset_id == asset_id, Frame.phash.is_not(None))
+                           .order_by(Frame.t_ms)).scalars()
+    return [h for h in rows if h]
 
 
 def windows(session: Session, asset_id: str) -> list[WindowRecord]:

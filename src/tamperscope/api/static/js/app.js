@@ -212,18 +212,48 @@ async function renderFaces(c) {
   for (const f of c.faces) {
     const fig = el("figure", { class: "face" });
     const pair = el("div", { class: "face-pair" });
+    const images = {};
     for (const [uri, alt, cls] of [[f.crop_uri, "face crop", "crop"], [f.saliency_uri, "Grad-CAM", "gradcam"]]) {
       if (!uri) continue;
       const img = el("img", { alt, class: cls });
-      waits.push(artifactUrl(c.asset.asset_id, uri, f.frame_id).then((u) => { img.src = u; return loaded(img); }));
+      images[cls] = artifactUrl(c.asset.asset_id, uri, f.frame_id).then((u) => { img.src = u; return loaded(img); })
+        .then(() => img);
       pair.append(img);
     }
-    if (!f.saliency_uri) pair.append(el("span", { class: "hint no-map" }, "no Grad-CAM kept for this frame"));
+    waits.push(...Object.values(images));
+    if (images.crop && images.gradcam) {
+      const blend = el("canvas", { class: "gradcam-overlay", width: "112", height: "112",
+        title: "Grad-CAM over the crop (weighted by the map)" });
+      waits.push(Promise.all([images.crop, images.gradcam]).then(([crop, map]) => overlayMap(blend, crop, map)));
+      pair.append(blend);
+    } else if (!images.gradcam) {
+      pair.append(el("span", { class: "hint no-map" }, "no Grad-CAM kept for this frame"));
+    }
     fig.append(pair, el("figcaption", {}, `${seconds(f.t_ms)} · track ${f.track_id} · p(face) = ${fmt(f.score)}`));
     fig.addEventListener("click", () => seek(f.t_ms));
     box.append(fig);
   }
   return waits;
+}
+
+// Jet colours of a [0, 1] value, as the forensic heat maps use.
+const jet = (v) => [1.5 - Math.abs(4 * v - 3), 1.5 - Math.abs(4 * v - 2), 1.5 - Math.abs(4 * v - 1)]
+  .map((c) => Math.round(255 * Math.max(0, Math.min(1, c))));
+
+// The crop with its (grey) saliency map laid over it in jet colours, each pixel weighted by the map.
+function overlayMap(canvas, crop, map) {
+  if (!crop.naturalWidth || !map.naturalWidth) return;
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  ctx.drawImage(map, 0, 0, width, height);
+  const heat = ctx.getImageData(0, 0, width, height).data;
+  ctx.drawImage(crop, 0, 0, width, height);
+  const out = ctx.getImageData(0, 0, width, height);
+  for (let i = 0; i < out.data.length; i += 4) {
+    const v = heat[i] / 255, a = 0.6 * v, c = jet(v);
+    for (let k = 0; k < 3; k++) out.data[i + k] = out.data[i + k] * (1 - a) + c[k] * a;
+  }
+  ctx.putImageData(out, 0, 0);
 }
 
 let scrubTimer = null;

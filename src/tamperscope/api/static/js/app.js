@@ -102,7 +102,9 @@ async function showList() {
     const link = el("a", { href: "#/case/" + a.asset_id, class: "asset-link" }, a.original_name);
     const band = el("span", { class: "badge " + BAND_CLASS(a.band) },
       a.band ? a.band.replace(/_/g, " ") + " " + fmt(a.probability, 2) : "no verdict");
-    return [box, link, a.media_type, band, a.upload_time.slice(0, 19).replace("T", " "),
+    const media = (a.media_type || "unknown") + (a.status === "analyzed" ? "" : " · " + a.status) +
+      (a.duration_ms ? " · " + seconds(a.duration_ms) : "");
+    return [box, link, media, band, a.upload_time.slice(0, 19).replace("T", " "),
       (a.size_bytes / 1048576).toFixed(2) + " MiB", a.sha256.slice(0, 16) + "…"];
   }), ["", "", "", "", "", "num", "mono"]);
   $("page-info").textContent = total ? `${list.offset + 1}–${list.offset + rows.length} of ${total}` : "no cases";

@@ -96,7 +96,15 @@ export function timelineChart(tl, end, onSeek) {
   }
   const scored = tl.fused.filter((p) => p.probability !== null);
   if (scored.length) {
-    root.append(svg("path", { d: path(scored, x, y, (p) => p.probability), class: "fused-line", id: "fused-line" }));
+    // one line per face track (windows of different tracks overlap in time); the first is #fused-line
+    const tracks = [...new Set(scored.map((p) => p.track_id))];
+    tracks.forEach((track, i) => {
+      const line = svg("path", { d: path(scored.filter((p) => p.track_id === track), x, y, (p) => p.probability),
+        class: "fused-line", "stroke-dasharray": i ? "7 3" : "", "data-track": String(track) });
+      if (i === 0) line.id = "fused-line";
+      line.append(svg("title", {}, "face track " + track));
+      root.append(line);
+    });
     for (const p of scored) {
       const dot = svg("circle", { cx: x(mid(p)), cy: y(p.probability), r: 3, class: "fused-dot" });
       dot.append(svg("title", {}, `${seconds(p.t_start_ms)}–${seconds(p.t_end_ms)}: p = ${fmt(p.probability)}`));

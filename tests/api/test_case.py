@@ -175,3 +175,21 @@ def test_case_and_compare_need_a_token(client: TestClient) -> None:
     for path in ("/api/assets/x/case", "/api/compare?a=x&b=y", "/api/assets/x/artifact?uri=u&frame=f"):
         assert anonymous.get(path).status_code == 401, path
     assert client.get("/api/assets/0123456789abcdef/case").status_code == 404
+
+
+def test_a_missing_branch_says_why() -> None:
+    from tamperscope.api.case import missing_reason
+    from tamperscope.store.models import StageRun
+
+    no_face = Detection(module_name="deep.frame", window_id="asset", status="not_applicable",
+                        evidence_json={"reason": "no face crops"})
+    clip = Detection(module_name="deep.clip", window_id="w", status="insufficient_data",
+                     evidence_json={"reason": "too few frames"})
+    done = {"deep": StageRun(stage="deep", status="done")}
+    assert missing_reason("deep_frame", [no_face, clip], done) == "no face crops"
+    assert missing_reason("deep_clip", [no_face, clip], done) == "too few frames"
+    assert missing_reason("avsync", [], done) == "the avsync stage did not run for this asset"
+    failed = {"deep": StageRun(stage="deep", status="failed", error="model file missing")}
+    assert missing_reason("deep_frame", [], failed) == "the deep stage failed: model file missing"
+    assert missing_reason("temporal", [], {"temporal": StageRun(stage="temporal", status="done")}) == \
+        "no scored temporal rows for this asset"

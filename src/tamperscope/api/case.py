@@ -111,12 +111,16 @@ def reading(model: FusionModel, band: str | None, probability: float | None) -> 
             "sentences": sentences}
 
 
+#: module-name prefixes of the branches that read one module; the others read their whole stage's modules.
+BRANCH_MODULES = {"deep_frame": "deep.frame", "deep_clip": "deep.clip"}
+STAGE_MODULES = {"metadata": "meta."}
+
+
 def _branch_modules(branch: str) -> str:
-    """The module-name prefix whose rows feed a branch (``deep_frame`` -> ``deep.frame``, ``forensics`` ->
-    ``forensics.``)."""
-    dotted = branch.replace("_", ".", 1)
-    return dotted if dotted.count(".") == 1 and not dotted.endswith(("synth", "flags")) else \
-        BRANCHES[branch].stage.replace("metadata", "meta") + "."
+    """The module-name prefix whose rows feed a branch (``deep_frame`` -> ``deep.frame``, ``meta_flags`` ->
+    ``meta.``)."""
+    stage = BRANCHES[branch].stage
+    return BRANCH_MODULES.get(branch) or STAGE_MODULES.get(stage, stage + ".")
 
 
 def missing_reason(branch: str, detections: Sequence[Detection], runs: Mapping[str, StageRun]) -> str:

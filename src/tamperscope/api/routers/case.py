@@ -54,7 +54,9 @@ def compare(a: str, b: str, ws: WorkspaceDep) -> dict[str, Any]:
         diff = metadata_diff(left.exif_json, right.exif_json)
         ids = (left.asset_id, right.asset_id)
     views = [build_case(load_case(ws, i)) for i in ids]
-    return {"a": {k: views[0][k] for k in ("asset", "verdict", "maps", "image", "provenance")},
-            "b": {k: views[1][k] for k in ("asset", "verdict", "maps", "image", "provenance")},
+    keys = ("asset", "verdict", "maps", "image", "provenance")
+    sides = [{**{k: v[k] for k in keys}, "frames": [f for f in v["frames"] if f["frame_id"] in v["maps"]]}
+             for v in views]
+    return {"a": sides[0], "b": sides[1],
             "phash": phash_comparison(*hashes), "metadata_diff": diff[:MAX_DIFF_ROWS],
             "metadata_diff_total": len(diff)}

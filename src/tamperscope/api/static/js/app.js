@@ -259,6 +259,7 @@ function overlayMap(canvas, crop, map) {
 }
 
 let scrubTimer = null;
+let scrubDone = null;
 function seek(ms) {
   if (!current || !current.frames.length) return;
   const frames = current.frames;
@@ -274,7 +275,9 @@ function showFrame(i) {
   const main = $("timeline-svg");
   if (main && main.moveCursor) main.moveCursor(f.t_ms);
   clearTimeout(scrubTimer);
+  if (scrubDone) scrubDone();  // a superseded load counts as done
   return new Promise((resolve) => {
+    scrubDone = resolve;
     scrubTimer = setTimeout(async () => {
       const img = $("scrub-img");
       img.src = await artifactUrl(current.asset.asset_id, f.uri);
@@ -435,7 +438,8 @@ async function showCompare(a, b) {
     await Promise.all(Object.entries(sides).map(async ([side, d]) => {
       const w = windowOf(d);
       const maps = d.maps[w] || [];
-      const base = w === "asset" ? d.image && d.image.uri : null;
+      const frame = d.frames.find((f) => f.frame_id === w);
+      const base = w === "asset" ? d.image && d.image.uri : frame && frame.uri;
       const img = $("cmp-img-" + side), heat = $("cmp-heat-" + side);
       const m = maps.find((x) => x.module === sel.value);
       const baseUri = base || (m && m.overlay_uri) || (maps[0] && maps[0].overlay_uri);

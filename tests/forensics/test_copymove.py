@@ -23,6 +23,14 @@ def test_keypoint_method_finds_rotated_clone_and_localises_it() -> None:
     assert result.evidence["transforms"]
     hit = result.map > 0.5
     assert (hit & truth).sum() > 0.4 * truth.sum()
+    verified = [t for t in result.evidence["transforms"] if t["verified"]]
+    lines = np.array([pair for t in verified for pair in t["pairs"]])
+    assert 5 <= len(lines) <= 30 * len(verified)
+    # each line joins a point of the source patch and one of the clone (either way round), in input pixels
+    ends = np.concatenate([lines[:, :2], lines[:, 2:]])
+    in_clone = (ends[:, 0] >= 15) & (ends[:, 0] <= 125) & (ends[:, 1] >= 375) & (ends[:, 1] <= 485)
+    in_source = (ends[:, 0] >= 175) & (ends[:, 0] <= 325) & (ends[:, 1] >= 175) & (ends[:, 1] <= 325)
+    assert (in_clone | in_source).mean() > 0.9 and in_clone.any() and in_source.any()
 
 
 def test_block_method_finds_translated_clone_in_low_texture() -> None:
@@ -35,3 +43,7 @@ def test_block_method_finds_translated_clone_in_low_texture() -> None:
     assert result.map[300:380, 350:430].mean() > 0.3  # flat pixels (variance <= 4) are left unmarked
     assert result.map[50:130, 50:130].mean() > 0.3  # both copies are marked
     assert result.map[150:280].mean() < 0.01
+    lines = np.array(result.evidence["shifts"][0]["pairs"])
+    assert 0 < len(lines) <= 30
+    assert np.allclose(lines[:, 2] - lines[:, 0], 300) and np.allclose(lines[:, 3] - lines[:, 1], 250)
+    assert ((lines[:, 0] >= 50) & (lines[:, 0] <= 130) & (lines[:, 1] >= 50) & (lines[:, 1] <= 130)).all()

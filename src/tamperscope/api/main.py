@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from tamperscope._version import __version__
 from tamperscope.api.jobs import JobManager
-from tamperscope.api.routers import assets, audit, jobs, reports
+from tamperscope.api.routers import assets, audit, case, jobs, reports
 from tamperscope.errors import IntegrityError, TamperscopeError, http_status_for
 from tamperscope.redact import install_log_redaction, mask_secrets
 from tamperscope.settings import Settings
@@ -21,11 +22,23 @@ from tamperscope.workspace import Workspace
 STATIC = Path(__file__).parent / "static"
 
 
+def docs_assets() -> Path | None:
+    """Swagger UI 5 and ReDoc 2 files from the ``fastapi-offline`` package (MIT; Swagger UI Apache-2.0, ReDoc
+    MIT), or None when it is not installed."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    path = Path(fastapi_offline.__file__).parent / "static"
+    return path if (path / "swagger-ui-bundle.js").is_file() and (path / "redoc.standalone.js").is_file() else None
+
+
 def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> FastAPI:
     """Build the app on the workspace named by ``settings``.
 
     Every ``/api`` route requires a token; the page (``/``, ``/static``) and the OpenAPI docs are public, and
-    the page asks for a token before it calls the API.
+    the page asks for a token before it calls the API. ``/docs`` (Swagger UI) and ``/redoc`` are served from the
+    installed ``fastapi-offline`` package's files, never from a CDN (both are off if it is missing).
     """
 
     install_log_redaction()
@@ -38,7 +51,7 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
         app.state.jobs.shutdown()
         app.state.workspace.close()
 
-    app = FastAPI(title="tamperscope", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="tamperscope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Media forensics with evidence: upload, analyse, report, audit. Send "
                               "`Authorization: Bearer <token>` (tokens: `tamperscope token create NAME`).")
 
@@ -52,10 +65,29 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
             body["reason"] = str(reason)
         return JSONResponse(body, status_code=http_status_for(exc))
 
-    for module in (assets, jobs, reports, audit):
+    for module in (assets, case, jobs, reports, audit):
         app.include_router(module.router)
     app.include_router(reports.verify_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    docs = docs_assets()
+    if docs is not None:
+        # FastAPI's default /docs and /redoc load their scripts from a CDN; these are packaged files, so both work
+        # offline (and ReDoc without Google Fonts).
+        app.mount("/docs-static", StaticFiles(directory=docs), name="docs-static")
+
+        @app.get("/docs", include_in_schema=False)
+        def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="tamperscope API",
+                                       swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-static/swagger-ui.css",
+                                       swagger_favicon_url="/docs-static/favicon.png")
+
+        @app.get("/redoc", include_in_schema=False)
+        def redoc() -> HTMLResponse:
+            return get_redoc_html(openapi_url="/openapi.json", title="tamperscope API",
+                                  redoc_js_url="/docs-static/redoc.standalone.js",
+                                  redoc_favicon_url="/docs-static/favicon.png", with_google_fonts=False)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,14 +297,18 @@ def list_assets(
 
     if band is not None and band not in (LIKELY_MANIPULATED, UNSURE, LIKELY_REAL, "none"):
         raise UsageError(f"unknown band {band!r}: use likely_manipulated, unsure, likely_real or none")
-    where = queries.AssetFilter(name=name, sha256_prefix=sha256, band=band, media_type=media_type,
-                                since=_parse_day(since, "--since"), until=_parse_day(until, "--until"))
+    before = _parse_day(until, "--until")
+    where = queries.AssetQuery(name=name, sha256_prefix=sha256, band=band, media_type=media_type,
+                               uploaded_from=_parse_day(since, "--since"),
+                               uploaded_to=before - timedelta(microseconds=1) if before is not None else None,
+                               limit=limit)
     ws = _workspace()
     with ws.db.session() as session:
-        rows: list[dict[str, Any]] = [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
-                 "media_type": a.media_type, "status": a.status, "upload_time": _utc_iso(a.upload_time),
-                 "band": v.band if v is not None else None, "probability": v.score if v is not None else None}
-                for a, v in queries.list_assets(session, where, limit=limit)]
+        hits, _ = queries.search_assets(session, where)
+        rows: list[dict[str, Any]] = [
+            {"asset_id": h.asset.asset_id, "sha256": h.asset.sha256, "original_name": h.asset.original_name,
+             "media_type": h.asset.media_type, "status": h.asset.status, "upload_time": _utc_iso(h.asset.upload_time),
+             "band": h.band, "probability": h.probability} for h in hits]
     if json_out:
         for item in rows:
             print(json.dumps(item, sort_keys=True))

@@ -10,7 +10,9 @@ Two detectors share this module because they share the region-verification step:
   keypoints are scarce (translation only).
 
 Both verify a found transform densely: the image is warped by it and the pixels where the warped copy matches
-the original (low local difference) form the map.
+the original (low local difference) form the map. The evidence keeps up to :data:`MAX_PAIRS` matched point
+pairs per transform or shift (``pairs``: ``[x1, y1, x2, y2]`` in the input image's pixels), so a viewer can draw
+the matches as lines.
 
 References
 ----------
@@ -31,6 +33,19 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare, upsample
+
+#: matched point pairs kept in the evidence per transform or shift (evenly spread over the matches).
+MAX_PAIRS = 30
+
+
+def point_pairs(src: np.ndarray, dst: np.ndarray, scale: float, offset: float = 0.0) -> list[list[float]]:
+    """Up to :data:`MAX_PAIRS` ``[x1, y1, x2, y2]`` lines from ``(x, y)`` points of the analysed (rescaled) image,
+    mapped back to input pixels (``offset`` added first, e.g. half a block to name its centre)."""
+    if not len(src):
+        return []
+    keep = np.unique(np.linspace(0, len(src) - 1, min(MAX_PAIRS, len(src))).round().astype(int))
+    lines = np.hstack([src[keep], dst[keep]]).astype(np.float64) + offset
+    return np.round(lines / scale, 1).tolist()
 
 
 def _rescale(gray: np.ndarray, max_side: int, min_side: int = 0) -> tuple[np.ndarray, float]:
@@ -117,7 +132,7 @@ class KeypointCopyMoveDetector:
     """
 
     name: ClassVar[str] = "copymove_keypoint"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"  # 1.1: matched point pairs in the evidence
     defaults: ClassVar[dict[str, Any]] = {
         "max_side": 800, "min_side": 768, "max_keypoints": 6000, "ratio": 0.65, "min_distance": 16.0,
         "cluster_cut": 0.08, "min_inliers": 5, "ransac_threshold": 3.0, "min_area": 0.003,
@@ -143,14 +158,14 @@ class KeypointCopyMoveDetector:
                     scale, 1.0)
                 pairs = pairs[far]
             evidence["matches"] = len(pairs)
-            best, mask = self._transforms(gray, points, pairs, p, evidence)
+            best, mask = self._transforms(gray, points, pairs, p, evidence, scale)
         score = float(1.0 - np.exp(-best / 8.0)) if best >= int(p["min_inliers"]) else 0.0
         heat = upsample(mask.astype(np.float32), full_gray.shape) if scale != 1.0 else mask.astype(np.float32)
         return DetectorResult(score=score, map=heat, params=p, version=self.version, evidence=evidence)
 
     @staticmethod
     def _transforms(gray: np.ndarray, points: np.ndarray, pairs: np.ndarray, p: dict[str, Any],
-                    evidence: dict[str, Any]) -> tuple[int, np.ndarray]:
+                    evidence: dict[str, Any], scale: float) -> tuple[int, np.ndarray]:
         mask = np.zeros(gray.shape, dtype=bool)
         if len(pairs) < 4:
             return 0, mask
@@ -188,8 +203,10 @@ class KeypointCopyMoveDetector:
             if verified:
                 best = max(best, count)
                 mask |= region
+            inlier = inliers.ravel().astype(bool)
             evidence["transforms"].append({"inliers": count, "matrix": np.round(matrix, 4).tolist(),
-                                           "area_fraction": round(float(region.mean()), 5), "verified": verified})
+                                           "area_fraction": round(float(region.mean()), 5), "verified": verified,
+                                           "pairs": point_pairs(s[inlier], d[inlier], scale)})
         return best, mask
 
 
@@ -205,7 +222,7 @@ class BlockCopyMoveDetector:
     """Overlapping-block DCT features, lexicographic sort, shift-vector voting, dense verification."""
 
     name: ClassVar[str] = "copymove_block"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"  # 1.1: matched block pairs in the evidence
     defaults: ClassVar[dict[str, Any]] = {
         "max_side": 512, "block": 8, "features": 6, "quantization": 2.0, "neighbours": 4,
         "min_shift": 16, "min_votes": 40, "min_std": 1.5,
@@ -244,6 +261,7 @@ class BlockCopyMoveDetector:
                 src_all.append(np.stack([sy[far], sx[far]], axis=1))
                 shift_all.append(np.stack([dy[far], dx[far]], axis=1))
             shifts = np.concatenate(shift_all) if shift_all else np.empty((0, 2), dtype=np.int64)
+            sources = np.concatenate(src_all) if src_all else np.empty((0, 2), dtype=np.int64)
             if len(shifts):
                 uniq, counts = np.unique(shifts, axis=0, return_counts=True)
                 for idx in np.argsort(-counts, kind="stable")[:3]:
@@ -255,8 +273,11 @@ class BlockCopyMoveDetector:
                     region = _keep_large_components(region, 4 * b * b)
                     mask |= region
                     best = max(best, int(counts[idx]))
+                    voters = sources[(shifts[:, 0] == shift_y) & (shifts[:, 1] == shift_x)][:, ::-1]
+                    lines = point_pairs(voters, voters + np.array([shift_x, shift_y]), scale, b / 2)
                     evidence["shifts"].append({"dy": shift_y, "dx": shift_x, "votes": int(counts[idx]),
-                                               "area_fraction": round(float(region.mean()), 5)})
+                                               "area_fraction": round(float(region.mean()), 5),
+                                               "pairs": lines if region.any() else []})
         score = float(1.0 - np.exp(-best / (2.0 * int(p["min_votes"])))) if best else 0.0
         if not mask.any():
             score = min(score, 0.2)

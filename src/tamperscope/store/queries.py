@@ -8,14 +8,15 @@ records (:mod:`tamperscope.records`) or as ORM rows the caller expunges.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
+from sqlalchemy.orm import Session, defer
 
-from tamperscope.errors import AmbiguousPrefixError, PrefixTooShortError, UnknownAssetError
+from tamperscope.errors import AmbiguousPrefixError, PrefixTooShortError, UnknownAssetError, UsageError
 from tamperscope.records import DetectionStatus, FaceRecord, FrameRecord, ShotRecord, WindowRecord
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, StageRun, Window
 
@@ -31,17 +32,30 @@ def find_asset(session: Session, ref: str) -> Asset:
     asset = session.get(Asset, ref)
     if asset is not None:
         return asset
+    return session.execute(select(Asset).where(Asset.sha256 == _sha256_of_prefix(session, ref))).scalar_one()
+
+
+def asset_id_of(session: Session, ref: str) -> str:
+    """The id of the asset :func:`find_asset` finds, reading only ids and hashes (not the large JSON columns)."""
+    if session.execute(select(Asset.asset_id).where(Asset.asset_id == ref)).first() is not None:
+        return ref
+    return session.execute(select(Asset.asset_id).where(Asset.sha256 == _sha256_of_prefix(session, ref))).scalar_one()
+
+
+def _sha256_of_prefix(session: Session, ref: str) -> str:
+    """The one stored SHA-256 that starts with ``ref``, or the typed error saying why there is none."""
     ref_lower = ref.lower()
     is_hex = bool(ref_lower) and all(c in "0123456789abcdef" for c in ref_lower)
     if len(ref) < MIN_PREFIX:
         if is_hex:
             raise PrefixTooShortError(ref, MIN_PREFIX)
         raise UnknownAssetError(ref)
-    digests = session.execute(select(Asset.sha256).where(Asset.sha256.startswith(ref_lower))).scalars().all()
+    digests = session.execute(select(Asset.sha256).where(Asset.sha256.startswith(ref_lower, autoescape=True))
+                              ).scalars().all()
     if len(digests) > 1:
         raise AmbiguousPrefixError(ref, len(digests), distinguishing_prefix_length(digests))
     if len(digests) == 1:
-        return session.execute(select(Asset).where(Asset.sha256 == digests[0])).scalar_one()
+        return digests[0]
     raise UnknownAssetError(ref)
 
 
@@ -53,48 +67,76 @@ def distinguishing_prefix_length(digests: Sequence[str]) -> int:
     return max(MIN_PREFIX, shared + 1)
 
 
-def recent_assets(session: Session, limit: int) -> Sequence[Asset]:
-    """The newest ``limit`` assets, newest first."""
-    return session.execute(select(Asset).order_by(Asset.upload_time.desc()).limit(limit)).scalars().all()
+#: the columns :func:`search_assets` sorts by (``band`` sorts by the verdict's probability).
+ASSET_SORTS = ("upload_time", "original_name", "size_bytes", "media_type", "status", "probability")
 
 
 @dataclass(frozen=True)
-class AssetFilter:
-    """What ``list_assets`` keeps: a name substring, a SHA-256 prefix, a verdict band ("none" for assets without
-    one), a media type and an upload-time range (inclusive ``since``, exclusive ``until``)."""
+class AssetQuery:
+    """A filtered, sorted page of assets: ``text`` matches the name (substring) or the SHA-256/id (prefix);
+    ``name`` and ``sha256_prefix`` match one of them only."""
 
+    text: str | None = None
     name: str | None = None
     sha256_prefix: str | None = None
-    band: str | None = None
     media_type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    band: str | None = None
+    uploaded_from: datetime | None = None
+    uploaded_to: datetime | None = None
+    sort: str = "upload_time"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
 
 
-def list_assets(session: Session, where: AssetFilter, *, limit: int | None = None
-                ) -> list[tuple[Asset, Detection | None]]:
-    """Assets matching ``where``, newest first, each with its verdict row (the asset-level fusion detection)."""
-    verdict_row = aliased(Detection)
-    query = select(Asset, verdict_row).outerjoin(verdict_row, and_(
-        verdict_row.asset_id == Asset.asset_id, verdict_row.module_name == "fusion", verdict_row.window_id == "asset"))
-    if where.name:
-        query = query.where(Asset.original_name.ilike(f"%{where.name}%"))
-    if where.sha256_prefix:
-        query = query.where(Asset.sha256.startswith(where.sha256_prefix.lower()))
-    if where.media_type:
-        query = query.where(Asset.media_type == where.media_type)
-    if where.since is not None:
-        query = query.where(Asset.upload_time >= where.since)
-    if where.until is not None:
-        query = query.where(Asset.upload_time < where.until)
-    if where.band == "none":
-        query = query.where(verdict_row.band.is_(None))
-    elif where.band:
-        query = query.where(verdict_row.band == where.band)
-    query = query.order_by(Asset.upload_time.desc(), Asset.asset_id)
-    if limit is not None:
-        query = query.limit(limit)
-    return [(asset, verdict) for asset, verdict in session.execute(query).all()]
+@dataclass(frozen=True)
+class AssetHit:
+    """One row of the asset list: the asset and its verdict (band and probability; ``None`` without fusion)."""
+
+    asset: Asset
+    band: str | None
+    probability: float | None
+
+
+def search_assets(session: Session, query: AssetQuery) -> tuple[list[AssetHit], int]:
+    """One page of assets matching ``query`` and the number of matches, in one SQL pass each.
+
+    ``band="none"`` selects assets without a calibrated verdict; ``sort`` is one of :data:`ASSET_SORTS`
+    (ties broken by asset id, so paging is stable).
+    """
+    if query.sort not in ASSET_SORTS:
+        raise UsageError(f"sort must be one of {', '.join(ASSET_SORTS)}")
+    fusion = (select(Detection.asset_id, Detection.band, Detection.score)
+              .where(Detection.module_name == "fusion", Detection.window_id == "asset").subquery())
+    conditions: list[ColumnElement[bool]] = []
+    if query.text:
+        text = query.text.strip().lower()
+        conditions.append(or_(func.lower(Asset.original_name).contains(text, autoescape=True),
+                              Asset.sha256.startswith(text, autoescape=True),
+                              Asset.asset_id.startswith(text, autoescape=True)))
+    if query.name:
+        conditions.append(func.lower(Asset.original_name).contains(query.name.lower(), autoescape=True))
+    if query.sha256_prefix:
+        conditions.append(Asset.sha256.startswith(query.sha256_prefix.lower(), autoescape=True))
+    if query.media_type:
+        conditions.append(Asset.media_type == query.media_type)
+    if query.band == "none":
+        conditions.append(fusion.c.band.is_(None))
+    elif query.band:
+        conditions.append(fusion.c.band == query.band)
+    if query.uploaded_from is not None:
+        conditions.append(Asset.upload_time >= query.uploaded_from)
+    if query.uploaded_to is not None:
+        conditions.append(Asset.upload_time <= query.uploaded_to)
+    base = select(Asset, fusion.c.band, fusion.c.score).outerjoin(fusion, fusion.c.asset_id == Asset.asset_id)
+    if conditions:
+        base = base.where(*conditions)
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    column = fusion.c.score if query.sort == "probability" else getattr(Asset, query.sort)
+    ordered = (column.desc().nulls_last(), Asset.asset_id.desc()) if query.descending else \
+        (column.asc().nulls_last(), Asset.asset_id.asc())
+    rows = session.execute(base.order_by(*ordered).offset(max(query.offset, 0)).limit(query.limit)).all()
+    return [AssetHit(asset, band, score) for asset, band, score in rows], int(total)
 
 
 def shots(session: Session, asset_id: str) -> list[ShotRecord]:
@@ -111,6 +153,29 @@ def frames(session: Session, asset_id: str) -> list[FrameRecord]:
                         quality_weight=f.quality_weight,
                         faces=tuple(FaceRecord.from_json(face) for face in f.faces_json or []))
             for f in rows]
+
+
+def frame_times(session: Session, asset_id: str) -> list[tuple[str, int, str | None, int | None, int | None]]:
+    """``(frame_id, t_ms, uri, width, height)`` of the asset's sampled frames in time order, without their faces
+    (whose landmarks make :func:`frames` slow on long videos)."""
+    rows = session.execute(select(Frame.frame_id, Frame.t_ms, Frame.uri, Frame.width, Frame.height)
+                           .where(Frame.asset_id == asset_id).order_by(Frame.t_ms)).all()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def frame_faces(session: Session, frame_ids: Sequence[str]) -> dict[str, tuple[FaceRecord, ...]]:
+    """The faces of the given frames, by frame id."""
+    if not frame_ids:
+        return {}
+    rows = session.execute(select(Frame.frame_id, Frame.faces_json).where(Frame.frame_id.in_(list(frame_ids))))
+    return {fid: tuple(FaceRecord.from_json(face) for face in faces or []) for fid, faces in rows}
+
+
+def frame_phashes(session: Session, asset_id: str) -> list[str]:
+    """The stored pHashes of the asset's sampled frames, in time order."""
+    rows = session.execute(select(Frame.phash).where(Frame.asset_id == asset_id, Frame.phash.is_not(None))
+                           .order_by(Frame.t_ms)).scalars()
+    return [h for h in rows if h]
 
 
 def windows(session: Session, asset_id: str) -> list[WindowRecord]:
@@ -166,9 +231,27 @@ def latest_report(session: Session, asset_id: str) -> Report | None:
                            .order_by(Report.created_at.desc(), Report.report_id.desc())).scalars().first()
 
 
-def references_artifact(session: Session, asset_id: str, uri: str) -> bool:
-    """Whether a frame or a detection map of the asset names ``uri`` (the API serves only those)."""
+def light_asset(session: Session, asset_id: str) -> Asset:
+    """The asset row without its ffprobe and MediaInfo JSON (ffprobe's packet list makes a video's row large);
+    reading either later needs the session open."""
+    return session.execute(select(Asset).options(defer(Asset.probe_json), defer(Asset.mediainfo_json))
+                           .where(Asset.asset_id == asset_id)).scalar_one()
+
+
+def references_artifact(session: Session, asset_id: str, uri: str, frame_id: str | None = None) -> bool:
+    """Whether a frame, a face crop or a detection map of the asset names ``uri`` (the API serves only those).
+
+    ``frame_id`` names the frame whose faces hold a crop URI, so only that frame's faces are read; without it
+    every frame whose faces mention the URI is.
+    """
     frame = session.execute(select(Frame.frame_id).where(Frame.asset_id == asset_id, Frame.uri == uri)).first()
     detection = session.execute(select(Detection.detection_id).where(
         Detection.asset_id == asset_id, (Detection.saliency_uri == uri) | (Detection.overlay_uri == uri))).first()
-    return frame is not None or detection is not None
+    if frame is not None or detection is not None:
+        return True
+    query = select(Frame.faces_json).where(Frame.asset_id == asset_id)
+    if frame_id is not None:
+        query = query.where(Frame.frame_id == frame_id)
+    else:  # the crop URI as it appears in faces_json: narrows the rows parsed to a few
+        query = query.where(cast(Frame.faces_json, String).contains(json.dumps(uri), autoescape=True))
+    return any(face.get("crop_uri") == uri for listed in session.execute(query).scalars() for face in listed or [])

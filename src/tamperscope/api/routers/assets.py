@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import anyio
 from anyio.from_thread import run as run_from_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from tamperscope.api.dependencies import JobsDep, WorkspaceDep
 from tamperscope.custody.audit import append_event
@@ -94,12 +95,30 @@ async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, so
             "duplicate": result.duplicate}
 
 
-@router.get("", summary="List assets")
-def list_assets(ws: WorkspaceDep, limit: int = 100) -> list[dict[str, Any]]:
+@router.get("", summary="List assets: search, filter, sort and page (the total is in X-Total-Count)")
+def list_assets(ws: WorkspaceDep, response: Response,
+                q: Annotated[str | None, Query(description="name substring, or SHA-256 / id prefix")] = None,
+                media_type: Annotated[str | None, Query(description="image | video | audio")] = None,
+                band: Annotated[str | None, Query(description="likely_real | unsure | likely_manipulated | none")
+                                ] = None,
+                uploaded_from: Annotated[datetime | None, Query(description="uploaded at or after (ISO date)")
+                                         ] = None,
+                uploaded_to: Annotated[datetime | None, Query(description="uploaded at or before (ISO date)")
+                                       ] = None,
+                sort: Annotated[str, Query(description=", ".join(queries.ASSET_SORTS))] = "upload_time",
+                order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+                offset: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    query = queries.AssetQuery(text=q or None, media_type=media_type or None, band=band or None,
+                               uploaded_from=uploaded_from, uploaded_to=uploaded_to, sort=sort,
+                               descending=order == "desc", offset=offset, limit=limit)
     with ws.db.session() as session:
-        rows = queries.recent_assets(session, min(limit, 1000))
-        return [{"asset_id": a.asset_id, "sha256": a.sha256, "original_name": a.original_name,
-                 "media_type": a.media_type, "status": a.status, "size_bytes": a.size_bytes} for a in rows]
+        hits, total = queries.search_assets(session, query)
+        response.headers["X-Total-Count"] = str(total)
+        return [{"asset_id": h.asset.asset_id, "sha256": h.asset.sha256, "original_name": h.asset.original_name,
+                 "media_type": h.asset.media_type, "status": h.asset.status, "size_bytes": h.asset.size_bytes,
+                 "upload_time": h.asset.upload_time.isoformat(), "duration_ms": h.asset.duration_ms,
+                 "band": h.band, "probability": h.probability} for h in hits]
 
 
 @router.get("/{ref}", summary="One asset: status, stages, flags, verdict")
@@ -119,10 +138,12 @@ def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> d
 
 
 @router.get("/{ref}/artifact", summary="Bytes of a frame or map of this asset (only URIs the asset references)")
-def artifact(ref: str, uri: str, ws: WorkspaceDep) -> Response:
+def artifact(ref: str, uri: str, ws: WorkspaceDep,
+             frame: Annotated[str | None, Query(description="the frame whose faces hold a crop URI")] = None
+             ) -> Response:
     with ws.db.session() as session:
-        asset_id = queries.find_asset(session, ref).asset_id
-        referenced = queries.references_artifact(session, asset_id, uri)
+        asset_id = queries.asset_id_of(session, ref)
+        referenced = queries.references_artifact(session, asset_id, uri, frame)
     if not referenced:
         raise NotFoundError(f"asset {asset_id} has no artifact {uri!r}")
     data = ws.store.get_bytes(ws.store.key_of(uri))

@@ -1,24 +1,42 @@
-"""The object store on S3 (moto's server on 127.0.0.1) through the same code path as the local disk."""
+"""The object store on S3 (moto's standalone server on 127.0.0.1, one per test) through the same code path as the
+local disk; every store failure is a typed :class:`StoreError` with a ``store.failed`` audit event, in bounded time.
+
+Each failure case prints its measured time to the typed error (``pytest -s`` shows them)."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tamperscope.custody.intake import ingest_path
+from tamperscope.custody.intake import IntakeRecord, ingest_path, ingest_stream
 from tamperscope.custody.objectstore import raw_key
 from tamperscope.custody.verify import verify
-from tamperscope.errors import IntegrityError
+from tamperscope.errors import IntegrityError, StoreError, StoreFailure, exit_code_for, http_status_for
 from tamperscope.pipeline.runner import analyze_asset
-from tamperscope.settings import Settings
+from tamperscope.settings import Settings, StoreSettings
+from tamperscope.store.models import AuditEvent
 from tamperscope.workspace import Workspace
+
+BUCKET = "evidence"
+#: short timeouts so the bound is small; the bound a failure must beat is computed from them
+FAST = StoreSettings(connect_timeout_s=2.0, read_timeout_s=3.0, attempts=3, block_size=5 * 1024**2)
+
+
+def _bound_s(settings: StoreSettings, calls: int = 2) -> float:
+    """Worst case of ``calls`` store calls: every attempt times out, plus botocore's back-off (< 2**n s)."""
+    per_call = settings.attempts * (settings.connect_timeout_s + settings.read_timeout_s) + 2 ** settings.attempts
+    return calls * per_call
 
 
 def _free_port() -> int:
@@ -27,18 +45,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                       "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(key, value)
-    import fsspec.config
+@dataclass
+class Moto:
+    endpoint: str
+    process: subprocess.Popen[bytes]
 
-    fsspec.config.set_conf_env(fsspec.config.conf)
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
+    """moto's S3 server on a free port of 127.0.0.1 with the bucket ``evidence``; the standard AWS variables point
+    the client at it (as a deployment would), no tamperscope setting needed."""
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = Moto(f"http://127.0.0.1:{port}", process)
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ENDPOINT_URL": server.endpoint}.items():
+        monkeypatch.setenv(key, value)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -47,21 +81,62 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         except OSError:
             assert time.monotonic() < deadline, "moto server did not start"
             time.sleep(0.1)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(endpoint_url=endpoint).mkdir("evidence")
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
-    fsspec.config.conf.pop("s3", None)
-    s3fs.S3FileSystem.clear_instance_cache()
+    server.client().create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
 
 
-def test_ingest_analyse_and_verify_on_s3(s3_endpoint: str, tmp_path: Path, small_video: Path) -> None:
-    settings = Settings(home=tmp_path / "home", store_url="s3://evidence/lab1", actor="tester")
-    ws = Workspace.open(settings)
-    assert not ws.store.is_local
+def _workspace(tmp_path: Path, store_url: str = f"s3://{BUCKET}/lab1", store: StoreSettings = FAST) -> Workspace:
+    return Workspace.open(Settings(home=tmp_path / "home", store_url=store_url, actor="tester", store=store))
+
+
+def _store_events(ws: Workspace) -> list[dict[str, object]]:
+    with ws.db.read_session() as session:
+        return [e.details_json for e in session.execute(
+            select(AuditEvent).where(AuditEvent.action == "store.failed").order_by(AuditEvent.event_id)).scalars()]
+
+
+def _timed(call: Callable[[], object]) -> tuple[BaseException, float]:
+    start = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        call()
+    return caught.value, time.monotonic() - start
+
+
+def _assert_typed(ws: Workspace, error: BaseException, reason: StoreFailure, elapsed: float, bound: float,
+                  case: str) -> None:
+    print(f"\nmeasured: {case}: {type(error).__name__}({getattr(error, 'reason', '-')}) after {elapsed:.2f} s "
+          f"(bound {bound:.0f} s)")
+    assert isinstance(error, StoreError), repr(error)
+    assert error.reason == reason, str(error)
+    assert (exit_code_for(error), http_status_for(error)) == (1, 503)
+    assert elapsed < bound
+    events = _store_events(ws)
+    assert events and events[-1]["reason"] == reason.value, events
+
+
+class _Source(io.RawIOBase):
+    """``total`` random bytes; ``at_offset`` runs once when that many bytes have been read."""
+
+    def __init__(self, total: int, at_offset: int, action: Callable[[], None]) -> None:
+        self.total, self.at_offset, self.action, self.sent = total, at_offset, action, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.sent >= self.at_offset and self.action is not None:
+            action, self.action = self.action, None  # type: ignore[assignment]
+            action()
+        n = min(len(buffer), self.total - self.sent)
+        buffer[:n] = os.urandom(n)
+        self.sent += n
+        return n
+
+
+def test_ingest_analyse_and_verify_on_s3(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+    ws = _workspace(tmp_path, store=StoreSettings())  # the endpoint comes from AWS_ENDPOINT_URL alone
+    assert not ws.store.is_local and ws.store.bucket == BUCKET
     result = ingest_path(ws, small_video)
     assert ws.store.get_bytes(raw_key(result.sha256)) == small_video.read_bytes()
     assert ws.store.list("tmp") == []
@@ -71,5 +146,135 @@ def test_ingest_analyse_and_verify_on_s3(s3_endpoint: str, tmp_path: Path, small
     ws.store.put_bytes(raw_key(result.sha256), b"tampered")
     with pytest.raises(IntegrityError):
         verify(ws)
+    assert _store_events(ws) == []
     ws.close()
-    assert os.environ["FSSPEC_S3_ENDPOINT_URL"] == s3_endpoint
+
+
+def test_multipart_upload_is_streamed_and_verified(moto: Moto, tmp_path: Path) -> None:
+    """A 12 MiB upload goes up in 5 MiB parts; the object read back hashes to the intake hash."""
+    ws = _workspace(tmp_path)
+    sha256, size, tmp_key = ws.store.ingest_stream(io.BufferedReader(_Source(12 * 1024**2, 1 << 62, lambda: None)),
+                                                   max_bytes=1 << 30)
+    assert size == 12 * 1024**2
+    head = moto.client().head_object(Bucket=BUCKET, Key=f"lab1/{tmp_key}")
+    assert head["ContentLength"] == size and head["ETag"].endswith('-3"')  # three parts: 5 + 5 + 2 MiB
+    assert ws.store.sha256(tmp_key) == (sha256, size)
+    ws.close()
+
+
+def test_missing_bucket_is_a_typed_error(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+    """The upload fails when the object is completed (a one-shot PUT on close): typed, audited, no hang."""
+    ws = _workspace(tmp_path, store_url="s3://no-such-bucket/lab1")
+    error, elapsed = _timed(lambda: ingest_path(ws, small_video))
+    _assert_typed(ws, error, StoreFailure.BUCKET_MISSING, elapsed, _bound_s(FAST), "missing bucket (ingest)")
+    assert _store_events(ws)[-1]["operation"] == "upload"
+    ws.close()
+
+
+def test_missing_bucket_exits_1_from_the_cli(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+    env = {**os.environ, "TAMPERSCOPE_HOME": str(tmp_path / "home"), "TAMPERSCOPE_STORE_URL": "s3://no-such-bucket/x",
+           "TAMPERSCOPE_STORE__ATTEMPTS": "2", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", "from tamperscope.cli.main import main; main()", "ingest",
+                           str(small_video)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    print(f"\nmeasured: missing bucket (CLI process, incl. start-up): exit {done.returncode} after "
+          f"{time.monotonic() - start:.2f} s")
+    assert done.returncode == 1, done.stderr
+    assert "bucket_missing" in done.stderr
+
+
+def test_bucket_deleted_mid_run(moto: Moto, tmp_path: Path, small_video: Path, small_jpeg: Path) -> None:
+    """The bucket disappears after an ingest: the analysis, the next ingest and verify each fail typed and fast
+    (never re-sealing the asset as if its objects had been deleted one by one)."""
+    ws = _workspace(tmp_path)
+    first = ingest_path(ws, small_video)
+    client = moto.client()
+    for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+    for case, call in [("analyze", lambda: analyze_asset(ws, first.asset_id, only=["metadata"])),
+                       ("ingest", lambda: ingest_path(ws, small_jpeg)),
+                       ("verify", lambda: verify(ws))]:
+        error, elapsed = _timed(call)
+        _assert_typed(ws, error, StoreFailure.BUCKET_MISSING, elapsed, _bound_s(FAST), f"bucket deleted ({case})")
+    with ws.db.read_session() as session:
+        failed = session.execute(select(AuditEvent.details_json).where(AuditEvent.action == "stage.failed")
+                                 ).scalars().one()
+    assert "StoreError" in str(failed["error"])
+    ws.close()
+
+
+def test_server_stopped_mid_upload(moto: Moto, tmp_path: Path) -> None:
+    """The server dies after two 5 MiB parts went up: the next part fails typed within the bound."""
+    ws = _workspace(tmp_path)
+    source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, moto.stop))
+    error, elapsed = _timed(lambda: ingest_stream(ws, source, IntakeRecord("big.bin")))
+    _assert_typed(ws, error, StoreFailure.UNREACHABLE, elapsed, _bound_s(FAST, calls=3), "server stopped mid-upload")
+    ws.close()
+
+
+def test_source_failing_mid_upload_leaves_nothing(moto: Moto, tmp_path: Path) -> None:
+    """The uploader's stream breaks after two parts: its error propagates at once (it is not a store failure), the
+    multipart upload is aborted and no temporary object is completed."""
+    ws = _workspace(tmp_path)
+
+    def broken() -> None:
+        raise ConnectionResetError("client went away")
+
+    source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, broken))
+    error, elapsed = _timed(lambda: ingest_stream(ws, source, IntakeRecord("big.bin")))
+    print(f"\nmeasured: source stream raising mid-upload: {type(error).__name__} after {elapsed:.2f} s")
+    assert isinstance(error, ConnectionResetError)
+    assert elapsed < _bound_s(FAST)
+    assert moto.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert ws.store.list("tmp") == []
+    assert _store_events(ws) == []
+    ws.close()
+
+
+def test_unreachable_endpoint(tmp_path: Path, small_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens on the port: connection refused, retried, then typed."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    settings = FAST.model_copy(update={"endpoint_url": f"http://127.0.0.1:{_free_port()}", "region": "us-east-1"})
+    ws = _workspace(tmp_path, store=settings)
+    error, elapsed = _timed(lambda: ingest_path(ws, small_video))
+    _assert_typed(ws, error, StoreFailure.UNREACHABLE, elapsed, _bound_s(settings), "unreachable endpoint")
+    ws.close()
+
+
+def test_silent_endpoint_times_out(tmp_path: Path, small_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts connections and never answers: each attempt ends at the read timeout."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    settings = FAST.model_copy(update={"endpoint_url": f"http://127.0.0.1:{listener.getsockname()[1]}",
+                                       "region": "us-east-1", "read_timeout_s": 1.0, "attempts": 2})
+    ws = _workspace(tmp_path, store=settings)
+    try:
+        error, elapsed = _timed(lambda: ingest_path(ws, small_video))
+        _assert_typed(ws, error, StoreFailure.TIMEOUT, elapsed, _bound_s(settings), "silent endpoint (read timeout)")
+        assert elapsed >= settings.read_timeout_s * settings.attempts  # it did wait for the timeouts, no more
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+        ws.close()

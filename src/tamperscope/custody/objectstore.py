@@ -33,6 +33,7 @@ from tamperscope.errors import (
     StoreError,
     StoreFailure,
     TamperscopeError,
+    UsageError,
 )
 from tamperscope.settings import StoreSettings
 
@@ -75,8 +76,11 @@ def _bounded_session() -> Any:
     reply without any timeout, so a server that accepts the connection and never answers would hang an upload
     forever (measured; with the header gone the read timeout applies). The cost: a refused PUT sends its body
     (at most one part) before the refusal arrives."""
-    from aiobotocore.session import AioSession
-    from botocore.handlers import add_expect_header
+    try:
+        from aiobotocore.session import AioSession
+        from botocore.handlers import add_expect_header
+    except ImportError as exc:
+        raise UsageError("an s3:// store needs the s3 extra: pip install 'tamperscope[s3]'") from exc
 
     session = AioSession()
     session.unregister("before-call.s3", add_expect_header)

@@ -62,13 +62,12 @@ class Moto:
             self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
-    """moto's S3 server on a free port of 127.0.0.1 with the bucket ``evidence``; the standard AWS variables point
-    the client at it (as a deployment would), no tamperscope setting needed."""
+def _start_moto(monkeypatch: pytest.MonkeyPatch, **server_env: str) -> Moto:
+    """moto's S3 server on a free port of 127.0.0.1; the standard AWS variables point the client at it (as a
+    deployment would), no tamperscope setting needed."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env={**os.environ, **server_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = Moto(f"http://127.0.0.1:{port}", process)
     for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
                        "AWS_ENDPOINT_URL": server.endpoint}.items():
@@ -77,13 +76,23 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return server
         except OSError:
-            assert time.monotonic() < deadline, "moto server did not start"
+            if time.monotonic() > deadline:
+                server.stop()
+                pytest.fail("moto server did not start")
             time.sleep(0.1)
-    server.client().create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
+    """A moto S3 server with the bucket ``evidence``."""
+    server = _start_moto(monkeypatch)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        server.stop()
 
 
 def _workspace(tmp_path: Path, store_url: str = f"s3://{BUCKET}/lab1", store: StoreSettings = FAST) -> Workspace:
@@ -182,6 +191,19 @@ def test_missing_bucket_exits_1_from_the_cli(moto: Moto, tmp_path: Path, small_v
           f"{time.monotonic() - start:.2f} s")
     assert done.returncode == 1, done.stderr
     assert "bucket_missing" in done.stderr
+
+
+def test_unknown_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               small_video: Path) -> None:
+    """A server that checks credentials (moto with authentication on) refuses the keys: typed, not retried."""
+    server = _start_moto(monkeypatch, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    try:
+        ws = _workspace(tmp_path)
+        error, elapsed = _timed(lambda: ingest_path(ws, small_video))
+        _assert_typed(ws, error, StoreFailure.ACCESS_DENIED, elapsed, _bound_s(FAST), "access denied")
+        ws.close()
+    finally:
+        server.stop()
 
 
 def test_bucket_deleted_mid_run(moto: Moto, tmp_path: Path, small_video: Path, small_jpeg: Path) -> None:

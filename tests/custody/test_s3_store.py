@@ -12,8 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import Settings, StoreSettings
 from tamperscope.store.models import AuditEvent
 from tamperscope.workspace import Workspace
+from tests.s3server import MotoServer, free_port, start_moto
 
 BUCKET = "evidence"
 #: short timeouts so the bound is small; the bound a failure must beat is computed from them
@@ -37,62 +37,6 @@ def _bound_s(settings: StoreSettings, calls: int = 2) -> float:
     """Worst case of ``calls`` store calls: every attempt times out, plus botocore's back-off (< 2**n s)."""
     per_call = settings.attempts * (settings.connect_timeout_s + settings.read_timeout_s) + 2 ** settings.attempts
     return calls * per_call
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Moto:
-    endpoint: str
-    process: subprocess.Popen[bytes]
-
-    def client(self):  # type: ignore[no-untyped-def]
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def _start_moto(monkeypatch: pytest.MonkeyPatch, **server_env: str) -> Moto:
-    """moto's S3 server on a free port of 127.0.0.1; the standard AWS variables point the client at it (as a
-    deployment would), no tamperscope setting needed."""
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env={**os.environ, **server_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Moto(f"http://127.0.0.1:{port}", process)
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ENDPOINT_URL": server.endpoint}.items():
-        monkeypatch.setenv(key, value)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                pytest.fail("moto server did not start")
-            time.sleep(0.1)
-
-
-@pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
-    """A moto S3 server with the bucket ``evidence``."""
-    server = _start_moto(monkeypatch)
-    try:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
 
 
 def _workspace(tmp_path: Path, store_url: str = f"s3://{BUCKET}/lab1", store: StoreSettings = FAST) -> Workspace:
@@ -143,7 +87,7 @@ class _Source(io.RawIOBase):
         return n
 
 
-def test_ingest_analyse_and_verify_on_s3(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+def test_ingest_analyse_and_verify_on_s3(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
     ws = _workspace(tmp_path, store=StoreSettings())  # the endpoint comes from AWS_ENDPOINT_URL alone
     assert not ws.store.is_local and ws.store.bucket == BUCKET
     result = ingest_path(ws, small_video)
@@ -159,7 +103,7 @@ def test_ingest_analyse_and_verify_on_s3(moto: Moto, tmp_path: Path, small_video
     ws.close()
 
 
-def test_multipart_upload_is_streamed_and_verified(moto: Moto, tmp_path: Path) -> None:
+def test_multipart_upload_is_streamed_and_verified(moto: MotoServer, tmp_path: Path) -> None:
     """A 12 MiB upload goes up in 5 MiB parts; the object read back hashes to the intake hash."""
     ws = _workspace(tmp_path)
     sha256, size, tmp_key = ws.store.ingest_stream(io.BufferedReader(_Source(12 * 1024**2, 1 << 62, lambda: None)),
@@ -171,7 +115,7 @@ def test_multipart_upload_is_streamed_and_verified(moto: Moto, tmp_path: Path) -
     ws.close()
 
 
-def test_missing_bucket_is_a_typed_error(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+def test_missing_bucket_is_a_typed_error(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
     """The upload fails when the object is completed (a one-shot PUT on close): typed, audited, no hang."""
     ws = _workspace(tmp_path, store_url="s3://no-such-bucket/lab1")
     error, elapsed = _timed(lambda: ingest_path(ws, small_video))
@@ -180,7 +124,7 @@ def test_missing_bucket_is_a_typed_error(moto: Moto, tmp_path: Path, small_video
     ws.close()
 
 
-def test_missing_bucket_exits_1_from_the_cli(moto: Moto, tmp_path: Path, small_video: Path) -> None:
+def test_missing_bucket_exits_1_from_the_cli(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
     env = {**os.environ, "TAMPERSCOPE_HOME": str(tmp_path / "home"), "TAMPERSCOPE_STORE_URL": "s3://no-such-bucket/x",
            "TAMPERSCOPE_STORE__ATTEMPTS": "2", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     start = time.monotonic()
@@ -196,7 +140,9 @@ def test_missing_bucket_exits_1_from_the_cli(moto: Moto, tmp_path: Path, small_v
 def test_unknown_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                small_video: Path) -> None:
     """A server that checks credentials (moto with authentication on) refuses the keys: typed, not retried."""
-    server = _start_moto(monkeypatch, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    server = start_moto(INITIAL_NO_AUTH_ACTION_COUNT="0")
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
     try:
         ws = _workspace(tmp_path)
         error, elapsed = _timed(lambda: ingest_path(ws, small_video))
@@ -206,7 +152,7 @@ def test_unknown_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch, 
         server.stop()
 
 
-def test_bucket_deleted_mid_run(moto: Moto, tmp_path: Path, small_video: Path, small_jpeg: Path) -> None:
+def test_bucket_deleted_mid_run(moto: MotoServer, tmp_path: Path, small_video: Path, small_jpeg: Path) -> None:
     """The bucket disappears after an ingest: the analysis, the next ingest and verify each fail typed and fast
     (never re-sealing the asset as if its objects had been deleted one by one)."""
     ws = _workspace(tmp_path)
@@ -227,7 +173,7 @@ def test_bucket_deleted_mid_run(moto: Moto, tmp_path: Path, small_video: Path, s
     ws.close()
 
 
-def test_server_stopped_mid_upload(moto: Moto, tmp_path: Path) -> None:
+def test_server_stopped_mid_upload(moto: MotoServer, tmp_path: Path) -> None:
     """The server dies after two 5 MiB parts went up: the next part fails typed within the bound."""
     ws = _workspace(tmp_path)
     source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, moto.stop))
@@ -236,7 +182,7 @@ def test_server_stopped_mid_upload(moto: Moto, tmp_path: Path) -> None:
     ws.close()
 
 
-def test_source_failing_mid_upload_leaves_nothing(moto: Moto, tmp_path: Path) -> None:
+def test_source_failing_mid_upload_leaves_nothing(moto: MotoServer, tmp_path: Path) -> None:
     """The uploader's stream breaks after two parts: its error propagates at once (it is not a store failure), the
     multipart upload is aborted and no temporary object is completed."""
     ws = _workspace(tmp_path)
@@ -259,7 +205,7 @@ def test_unreachable_endpoint(tmp_path: Path, small_video: Path, monkeypatch: py
     """Nothing listens on the port: connection refused, retried, then typed."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    settings = FAST.model_copy(update={"endpoint_url": f"http://127.0.0.1:{_free_port()}", "region": "us-east-1"})
+    settings = FAST.model_copy(update={"endpoint_url": f"http://127.0.0.1:{free_port()}", "region": "us-east-1"})
     ws = _workspace(tmp_path, store=settings)
     error, elapsed = _timed(lambda: ingest_path(ws, small_video))
     _assert_typed(ws, error, StoreFailure.UNREACHABLE, elapsed, _bound_s(settings), "unreachable endpoint")

@@ -137,6 +137,27 @@ def test_missing_bucket_exits_1_from_the_cli(moto: MotoServer, tmp_path: Path, s
     assert "bucket_missing" in done.stderr
 
 
+def test_missing_bucket_is_503_from_the_api(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tamperscope.api.main import create_app
+    from tamperscope.api.tokens import create_token
+
+    ws = _workspace(tmp_path, store_url="s3://no-such-bucket/lab1")
+    token = create_token(ws, "alice")
+    with TestClient(create_app(ws.settings)) as client:
+        start = time.monotonic()
+        response = client.post("/api/assets", params={"name": "clip.mp4"}, content=small_video.read_bytes(),
+                               headers={"Authorization": f"Bearer {token}"})
+        elapsed = time.monotonic() - start
+    print(f"\nmeasured: missing bucket (API upload): HTTP {response.status_code} after {elapsed:.2f} s")
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "StoreError" and response.json()["reason"] == "bucket_missing"
+    assert elapsed < _bound_s(FAST)
+    assert _store_events(ws)[-1]["reason"] == "bucket_missing"
+    ws.close()
+
+
 def test_unknown_credentials_are_access_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                small_video: Path) -> None:
     """A server that checks credentials (moto with authentication on) refuses the keys: typed, not retried."""
@@ -170,6 +191,15 @@ def test_bucket_deleted_mid_run(moto: MotoServer, tmp_path: Path, small_video: P
         failed = session.execute(select(AuditEvent.details_json).where(AuditEvent.action == "stage.failed")
                                  ).scalars().one()
     assert "StoreError" in str(failed["error"])
+    ws.close()
+
+
+def test_bucket_deleted_mid_upload(moto: MotoServer, tmp_path: Path) -> None:
+    """The bucket is deleted while a multipart upload is under way (two parts up): the next part fails typed."""
+    ws = _workspace(tmp_path)
+    source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, lambda: moto.client().delete_bucket(Bucket=BUCKET)))
+    error, elapsed = _timed(lambda: ingest_stream(ws, source, IntakeRecord("big.bin")))
+    _assert_typed(ws, error, StoreFailure.BUCKET_MISSING, elapsed, _bound_s(FAST), "bucket deleted mid-upload")
     ws.close()
 
 

@@ -147,6 +147,8 @@ class ObjectStore:
         self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options(url, self.settings))
         if hasattr(self.fs, "retries"):
             self.fs.retries = 1  # s3fs's own retry loop (a class attribute) would multiply botocore's attempts
+        if callable(getattr(self.fs, "connect", None)):
+            self.fs.connect()  # the client, and the AWS_* variables it reads, are fixed when the store opens
         self.is_local = isinstance(self.fs, LocalFileSystem)
         protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
         self.bucket = self.root.split("/", 1)[0] if protocols & BUCKET_PROTOCOLS else None
@@ -201,12 +203,6 @@ class ObjectStore:
             raise
         except Exception as exc:
             raise self._failed(classify(exc), operation, key, f"{type(exc).__name__}: {exc}") from exc
-
-    def check(self) -> None:
-        """Fail with :class:`StoreError` unless the store (its bucket) can be listed; for set-up checks."""
-        found = self._call("check", "", self.fs.exists, self.root or "/")
-        if not found and self._bucket_missing():
-            raise self._failed(StoreFailure.BUCKET_MISSING, "check", "", f"{self.root} does not exist")
 
     def exists(self, key: str) -> bool:
         found = bool(self._call("exists", key, self.fs.exists, self.path(key)))
@@ -273,11 +269,13 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path(key))
             return
-        with contextlib.suppress(Exception):  # best effort: the original failure is what the caller sees
-            discard = getattr(handle, "discard", None)
-            if callable(discard):
-                discard()
-            handle.closed = True  # never completed by a later close()
+        try:
+            with contextlib.suppress(Exception):  # best effort: the original failure is what the caller sees
+                discard = getattr(handle, "discard", None)
+                if callable(discard):
+                    discard()
+        finally:
+            handle.closed = True  # never completed by a later close(), nor by the garbage collector
 
     def _verify_written(self, key: str, sha256: str, size: int) -> None:
         """Compare what the store holds under ``key`` with the intake's size and (remote stores) hash."""

@@ -119,7 +119,7 @@ def _lookup(exc: BaseException) -> tuple[int, int]:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """CLI exit code: 0 ok, 1 internal, 2 usage, 3 input rejected, 4 integrity failure, 5 busy (leased)."""
+    """CLI exit code: 0 ok, 1 internal or store failure, 2 usage, 3 input rejected, 4 integrity failure, 5 busy."""
     return _lookup(exc)[0]
 
 

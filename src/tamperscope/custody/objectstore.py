@@ -5,7 +5,7 @@ Layout (keys are relative to the store root):
 * ``raw/sha256/<h[0:2]>/<h[2:4]>/<h>``: accepted uploads, byte for byte, read-only;
 * ``quarantine/sha256/<h[0:2]>/<h[2:4]>/<h>``: rejected uploads, kept for the record;
 * ``derived/<asset_id>/<stage>/...``: artifacts (frames, maps, overlays, clips, reports);
-* ``tmp/``: in-flight uploads, renamed into place once hashed.
+* ``tmp/``: in-flight uploads, renamed into place once hashed and verified.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def storage_options(url: str, settings: StoreSettings) -> dict[str, Any]:
         "default_block_size": settings.block_size,
         "use_listings_cache": False,  # several machines write one bucket: never answer from a stale listing
         "skip_instance_cache": True,  # a client per store: AWS_* variables are read when the store opens
+        "session": _bounded_session(),
     }
-    options["session"] = _bounded_session()
     if settings.endpoint_url:
         options["endpoint_url"] = settings.endpoint_url
     if settings.region:
@@ -108,7 +108,7 @@ def classify(exc: BaseException) -> StoreFailure:
         return StoreFailure.BUCKET_MISSING
     if "Timeout" in names or any(isinstance(e, TimeoutError) for e in chain):
         return StoreFailure.TIMEOUT
-    if "Connect" in names or "Connection" in names or any(isinstance(e, ConnectionError) for e in chain):
+    if "Connect" in names or any(isinstance(e, ConnectionError) for e in chain):
         return StoreFailure.UNREACHABLE
     return StoreFailure.FAILED
 

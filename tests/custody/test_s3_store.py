@@ -115,6 +115,26 @@ def test_multipart_upload_is_streamed_and_verified(moto: MotoServer, tmp_path: P
     ws.close()
 
 
+def test_a_write_corrupted_in_transit_is_caught_by_the_read_back(moto: MotoServer, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One bit of every chunk flips on its way to the server: the read-back hash differs, nothing is kept."""
+    ws = _workspace(tmp_path)
+    real_open = ws.store._open_for_write
+
+    def corrupting(key: str) -> object:
+        handle = real_open(key)
+        write = handle.write
+        handle.write = lambda chunk: write(bytes([chunk[0] ^ 1]) + chunk[1:])
+        return handle
+
+    monkeypatch.setattr(ws.store, "_open_for_write", corrupting)
+    source = io.BytesIO(os.urandom(3 * 1024**2))
+    error, elapsed = _timed(lambda: ws.store.ingest_stream(source, max_bytes=1 << 30))
+    _assert_typed(ws, error, StoreFailure.WRITE_MISMATCH, elapsed, _bound_s(FAST), "write corrupted in transit")
+    assert ws.store.list("tmp") == []
+    ws.close()
+
+
 def test_missing_bucket_is_a_typed_error(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
     """The upload fails when the object is completed (a one-shot PUT on close): typed, audited, no hang."""
     ws = _workspace(tmp_path, store_url="s3://no-such-bucket/lab1")

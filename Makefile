@@ -50,7 +50,7 @@ venv: system-deps $(STAMP)
 $(STAMP): pyproject.toml requirements-runtime-extra.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,train]'
+	$(PIP) install -q -e '.[dev,train,s3]'
 	$(PIP) install -q --no-deps -r requirements-runtime-extra.txt
 	@# nothing may leave a second OpenCV (5.x) shadowing opencv-python-headless 4.x
 	if $(PIP) show -q opencv-python 2>/dev/null; then $(PIP) uninstall -q -y opencv-python && $(PIP) install -q --force-reinstall --no-deps 'opencv-python-headless>=4.10,<5'; fi

@@ -14,6 +14,7 @@ import pytest
 
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
+from tests.s3server import MotoServer, start_moto
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
@@ -123,3 +124,16 @@ def small_jpeg(media_dir: Path) -> Path:
     if not out.exists():
         ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1", "-q:v", "3", str(out))
     return out
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """moto's S3 server on 127.0.0.1 with the bucket ``evidence``; the standard AWS variables point clients at it."""
+    server = start_moto()
+    try:
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        server.client().create_bucket(Bucket="evidence")
+        yield server
+    finally:
+        server.stop()

@@ -118,6 +118,28 @@ class AuthError(TamperscopeError):
     """A request without a valid API token."""
 
 
+class StoreFailure(StrEnum):
+    """Why an object-store operation failed; stored in the ``store.failed`` audit event."""
+
+    BUCKET_MISSING = "bucket_missing"
+    ACCESS_DENIED = "access_denied"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    WRITE_MISMATCH = "write_mismatch"
+    FAILED = "failed"
+
+
+class StoreError(TamperscopeError):
+    """The object store failed (missing bucket, access denied, unreachable, timed out, bytes written differ)."""
+
+    def __init__(self, reason: StoreFailure, operation: str, key: str, message: str) -> None:
+        super().__init__(f"object store {reason.value} ({operation} {key}): {message}")
+        self.reason = reason
+        self.operation = operation
+        self.key = key
+        self.message = message
+
+
 # exit code, HTTP status; the most specific class wins (checked in MRO order).
 ERROR_TABLE: dict[type[BaseException], tuple[int, int]] = {
     UsageError: (2, 400),
@@ -128,6 +150,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, int]] = {
     AuthError: (2, 401),
     BusyError: (5, 423),
     ToolError: (1, 502),
+    StoreError: (1, 503),
     TamperscopeError: (1, 500),
 }
 
@@ -140,7 +163,7 @@ def _lookup(exc: BaseException) -> tuple[int, int]:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """CLI exit code: 0 ok, 1 internal, 2 usage, 3 input rejected, 4 integrity failure, 5 busy (leased)."""
+    """CLI exit code: 0 ok, 1 internal or store failure, 2 usage, 3 input rejected, 4 integrity failure, 5 busy."""
     return _lookup(exc)[0]
 
 

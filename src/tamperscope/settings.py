@@ -45,6 +45,26 @@ class CustodySettings(BaseModel):
                                   "default home/keys/custody-ed25519.pem; keep it off the database host if you can")
 
 
+class StoreSettings(BaseModel):
+    """The object store's client (S3 and S3-compatible servers): where it is and how long a call may take.
+
+    Credentials are never settings: the AWS client reads them itself (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, instance roles), as it reads
+    ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` and ``AWS_REGION``/``AWS_DEFAULT_REGION`` when the two
+    settings below are unset. A call's worst case is about
+    ``attempts x (connect_timeout_s + read_timeout_s)`` plus back-off; then it fails with a typed error.
+    """
+
+    endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, moto...); default: "
+                                     "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS itself")
+    region: str | None = Field(None, description="S3 region; default AWS_REGION / AWS_DEFAULT_REGION")
+    connect_timeout_s: float = Field(5.0, gt=0, description="seconds to open a connection to the store")
+    read_timeout_s: float = Field(30.0, gt=0, description="seconds a store call may wait for a reply")
+    attempts: int = Field(3, ge=1, le=10, description="tries of one store call (network errors, throttling, 5xx)")
+    block_size: int = Field(8 * 1024**2, ge=5 * 1024**2, description="bytes per multipart-upload part (S3's "
+                            "minimum is 5 MiB); an upload holds about one part in memory")
+
+
 class VideoSettings(BaseModel):
     """Decoding, shot detection and shot-aware frame sampling."""
 
@@ -134,6 +154,7 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, description="parallel workers for independent stages")
     limits: LimitSettings = Field(default_factory=LimitSettings)
     custody: CustodySettings = Field(default_factory=CustodySettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)

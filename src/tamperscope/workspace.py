@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.errors import StoreError
 from tamperscope.settings import Settings, load_settings
 from tamperscope.store.db import Database
 
@@ -27,13 +28,25 @@ class Workspace:
         from tamperscope.custody.keys import load_key
 
         db.signer = load_key(settings.resolved_key_path)
-        return cls(settings=settings, db=db, store=ObjectStore(settings.resolved_store_url))
+        store = ObjectStore(settings.resolved_store_url, settings.store)
+        ws = cls(settings=settings, db=db, store=store)
+        store.on_error = ws.record_store_error
+        return ws
 
     @property
     def actor(self) -> str:
         from tamperscope.custody.audit import default_actor
 
         return self.settings.actor or default_actor()
+
+    def record_store_error(self, error: StoreError) -> None:
+        """Audit a failed store call (``store.failed``), in its own transaction: the failure is evidence too."""
+        from tamperscope.custody.audit import append_event
+
+        with self.db.session() as session:
+            append_event(session, action="store.failed", who=self.actor,
+                         details={"reason": error.reason.value, "operation": error.operation, "key": error.key,
+                                  "store": self.store.url, "message": error.message[:500]})
 
     def close(self) -> None:
         self.db.dispose()

@@ -5,28 +5,45 @@ Layout (keys are relative to the store root):
 * ``raw/sha256/<h[0:2]>/<h[2:4]>/<h>``: accepted uploads, byte for byte, read-only;
 * ``quarantine/sha256/<h[0:2]>/<h[2:4]>/<h>``: rejected uploads, kept for the record;
 * ``derived/<asset_id>/<stage>/...``: artifacts (frames, maps, overlays, clips, reports);
-* ``tmp/``: in-flight uploads, renamed into place once hashed.
+* ``tmp/``: in-flight uploads, renamed into place once hashed and verified.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
-import queue
 import stat
 import tempfile
-import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from tamperscope.custody.hashing import CHUNK_SIZE
-from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason
+from tamperscope.custody.hashing import CHUNK_SIZE, sha256_stream
+from tamperscope.errors import (
+    InputRejectedError,
+    NotFoundError,
+    RejectReason,
+    StoreError,
+    StoreFailure,
+    TamperscopeError,
+    UsageError,
+)
+from tamperscope.settings import StoreSettings
+
+T = TypeVar("T")
+
+#: fsspec protocols whose first path component is a bucket (container) that can itself be missing
+BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
+#: error codes of S3 and S3-compatible servers that mean the credentials may not do this
+_DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                 "InvalidToken", "AccountProblem", "Forbidden", "403"}
 
 
 def raw_key(sha256: str, area: str = "raw") -> str:
@@ -34,13 +51,107 @@ def raw_key(sha256: str, area: str = "raw") -> str:
     return f"{area}/sha256/{sha256[0:2]}/{sha256[2:4]}/{sha256}"
 
 
-class ObjectStore:
-    """Put, get and list objects by key; the same code path for local disks and object storage."""
+def storage_options(url: str, settings: StoreSettings) -> dict[str, Any]:
+    """fsspec options for ``url``: for S3, the endpoint, region and a client whose every call is bounded
+    (connect and read timeouts, a fixed number of attempts with back-off, done by botocore alone)."""
+    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
+        return {}
+    options: dict[str, Any] = {
+        "config_kwargs": {"connect_timeout": settings.connect_timeout_s, "read_timeout": settings.read_timeout_s,
+                          "retries": {"total_max_attempts": settings.attempts, "mode": "standard"}},
+        "default_block_size": settings.block_size,
+        "use_listings_cache": False,  # several machines write one bucket: never answer from a stale listing
+        "skip_instance_cache": True,  # a client per store: AWS_* variables are read when the store opens
+        "session": _bounded_session(),
+    }
+    if settings.endpoint_url:
+        options["endpoint_url"] = settings.endpoint_url
+    if settings.region:
+        options["client_kwargs"] = {"region_name": settings.region}
+    return options
 
-    def __init__(self, url: str) -> None:
+
+def _bounded_session() -> Any:
+    """An AWS session whose S3 requests carry no ``Expect: 100-continue``: aiohttp waits for the interim "100"
+    reply without any timeout, so a server that accepts the connection and never answers would hang an upload
+    forever (measured; with the header gone the read timeout applies). The cost: a refused PUT sends its body
+    (at most one part) before the refusal arrives."""
+    try:
+        from aiobotocore.session import AioSession
+        from botocore.handlers import add_expect_header
+    except ImportError as exc:
+        raise UsageError("an s3:// store needs the s3 extra: pip install 'tamperscope[s3]'") from exc
+
+    session = AioSession()
+    session.unregister("before-call.s3", add_expect_header)
+    return session
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def classify(exc: BaseException) -> StoreFailure:
+    """The typed reason of a store client's exception (S3 error codes, botocore/aiohttp/OS network errors)."""
+    chain = list(_causes(exc))
+    codes = {str(((getattr(e, "response", None) or {}).get("Error") or {}).get("Code", "")) for e in chain}
+    names = " ".join(type(e).__name__ for e in chain)
+    text = " ".join(str(e) for e in chain).lower()
+    if codes & _DENIED_CODES or any(isinstance(e, PermissionError) for e in chain):
+        return StoreFailure.ACCESS_DENIED
+    if "NoSuchBucket" in codes or "bucket does not exist" in text:
+        return StoreFailure.BUCKET_MISSING
+    if "Timeout" in names or any(isinstance(e, TimeoutError) for e in chain):
+        return StoreFailure.TIMEOUT
+    if "Connect" in names or any(isinstance(e, ConnectionError) for e in chain):
+        return StoreFailure.UNREACHABLE
+    return StoreFailure.FAILED
+
+
+class _GuardedReader(io.RawIOBase):
+    """A store object opened for reading whose read errors are typed like every other store call."""
+
+    def __init__(self, store: ObjectStore, key: str, handle: Any) -> None:
+        self._store, self._key, self._handle = store, key, handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return int(self._store._call("read", self._key, self._handle.readinto, buffer))
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._handle.close()
+        super().close()
+
+
+class ObjectStore:
+    """Put, get and list objects by key; the same code path for local disks and object storage.
+
+    Every failure of the store itself (missing bucket, denied, unreachable, timed out) is raised as
+    :class:`StoreError` after ``on_error`` (the workspace's audit hook) has seen it; a missing key stays a
+    :class:`NotFoundError`. S3 calls are bounded by the timeouts and attempts of :class:`StoreSettings`.
+    """
+
+    def __init__(self, url: str, settings: StoreSettings | None = None) -> None:
         self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url)
+        self.settings = settings or StoreSettings()
+        self.on_error: Callable[[StoreError], None] | None = None
+        self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options(url, self.settings))
+        if hasattr(self.fs, "retries"):
+            self.fs.retries = 1  # s3fs's own retry loop (a class attribute) would multiply botocore's attempts
+        if callable(getattr(self.fs, "connect", None)):
+            self.fs.connect()  # the client, and the AWS_* variables it reads, are fixed when the store opens
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
+        self.bucket = self.root.split("/", 1)[0] if protocols & BUCKET_PROTOCOLS else None
         if self.is_local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
@@ -55,66 +166,132 @@ class ObjectStore:
     def key_of(uri: str) -> str:
         return uri.removeprefix("store://")
 
+    # -- errors --------------------------------------------------------------------------------
+
+    def _failed(self, reason: StoreFailure, operation: str, key: str, message: str) -> StoreError:
+        """The typed error of a failed call, after the audit hook has recorded it (a failing hook is noted)."""
+        error = StoreError(reason, operation, key, message)
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception as exc:  # the store error is what the caller must see
+                error.add_note(f"the store.failed audit event was not recorded: {type(exc).__name__}: {exc}")
+        return error
+
+    def _bucket_missing(self) -> bool:
+        """For a bucket store, whether the bucket itself is gone (then a missing key is a missing bucket)."""
+        if self.bucket is None:
+            return False
+        try:
+            self.fs.info(self.bucket)
+        except FileNotFoundError:
+            return True
+        except Exception:  # any other problem surfaces on the next call with its own type
+            return False
+        return False
+
+    def _call(self, operation: str, key: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one store call; a missing key stays ``FileNotFoundError`` (unless the bucket is gone), every
+        other failure becomes :class:`StoreError`."""
+        try:
+            return fn(*args, **kwargs)
+        except TamperscopeError:
+            raise
+        except FileNotFoundError as exc:
+            if self._bucket_missing():
+                raise self._failed(StoreFailure.BUCKET_MISSING, operation, key, str(exc)) from exc
+            raise
+        except Exception as exc:
+            raise self._failed(classify(exc), operation, key, f"{type(exc).__name__}: {exc}") from exc
+
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.path(key)))
+        found = bool(self._call("exists", key, self.fs.exists, self.path(key)))
+        if not found and self._bucket_missing():
+            raise self._failed(StoreFailure.BUCKET_MISSING, "exists", key, "the bucket does not exist")
+        return found
 
     # -- uploads -------------------------------------------------------------------------------
 
     def ingest_stream(self, stream: BinaryIO, *, max_bytes: int) -> tuple[str, int, str]:
-        """Copy ``stream`` to a temporary key while hashing it; return (sha256, size, tmp_key).
+        """Copy ``stream`` to a temporary key while hashing it, verify what was written; (sha256, size, tmp_key).
 
-        Hashing and writing overlap: a writer thread drains a bounded queue, so memory stays at a few
-        chunks whatever the size. Exceeding ``max_bytes`` aborts the copy and raises ``too_large``.
+        Memory stays at one chunk (plus one multipart part for S3). Hashing a chunk overlaps writing it (one
+        helper thread, awaited per chunk, so a failing write surfaces at once). The written object is checked:
+        its size on a local disk (fsynced), its SHA-256 read back from a remote store, against the intake
+        hash. Exceeding ``max_bytes`` raises ``too_large``; any failure leaves no temporary object behind
+        (an S3 multipart upload is aborted, never completed with what had arrived).
         """
         tmp_key = f"tmp/{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         size = 0
-        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        failure: list[BaseException] = []
-
-        def writer() -> None:
-            try:
-                with self._open_for_write(tmp_key) as out:
-                    while (chunk := chunks.get()) is not None:
-                        out.write(chunk)
-            except BaseException as exc:  # re-raised in the caller's thread
-                failure.append(exc)
-                while chunks.get() is not None:
-                    pass
-
-        thread = threading.Thread(target=writer, name="store-writer", daemon=True)
-        thread.start()
+        handle = self._call("upload", tmp_key, self._open_for_write, tmp_key)
         try:
-            while chunk := stream.read(CHUNK_SIZE):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise InputRejectedError(RejectReason.TOO_LARGE, f"more than {max_bytes} bytes")
-                digest.update(chunk)
-                chunks.put(chunk)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
+                while chunk := stream.read(CHUNK_SIZE):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise InputRejectedError(RejectReason.TOO_LARGE, f"more than {max_bytes} bytes")
+                    written = writer.submit(self._call, "upload", tmp_key, handle.write, chunk)
+                    digest.update(chunk)
+                    written.result()
+            self._call("upload", tmp_key, self._commit, handle)
         except BaseException:
-            chunks.put(None)
-            thread.join()
-            self.delete(tmp_key)
+            self._abandon(handle, tmp_key)
             raise
-        chunks.put(None)
-        thread.join()
-        if failure:
-            self.delete(tmp_key)
-            raise failure[0]
-        return digest.hexdigest(), size, tmp_key
+        sha256 = digest.hexdigest()
+        try:
+            self._verify_written(tmp_key, sha256, size)
+        except BaseException:
+            with contextlib.suppress(StoreError):
+                self.delete(tmp_key)
+            raise
+        return sha256, size, tmp_key
 
-    @contextlib.contextmanager
-    def _open_for_write(self, key: str) -> Iterator[BinaryIO]:
+    def _open_for_write(self, key: str) -> Any:
         if self.is_local:
             target = Path(self.path(key))
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
-                yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
+            return open(target, "wb")  # closed by _commit or _abandon
+        return self.fs.open(self.path(key), "wb")
+
+    def _commit(self, handle: Any) -> None:
+        """Finish a write: flush and fsync a local file; complete the (multipart) upload of a remote one."""
+        if self.is_local:
+            handle.flush()
+            os.fsync(handle.fileno())
+        handle.close()
+
+    def _abandon(self, handle: Any, key: str) -> None:
+        """Drop an unfinished write without publishing it: abort the multipart upload, remove a local file."""
+        if self.is_local:
+            with contextlib.suppress(OSError):
+                handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(key))
+            return
+        try:
+            with contextlib.suppress(Exception):  # best effort: the original failure is what the caller sees
+                discard = getattr(handle, "discard", None)
+                if callable(discard):
+                    discard()
+        finally:
+            handle.closed = True  # never completed by a later close(), nor by the garbage collector
+
+    def _verify_written(self, key: str, sha256: str, size: int) -> None:
+        """Compare what the store holds under ``key`` with the intake's size and (remote stores) hash."""
+        if self.is_local:
+            stored_size, stored_hash = os.stat(self.path(key)).st_size, sha256
         else:
-            with self.fs.open(self.path(key), "wb") as handle:
-                yield handle
+            stored_hash, stored_size = self.sha256(key)
+        if stored_size != size or stored_hash != sha256:
+            raise self._failed(StoreFailure.WRITE_MISMATCH, "verify", key,
+                               f"wrote {size} bytes with SHA-256 {sha256}, the store holds {stored_size} bytes "
+                               f"with SHA-256 {stored_hash}")
+
+    def sha256(self, key: str) -> tuple[str, int]:
+        """SHA-256 and size of a stored object, streamed."""
+        with self.open(key) as handle:
+            return sha256_stream(handle)
 
     def promote(self, tmp_key: str, key: str) -> bool:
         """Atomically move a finished upload into place, read-only; False if the key already existed."""
@@ -132,7 +309,7 @@ class ObjectStore:
             finally:
                 os.close(dir_fd)
         else:
-            self.fs.mv(self.path(tmp_key), self.path(key))
+            self._call("promote", key, self.fs.mv, self.path(tmp_key), self.path(key))
         return True
 
     # -- artifacts -----------------------------------------------------------------------------
@@ -145,27 +322,29 @@ class ObjectStore:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                    self._call("put", key, handle.write, data)
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
         else:
-            self.fs.pipe_file(self.path(key), data)
+            self._call("put", key, self.fs.pipe_file, self.path(key), data)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
         try:
-            return bytes(self.fs.cat_file(self.path(key)))
+            return bytes(self._call("get", key, self.fs.cat_file, self.path(key)))
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
 
     def open(self, key: str) -> BinaryIO:
+        """The object for reading (buffered); its read errors are typed like every store call."""
         try:
-            return self.fs.open(self.path(key), "rb")  # type: ignore[no-any-return]
+            handle = self._call("open", key, self.fs.open, self.path(key), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
+        return io.BufferedReader(_GuardedReader(self, key, handle), CHUNK_SIZE)
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
@@ -179,20 +358,22 @@ class ObjectStore:
         with tempfile.TemporaryDirectory(prefix="tamperscope-") as tmpdir:
             local = Path(tmpdir) / Path(key).name
             try:
-                self.fs.get_file(self.path(key), str(local))
+                self._call("get", key, self.fs.get_file, self.path(key), str(local))
             except FileNotFoundError as exc:
                 raise NotFoundError(f"object {key} is not in the store") from exc
             yield local
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self.path(key))
+            self._call("delete", key, self.fs.rm_file, self.path(key))
 
     def list(self, prefix: str) -> list[str]:
         """Keys below ``prefix``, sorted."""
-        base = self.path(prefix)
-        if not self.fs.exists(base):
-            return []
+        try:
+            found = self._call("list", prefix, self.fs.find, self.path(prefix))
+        except FileNotFoundError:
+            found = []
+        if not found and self._bucket_missing():
+            raise self._failed(StoreFailure.BUCKET_MISSING, "list", prefix, "the bucket does not exist")
         root = self.root.rstrip("/") + "/"
-        found = self.fs.find(base)
         return sorted(p[len(root):] if p.startswith(root) else p for p in found)

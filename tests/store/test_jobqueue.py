@@ -138,3 +138,23 @@ def test_queued_jobs_survive_a_restart(any_ws: Workspace) -> None:
         assert claimed is not None and claimed.job_id == jobs[0].job_id
     finally:
         reopened.close()
+
+
+def test_migration_0006_adds_the_jobs_table_and_downgrades(any_ws: Workspace) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from tamperscope.store.db import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with any_ws.db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert "jobs" not in inspect(any_ws.db.engine).get_table_names()
+    any_ws.db.upgrade()
+    columns = {c["name"] for c in inspect(any_ws.db.engine).get_columns("jobs")}
+    assert {"status", "fraction", "stage", "claimed_by", "lease_expires_at", "attempts", "batch_id"} <= columns
+    assert {"ix_jobs_status_created", "ix_jobs_batch_id", "ix_jobs_asset_id"} <= {
+        i["name"] for i in inspect(any_ws.db.engine).get_indexes("jobs")}

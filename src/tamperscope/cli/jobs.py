@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import Annotated, Any
@@ -44,10 +45,8 @@ def register(app: typer.Typer) -> None:
             signal.signal(signum, on_signal)
         err_console.print(f"worker {runner.worker_id} on {State.settings.resolved_db_url}")
         try:
-            if drain:
-                while not stop.is_set() and runner.run_once():
-                    pass
-            else:
-                runner.run(stop, hurry)
+            handed_back = runner.run(stop, hurry, until_empty=drain)
         finally:
             ws.close()
+        if handed_back:  # end now: the abandoned run's stage threads would otherwise hold up the exit
+            os._exit(0)

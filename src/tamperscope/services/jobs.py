@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.errors import BusyError, InputRejectedError, RejectReason
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.services.analysis import run_analysis
 from tamperscope.store import jobqueue, queries
@@ -104,9 +104,12 @@ class Worker:
         return jobqueue.claim(self.ws.db, self.worker_id, lease_s=self.settings.lease_s,
                               max_attempts=self.settings.max_attempts)
 
-    def run(self, stop: threading.Event, hurry: threading.Event | None = None) -> None:
-        """Poll and run jobs until ``stop``; then give the running job ``jobs.stop_grace_s`` (cut short by
-        ``hurry``) to finish before handing it back to the queue."""
+    def run(self, stop: threading.Event, hurry: threading.Event | None = None, *, until_empty: bool = False) -> bool:
+        """Poll and run jobs until ``stop`` (or, with ``until_empty``, until the queue is empty); on ``stop`` the
+        running job gets ``jobs.stop_grace_s`` (cut short by ``hurry``) before it is handed back to the queue.
+
+        True when a job was handed back: its run still goes on in a daemon thread, and the caller should end the
+        process rather than let it finish."""
         hurry = hurry or threading.Event()
         while not stop.is_set():
             try:
@@ -115,6 +118,8 @@ class Worker:
                 log.exception("worker %s could not claim a job", self.worker_id)
                 job = None
             if job is None:
+                if until_empty:
+                    break
                 stop.wait(self.settings.poll_interval_s)
                 continue
             runner = threading.Thread(target=self.execute, args=(job,), name=f"job-{job.job_id[:8]}", daemon=True)
@@ -124,9 +129,11 @@ class Worker:
             deadline = time.monotonic() + self.settings.stop_grace_s
             while runner.is_alive() and not hurry.is_set() and time.monotonic() < deadline:
                 runner.join(0.2)
-            if runner.is_alive() and jobqueue.release(self.ws.db, job.job_id, self.worker_id,
-                                                      f"worker {self.worker_id} stopped"):
+            if runner.is_alive():
+                jobqueue.release(self.ws.db, job.job_id, self.worker_id, f"worker {self.worker_id} stopped")
                 log.warning("job %s handed back to the queue: worker %s stopped", job.job_id, self.worker_id)
+                return True
+        return False
 
     def execute(self, job: Job) -> None:
         """Run the claimed job as the actor who requested it; record done or failed (with the error's type)."""
@@ -141,6 +148,13 @@ class Worker:
             tracker = ProgressTracker(expected_phases(ws, job.asset_id))
             with self._heartbeat(job, tracker):
                 outcome = run_analysis(ws, job.asset_id, force=job.force, progress=tracker, report=True)
+        except BusyError as exc:  # another live run holds the asset: try again later, a bounded number of times
+            if job.attempts < self.settings.max_attempts:
+                log.info("job %s re-queued: %s", job.job_id, exc)
+                jobqueue.release(self.ws.db, job.job_id, self.worker_id, str(exc))
+                return
+            jobqueue.finish(self.ws.db, job.job_id, self.worker_id, error=exc)
+            return
         except Exception as exc:
             log.warning("job %s failed: %s: %s", job.job_id, type(exc).__name__, exc)
             jobqueue.finish(self.ws.db, job.job_id, self.worker_id, error=exc)

@@ -65,6 +65,20 @@ class StoreSettings(BaseModel):
                             "minimum is 5 MiB); an upload holds about one part in memory")
 
 
+class JobSettings(BaseModel):
+    """The durable job queue: API replicas enqueue, workers (`tamperscope worker` or the API's own) claim."""
+
+    api_workers: int = Field(1, ge=0, description="worker threads the API server runs itself (0: only separate "
+                             "`tamperscope worker` processes run jobs)")
+    poll_interval_s: float = Field(1.0, gt=0, description="how often an idle worker looks for a queued job")
+    lease_s: float = Field(60.0, ge=3.0, description="a running job is re-queued this long after its worker's "
+                           "last heartbeat (sent every third of it)")
+    max_attempts: int = Field(3, ge=1, description="claims of one job before it fails for good")
+    progress_interval_s: float = Field(1.0, ge=0.0, description="least time between progress writes of a job")
+    stop_grace_s: float = Field(60.0, ge=0.0, description="on SIGTERM a worker finishes its job for this long, "
+                                "then hands it back to the queue and exits")
+
+
 class VideoSettings(BaseModel):
     """Decoding, shot detection and shot-aware frame sampling."""
 
@@ -155,6 +169,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     custody: CustodySettings = Field(default_factory=CustodySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)

@@ -7,17 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tamperscope.api.jobs import JobManager
 from tamperscope.api.tokens import token_owner
 from tamperscope.workspace import Workspace
 
 
 def base_workspace(request: Request) -> Workspace:
     return request.app.state.workspace
-
-
-def jobs(request: Request) -> JobManager:
-    return request.app.state.jobs
 
 
 def caller(
@@ -39,4 +34,3 @@ def workspace(ws: Annotated[Workspace, Depends(base_workspace)],
 
 
 WorkspaceDep = Annotated[Workspace, Depends(workspace)]
-JobsDep = Annotated[JobManager, Depends(jobs)]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from tamperscope._version import __version__
-from tamperscope.api.jobs import JobManager
-from tamperscope.api.routers import assets, audit, case, jobs, reports
+from tamperscope.api.routers import assets, audit, batches, case, jobs, reports
 from tamperscope.errors import IntegrityError, TamperscopeError, http_status_for
 from tamperscope.redact import install_log_redaction, mask_secrets
+from tamperscope.services.jobs import Worker
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
 
@@ -33,23 +35,32 @@ def docs_assets() -> Path | None:
     return path if (path / "swagger-ui-bundle.js").is_file() and (path / "redoc.standalone.js").is_file() else None
 
 
-def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app on the workspace named by ``settings``.
 
     Every ``/api`` route requires a token; the page (``/``, ``/static``) and the OpenAPI docs are public, and
     the page asks for a token before it calls the API. ``/docs`` (Swagger UI) and ``/redoc`` are served from the
-    installed ``fastapi-offline`` package's files, never from a CDN (both are off if it is missing).
+    installed ``fastapi-offline`` package's files, never from a CDN (both are off if it is missing). Jobs are rows
+    of the shared database; the app runs ``jobs.api_workers`` worker threads of its own (0: separate
+    ``tamperscope worker`` processes run them).
     """
 
     install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.workspace = Workspace.open(settings)
-        app.state.jobs = JobManager(job_workers)
+        ws = Workspace.open(settings)
+        app.state.workspace = ws
+        stop = threading.Event()
+        threads = [threading.Thread(target=Worker(ws).run, args=(stop,), name=f"api-worker-{i}", daemon=True)
+                   for i in range(ws.settings.jobs.api_workers)]
+        for thread in threads:
+            thread.start()
         yield
-        app.state.jobs.shutdown()
-        app.state.workspace.close()
+        stop.set()
+        for thread in threads:
+            await anyio.to_thread.run_sync(thread.join)
+        ws.close()
 
     app = FastAPI(title="tamperscope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Media forensics with evidence: upload, analyse, report, audit. Send "
@@ -65,7 +76,7 @@ def create_app(settings: Settings | None = None, *, job_workers: int = 1) -> Fas
             body["reason"] = str(reason)
         return JSONResponse(body, status_code=http_status_for(exc))
 
-    for module in (assets, case, jobs, reports, audit):
+    for module in (assets, case, jobs, batches, reports, audit):
         app.include_router(module.router)
     app.include_router(reports.verify_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

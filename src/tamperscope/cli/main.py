@@ -426,7 +426,8 @@ def db_upgrade() -> None:
 
 # Each area adds its commands in its own module exposing ``register(app)``; one line here per module.
 COMMAND_MODULES: list[str] = ["tamperscope.cli.media", "tamperscope.cli.forensics", "tamperscope.cli.temporal",
-                              "tamperscope.cli.report", "tamperscope.cli.models", "tamperscope.cli.evaluation"]
+                              "tamperscope.cli.report", "tamperscope.cli.models", "tamperscope.cli.evaluation",
+                              "tamperscope.cli.jobs"]
 
 
 def _register_command_modules() -> None:

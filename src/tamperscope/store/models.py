@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the six product tables plus the bookkeeping the pipeline needs.
+"""SQLAlchemy models of the six product tables plus the bookkeeping the pipeline and the job queue need.
 
 IDs are deterministic strings derived from content (asset = SHA-256 prefix, shot/frame = asset + position),
 so re-running a stage rewrites the same rows and regenerated reports are byte-identical.
@@ -163,6 +163,40 @@ class AnalysisLease(Base):
     pid: Mapped[int] = mapped_column(Integer)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """One queued analysis: claimed by one worker at a time, its lease renewed by heartbeats while it runs.
+
+    ``status`` goes queued -> running -> done | failed; a running job whose lease expired (its worker died) goes
+    back to queued and is resumed by the next worker, since completed stages are already committed.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="analyze: run the stages not yet current, then the report")
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.asset_id"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    requested_by: Mapped[str] = mapped_column(String(128), doc="the actor the audit events of the run name")
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), doc="queued | running | done | failed")
+    stage: Mapped[str | None] = mapped_column(String(64), doc="phase last reported: a stage name or report")
+    fraction: Mapped[float] = mapped_column(Float, default=0.0, doc="overall progress 0..1")
+    progress_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="fraction per phase")
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_stages_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    report_id: Mapped[str | None] = mapped_column(String(96))
+    claimed_by: Mapped[str | None] = mapped_column(String(160), doc="worker id: host:pid:random")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, doc="claims so far, the current one included")
 
 
 class Report(Base):

@@ -11,12 +11,13 @@ import anyio
 from anyio.from_thread import run as run_from_thread
 from fastapi import APIRouter, Query, Request, Response
 
-from tamperscope.api.dependencies import JobsDep, WorkspaceDep
+from tamperscope.api.dependencies import WorkspaceDep
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.intake import IntakeRecord, ingest_stream
-from tamperscope.errors import InputRejectedError, NotFoundError, RejectReason, UploadTooLargeError
+from tamperscope.errors import NotFoundError, RejectReason, UploadTooLargeError
 from tamperscope.services.analysis import summarize
-from tamperscope.store import queries
+from tamperscope.services.jobs import submit
+from tamperscope.store import jobqueue, queries
 
 router = APIRouter(prefix="/api/assets", tags=["assets"])
 MAX_NAME = 255
@@ -54,7 +55,7 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
-def _record_refusal(ws: Any, record: IntakeRecord, size: int, limit: int) -> None:
+def record_refusal(ws: Any, record: IntakeRecord, size: int, limit: int) -> None:
     """The audit event of an upload refused as too large (no asset row: its bytes were never kept)."""
     with ws.db.session() as session:
         append_event(session, action="intake.refused", who=ws.actor,
@@ -71,8 +72,9 @@ def display_name(name: str | None) -> str:
 
 @router.post("", status_code=201, summary="Upload a file (raw request body, streamed)")
 async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, source: str | None = None,
-                 license: str | None = None) -> dict[str, Any]:
-    """Stream the request body into the store (hashing as it goes); ``name`` is the original file name.
+                 license: str | None = None, analyze: bool = False) -> dict[str, Any]:
+    """Stream the request body into the store (hashing as it goes); ``name`` is the original file name; with
+    ``analyze`` an analysis job is queued too (its row is returned as ``job``).
 
     A body over ``limits.api_max_upload_bytes`` (declared, or counted while streaming) is answered 413; nothing
     of it stays in the store and the refusal is an audit event.
@@ -82,17 +84,21 @@ async def upload(request: Request, ws: WorkspaceDep, name: str | None = None, so
     record = IntakeRecord(original_name=display_name(name), source=source or f"api upload by {ws.actor}",
                           license=license)
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        await anyio.to_thread.run_sync(_record_refusal, ws, record, int(declared), limit)
+        await anyio.to_thread.run_sync(record_refusal, ws, record, int(declared), limit)
         raise UploadTooLargeError(f"an upload of {declared} bytes exceeds the limit of {limit} bytes")
     body = _BodyReader(request.stream().__aiter__(), limit)
     reader = io.BufferedReader(body, buffer_size=1 << 20)
     try:
         result = await anyio.to_thread.run_sync(ingest_stream, ws, reader, record)
     except UploadTooLargeError:
-        await anyio.to_thread.run_sync(_record_refusal, ws, record, body.received, limit)
+        await anyio.to_thread.run_sync(record_refusal, ws, record, body.received, limit)
         raise
-    return {"asset_id": result.asset_id, "sha256": result.sha256, "size": result.size, "status": result.status,
-            "duplicate": result.duplicate}
+    answer: dict[str, Any] = {"asset_id": result.asset_id, "sha256": result.sha256, "size": result.size,
+                              "status": result.status, "duplicate": result.duplicate}
+    if analyze:
+        jobs = await anyio.to_thread.run_sync(lambda: submit(ws, [result.asset_id]))
+        answer["job"] = jobqueue.as_dict(jobs[0])
+    return answer
 
 
 @router.get("", summary="List assets: search, filter, sort and page (the total is in X-Total-Count)")
@@ -126,15 +132,9 @@ def get_asset(ref: str, ws: WorkspaceDep) -> dict[str, Any]:
     return summarize(ws, ref).__dict__
 
 
-@router.post("/{ref}/analyze", status_code=202, summary="Start a background analysis (then a report)")
-def analyze(ref: str, ws: WorkspaceDep, jobs: JobsDep, force: bool = False) -> dict[str, Any]:
-    with ws.db.session() as session:
-        asset = queries.find_asset(session, ref)
-        if asset.status == "rejected":
-            raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
-                                     asset.error or "input was rejected at intake", asset_id=asset.asset_id)
-        asset_id = asset.asset_id
-    return jobs.submit(ws, asset_id, force=force).as_dict()
+@router.post("/{ref}/analyze", status_code=202, summary="Queue a background analysis (then a report)")
+def analyze(ref: str, ws: WorkspaceDep, force: bool = False) -> dict[str, Any]:
+    return jobqueue.as_dict(submit(ws, [ref], force=force)[0])
 
 
 @router.get("/{ref}/artifact", summary="Bytes of a frame or map of this asset (only URIs the asset references)")

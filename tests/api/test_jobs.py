@@ -110,7 +110,7 @@ def test_batches_are_submitted_followed_and_survive_a_restart(shared: tuple[Sett
         asset_ids = [j["asset_id"] for j in body["jobs"]]
 
         unknown = app.post("/api/batches", json={"asset_ids": [asset_ids[0], "0123456789abcdef"]})
-        assert unknown.status_code == 404 and unknown.json()["error"] == "NotFoundError"
+        assert unknown.status_code == 404 and unknown.json()["error"] == "UnknownAssetError"
         rejected = app.post("/api/batches", json={"asset_ids": [body["rejected"][0]["asset_id"]]})
         assert rejected.status_code == 422
         assert app.post("/api/batches", json={"asset_ids": []}).status_code == 422

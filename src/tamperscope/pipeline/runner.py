@@ -16,9 +16,10 @@ from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, RejectReason, UsageError
+from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
-from tamperscope.stages.base import ProgressCallback, Stage, StageContext
+from tamperscope.stages.base import ProgressCallback, Stage, StageContext, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace
@@ -129,6 +130,30 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
         if unknown:
             raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
     result = RunResult(asset_id=asset.asset_id)
+    media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis
+    media.wants = set(only) if only else {s.name for s in stages}
+    try:
+        _run_stages(ws, asset, stages, done, media, result, only=only, force=force, progress=progress)
+    finally:
+        media.close()
+
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
+    with ws.db.session() as session:
+        stored = session.get(Asset, asset.asset_id)
+        assert stored is not None
+        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
+        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
+        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
+                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
+                              "not_applicable": result.not_applicable})
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
+    return result
+
+
+def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str, StageRun], media: MediaSession,
+                result: RunResult, *, only: list[str] | None, force: bool, progress: ProgressCallback | None) -> None:
+    """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
+    actor = ws.actor
     stale: set[str] = set()
 
     def needs_run(stage: Stage) -> bool:
@@ -144,7 +169,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
             return stage, None, "not_applicable"
-        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name)
+        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media)
         ctx.report(0.0, "started")
         output = stage.run(ctx)
         ctx.report(1.0, "done")
@@ -206,18 +231,6 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                     continue
                 finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
-
-    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
-    with ws.db.session() as session:
-        stored = session.get(Asset, asset.asset_id)
-        assert stored is not None
-        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
-        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
-        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
-                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
-                              "not_applicable": result.not_applicable})
-        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
-    return result
 
 
 __all__ = ["RunResult", "analyze_asset"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.orm import Session
 
+from tamperscope.media.session import MediaSession
 from tamperscope.records import StageOutput
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset
@@ -23,14 +24,25 @@ from tamperscope.workspace import Workspace
 ProgressCallback = Callable[[str, float, str], None]
 
 
+def open_session(ws: Workspace, asset: Asset) -> MediaSession:
+    """A media session over the asset's raw bytes in the workspace store."""
+    return MediaSession(lambda: ws.store.local_path(asset.storage_key))
+
+
 @dataclass
 class StageContext:
-    """What a running stage may use: the workspace, a snapshot of the asset, and a progress hook."""
+    """What a running stage may use: the workspace, a snapshot of the asset, a progress hook and the analysis's
+    media session (the runner shares one among the stages; a context made without one opens its own)."""
 
     ws: Workspace
     asset: Asset
     progress: ProgressCallback | None = None
     stage_name: str = ""
+    media: MediaSession = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.media is None:
+            self.media = open_session(self.ws, self.asset)
 
     @property
     def settings(self) -> Settings:
@@ -42,11 +54,9 @@ class StageContext:
         with self.ws.db.read_session() as session:
             yield session
 
-    @contextlib.contextmanager
-    def media_path(self) -> Iterator[Path]:
-        """A local path to the asset's raw bytes (a temp copy when the store is remote)."""
-        with self.ws.store.local_path(self.asset.storage_key) as path:
-            yield path
+    def media_path(self) -> contextlib.AbstractContextManager[Path]:
+        """A local path to the asset's raw bytes (one temp copy per analysis when the store is remote)."""
+        return self.media.local_path()
 
     def derived_key(self, name: str) -> str:
         """Deterministic store key for an artifact of this stage."""

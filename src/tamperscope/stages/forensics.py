@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
-from tamperscope.media.decode import exif_orientation, upright
+from tamperscope.media.decode import upright
 from tamperscope.media.png import encode_png
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
@@ -92,11 +92,8 @@ class ForensicsStage:
     def run(self, ctx: StageContext) -> StageOutput:
         out = StageOutput()
         if ctx.asset.media_type == MediaType.IMAGE:
-            with ctx.media_path() as path:
-                data = path.read_bytes()
-            with Image.open(io.BytesIO(data)) as img:
-                jobs = [_Window("asset", np.asarray(img.convert("RGB")), data if img.format == "JPEG" else None,
-                                orientation=exif_orientation(img))]
+            image = ctx.media.image()
+            jobs = [_Window("asset", image.rgb, image.jpeg, orientation=image.orientation)]
         else:
             with ctx.read_session() as s:
                 frames = list(s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id,

@@ -43,11 +43,12 @@ TEMPORAL_SETTINGS = (*DENSE_SETTINGS, "min_face_s", "blink_drop")
 
 
 def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
-    """The (cached) dense landmark pass of an asset's main face tracks."""
+    """The (cached) dense landmark pass of an asset's main face tracks, on the frames the video stage's decode
+    left in the media session when it left them all."""
     cfg = ctx.settings.temporal
     return cached_dense_landmarks(ctx.ws.store, ctx.asset.asset_id, ctx.media_path, plan.ranges_ms,
                                   long_side=cfg.long_side, max_fps=cfg.max_fps, guides=plan.guides,
-                                  guide_size=plan.frame_size)
+                                  guide_size=plan.frame_size, cache=ctx.media.cached_frames(cfg.long_side))
 
 
 def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any],

@@ -20,14 +20,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from isal import isal_zlib
 
-from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, read_image
+from tamperscope.media.audio import AudioCollector
+from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, image_frame, upright
 from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks, rescale
 from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
@@ -195,18 +195,19 @@ class DecodeResult:
     decode_error: str | None = None
 
 
-def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spool,
+def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
                       report: Callable[[float, str], None] | None = None) -> DecodeResult:
-    """Decode ``path`` once and return the stored samples, the cuts and every frame's time.
+    """Decode the asset once and return the stored samples, the cuts and every frame's time.
+
+    The same pass leaves in the media session what later stages would otherwise decode again: every frame at
+    the dense landmark pass's size and the audio track (when ``temporal`` / ``avsync`` are to run).
 
     Parameters
     ----------
     ctx : StageContext
-        Gives the store, settings and derived keys.
-    path : Path
-        The media file.
+        Gives the store, settings, derived keys and the media session.
     is_image : bool
-        Read as a still image.
+        Read as a still image (the session's one decode of it).
     spool : Spool
         Receives the window thumbnails and face crops.
     report : callable, optional
@@ -221,12 +222,18 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
     times: array[int] = array("q")
     try:
         if is_image:
-            frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side)
+            image = ctx.media.image()
+            frame = image_frame(upright(image.rgb, image.orientation), long_side=video.long_side,
+                                detail_long_side=detail_long_side)
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
-        with VideoReader(path, long_side=video.long_side, detail_long_side=detail_long_side) as reader:
+        temporal = ctx.settings.temporal
+        cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20)
+        audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
+        with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
+                         second_long_side=temporal.long_side if cache is not None else 0, audio=audio) as reader:
             fps = reader.info.fps
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,
@@ -239,6 +246,9 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
             duration = reader.info.duration_ms or 0
             for frame in reader:
                 times.append(frame.t_ms)
+                if cache is not None and frame.second is not None:
+                    cache.append(frame.t_ms, frame.second)
+                    frame.second = None
                 for cut in detector.push(frame.index, detection_frame(frame.rgb)):
                     sampler.add_cut(cut.index)
                 pipeline.submit(sampler.push(frame))
@@ -247,6 +257,11 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
             for cut in detector.finish():
                 sampler.add_cut(cut.index)
             pipeline.submit(sampler.flush())
+            if reader.decode_error is None:
+                if cache is not None:
+                    cache.finish(fps)
+                if audio is not None:
+                    ctx.media.set_audio(reader.audio.finish() if reader.audio is not None else None)
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=list(detector.cuts), frame_times=times,
                                 fps=fps, frames_decoded=len(times), decode_error=reader.decode_error)
     finally:
@@ -386,8 +401,7 @@ class VideoStage:
     def run(self, ctx: StageContext) -> StageOutput:
         spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))
         try:
-            with ctx.media_path() as path:
-                result = decode_and_sample(ctx, path, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)
+            result = decode_and_sample(ctx, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)
             ctx.report(0.92, "shots, tracks and windows")
             return build_rows(ctx, result)
         finally:

@@ -141,6 +141,19 @@ class _CountingContainer:
     def __exit__(self, *exc: object) -> None:
         self._inner.close()
 
+    def demux(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
+        """Packets of one demux pass; decoding its video packets counts as a decode pass over those frames."""
+        flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
+        kinds = "+".join(sorted({str(s.type) for s in flat})) + " (demux)"
+        frames = 0
+        try:
+            for packet in self._inner.demux(*streams, **kwargs):
+                frames += packet.stream.type == "video" and packet.size > 0
+                yield packet
+        finally:
+            with self._counts.lock:
+                self._counts.decodes.append((kinds, frames))
+
     def decode(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
         flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
         kinds = "+".join(sorted({str(s.type) for s in flat})) or "+".join(sorted(kwargs)) or "all"
@@ -211,7 +224,8 @@ def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None
             cpu_span[1] = cpu_now
 
     try:
-        asset_id = ingest_path(ws, video).asset_id
+        with counting(ws) as intake_counts:
+            asset_id = ingest_path(ws, video).asset_id
         decode_s = time_ffmpeg_decode(video)
         load = os.getloadavg()[0]
         cpu0 = cpu_seconds()
@@ -241,6 +255,8 @@ def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None
     full = sum(1 for kinds, n in counts.decodes if "video" in kinds and n >= 0.9 * frames)
     print(f"COUNTS full video decodes: {full}; ffprobe: {counts.tools['ffprobe']}; "
           f"exiftool: {counts.tools['exiftool']}; raw-file fetches: {counts.fetches}; av.open: {counts.opens}")
+    print(f"  intake: ffprobe {intake_counts.tools['ffprobe']}, exiftool {intake_counts.tools['exiftool']}, "
+          f"decode passes {sorted(intake_counts.decodes)}")
     print(f"  decode passes (streams, frames): {sorted(counts.decodes)}; "
           f"tool runs: {dict(sorted(counts.tools.items()))}")
     print(f"ffmpeg -f null decode: {decode_s:.2f} s")

@@ -19,7 +19,7 @@ from tamperscope.errors import InputRejectedError, RejectReason, UsageError
 from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
-from tamperscope.stages.base import ProgressCallback, Stage, StageContext, open_session
+from tamperscope.stages.base import ProgressCallback, Stage, StageContext, fingerprint, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace
@@ -90,16 +90,17 @@ def _sealed_groups(stage: Stage, asset_id: str, output: StageOutput) -> list[str
 
 
 def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str, Any], status: str,
-                error: str | None, summary: dict[str, Any]) -> None:
+                error: str | None, summary: dict[str, Any], fingerprint: str | None) -> None:
     session.merge(
         StageRun(asset_id=asset_id, stage=stage.name, version=stage.version, params_json=params, status=status,
-                 error=error, finished_at=datetime.now(UTC), summary_json=summary)
+                 error=error, finished_at=datetime.now(UTC), summary_json=summary, fingerprint=fingerprint)
     )
 
 
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
-    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it.
+    """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
+    whose fingerprint changed re-runs, and so, through theirs, do the stages after it).
 
     The run holds the asset's analysis lease (see :mod:`tamperscope.custody.lease`): a second run of the same
     asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one.
@@ -154,17 +155,14 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 result: RunResult, *, only: list[str] | None, force: bool, progress: ProgressCallback | None) -> None:
     """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
     actor = ws.actor
-    stale: set[str] = set()
+    current: dict[str, str | None] = {name: run.fingerprint for name, run in done.items()}
 
-    def needs_run(stage: Stage) -> bool:
+    def needs_run(stage: Stage, print_: str) -> bool:
         if only and stage.name not in only:
             return False
         previous = done.get(stage.name)
-        if force or previous is None or previous.status not in ("done", "not_applicable") or stage.name in stale:
-            return True
-        if any(dep in stale for dep in stage.requires):
-            return True
-        return previous.version != stage.version or previous.params_json != stage.params(ws.settings)
+        return (force or previous is None or previous.status not in ("done", "not_applicable")
+                or previous.fingerprint != print_)
 
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
@@ -177,11 +175,13 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
+        current[stage.name] = prints[stage.name]
         objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
         with ws.db.session() as session:
             if output is not None:
                 _write_output(session, stage, asset.asset_id, output)
-            _record_run(session, stage, asset.asset_id, params, status, None, output.summary if output else {})
+            _record_run(session, stage, asset.asset_id, params, status, None, output.summary if output else {},
+                        prints[stage.name])
             append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
                          details={"stage": stage.name, "version": stage.version, "params": params,
                                   "rows": {"shots": len(output.shots), "frames": len(output.frames),
@@ -190,6 +190,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 seal(session, who=actor, asset_id=asset.asset_id, groups=_sealed_groups(stage, asset.asset_id,
                                                                                          output), objects=objects)
 
+    prints: dict[str, str] = {}
     pending = {s.name: s for s in stages}
     finished: set[str] = set()
     running: dict[Future[tuple[Stage, StageOutput | None, str]], Stage] = {}
@@ -204,11 +205,11 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 if failed_dep:
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
-                if not needs_run(stage):
+                prints[name] = fingerprint(stage, ws.settings, current)
+                if not needs_run(stage, prints[name]):
                     result.skipped.append(name)
                     finished.add(name)
                     continue
-                stale.add(name)
                 running[pool.submit(execute, stage)] = stage
             if not running:
                 continue
@@ -225,7 +226,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                         result.rejected[stage.name] = exc.reason.value
                     with ws.db.session() as session:
                         _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
-                                    {"traceback": traceback.format_exc(limit=8)})
+                                    {"traceback": traceback.format_exc(limit=8)}, prints[stage.name])
                         append_event(session, action="stage.failed", who=actor, asset_id=asset.asset_id,
                                      details={"stage": stage.name, "version": stage.version, "error": message})
                     continue

@@ -25,11 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
-from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
 from tamperscope.store import queries
-from tamperscope.store.models import Asset
 from tamperscope.temporal.avsync import (
     OffsetResult,
     Phone,
@@ -60,19 +58,15 @@ WINDOW_CONTEXT_S = 6.0
 
 
 
-class AVSyncStage:
+class AVSyncStage(Stage):
     """Lip-sync offset and bilabial check."""
 
     name: ClassVar[str] = "avsync"
     version: ClassVar[str] = VERSION
     requires: ClassVar[tuple[str, ...]] = ("video",)
-    owns_tables: ClassVar[tuple[str, ...]] = ()
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.temporal.model_dump(mode="json", include=set(AVSYNC_SETTINGS))
-
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == MediaType.VIDEO
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO})
+    settings_section: ClassVar[str | None] = "temporal"
+    settings_fields: ClassVar[tuple[str, ...] | None] = AVSYNC_SETTINGS
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)

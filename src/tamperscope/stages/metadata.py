@@ -16,8 +16,7 @@ from tamperscope.probe.tools import run_tool
 from tamperscope.probe.validate import IMAGE_DEMUXERS
 from tamperscope.records import StageOutput
 from tamperscope.settings import LimitSettings, Settings
-from tamperscope.stages.base import StageContext
-from tamperscope.store.models import Asset
+from tamperscope.stages.base import Stage, StageContext
 
 #: what intake wrote into ``assets.probe_json`` beside ffprobe's output (the container walk, e.g. bytes after the
 #: JPEG end marker, and HEIF's header); the stage replaces ffprobe's part and keeps these
@@ -67,18 +66,15 @@ def thumbnail_size(path: Path, exif: dict[str, Any] | None, limits: LimitSetting
     return _image_size(out.stdout)
 
 
-class MetadataStage:
+class MetadataStage(Stage):
+    """Tool output into the asset row; inconsistencies as ``meta.*`` flags (every media type)."""
+
     name: ClassVar[str] = "metadata"
     version: ClassVar[str] = "0.2.0"
-    requires: ClassVar[tuple[str, ...]] = ()
-    owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
         return {"probe_max_packets": settings.limits.probe_max_packets, "rules_version": RULES_VERSION,
                 "rules": sorted(RULES)}
-
-    def applies_to(self, asset: Asset) -> bool:
-        return True
 
     def run(self, ctx: StageContext) -> StageOutput:
         with ctx.media_path() as path:

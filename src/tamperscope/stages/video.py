@@ -35,9 +35,8 @@ from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.shots import Cut, ShotDetector
 from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
-from tamperscope.settings import Settings, VideoSettings
-from tamperscope.stages.base import StageContext
-from tamperscope.store.models import Asset
+from tamperscope.settings import VideoSettings
+from tamperscope.stages.base import Stage, StageContext
 
 MAX_IN_FLIGHT = 8
 
@@ -384,19 +383,14 @@ def _shot_windows(ctx: StageContext, spool: Spool, sid: str, shot_index: int, me
     return rows
 
 
-class VideoStage:
+class VideoStage(Stage):
     """Shots, sampled frames, faces and clip windows for every video and image."""
 
     name: ClassVar[str] = "video"
     version: ClassVar[str] = "0.3.0"
-    requires: ClassVar[tuple[str, ...]] = ()
     owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.video.model_dump(mode="json")
-
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in (MediaType.VIDEO, MediaType.IMAGE)
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO, MediaType.IMAGE})
+    settings_section: ClassVar[str | None] = "video"
 
     def run(self, ctx: StageContext) -> StageOutput:
         spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from tamperscope.custody.intake import ingest_path
+from tamperscope.media import session as session_module
 from tamperscope.media.audio import AudioCollector, extract_audio
 from tamperscope.media.decode import VideoReader
-from tamperscope.media.session import FrameCache, MediaSession
+from tamperscope.media.session import FrameCache, MediaSession, StoredImage
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe import tools
 from tamperscope.settings import LimitSettings
@@ -123,3 +124,19 @@ def test_jpeg_thumbnail_read_from_exiftool_offsets_without_a_second_run(shared_d
     assert thumbnail_size(path, exif, LimitSettings()) == expected
     assert calls == []
     assert thumbnail_size(path, {"File:FileType": "JPEG"}, LimitSettings()) is None
+
+
+def test_an_image_analysis_decodes_the_image_once(ws: Workspace, small_jpeg: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[Path] = []
+    real = session_module.read_stored_image
+
+    def counting(path: Path) -> StoredImage:
+        decoded.append(path)
+        return real(path)
+
+    monkeypatch.setattr(session_module, "read_stored_image", counting)
+    asset_id = ingest_path(ws, small_jpeg).asset_id
+    result = analyze_asset(ws, asset_id, only=["video", "forensics"])
+    assert sorted(result.ran) == ["forensics", "video"] and not result.failed
+    assert len(decoded) == 1

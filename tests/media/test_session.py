@@ -24,6 +24,7 @@ from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe import tools
 from tamperscope.settings import LimitSettings
 from tamperscope.stages.metadata import thumbnail_size
+from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
 
@@ -32,7 +33,7 @@ def test_second_rendering_and_audio_match_their_own_passes(small_video: Path) ->
     with VideoReader(small_video, long_side=128, second_long_side=200, audio=AudioCollector) as reader:
         for frame in reader:
             assert frame.second is not None
-            cache.append(frame.t_ms, frame.second)
+            cache.append(frame.t_ms, frame.second())
         cache.finish(reader.info.fps)
         assert reader.audio is not None
         collected = reader.audio.finish()
@@ -51,7 +52,7 @@ def test_frame_cache_over_its_budget_is_not_used() -> None:
     for t in range(3):
         cache.append(t, np.full((2, 2, 3), t, np.uint8))
     cache.finish(25.0)
-    assert not cache.complete and cache.times == []
+    assert not cache.complete and not cache.accepting and cache.times == []
     cache.close()
 
 
@@ -108,6 +109,11 @@ def test_a_video_analysis_fetches_decodes_and_probes_once(ws: Workspace, small_v
     assert runs.count("exiftool") == 1
     assert counts["fetches"] == 1
     assert counts["opens"] == 1  # pictures and audio from one demux
+    with ws.db.read_session() as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None and asset.probe_json is not None
+        assert asset.probe_json["packets"] and asset.probe_json["streams"]
+        assert asset.probe_json["format"]["filename"] == ws.store.path(asset.storage_key)  # not intake's temp copy
 
 
 def test_jpeg_thumbnail_read_from_exiftool_offsets_without_a_second_run(shared_dir: Path,

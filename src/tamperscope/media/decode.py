@@ -75,8 +75,9 @@ class DecodedFrame:
     detail : callable or None
         Renders the same frame upright at the reader's ``detail_long_side`` on demand (face detection on
         small faces); None when the source is not larger than ``rgb``. Holds the decoded frame until dropped.
-    second : numpy.ndarray or None
-        The frame rendered at the reader's ``second_long_side`` (another consumer of the same decode pass).
+    second : callable or None
+        Renders the frame at the reader's ``second_long_side`` (for another consumer of the same decode pass);
+        call it before the next frame is decoded.
     """
 
     index: int
@@ -84,7 +85,7 @@ class DecodedFrame:
     key: bool
     rgb: np.ndarray
     detail: Callable[[], np.ndarray] | None = None
-    second: np.ndarray | None = None
+    second: Callable[[], np.ndarray] | None = None
 
 
 def normalised_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -299,7 +300,8 @@ class VideoReader:
             for index, t_ms, key, frame in self.raw_frames():
                 rgb = self.render(frame)
                 detail = functools.partial(self._render_detail, frame) if self._offer_detail else None
-                second = self.render_at(frame, self.second_long_side) if self.second_long_side else None
+                second = functools.partial(self.render_at, frame, self.second_long_side) \
+                    if self.second_long_side else None
                 yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail, second=second)
         except av.FFmpegError as exc:  # a rendering error; decoding errors are handled in raw_frames
             if index == 0:

@@ -69,6 +69,11 @@ class FrameCache:
         self._overflow = False
         self._file = tempfile.TemporaryFile(prefix="tamperscope-frames-")  # noqa: SIM115 - closed by close()
 
+    @property
+    def accepting(self) -> bool:
+        """False once the cache overflowed: producers may stop rendering frames for it."""
+        return not self._overflow
+
     def append(self, t_ms: int, rgb: np.ndarray) -> None:
         if self._overflow:
             return

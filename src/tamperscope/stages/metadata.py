@@ -23,12 +23,16 @@ from tamperscope.stages.base import Stage, StageContext
 INTAKE_PROBE_KEYS = ("structure", "libheif")
 
 
-def intake_ffprobe(probe_json: dict[str, Any] | None) -> dict[str, Any] | None:
+def intake_ffprobe(probe_json: dict[str, Any] | None, path: Path) -> dict[str, Any] | None:
     """Intake's ffprobe output (with packets, see :func:`~tamperscope.probe.harvest.ffprobe_command`) without
-    intake's own keys; None for assets probed before intake kept packets, whose ffprobe runs again."""
+    intake's own keys, naming ``path`` (the stored file, not intake's temporary one) as ffprobe would now; None
+    for assets probed before intake kept packets, whose ffprobe runs again."""
     if not probe_json or "packets" not in probe_json:
         return None
-    return {k: v for k, v in probe_json.items() if k not in INTAKE_PROBE_KEYS}
+    probe = {k: v for k, v in probe_json.items() if k not in INTAKE_PROBE_KEYS}
+    if isinstance(probe.get("format"), dict):
+        probe["format"] = {**probe["format"], "filename": str(path)}
+    return probe
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
@@ -79,7 +83,7 @@ class MetadataStage(Stage):
     def run(self, ctx: StageContext) -> StageOutput:
         with ctx.media_path() as path:
             demuxer = IMAGE_DEMUXERS.get(ctx.asset.container or "") if ctx.asset.media_type == "image" else None
-            found = harvest(path, ctx.settings.limits, demuxer, ffprobe=intake_ffprobe(ctx.asset.probe_json))
+            found = harvest(path, ctx.settings.limits, demuxer, ffprobe=intake_ffprobe(ctx.asset.probe_json, path))
             ctx.report(0.5, "harvested")
             mime = (found.exiftool or {}).get("File:MIMEType")
             provenance = read_provenance(path, mime if isinstance(mime, str) else None)

@@ -245,9 +245,9 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
             duration = reader.info.duration_ms or 0
             for frame in reader:
                 times.append(frame.t_ms)
-                if cache is not None and frame.second is not None:
-                    cache.append(frame.t_ms, frame.second)
-                    frame.second = None
+                if cache is not None and cache.accepting and frame.second is not None:
+                    cache.append(frame.t_ms, frame.second())
+                frame.second = None
                 for cut in detector.push(frame.index, detection_frame(frame.rgb)):
                     sampler.add_cut(cut.index)
                 pipeline.submit(sampler.push(frame))

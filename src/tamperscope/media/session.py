@@ -53,6 +53,22 @@ def read_stored_image(path: Path) -> StoredImage:
                                  f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 
 
+class FrameRate:
+    """Which frames a pass at most ``max_fps`` takes: a frame at least ``1000 / max_fps - 1`` ms after the last
+    one taken. The rule sees every frame (not only those a pass wants), so the decode pass that fills a
+    :class:`FrameCache` and the dense pass that reads it, or decodes itself, take the same frames."""
+
+    def __init__(self, max_fps: float) -> None:
+        self.min_step = 1000.0 / max_fps - 1.0
+        self.last_t = -1e9
+
+    def take(self, t_ms: int) -> bool:
+        if t_ms - self.last_t < self.min_step:
+            return False
+        self.last_t = t_ms
+        return True
+
+
 class FrameCache:
     """Equal-shaped RGB frames in decode order, parked raw in a temporary file and read back by index.
 

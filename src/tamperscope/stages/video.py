@@ -32,6 +32,7 @@ from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks, rescale
 from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
+from tamperscope.media.session import FrameRate
 from tamperscope.media.shots import Cut, ShotDetector
 from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
@@ -230,6 +231,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
                                 frames_decoded=1)
         temporal = ctx.settings.temporal
         cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20)
+        rate = FrameRate(temporal.max_fps)  # only the frames the dense pass takes
         audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
         with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
                          second_long_side=temporal.long_side if cache is not None else 0, audio=audio) as reader:
@@ -245,7 +247,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
             duration = reader.info.duration_ms or 0
             for frame in reader:
                 times.append(frame.t_ms)
-                if cache is not None and cache.accepting and frame.second is not None:
+                if cache is not None and cache.accepting and frame.second is not None and rate.take(frame.t_ms):
                     cache.append(frame.t_ms, frame.second())
                 frame.second = None
                 for cut in detector.push(frame.index, detection_frame(frame.rgb)):
@@ -258,7 +260,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
             pipeline.submit(sampler.flush())
             if reader.decode_error is None:
                 if cache is not None:
-                    cache.finish(fps)
+                    cache.finish(min(fps, temporal.max_fps))
                 if audio is not None:
                     ctx.media.set_audio(reader.audio.finish() if reader.audio is not None else None)
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=list(detector.cuts), frame_times=times,

@@ -33,7 +33,7 @@ import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.media.decode import VideoReader
-from tamperscope.media.session import FrameCache
+from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.temporal.mesh import N_LANDMARKS
 
 T = TypeVar("T")
@@ -224,17 +224,15 @@ def _patches(frames: Frames, ranges_ms: list[tuple[int, int]], *, max_fps: float
     """
     import cv2
 
-    min_step = 1000.0 / max_fps - 1.0
-    last_t = -1e9
+    rate = FrameRate(max_fps)
     end_all = max((b for _, b in ranges_ms), default=-1)
     scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
     tick = time.perf_counter()
     for t_ms, render in frames:
         if t_ms > end_all:
             break
-        if not any(a <= t_ms <= b for a, b in ranges_ms) or t_ms - last_t < min_step:
+        if not rate.take(t_ms) or not any(a <= t_ms <= b for a, b in ranges_ms):
             continue
-        last_t = t_ms
         rgb = render()
         height, width = rgb.shape[:2]
         if guides and scaled is None:

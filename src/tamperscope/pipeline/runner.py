@@ -97,6 +97,11 @@ def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str,
     )
 
 
+def _is_current(previous: StageRun | None, print_: str) -> bool:
+    """The one rule: a stored result is current when its run succeeded with the fingerprint ``print_``."""
+    return previous is not None and previous.status in ("done", "not_applicable") and previous.fingerprint == print_
+
+
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
     """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
@@ -157,13 +162,6 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
     actor = ws.actor
     current: dict[str, str | None] = {name: run.fingerprint for name, run in done.items()}
 
-    def needs_run(stage: Stage, print_: str) -> bool:
-        if only and stage.name not in only:
-            return False
-        previous = done.get(stage.name)
-        return (force or previous is None or previous.status not in ("done", "not_applicable")
-                or previous.fingerprint != print_)
-
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
             return stage, None, "not_applicable"
@@ -206,7 +204,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
                 prints[name] = fingerprint(stage, ws.settings, current)
-                if not needs_run(stage, prints[name]):
+                if (only and name not in only) or (not force and _is_current(done.get(name), prints[name])):
                     result.skipped.append(name)
                     finished.add(name)
                     continue

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
-import tempfile
-import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,7 +21,6 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from isal import isal_zlib
 
 from tamperscope.media.audio import AudioCollector
 from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, image_frame, upright
@@ -34,7 +30,7 @@ from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_dup
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.session import FrameRate
 from tamperscope.media.shots import Cut, ShotDetector
-from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
+from tamperscope.media.windows import Spool, letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
 from tamperscope.settings import VideoSettings
 from tamperscope.stages.base import Stage, StageContext
@@ -58,37 +54,6 @@ def decode_png(data: bytes) -> np.ndarray:
     if bgr is None:
         raise ValueError("PNG decoding failed")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-class Spool:
-    """Fixed-shape uint8 arrays parked in a temporary file (deflated), so clip windows can be assembled at the
-    end without keeping every thumbnail in memory or decoding stored PNGs again. Thread-safe appends."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        self._file = tempfile.TemporaryFile(prefix="tamperscope-spool-")  # noqa: SIM115 - closed by close()
-        self._slots: list[tuple[int, int]] = []
-        self._lock = threading.Lock()
-
-    def append(self, array: np.ndarray) -> int:
-        if array.shape != self.shape or array.dtype != np.uint8:
-            raise ValueError(f"spool holds uint8 arrays of shape {self.shape}, got {array.shape} {array.dtype}")
-        data = isal_zlib.compress(np.ascontiguousarray(array).tobytes(), 0)
-        with self._lock:
-            offset = self._file.seek(0, io.SEEK_END)
-            self._file.write(data)
-            self._slots.append((offset, len(data)))
-            return len(self._slots) - 1
-
-    def read(self, slot: int) -> np.ndarray:
-        offset, length = self._slots[slot]
-        with self._lock:
-            self._file.seek(offset)
-            data = self._file.read(length)
-        return np.frombuffer(isal_zlib.decompress(data), dtype=np.uint8).reshape(self.shape)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass

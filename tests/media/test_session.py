@@ -54,6 +54,10 @@ def test_frame_cache_over_its_budget_is_not_used() -> None:
     cache.finish(25.0)
     assert not cache.complete and not cache.accepting and cache.times == []
     cache.close()
+    known = FrameCache(max_bytes=100 * 12, expected_frames=101)  # the stream's length says it cannot fit
+    known.append(0, np.zeros((2, 2, 3), np.uint8))
+    assert not known.accepting and known.times == []
+    known.close()
 
 
 def test_session_fetches_once_and_extracts_audio_when_no_pass_left_it(small_video: Path) -> None:

@@ -72,12 +72,14 @@ class FrameRate:
 class FrameCache:
     """Equal-shaped RGB frames in decode order, parked raw in a temporary file and read back by index.
 
-    Holds at most ``max_bytes``; a frame beyond that (or of another shape) marks the cache incomplete, and a
-    reader then decodes the file itself. Raw bytes, because compressing costs more CPU than the decode it saves.
+    Holds at most ``max_bytes``; a frame beyond that (or of another shape), or a first frame when
+    ``expected_frames`` of its size would not fit, marks the cache incomplete, and a reader then decodes the
+    file itself. Raw bytes, because compressing costs more CPU than the decode it saves.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, expected_frames: int = 0) -> None:
         self.max_bytes = max_bytes
+        self.expected_frames = expected_frames
         self.times: list[int] = []
         self.shape: tuple[int, ...] | None = None
         self.fps = 0.0
@@ -95,7 +97,8 @@ class FrameCache:
             return
         if self.shape is None:
             self.shape = rgb.shape
-        if rgb.shape != self.shape or (len(self.times) + 1) * rgb.nbytes > self.max_bytes:
+        frames = max(len(self.times) + 1, self.expected_frames)  # a stream known to overflow: stop at once
+        if rgb.shape != self.shape or frames * rgb.nbytes > self.max_bytes:
             self._overflow = True
             self._file.truncate(0)
             self.times.clear()
@@ -177,13 +180,13 @@ class MediaSession:
             self._audio = (extract_audio(self.path()),)
         return self._audio[0]
 
-    def dense_cache(self, long_side: int, max_bytes: int) -> FrameCache | None:
+    def dense_cache(self, long_side: int, max_bytes: int, expected_frames: int = 0) -> FrameCache | None:
         """A fresh cache for the dense pass's frames at ``long_side``, when a stage that needs them will run."""
         if not self.wants & {"temporal", "avsync"} or max_bytes <= 0:
             return None
         if self.dense_frames is not None:
             self.dense_frames.close()
-        self.dense_frames, self.dense_long_side = FrameCache(max_bytes), long_side
+        self.dense_frames, self.dense_long_side = FrameCache(max_bytes, expected_frames), long_side
         return self.dense_frames
 
     def cached_frames(self, long_side: int) -> FrameCache | None:

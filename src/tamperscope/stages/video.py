@@ -195,12 +195,14 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
         temporal = ctx.settings.temporal
-        cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20)
-        rate = FrameRate(temporal.max_fps)  # only the frames the dense pass takes
         audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
         with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
-                         second_long_side=temporal.long_side if cache is not None else 0, audio=audio) as reader:
+                         second_long_side=temporal.long_side, audio=audio) as reader:
             fps = reader.info.fps
+            expected = (reader.info.duration_ms or 0) * min(fps, temporal.max_fps) / 1000
+            cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20,
+                                          round(expected))
+            rate = FrameRate(temporal.max_fps)  # only the frames the dense pass takes
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,
                                     adaptive_threshold=video.adaptive_threshold,

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from tamperscope.media.audio import AudioTrack, extract_audio
 from tamperscope.media.decode import VideoReader
 from tamperscope.media.faces import FaceAnalyzer
 from tamperscope.settings import Settings
-from tamperscope.temporal.audio import AudioTrack, extract_audio
 from tamperscope.temporal.avsync import OffsetResult, audio_features, estimate_offset, mouth_opening, sync_score
 from tamperscope.temporal.dense import DenseTrack, dense_landmarks
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS

@@ -10,14 +10,21 @@
    analyze / real time and analyze / ``ffmpeg -i FILE -f null -`` of the same file, measured in the same run.
    Goal: analyze <= 30 s on 2 cores. The source has no audio, so ``avsync`` reports ``not_applicable`` unless
    ``--audio-from`` names a file whose (looped) audio track is muxed in.
+3. What the analysis opens, counted by a hook around ``subprocess.run`` and ``av.open`` in this process only
+   (:func:`counting`): runs of each external tool (``-version`` queries apart), PyAV container opens, decode
+   passes per stream kind with their frame counts (a pass over every frame is a full decode) and fetches of the
+   raw file from the store. ``--serial`` runs one stage at a time (``workers=1``), so the process CPU-seconds
+   between a stage's first and last progress report are that stage's own; the machine is shared, so CPU-seconds
+   are the stable figure.
 
 Usage: ``.venv/bin/python bench/deep.py [--frame F.onnx] [--clip C.onnx] [--seconds 60] [--audio-from FILE]
-[--skip-models] [--skip-analyze]``. Skips the analyze part with a message when ``../shared`` is absent.
+[--serial] [--skip-models] [--skip-analyze]``. Skips the analyze part with a message when ``../shared`` is absent.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import resource
@@ -26,11 +33,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import av
 import numpy as np
 from sqlalchemy import select
 
@@ -103,30 +114,124 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def bench_analyze(video: Path, home: Path, seconds: float) -> None:
-    """Ingest ``video``, time ``analyze`` per stage and print the table and ratios."""
+@dataclass
+class MediaCounts:
+    """What one analysis opened: tool runs by name, container opens, decode passes and raw-file fetches."""
+
+    tools: Counter[str] = field(default_factory=Counter)
+    opens: int = 0
+    decodes: list[tuple[str, int]] = field(default_factory=list)  # (stream kinds, frames yielded)
+    fetches: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _CountingContainer:
+    """An input container that records each ``decode`` pass (stream kinds, frames yielded) in ``counts``."""
+
+    def __init__(self, inner: Any, counts: MediaCounts) -> None:
+        self._inner = inner
+        self._counts = counts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __enter__(self) -> _CountingContainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.close()
+
+    def demux(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
+        """Packets of one demux pass; decoding its video packets counts as a decode pass over those frames."""
+        flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
+        kinds = "+".join(sorted({str(s.type) for s in flat})) + " (demux)"
+        frames = 0
+        try:
+            for packet in self._inner.demux(*streams, **kwargs):
+                frames += packet.stream.type == "video" and packet.size > 0
+                yield packet
+        finally:
+            with self._counts.lock:
+                self._counts.decodes.append((kinds, frames))
+
+    def decode(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
+        flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
+        kinds = "+".join(sorted({str(s.type) for s in flat})) or "+".join(sorted(kwargs)) or "all"
+        frames = 0
+        try:
+            for frame in self._inner.decode(*streams, **kwargs):
+                frames += 1
+                yield frame
+        finally:
+            with self._counts.lock:
+                self._counts.decodes.append((kinds, frames))
+
+
+@contextlib.contextmanager
+def counting(ws: Workspace) -> Iterator[MediaCounts]:
+    """Count tool runs, PyAV opens/decodes and raw-file fetches while the block runs (bench-only hooks)."""
+    counts = MediaCounts()
+    real_run, real_open, real_local = subprocess.run, av.open, ws.store.local_path
+
+    def run(args: Any, *a: Any, **kw: Any) -> Any:
+        argv = [str(x) for x in args]
+        version = len(argv) > 1 and argv[1] in ("-version", "-ver", "--Version")
+        with counts.lock:
+            counts.tools[Path(argv[0]).name + (" -version" if version else "")] += 1
+        return real_run(args, *a, **kw)
+
+    def open_(*a: Any, **kw: Any) -> Any:
+        container = real_open(*a, **kw)
+        with counts.lock:
+            counts.opens += 1
+        mode = kw.get("mode", a[1] if len(a) > 1 else "r")
+        return _CountingContainer(container, counts) if mode == "r" else container
+
+    def local_path(key: str) -> Any:
+        with counts.lock:
+            counts.fetches += 1
+        return real_local(key)
+
+    subprocess.run, av.open = run, open_  # type: ignore[assignment]
+    ws.store.local_path = local_path  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        subprocess.run, av.open = real_run, real_open  # type: ignore[assignment]
+        ws.store.local_path = real_local  # type: ignore[method-assign]
+
+
+def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None:
+    """Ingest ``video``, time ``analyze`` per stage and print the table, the counts and the ratios."""
     settings = Settings(home=home, actor="bench")
+    if serial:
+        settings.workers = 1
     if settings.models.frame_path is None and (SHIPPED / "frame.onnx").is_file():
         settings.models.frame_path = SHIPPED / "frame.onnx"
     if settings.models.clip_path is None and (SHIPPED / "clip.onnx").is_file():
         settings.models.clip_path = SHIPPED / "clip.onnx"
     ws = Workspace.open(settings)
     spans: dict[str, list[float]] = {}
+    cpu_spans: dict[str, list[float]] = {}
     lock = threading.Lock()
 
     def progress(stage: str, fraction: float, message: str) -> None:
-        now = time.perf_counter()
+        now, cpu_now = time.perf_counter(), cpu_seconds()
         with lock:
             span = spans.setdefault(stage, [now, now])
             span[1] = now
+            cpu_span = cpu_spans.setdefault(stage, [cpu_now, cpu_now])
+            cpu_span[1] = cpu_now
 
     try:
-        asset_id = ingest_path(ws, video).asset_id
+        with counting(ws) as intake_counts:
+            asset_id = ingest_path(ws, video).asset_id
         decode_s = time_ffmpeg_decode(video)
         load = os.getloadavg()[0]
         cpu0 = cpu_seconds()
         start = time.perf_counter()
-        result = analyze_asset(ws, asset_id, progress=progress)
+        with counting(ws) as counts:
+            result = analyze_asset(ws, asset_id, progress=progress)
         total = time.perf_counter() - start
         cpu = cpu_seconds() - cpu0
         with ws.db.session() as session:
@@ -136,13 +241,24 @@ def bench_analyze(video: Path, home: Path, seconds: float) -> None:
         ws.close()
     print(f"\nanalyze of {video.name}: {seconds:g} s 1280x720; frame model: {settings.models.frame_path or 'none'}, "
           f"clip model: {settings.models.clip_path or 'none'}; 1-min load average before: {load:.1f}")
-    print(f"{'stage':10s} {'start s':>8s} {'wall s':>7s} {'status':15s} summary")
+    print(f"workers: {settings.workers}" + (" (serial: CPU s per stage is that stage's own)" if serial else
+                                              " (stages overlap: CPU s per stage includes the others')"))
+    print(f"{'stage':10s} {'start s':>8s} {'wall s':>7s} {'CPU s':>7s} {'status':15s} summary")
     for stage, (first, last) in sorted(spans.items(), key=lambda kv: kv[1][0]):
         status, summary = runs.get(stage, ("?", {}))
         brief = {k: v for k, v in summary.items() if not isinstance(v, dict | list) and k != "traceback"}
-        print(f"{stage:10s} {first - start:8.1f} {last - first:7.1f} {status:15s} {brief}")
+        used = cpu_spans[stage][1] - cpu_spans[stage][0]
+        print(f"{stage:10s} {first - start:8.1f} {last - first:7.1f} {used:7.1f} {status:15s} {brief}")
     print(f"ran: {', '.join(result.ran)}; not applicable: {', '.join(result.not_applicable) or '-'}; "
           f"failed: {result.failed or '-'}")
+    frames = max((n for kinds, n in counts.decodes if "video" in kinds), default=0)
+    full = sum(1 for kinds, n in counts.decodes if "video" in kinds and n >= 0.9 * frames)
+    print(f"COUNTS full video decodes: {full}; ffprobe: {counts.tools['ffprobe']}; "
+          f"exiftool: {counts.tools['exiftool']}; raw-file fetches: {counts.fetches}; av.open: {counts.opens}")
+    print(f"  intake: ffprobe {intake_counts.tools['ffprobe']}, exiftool {intake_counts.tools['exiftool']}, "
+          f"decode passes {sorted(intake_counts.decodes)}")
+    print(f"  decode passes (streams, frames): {sorted(counts.decodes)}; "
+          f"tool runs: {dict(sorted(counts.tools.items()))}")
     print(f"ffmpeg -f null decode: {decode_s:.2f} s")
     print(f"analyze total: {total:.1f} s wall, {cpu:.1f} s CPU (goal <= 30 s wall on 2 cores)")
     print(f"RATIO analyze / real time = {total / seconds:.2f}; analyze / ffmpeg decode = {total / decode_s:.1f}")
@@ -156,6 +272,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the analyzed video")
     parser.add_argument("--audio-from", type=Path, help="mux this file's audio (looped) into the video")
+    parser.add_argument("--serial", action="store_true", help="one stage at a time: CPU-seconds per stage")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
     args = parser.parse_args()
@@ -169,7 +286,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tamperscope-bench-") as tmp:
         video = Path(tmp) / "face60.mp4"
         make_video(video, args.seconds, args.audio_from)
-        bench_analyze(video, Path(tmp) / "home", args.seconds)
+        bench_analyze(video, Path(tmp) / "home", args.seconds, args.serial)
     return 0
 
 

@@ -25,6 +25,9 @@ class LimitSettings(BaseModel):
     api_max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="largest API upload body in bytes; a larger "
                                       "one is answered 413 before its body is stored")
     max_pixels: int = Field(120_000_000, description="largest accepted frame, width x height")
+    frame_cache_mb: int = Field(2048, ge=0, description="most MiB of frames the video stage's decode pass keeps "
+                                "(raw, in a temp file) for the dense landmark pass; beyond it that pass decodes "
+                                "the file again (0: always). Does not change results")
     max_duration_s: float = Field(6 * 3600.0, description="longest accepted media duration")
     max_streams: int = Field(16, description="most streams a container may hold")
     tool_timeout_s: float = Field(60.0, description="timeout for each external tool run")

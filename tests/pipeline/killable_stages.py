@@ -5,25 +5,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from tamperscope.records import DetectionRecord, StageOutput
-from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
-from tamperscope.store.models import Asset
+from tamperscope.stages.base import Stage, StageContext
 
 
-class _Base:
-    requires: ClassVar[tuple[str, ...]] = ()
-    owns_tables: ClassVar[tuple[str, ...]] = ()
+class _Base(Stage):
     version: ClassVar[str] = "1"
-    name: ClassVar[str] = ""
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return {}
-
-    def applies_to(self, asset: Asset) -> bool:
-        return True
 
     def _rows(self) -> list[DetectionRecord]:
         return [DetectionRecord(module_name=f"test.{self.name}", module_version="1", window_id=f"w{i}", score=i / 10)

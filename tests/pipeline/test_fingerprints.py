@@ -18,6 +18,7 @@ from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.settings import ModelSettings, Settings, TemporalSettings
 from tamperscope.stages import fusion as fusion_stage
 from tamperscope.stages.avsync import AVSyncStage
+from tamperscope.stages.base import fingerprint
 from tamperscope.stages.deep import DeepStage
 from tamperscope.stages.temporal import TemporalStage
 from tamperscope.store.models import Detection
@@ -57,16 +58,46 @@ def test_refitted_fusion_artifact_makes_stored_verdicts_stale(any_ws: Workspace,
     assert after is not None and after < before
 
 
-def test_deep_fingerprint_covers_the_model_sidecar(tmp_path: Path) -> None:
+def test_deep_fingerprint_covers_the_model_and_its_sidecar(tmp_path: Path) -> None:
     model = tmp_path / "frame.onnx"
     model.write_bytes(b"stand-in for an ONNX graph")
-    model.with_suffix(".yaml").write_text("kind: frame\ninput_size: 160\n", encoding="utf-8")
+    sidecar = model.with_suffix(".yaml")
+    sidecar.write_text("kind: frame\ninput_size: 160\n", encoding="utf-8")
     settings = Settings(home=tmp_path, models=ModelSettings(frame_path=model, clip_path=None))
-    before = DeepStage().params(settings)
-    model.with_suffix(".yaml").write_text("kind: frame\ninput_size: 224\n", encoding="utf-8")
-    after = DeepStage().params(settings)
-    assert after["frame_sha256"] == before["frame_sha256"]
-    assert after["frame_sidecar_sha256"] != before["frame_sidecar_sha256"]
+    inputs = {"video": "v1"}
+    first = fingerprint(DeepStage(), settings, inputs)
+    assert fingerprint(DeepStage(), settings, inputs) == first
+    sidecar.write_text("kind: frame\ninput_size: 224\n", encoding="utf-8")
+    second = fingerprint(DeepStage(), settings, inputs)
+    assert second != first
+    model.write_bytes(b"a retrained ONNX graph")
+    assert fingerprint(DeepStage(), settings, inputs) not in (first, second)
+
+
+def test_fingerprint_follows_version_settings_and_inputs() -> None:
+    settings = Settings()
+    stage = TemporalStage()
+    base = fingerprint(stage, settings, {"video": "v1"})
+    assert fingerprint(stage, settings, {"video": "v2"}) != base  # an input re-ran with other results
+    assert fingerprint(stage, settings, {"video": "v1", "metadata": "m2"}) == base  # not an input of temporal
+    changed = settings.model_copy(update={"temporal": settings.temporal.model_copy(update={"blink_drop": 0.4})})
+    assert fingerprint(stage, changed, {"video": "v1"}) != base
+    unrelated = settings.model_copy(update={"temporal": settings.temporal.model_copy(update={"max_offset_s": 2.0})})
+    assert fingerprint(stage, unrelated, {"video": "v1"}) == base
+
+    class Bumped(TemporalStage):
+        version = "9.9.9"
+
+    assert fingerprint(Bumped(), settings, {"video": "v1"}) != base
+
+
+def test_a_changed_input_reruns_its_dependents_and_nothing_else(ws: Workspace, small_jpeg: Path) -> None:
+    asset_id = ingest_path(ws, small_jpeg).asset_id
+    stages = ["metadata", "video", "forensics"]
+    assert sorted(analyze_asset(ws, asset_id, only=stages).ran) == sorted(stages)
+    ws.settings.video.near_duplicate_phash += 1  # a video setting: video and forensics (its dependent) re-run
+    again = analyze_asset(ws, asset_id, only=stages)
+    assert sorted(again.ran) == ["forensics", "video"] and "metadata" in again.skipped
 
 
 def _changed(field: str, value: Any) -> set[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamperscope.temporal.audio import extract_audio
+from tamperscope.media.audio import extract_audio
 from tamperscope.temporal.avsync import (
     CHANCE_MARGIN,
     Phone,

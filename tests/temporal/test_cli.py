@@ -6,7 +6,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tamperscope.cli.main import app
-from tamperscope.temporal.audio import extract_audio
+from tamperscope.media.audio import extract_audio
 
 
 def test_talking_head_command_writes_a_clip_with_its_truth(tmp_path: Path) -> None:

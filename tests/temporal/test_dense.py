@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tamperscope.media.decode import VideoReader
+from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.temporal.dense import (
     DenseTrack,
     dense_landmarks,
@@ -108,3 +110,19 @@ def test_prefetch_reraises_the_producer_error_and_stops_on_close() -> None:
     assert next(endless) == 0
     endless.close()  # joins the producer thread; a hang here fails the test by timeout
     assert not any(t.name == "dense-decode" and t.is_alive() for t in threading.enumerate())
+
+
+def test_frames_cached_by_the_decode_pass_give_the_landmarks_of_an_own_decode(make_clip) -> None:
+    clip = make_clip(duration_s=3.0)
+    max_fps = 12.0  # below the clip's rate: both paths must take the same frames
+    rate, cache = FrameRate(max_fps), FrameCache(max_bytes=1 << 30)
+    with VideoReader(clip.path, long_side=64, second_long_side=256) as reader:
+        for frame in reader:
+            if frame.second is not None and rate.take(frame.t_ms):
+                cache.append(frame.t_ms, frame.second())
+        cache.finish(min(reader.info.fps, max_fps))
+    own = dense_landmarks(clip.path, [(500, 2500)], long_side=256, max_fps=max_fps)
+    cached = dense_landmarks(clip.path, [(500, 2500)], long_side=256, max_fps=max_fps, cache=cache)
+    cache.close()
+    assert len(own.t_ms) > 10 and np.array_equal(own.t_ms, cached.t_ms) and own.fps == cached.fps
+    assert np.array_equal(own.landmarks, cached.landmarks, equal_nan=True)

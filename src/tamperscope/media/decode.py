@@ -28,6 +28,7 @@ import pillow_heif
 from PIL import ExifTags, Image
 
 from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.media.audio import AudioCollector, container_start
 
 # HEIF/HEIC stills open through Pillow like every other image (intake validates them with the same decoder)
 pillow_heif.register_heif_opener()
@@ -74,6 +75,9 @@ class DecodedFrame:
     detail : callable or None
         Renders the same frame upright at the reader's ``detail_long_side`` on demand (face detection on
         small faces); None when the source is not larger than ``rgb``. Holds the decoded frame until dropped.
+    second : callable or None
+        Renders the frame at the reader's ``second_long_side`` (for another consumer of the same decode pass);
+        call it before the next frame is decoded.
     """
 
     index: int
@@ -81,6 +85,7 @@ class DecodedFrame:
     key: bool
     rgb: np.ndarray
     detail: Callable[[], np.ndarray] | None = None
+    second: Callable[[], np.ndarray] | None = None
 
 
 def normalised_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -125,6 +130,12 @@ class VideoReader:
     detail_long_side : int
         Long side of on-demand detail renderings (0: none); only offered when the source is larger than
         ``long_side``.
+    second_long_side : int
+        Also render every frame at this long side (0: no), as a reader of that ``long_side`` would.
+    audio : callable, optional
+        Makes an :class:`~tamperscope.media.audio.AudioCollector` from the container start time; it
+        receives the first audio stream's decoded frames from the same demux pass (one read of the file for
+        pictures and sound). ``audio`` stays None when the file has no audio stream.
 
     Examples
     --------
@@ -133,15 +144,18 @@ class VideoReader:
     ...         print(frame.t_ms, frame.rgb.shape)
     """
 
-    def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0) -> None:
+    def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0,
+                 second_long_side: int = 0, audio: Callable[[Fraction], AudioCollector] | None = None) -> None:
         self.path = path
         self.long_side = long_side
         self.detail_long_side = detail_long_side
+        self.second_long_side = second_long_side
         self._detail: tuple[tuple[int, int, str], av.filter.Graph] | None = None
         self._main: tuple[tuple[int, int, str], av.filter.Graph] | None = None
         self._size: tuple[int, int] | None = None
         self._offer_detail = False
         self._detail_lock = threading.Lock()
+        self._sized: dict[int, tuple[tuple[int, int, str], av.filter.Graph, tuple[int, int]]] = {}
         try:
             self._container = av.open(str(path))
         except (av.FFmpegError, OSError, ValueError) as exc:  # ValueError covers UnicodeDecodeError
@@ -162,8 +176,8 @@ class VideoReader:
         self.info = VideoInfo(fps=float(rate) if rate else 25.0, duration_ms=duration,
                               frame_count=self._stream.frames or None)
         self.decode_error: str | None = None
-        start = self._container.start_time
-        self._start_s = Fraction(start, 1_000_000) if start is not None else Fraction(0)
+        self._start_s = container_start(self._container)
+        self.audio = audio(self._start_s) if audio is not None and self._container.streams.audio else None
 
     def __enter__(self) -> VideoReader:
         return self
@@ -231,7 +245,7 @@ class VideoReader:
         """
         index = 0
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in self._decode():
                 yield index, self._t_ms(frame, index), bool(frame.key_frame), frame
                 index += 1
         except av.FFmpegError as exc:
@@ -239,6 +253,34 @@ class VideoReader:
                 raise InputRejectedError(RejectReason.CORRUPT_STREAM,
                                          f"cannot decode the video: {scrub(str(exc), self.path)}") from exc
             self.decode_error = f"decoding stopped after {index} frames: {exc}"
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """The video stream's frames; with an audio collector, one demux of both streams feeds it on the way."""
+        if self.audio is None:
+            yield from self._container.decode(self._stream)
+            return
+        audio = self._container.streams.audio[0]
+        for packet in self._container.demux(self._stream, audio):
+            if packet.stream.index == self._stream.index:
+                yield from (frame for frame in packet.decode() if isinstance(frame, av.VideoFrame))
+                continue
+            try:
+                for sound in packet.decode():
+                    if isinstance(sound, av.AudioFrame):
+                        self.audio.push(sound)
+            except av.FFmpegError:
+                self.audio.fail()
+
+    def render_at(self, frame: av.VideoFrame, long_side: int) -> np.ndarray:
+        """``frame`` upright at ``long_side`` (a graph per size, its output size fixed by the first frame): the
+        same pixels a reader of that ``long_side`` renders. For a second consumer of one decode pass."""
+        shape = (frame.width, frame.height, frame.format.name)
+        built = self._sized.get(long_side)
+        if built is None or built[0] != shape:
+            graph, size = self._graph(frame, built[2] if built else None, long_side)
+            built = self._sized[long_side] = (shape, graph, size)
+        built[1].push(frame)
+        return built[1].vpull().to_ndarray()
 
     def render(self, frame: av.VideoFrame) -> np.ndarray:
         """``frame`` upright, with square pixels, at the normalised size (that of the stream's first frame)."""
@@ -258,7 +300,9 @@ class VideoReader:
             for index, t_ms, key, frame in self.raw_frames():
                 rgb = self.render(frame)
                 detail = functools.partial(self._render_detail, frame) if self._offer_detail else None
-                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail)
+                second = functools.partial(self.render_at, frame, self.second_long_side) \
+                    if self.second_long_side else None
+                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail, second=second)
         except av.FFmpegError as exc:  # a rendering error; decoding errors are handled in raw_frames
             if index == 0:
                 raise InputRejectedError(RejectReason.CORRUPT_STREAM,
@@ -314,6 +358,11 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,
                                  f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
+    return image_frame(full, long_side=long_side, detail_long_side=detail_long_side)
+
+
+def image_frame(full: np.ndarray, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:
+    """An upright full-size RGB image as one normalised frame (see :func:`read_image`)."""
 
     def resized(side: int) -> np.ndarray:
         width, height = normalised_size(full.shape[1], full.shape[0], side)

@@ -10,9 +10,12 @@ shorter than ``clip_length`` gives one window of all its frames (``N < clip_leng
 from __future__ import annotations
 
 import io
+import tempfile
+import threading
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 from sqlalchemy import select
 
 from tamperscope.errors import NotFoundError
@@ -119,3 +122,34 @@ def load_window(ws: Workspace, window_id: str) -> np.ndarray:
     data = ws.store.get_bytes(ws.store.key_of(uri))
     array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
     return array
+
+
+class Spool:
+    """Fixed-shape uint8 arrays parked in a temporary file (deflated), so clip windows can be assembled at the
+    end without keeping every thumbnail in memory or decoding stored PNGs again. Thread-safe appends."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self._file = tempfile.TemporaryFile(prefix="tamperscope-spool-")  # noqa: SIM115 - closed by close()
+        self._slots: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def append(self, array: np.ndarray) -> int:
+        if array.shape != self.shape or array.dtype != np.uint8:
+            raise ValueError(f"spool holds uint8 arrays of shape {self.shape}, got {array.shape} {array.dtype}")
+        data = isal_zlib.compress(np.ascontiguousarray(array).tobytes(), 0)
+        with self._lock:
+            offset = self._file.seek(0, io.SEEK_END)
+            self._file.write(data)
+            self._slots.append((offset, len(data)))
+            return len(self._slots) - 1
+
+    def read(self, slot: int) -> np.ndarray:
+        offset, length = self._slots[slot]
+        with self._lock:
+            self._file.seek(offset)
+            data = self._file.read(length)
+        return np.frombuffer(isal_zlib.decompress(data), dtype=np.uint8).reshape(self.shape)
+
+    def close(self) -> None:
+        self._file.close()

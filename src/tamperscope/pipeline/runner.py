@@ -16,9 +16,10 @@ from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, RejectReason, UsageError
+from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
-from tamperscope.stages.base import ProgressCallback, Stage, StageContext
+from tamperscope.stages.base import ProgressCallback, Stage, StageContext, fingerprint, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace
@@ -89,16 +90,22 @@ def _sealed_groups(stage: Stage, asset_id: str, output: StageOutput) -> list[str
 
 
 def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str, Any], status: str,
-                error: str | None, summary: dict[str, Any]) -> None:
+                error: str | None, summary: dict[str, Any], fingerprint: str | None) -> None:
     session.merge(
         StageRun(asset_id=asset_id, stage=stage.name, version=stage.version, params_json=params, status=status,
-                 error=error, finished_at=datetime.now(UTC), summary_json=summary)
+                 error=error, finished_at=datetime.now(UTC), summary_json=summary, fingerprint=fingerprint)
     )
+
+
+def _is_current(previous: StageRun | None, print_: str) -> bool:
+    """The one rule: a stored result is current when its run succeeded with the fingerprint ``print_``."""
+    return previous is not None and previous.status in ("done", "not_applicable") and previous.fingerprint == print_
 
 
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
-    """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it.
+    """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
+    whose fingerprint changed re-runs, and so, through theirs, do the stages after it).
 
     The run holds the asset's analysis lease (see :mod:`tamperscope.custody.lease`): a second run of the same
     asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one.
@@ -129,22 +136,36 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
         if unknown:
             raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
     result = RunResult(asset_id=asset.asset_id)
-    stale: set[str] = set()
+    media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis
+    media.wants = set(only) if only else {s.name for s in stages}
+    try:
+        _run_stages(ws, asset, stages, done, media, result, only=only, force=force, progress=progress)
+    finally:
+        media.close()
 
-    def needs_run(stage: Stage) -> bool:
-        if only and stage.name not in only:
-            return False
-        previous = done.get(stage.name)
-        if force or previous is None or previous.status not in ("done", "not_applicable") or stage.name in stale:
-            return True
-        if any(dep in stale for dep in stage.requires):
-            return True
-        return previous.version != stage.version or previous.params_json != stage.params(ws.settings)
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
+    with ws.db.session() as session:
+        stored = session.get(Asset, asset.asset_id)
+        assert stored is not None
+        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
+        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
+        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
+                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
+                              "not_applicable": result.not_applicable})
+        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
+    return result
+
+
+def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str, StageRun], media: MediaSession,
+                result: RunResult, *, only: list[str] | None, force: bool, progress: ProgressCallback | None) -> None:
+    """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
+    actor = ws.actor
+    current: dict[str, str | None] = {name: run.fingerprint for name, run in done.items()}
 
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
             return stage, None, "not_applicable"
-        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name)
+        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media)
         ctx.report(0.0, "started")
         output = stage.run(ctx)
         ctx.report(1.0, "done")
@@ -152,11 +173,13 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
+        current[stage.name] = prints[stage.name]
         objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
         with ws.db.session() as session:
             if output is not None:
                 _write_output(session, stage, asset.asset_id, output)
-            _record_run(session, stage, asset.asset_id, params, status, None, output.summary if output else {})
+            _record_run(session, stage, asset.asset_id, params, status, None, output.summary if output else {},
+                        prints[stage.name])
             append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
                          details={"stage": stage.name, "version": stage.version, "params": params,
                                   "rows": {"shots": len(output.shots), "frames": len(output.frames),
@@ -165,6 +188,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                 seal(session, who=actor, asset_id=asset.asset_id, groups=_sealed_groups(stage, asset.asset_id,
                                                                                          output), objects=objects)
 
+    prints: dict[str, str] = {}
     pending = {s.name: s for s in stages}
     finished: set[str] = set()
     running: dict[Future[tuple[Stage, StageOutput | None, str]], Stage] = {}
@@ -179,11 +203,11 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                 if failed_dep:
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
-                if not needs_run(stage):
+                prints[name] = fingerprint(stage, ws.settings, current)
+                if (only and name not in only) or (not force and _is_current(done.get(name), prints[name])):
                     result.skipped.append(name)
                     finished.add(name)
                     continue
-                stale.add(name)
                 running[pool.submit(execute, stage)] = stage
             if not running:
                 continue
@@ -200,24 +224,12 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                         result.rejected[stage.name] = exc.reason.value
                     with ws.db.session() as session:
                         _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
-                                    {"traceback": traceback.format_exc(limit=8)})
+                                    {"traceback": traceback.format_exc(limit=8)}, prints[stage.name])
                         append_event(session, action="stage.failed", who=actor, asset_id=asset.asset_id,
                                      details={"stage": stage.name, "version": stage.version, "error": message})
                     continue
                 finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
-
-    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
-    with ws.db.session() as session:
-        stored = session.get(Asset, asset.asset_id)
-        assert stored is not None
-        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
-        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
-        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
-                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
-                              "not_applicable": result.not_applicable})
-        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
-    return result
 
 
 __all__ = ["RunResult", "analyze_asset"]

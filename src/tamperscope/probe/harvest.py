@@ -33,22 +33,33 @@ def missing_keys(tool: str, data: dict[str, Any] | None) -> list[str]:
     return [key for key in REQUIRED_KEYS[tool] if not data or key not in data]
 
 
-def harvest(path: Path, limits: LimitSettings, demuxer: str | None = None) -> Harvest:
+def ffprobe_command(path: Path, max_packets: int, demuxer: str | None = None) -> list[str]:
+    """The one ffprobe run per asset (intake's, whose output analysis reuses): format, streams, errors and the
+    first ``max_packets`` packets' timing. ``demuxer`` forces the input format (stored objects have no
+    extension; see ``validate.IMAGE_DEMUXERS``)."""
+    return ["ffprobe", "-v", "error", "-hide_banner", "-print_format", "json", "-show_format", "-show_streams",
+            "-show_error", "-show_packets", "-read_intervals", f"%+#{max_packets}",
+            "-show_entries", "packet=stream_index,pts,dts,pts_time,dts_time,duration,flags,size:format:stream",
+            *(["-f", demuxer] if demuxer else []), str(path)]
+
+
+def harvest(path: Path, limits: LimitSettings, demuxer: str | None = None,
+            ffprobe: dict[str, Any] | None = None) -> Harvest:
     """Run the three tools; a tool's failure is recorded, never fatal.
 
-    ``demuxer`` forces ffprobe's input format (stored objects have no extension; see ``validate.IMAGE_DEMUXERS``).
+    ``ffprobe``: intake's output of :func:`ffprobe_command`, reused instead of running ffprobe again.
     """
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
     commands = {
-        "ffprobe": ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                    "-show_packets", "-read_intervals", f"%+#{limits.probe_max_packets}",
-                    "-show_entries", "packet=stream_index,pts,dts,pts_time,dts_time,duration,flags,size"
-                    ":format:stream", *(["-f", demuxer] if demuxer else []), str(path)],
+        "ffprobe": ffprobe_command(path, limits.probe_max_packets, demuxer),
         "exiftool": ["exiftool", "-j", "-G1", "-a", "-u", "-n", "-api", "LargeFileSupport=1", str(path)],
         "mediainfo": ["mediainfo", "--Output=JSON", str(path)],
     }
     for tool, args in commands.items():
+        if tool == "ffprobe" and ffprobe is not None:
+            results[tool] = ffprobe
+            continue
         try:
             data = run_json_tool(args, timeout_s=limits.tool_timeout_s,
                                  max_output_bytes=limits.tool_max_output_bytes)

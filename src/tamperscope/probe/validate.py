@@ -14,6 +14,7 @@ from typing import Any
 
 from tamperscope.errors import InputRejectedError, RejectReason, ToolError
 from tamperscope.media.decode import VideoReader, read_image, scrub
+from tamperscope.probe.harvest import ffprobe_command
 from tamperscope.probe.sniff import sniff_file
 from tamperscope.probe.structure import Structure, check_structure
 from tamperscope.probe.tools import run_json_tool
@@ -56,9 +57,9 @@ def _rate(value: str | None) -> float | None:
 
 
 def ffprobe_streams(path: Path, limits: LimitSettings, demuxer: str | None = None) -> dict[str, Any]:
-    """ffprobe's format and streams as JSON, bounded in time and output; ``demuxer`` forces the input format."""
-    args = ["ffprobe", "-v", "error", "-hide_banner", "-print_format", "json", "-show_format", "-show_streams",
-            "-show_error", *(["-f", demuxer] if demuxer else []), str(path)]
+    """ffprobe's format, streams and first packets as JSON (:func:`~.harvest.ffprobe_command`, kept for the
+    metadata stage), bounded in time and output; ``demuxer`` forces the input format."""
+    args = ffprobe_command(path, limits.probe_max_packets, demuxer)
     try:
         data = run_json_tool(args, timeout_s=limits.tool_timeout_s, max_output_bytes=limits.tool_max_output_bytes)
     except ToolError as exc:

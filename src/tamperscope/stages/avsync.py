@@ -1,6 +1,7 @@
 """The ``avsync`` stage: audio-video offset and bilabial closure of the main face track against the audio.
 
-Audio is extracted with PyAV (:mod:`tamperscope.temporal.audio`), speech found by energy, phones
+Audio comes from the media session (collected by the video stage's decode pass, else extracted with
+:mod:`tamperscope.media.audio`), speech found by energy, phones
 recognised by pocketsphinx (:mod:`tamperscope.temporal.phones`) and the lips taken from the dense landmark
 pass shared with the ``temporal`` stage: the outer-lip height against the 1-4 kHz envelope for the offset,
 the inner-lip gap for bilabial closure. Rows:
@@ -24,12 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
-from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
 from tamperscope.store import queries
-from tamperscope.store.models import Asset
-from tamperscope.temporal.audio import extract_audio
 from tamperscope.temporal.avsync import (
     OffsetResult,
     Phone,
@@ -60,25 +58,20 @@ WINDOW_CONTEXT_S = 6.0
 
 
 
-class AVSyncStage:
+class AVSyncStage(Stage):
     """Lip-sync offset and bilabial check."""
 
     name: ClassVar[str] = "avsync"
     version: ClassVar[str] = VERSION
     requires: ClassVar[tuple[str, ...]] = ("video",)
-    owns_tables: ClassVar[tuple[str, ...]] = ()
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.temporal.model_dump(mode="json", include=set(AVSYNC_SETTINGS))
-
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == MediaType.VIDEO
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO})
+    settings_section: ClassVar[str | None] = "temporal"
+    settings_fields: ClassVar[tuple[str, ...] | None] = AVSYNC_SETTINGS
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
-        with ctx.media_path() as path:
-            audio = extract_audio(path)
+        audio = ctx.media.audio()
         if audio is None:
             return StageOutput(detections=not_applicable(MODULES, "no audio stream", params, version=VERSION),
                                summary={"audio": False})

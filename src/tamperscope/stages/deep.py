@@ -10,7 +10,6 @@ Without a configured model (``settings.models.frame_path`` / ``clip_path``) the 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,16 +17,14 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
 from tamperscope.models.runtime import ClipModel, FrameModel
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store import queries
-from tamperscope.store.models import Asset
 
 SALIENCY_FRAMES = 3
 
@@ -64,44 +61,25 @@ def saliency_png(saliency: np.ndarray) -> bytes:
     return bytes(buf) if ok else b""
 
 
-@functools.lru_cache(maxsize=32)
-def _digest(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_file(path)[0]
-
-
-def model_digest(path: Path | None) -> str | None:
-    """SHA-256 of a model file (cached per path, modification time and size); None without a model."""
-    if path is None or not path.is_file():
-        return None
-    stat = path.stat()
-    return _digest(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-def sidecar_digest(path: Path | None) -> str | None:
-    """SHA-256 of a model's YAML sidecar (``<stem>.yaml``, its preprocessing and outputs); None without one."""
-    return model_digest(path.with_suffix(".yaml")) if path is not None else None
-
-
-class DeepStage:
-    """Frame and clip deep detectors (ONNX Runtime)."""
+class DeepStage(Stage):
+    """Frame and clip deep detectors (ONNX Runtime) on every asset the ``video`` stage handled (images are
+    one-frame videos)."""
 
     name: ClassVar[str] = "deep"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("video",)
-    owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def params(self, settings: Settings) -> dict[str, Any]:
-        """Model paths, the hashes of each model and its YAML sidecar, and limits: a different checkpoint or
-        preprocessing spec makes stored results stale."""
+        """Which models run, and the frame limit (their bytes enter the fingerprint via :meth:`model_files`)."""
         m = settings.models
         return {"frame_path": str(m.frame_path) if m.frame_path else None,
-                "frame_sha256": model_digest(m.frame_path), "frame_sidecar_sha256": sidecar_digest(m.frame_path),
-                "clip_path": str(m.clip_path) if m.clip_path else None, "clip_sha256": model_digest(m.clip_path),
-                "clip_sidecar_sha256": sidecar_digest(m.clip_path), "max_frames": m.max_frames}
+                "clip_path": str(m.clip_path) if m.clip_path else None, "max_frames": m.max_frames}
 
-    def applies_to(self, asset: Asset) -> bool:
-        """Every asset the ``video`` stage handled (images are one-frame videos)."""
-        return True
+    def model_files(self, settings: Settings) -> list[Path]:
+        """Each configured model and its YAML sidecar (preprocessing and outputs): a different checkpoint or
+        spec makes stored results stale."""
+        models = [p for p in (settings.models.frame_path, settings.models.clip_path) if p is not None]
+        return [f for p in models for f in (p, p.with_suffix(".yaml"))]
 
     def run(self, ctx: StageContext) -> StageOutput:
         """Score face crops per frame and windows per clip (each crop goes through the frame model once)."""

@@ -25,12 +25,12 @@ from sqlalchemy import select
 
 from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
-from tamperscope.media.decode import exif_orientation, upright
+from tamperscope.media.decode import upright
 from tamperscope.media.png import encode_png
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
-from tamperscope.store.models import Asset, Frame
+from tamperscope.stages.base import Stage, StageContext
+from tamperscope.store.models import Frame
 
 
 def _jet(heat: np.ndarray) -> np.ndarray:
@@ -74,29 +74,23 @@ class _Window:
     orientation: int = 1
 
 
-class ForensicsStage:
+class ForensicsStage(Stage):
     """Classical image forensics on images and on video frames."""
 
     name: ClassVar[str] = "forensics"
     version: ClassVar[str] = "1.1"  # 1.1: maps and overlays of EXIF-rotated images upright, like the frames
     requires: ClassVar[tuple[str, ...]] = ("video",)
-    owns_tables: ClassVar[tuple[str, ...]] = ()
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 
     def params(self, settings: Settings) -> dict[str, Any]:
         return {"detectors": {n: load_detector(n).version for n in DETECTORS},
                 "max_frames_per_video": settings.forensics.max_frames_per_video}
 
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in (MediaType.IMAGE, MediaType.VIDEO)
-
     def run(self, ctx: StageContext) -> StageOutput:
         out = StageOutput()
         if ctx.asset.media_type == MediaType.IMAGE:
-            with ctx.media_path() as path:
-                data = path.read_bytes()
-            with Image.open(io.BytesIO(data)) as img:
-                jobs = [_Window("asset", np.asarray(img.convert("RGB")), data if img.format == "JPEG" else None,
-                                orientation=exif_orientation(img))]
+            image = ctx.media.image()
+            jobs = [_Window("asset", image.rgb, image.jpeg, orientation=image.orientation)]
         else:
             with ctx.read_session() as s:
                 frames = list(s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id,

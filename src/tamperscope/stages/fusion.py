@@ -16,7 +16,7 @@ from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.timeline import WindowSpan, has_timeline, timeline
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store.models import Asset, Detection, StageRun, Window
 
 #: model artifact per media type. Images use ``image-v2`` (fitted on real camera files, forgery pairs and the
@@ -36,13 +36,12 @@ def context_rows(session: Any, asset_id: str) -> list[Row]:
     return [metadata_checked_row(asset.provenance_status if asset is not None else None)]
 
 
-class FusionStage:
+class FusionStage(Stage):
     """Branch features -> calibrated probability -> band, stored as a ``fusion`` detection on ``asset``."""
 
     name: ClassVar[str] = "fusion"
     version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = ("metadata", "forensics", "temporal", "avsync", "deep")
-    owns_tables: ClassVar[tuple[str, ...]] = ()
 
     def _model(self, media_type: str | None) -> FusionModel:
         return load_model(MODEL_FOR_MEDIA.get(media_type or "", MODEL_FOR_MEDIA["image"]))

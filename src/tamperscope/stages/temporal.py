@@ -23,10 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
-from tamperscope.settings import Settings
-from tamperscope.stages.base import StageContext
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store import queries
-from tamperscope.store.models import Asset
 from tamperscope.temporal.blinks import analyze_blinks
 from tamperscope.temporal.dense import DenseTrack, cached_dense_landmarks
 from tamperscope.temporal.head_pose import analyze_head_pose, score_pose_series
@@ -43,11 +41,12 @@ TEMPORAL_SETTINGS = (*DENSE_SETTINGS, "min_face_s", "blink_drop")
 
 
 def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
-    """The (cached) dense landmark pass of an asset's main face tracks."""
+    """The (cached) dense landmark pass of an asset's main face tracks, on the frames the video stage's decode
+    left in the media session when it left them all."""
     cfg = ctx.settings.temporal
     return cached_dense_landmarks(ctx.ws.store, ctx.asset.asset_id, ctx.media_path, plan.ranges_ms,
                                   long_side=cfg.long_side, max_fps=cfg.max_fps, guides=plan.guides,
-                                  guide_size=plan.frame_size)
+                                  guide_size=plan.frame_size, cache=ctx.media.cached_frames(cfg.long_side))
 
 
 def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any],
@@ -89,19 +88,15 @@ def window_rows(plan: FacePlan, t: np.ndarray, module: str, params: dict[str, An
     return rows
 
 
-class TemporalStage:
+class TemporalStage(Stage):
     """Blinks, head pose and landmark stability of the main face tracks."""
 
     name: ClassVar[str] = "temporal"
     version: ClassVar[str] = VERSION
     requires: ClassVar[tuple[str, ...]] = ("video",)
-    owns_tables: ClassVar[tuple[str, ...]] = ()
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.temporal.model_dump(mode="json", include=set(TEMPORAL_SETTINGS))
-
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type == MediaType.VIDEO
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO})
+    settings_section: ClassVar[str | None] = "temporal"
+    settings_fields: ClassVar[tuple[str, ...] | None] = TEMPORAL_SETTINGS
 
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)

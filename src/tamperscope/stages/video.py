@@ -12,32 +12,28 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
-import tempfile
-import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from isal import isal_zlib
 
-from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, read_image
+from tamperscope.media.audio import AudioCollector
+from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, image_frame, upright
 from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks, rescale
 from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
+from tamperscope.media.session import FrameRate
 from tamperscope.media.shots import Cut, ShotDetector
-from tamperscope.media.windows import letterbox, to_npy_bytes, window_id, window_spans
+from tamperscope.media.windows import Spool, letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
-from tamperscope.settings import Settings, VideoSettings
-from tamperscope.stages.base import StageContext
-from tamperscope.store.models import Asset
+from tamperscope.settings import VideoSettings
+from tamperscope.stages.base import Stage, StageContext
 
 MAX_IN_FLIGHT = 8
 
@@ -58,37 +54,6 @@ def decode_png(data: bytes) -> np.ndarray:
     if bgr is None:
         raise ValueError("PNG decoding failed")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-class Spool:
-    """Fixed-shape uint8 arrays parked in a temporary file (deflated), so clip windows can be assembled at the
-    end without keeping every thumbnail in memory or decoding stored PNGs again. Thread-safe appends."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        self._file = tempfile.TemporaryFile(prefix="tamperscope-spool-")  # noqa: SIM115 - closed by close()
-        self._slots: list[tuple[int, int]] = []
-        self._lock = threading.Lock()
-
-    def append(self, array: np.ndarray) -> int:
-        if array.shape != self.shape or array.dtype != np.uint8:
-            raise ValueError(f"spool holds uint8 arrays of shape {self.shape}, got {array.shape} {array.dtype}")
-        data = isal_zlib.compress(np.ascontiguousarray(array).tobytes(), 0)
-        with self._lock:
-            offset = self._file.seek(0, io.SEEK_END)
-            self._file.write(data)
-            self._slots.append((offset, len(data)))
-            return len(self._slots) - 1
-
-    def read(self, slot: int) -> np.ndarray:
-        offset, length = self._slots[slot]
-        with self._lock:
-            self._file.seek(offset)
-            data = self._file.read(length)
-        return np.frombuffer(isal_zlib.decompress(data), dtype=np.uint8).reshape(self.shape)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass
@@ -195,18 +160,19 @@ class DecodeResult:
     decode_error: str | None = None
 
 
-def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spool,
+def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
                       report: Callable[[float, str], None] | None = None) -> DecodeResult:
-    """Decode ``path`` once and return the stored samples, the cuts and every frame's time.
+    """Decode the asset once and return the stored samples, the cuts and every frame's time.
+
+    The same pass leaves in the media session what later stages would otherwise decode again: every frame at
+    the dense landmark pass's size and the audio track (when ``temporal`` / ``avsync`` are to run).
 
     Parameters
     ----------
     ctx : StageContext
-        Gives the store, settings and derived keys.
-    path : Path
-        The media file.
+        Gives the store, settings, derived keys and the media session.
     is_image : bool
-        Read as a still image.
+        Read as a still image (the session's one decode of it).
     spool : Spool
         Receives the window thumbnails and face crops.
     report : callable, optional
@@ -221,13 +187,22 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
     times: array[int] = array("q")
     try:
         if is_image:
-            frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side)
+            image = ctx.media.image()
+            frame = image_frame(upright(image.rgb, image.orientation), long_side=video.long_side,
+                                detail_long_side=detail_long_side)
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
-        with VideoReader(path, long_side=video.long_side, detail_long_side=detail_long_side) as reader:
+        temporal = ctx.settings.temporal
+        audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
+        with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
+                         second_long_side=temporal.long_side, audio=audio) as reader:
             fps = reader.info.fps
+            expected = (reader.info.duration_ms or 0) * min(fps, temporal.max_fps) / 1000
+            cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20,
+                                          round(expected))
+            rate = FrameRate(temporal.max_fps)  # only the frames the dense pass takes
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,
                                     adaptive_threshold=video.adaptive_threshold,
@@ -239,6 +214,9 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
             duration = reader.info.duration_ms or 0
             for frame in reader:
                 times.append(frame.t_ms)
+                if cache is not None and cache.accepting and frame.second is not None and rate.take(frame.t_ms):
+                    cache.append(frame.t_ms, frame.second())
+                frame.second = None
                 for cut in detector.push(frame.index, detection_frame(frame.rgb)):
                     sampler.add_cut(cut.index)
                 pipeline.submit(sampler.push(frame))
@@ -247,6 +225,11 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
             for cut in detector.finish():
                 sampler.add_cut(cut.index)
             pipeline.submit(sampler.flush())
+            if reader.decode_error is None:
+                if cache is not None:
+                    cache.finish(min(fps, temporal.max_fps))
+                if audio is not None:
+                    ctx.media.set_audio(reader.audio.finish() if reader.audio is not None else None)
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=list(detector.cuts), frame_times=times,
                                 fps=fps, frames_decoded=len(times), decode_error=reader.decode_error)
     finally:
@@ -369,25 +352,19 @@ def _shot_windows(ctx: StageContext, spool: Spool, sid: str, shot_index: int, me
     return rows
 
 
-class VideoStage:
+class VideoStage(Stage):
     """Shots, sampled frames, faces and clip windows for every video and image."""
 
     name: ClassVar[str] = "video"
     version: ClassVar[str] = "0.3.0"
-    requires: ClassVar[tuple[str, ...]] = ()
     owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return settings.video.model_dump(mode="json")
-
-    def applies_to(self, asset: Asset) -> bool:
-        return asset.media_type in (MediaType.VIDEO, MediaType.IMAGE)
+    media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO, MediaType.IMAGE})
+    settings_section: ClassVar[str | None] = "video"
 
     def run(self, ctx: StageContext) -> StageOutput:
         spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))
         try:
-            with ctx.media_path() as path:
-                result = decode_and_sample(ctx, path, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)
+            result = decode_and_sample(ctx, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)
             ctx.report(0.92, "shots, tracks and windows")
             return build_rows(ctx, result)
         finally:

@@ -225,6 +225,8 @@ class StageRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     summary_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), doc="hash of the stage version, its settings, "
+                                                    "model files and its inputs' fingerprints (stages/base.py)")
 
 
 class ApiToken(Base):

@@ -1,10 +1,12 @@
 """Dense landmark pass: decode a video once and run MediaPipe Face Mesh on every frame of given time ranges.
 
 The ``video`` stage samples 8-12 frames per second, too sparse for blink durations (100-400 ms) and for a
-+-40 ms audio-video offset. The temporal stages therefore decode the face-track time ranges again at full
-frame rate (capped at ``max_fps``), at a reduced size (``long_side``), and track one face with Face Mesh
-in video mode (landmark tracking between frames, detection only when the track is lost). This is the
-I/O edge of the temporal package; the detectors themselves are pure functions of its arrays.
++-40 ms audio-video offset. The temporal stages therefore take the face-track time ranges at full frame rate
+(capped at ``max_fps``), at a reduced size (``long_side``), and track one face with Face Mesh in video mode
+(landmark tracking between frames, detection only when the track is lost). The frames come from the media
+session's cache, which the ``video`` stage's decode pass fills (:class:`~tamperscope.media.session.FrameCache`),
+or, when it has none, from a decode of their own; both render the same pixels. This is the I/O edge of the
+temporal package; the detectors themselves are pure functions of its arrays.
 
 The result is cached in the object store (``derived/<asset_id>/temporal/dense-<hash>.npz``) under a
 per-asset lock, so the ``temporal`` and ``avsync`` stages, which may run in parallel threads, pay for it
@@ -14,6 +16,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -30,6 +33,7 @@ import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.media.decode import VideoReader
+from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.temporal.mesh import N_LANDMARKS
 
 T = TypeVar("T")
@@ -202,27 +206,34 @@ class _Patch:
     decode_s: float
 
 
-def _patches(reader: VideoReader, ranges_ms: list[tuple[int, int]], *, max_fps: float,
+Frames = Iterator[tuple[int, Callable[[], np.ndarray]]]
+
+
+def _decoded(reader: VideoReader) -> Frames:
+    """``(t_ms, render)`` of every frame of ``reader``, rendered only on demand."""
+    for _, t_ms, _, frame in reader.raw_frames():
+        yield t_ms, functools.partial(reader.render, frame)
+
+
+def _patches(frames: Frames, ranges_ms: list[tuple[int, int]], *, max_fps: float,
              guides: list[tuple[int, tuple[float, float, float, float]]] | None,
              guide_size: tuple[int, int] | None, patch: int) -> Iterator[_Patch]:
     """Frames within ``ranges_ms`` (at most ``max_fps``), rendered and cut to their Face Mesh input.
 
-    Frames outside the ranges are decoded but not rendered.
+    Frames outside the ranges are not rendered.
     """
     import cv2
 
-    min_step = 1000.0 / max_fps - 1.0
-    last_t = -1e9
+    rate = FrameRate(max_fps)
     end_all = max((b for _, b in ranges_ms), default=-1)
     scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
     tick = time.perf_counter()
-    for _, t_ms, _, frame in reader.raw_frames():
+    for t_ms, render in frames:
         if t_ms > end_all:
             break
-        if not any(a <= t_ms <= b for a, b in ranges_ms) or t_ms - last_t < min_step:
+        if not rate.take(t_ms) or not any(a <= t_ms <= b for a, b in ranges_ms):
             continue
-        last_t = t_ms
-        rgb = reader.render(frame)
+        rgb = render()
         height, width = rgb.shape[:2]
         if guides and scaled is None:
             factor = width / (guide_size or (width, height))[0]
@@ -242,10 +253,11 @@ def _patches(reader: VideoReader, ranges_ms: list[tuple[int, int]], *, max_fps: 
 
 def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640, max_fps: float = 30.0,
                     guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
-                    guide_size: tuple[int, int] | None = None, patch: int = 256) -> DenseTrack:
-    """Decode ``path`` and run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms``.
+                    guide_size: tuple[int, int] | None = None, patch: int = 256,
+                    cache: FrameCache | None = None) -> DenseTrack:
+    """Run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms`` of ``path``.
 
-    Decoding runs on a second thread, a few frames ahead of Face Mesh (:func:`prefetch`).
+    Decoding (or reading ``cache``) runs on a second thread, a few frames ahead of Face Mesh (:func:`prefetch`).
 
     Parameters
     ----------
@@ -265,6 +277,9 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
         ``(width, height)`` of the frames the guide boxes refer to (default: the decoded size).
     patch : int
         Side of the Face Mesh input patch.
+    cache : FrameCache, optional
+        Every frame of ``path`` already rendered at ``long_side`` (the video stage's decode pass): read instead
+        of decoding ``path`` again.
 
     Returns
     -------
@@ -278,11 +293,16 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     nan_row = np.full((N_LANDMARKS, 3), np.nan, np.float32)
     decode_s = mesh_s = 0.0
     size = (0, 0)
-    with VideoReader(path, long_side=long_side, threads=2) as reader, \
-            mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                            min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
-        fps = min(reader.info.fps, max_fps)
-        items = _patches(reader, ranges_ms, max_fps=max_fps, guides=guides, guide_size=guide_size, patch=patch)
+    with contextlib.ExitStack() as stack:
+        mesh = stack.enter_context(mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5,
+            min_tracking_confidence=0.5))
+        if cache is not None:
+            fps, frames = min(cache.fps, max_fps), cache.frames()
+        else:
+            reader = stack.enter_context(VideoReader(path, long_side=long_side, threads=2))
+            fps, frames = min(reader.info.fps, max_fps), _decoded(reader)
+        items = _patches(frames, ranges_ms, max_fps=max_fps, guides=guides, guide_size=guide_size, patch=patch)
         with contextlib.closing(prefetch(items, depth=8)) as patches:
             for item in patches:
                 tick = time.perf_counter()
@@ -319,7 +339,8 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
                            ranges_ms: list[tuple[int, int]],
                            *, long_side: int, max_fps: float,
                            guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
-                           guide_size: tuple[int, int] | None = None) -> tuple[DenseTrack, str]:
+                           guide_size: tuple[int, int] | None = None,
+                           cache: FrameCache | None = None) -> tuple[DenseTrack, str]:
     """Dense landmarks from the store, or computed once (per-asset lock) and stored.
 
     Parameters
@@ -330,7 +351,7 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
     path_factory : callable
         Zero-argument context-manager factory giving the local media path (``ctx.media_path``).
     ranges_ms : list of tuple of int
-    long_side, max_fps, guides, guide_size
+    long_side, max_fps, guides, guide_size, cache
         As for :func:`dense_landmarks`.
 
     Returns
@@ -344,5 +365,5 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
             return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)
         with path_factory() as path:
             track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps, guides=guides,
-                                    guide_size=guide_size)
+                                    guide_size=guide_size, cache=cache)
         return track, store.put_bytes(key, track.to_bytes())

@@ -1,0 +1,23 @@
+"""stage_runs.fingerprint: whether a stored stage result is current, as one hash
+
+Revision ID: stage_fingerprint
+Revises: 0005
+Create Date: 2026-11-30 11:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "stage_fingerprint"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("stage_runs", sa.Column("fingerprint", sa.String(length=64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("stage_runs") as batch:
+        batch.drop_column("fingerprint")

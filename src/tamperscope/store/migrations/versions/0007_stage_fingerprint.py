@@ -1,15 +1,15 @@
 """stage_runs.fingerprint: whether a stored stage result is current, as one hash
 
-Revision ID: stage_fingerprint
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 11:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "stage_fingerprint"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

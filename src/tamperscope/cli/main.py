@@ -51,18 +51,6 @@ def _workspace() -> Workspace:
     return Workspace.open(State.settings)
 
 
-def _iter_inputs(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UsageError(f"{path} does not exist")
-    return files
-
-
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or directories (recursed)")],
@@ -74,10 +62,11 @@ def ingest(
 ) -> None:
     """Hash, store and validate files; rejected files are quarantined and make the exit code 3."""
     from tamperscope.custody.intake import IntakeRecord, ingest_path
+    from tamperscope.services.batch import collect_files
 
     ws = _workspace()
     rejected = 0
-    files = _iter_inputs(paths)
+    files = collect_files(paths)
     with _progress() as progress:
         task = progress.add_task("ingest", total=len(files))
         for path in files:
@@ -114,14 +103,34 @@ def _progress() -> Progress:
 
 @app.command()
 def analyze(
-    target: Annotated[str, typer.Argument(help="asset id / SHA-256 prefix, or a file to ingest first")],
+    targets: Annotated[list[str], typer.Argument(help="asset id / SHA-256 prefix, or files and folders to ingest "
+                                                 "first (several, or a folder: a batch on Dask)")],
     stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
     force: Annotated[bool, typer.Option(help="re-run stages even if their results are current")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON (a batch: one line a file)")]
+    = False,
+    scheduler: Annotated[str | None, typer.Option(help="batch: a running Dask scheduler, tcp://HOST:PORT "
+                                                  "(TAMPERSCOPE_BATCH__SCHEDULER); default a local cluster")] = None,
+    cluster_workers: Annotated[int | None, typer.Option(help="batch: local cluster worker processes "
+                                                        "(TAMPERSCOPE_BATCH__WORKERS; default the CPU cores)")]
+    = None,
 ) -> None:
-    """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
+    """Run every analysis stage that is not yet current; a killed run resumes where it stopped. Several files or a
+    folder are analysed in parallel on Dask, one task a file; re-running the same command skips what is done."""
     from tamperscope.services.analysis import as_target, format_verdict, run_analysis
 
+    if len(targets) > 1 or Path(targets[0]).is_dir():
+        from tamperscope.cli.batch import analyze_files
+        from tamperscope.services.batch import collect_files
+
+        updates = {k: v for k, v in {"scheduler": scheduler, "workers": cluster_workers}.items() if v is not None}
+        settings = State.settings.model_copy(update={"batch": State.settings.batch.model_copy(update=updates)})
+        code = analyze_files(settings, collect_files([Path(t) for t in targets]), only=stage or None, force=force,
+                             json_out=json_out, console=console, err_console=err_console)
+        if code:
+            raise typer.Exit(code)
+        return
+    target = targets[0]
     ws = _workspace()
     with _progress() as progress:
         tasks: dict[str, Any] = {}

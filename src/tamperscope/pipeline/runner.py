@@ -18,6 +18,7 @@ from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, RejectReason, UsageError
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
+from tamperscope.settings import Settings
 from tamperscope.stages.base import ProgressCallback, Stage, StageContext
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
@@ -96,6 +97,23 @@ def _record_run(session: Session, stage: Stage, asset_id: str, params: dict[str,
     )
 
 
+def stages_to_run(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
+                  only: list[str] | None = None, force: bool = False) -> set[str]:
+    """The stages (of ``stages``, in dependency order) that are not current: never run, failed, or run with another
+    version or parameters; re-running a stage re-runs the stages after it. ``only`` limits the answer to those
+    stages and ``force`` re-runs them all. An empty answer means the asset's results are current."""
+    stale: set[str] = set()
+    for stage in stages:
+        if only and stage.name not in only:
+            continue
+        run = previous.get(stage.name)
+        if (force or run is None or run.status not in ("done", "not_applicable")
+                or any(dep in stale for dep in stage.requires)
+                or run.version != stage.version or run.params_json != stage.params(settings)):
+            stale.add(stage.name)
+    return stale
+
+
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
     """Run every stage not yet current for the asset; re-running a stage re-runs the stages after it.
@@ -129,17 +147,7 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
         if unknown:
             raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
     result = RunResult(asset_id=asset.asset_id)
-    stale: set[str] = set()
-
-    def needs_run(stage: Stage) -> bool:
-        if only and stage.name not in only:
-            return False
-        previous = done.get(stage.name)
-        if force or previous is None or previous.status not in ("done", "not_applicable") or stage.name in stale:
-            return True
-        if any(dep in stale for dep in stage.requires):
-            return True
-        return previous.version != stage.version or previous.params_json != stage.params(ws.settings)
+    to_run = stages_to_run(done, stages, ws.settings, only=only, force=force)
 
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
@@ -179,11 +187,10 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
                 if failed_dep:
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
-                if not needs_run(stage):
+                if name not in to_run:
                     result.skipped.append(name)
                     finished.add(name)
                     continue
-                stale.add(name)
                 running[pool.submit(execute, stage)] = stage
             if not running:
                 continue
@@ -220,4 +227,4 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     return result
 
 
-__all__ = ["RunResult", "analyze_asset"]
+__all__ = ["RunResult", "analyze_asset", "stages_to_run"]

@@ -218,16 +218,21 @@ def dask_client(batch: BatchSettings) -> Iterator[Any]:
     """A client of the scheduler ``batch.scheduler`` names, or of a local cluster started (and stopped) here."""
     from distributed import Client, LocalCluster
 
-    if batch.scheduler:
-        with Client(batch.scheduler) as client:
-            yield client
-        return
-    cluster = LocalCluster(n_workers=batch.workers or os.cpu_count() or 1,
-                           threads_per_worker=batch.threads_per_worker, processes=batch.processes,
-                           memory_limit=batch.memory_limit, dashboard_address=batch.dashboard_address,
-                           silence_logs=logging.ERROR)
-    with cluster, Client(cluster) as client:
+    cluster = None if batch.scheduler else LocalCluster(
+        n_workers=batch.workers or os.cpu_count() or 1, threads_per_worker=batch.threads_per_worker,
+        processes=batch.processes, memory_limit=batch.memory_limit, dashboard_address=batch.dashboard_address,
+        silence_logs=logging.ERROR)
+    client = Client(batch.scheduler or cluster)
+    try:
         yield client
+    finally:
+        # On a loaded machine a worker may take longer than Dask's 5 s to stop (it is then killed) and the close
+        # times out: the results are in hand by then, so that must not turn a finished batch into an error.
+        with contextlib.suppress(TimeoutError):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(TimeoutError):
+                cluster.close()
 
 
 def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None = None, force: bool = False,

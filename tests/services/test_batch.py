@@ -95,7 +95,7 @@ def test_thread_cluster_batch_lists_the_bad_file_and_a_rerun_skips(tmp_path: Pat
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "cli-tester"}
+    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "cli-tester", "COLUMNS": "240"}
     return subprocess.run([sys.executable, "-c", "from tamperscope.cli.main import main; main()", *args],
                           capture_output=True, text=True, env=env, timeout=1200, check=False)
 

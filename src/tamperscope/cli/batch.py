@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tamperscope.services.analysis import format_verdict
-from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, dashboard_served, run_batch
+from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, run_batch
 from tamperscope.settings import Settings
 
 
@@ -59,8 +59,8 @@ class BatchDisplay:
     def __call__(self, event: BatchEvent) -> None:
         with self.lock:
             if event.kind == "cluster":
-                served = "" if dashboard_served() else " (not served: install bokeh to see it)"
-                self.console.print(f"Dask cluster: {event.worker}; dashboard {event.path}{served}", highlight=False)
+                note = f" ({event.note})" if event.note else ""
+                self.console.print(f"Dask cluster: {event.worker}; dashboard {event.path}{note}", highlight=False)
             elif event.kind == "started":
                 self.running.add(event.path)
                 if self.plain:

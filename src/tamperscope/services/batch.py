@@ -67,6 +67,7 @@ class BatchEvent:
     stage: str | None = None
     worker: str | None = None
     result: FileResult | None = None
+    note: str | None = None
 
 
 EventCallback = Callable[[BatchEvent], None]
@@ -209,7 +210,7 @@ def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None
 
 
 def dashboard_served() -> bool:
-    """Whether this process can serve the Dask dashboard (it needs bokeh)."""
+    """Whether a local cluster started here can serve the Dask dashboard (it needs bokeh)."""
     return importlib.util.find_spec("bokeh") is not None
 
 
@@ -239,8 +240,8 @@ def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None =
               on_event: EventCallback | None = None) -> BatchResult:
     """Analyse ``files`` in parallel on Dask (``settings.batch``), one task per file; return every outcome.
 
-    ``on_event`` hears ``cluster`` (once, ``path`` is the dashboard address), ``started`` and ``stage`` (from the
-    workers, on a client thread) and ``finished`` (on this thread) events.
+    ``on_event`` hears ``cluster`` (once: ``path`` is the dashboard address, ``worker`` the worker count),
+    ``started`` and ``stage`` (from the workers, on a client thread) and ``finished`` (on this thread) events.
     """
     from distributed import as_completed
 
@@ -255,7 +256,9 @@ def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None =
     results: dict[str, FileResult] = {}
     with dask_client(settings.batch) as client:
         workers, dashboard = len(client.scheduler_info().get("workers", {})), client.dashboard_link
-        tell(BatchEvent(kind="cluster", path=dashboard, worker=f"{workers} workers"))
+        unserved = settings.batch.scheduler is None and not dashboard_served()
+        tell(BatchEvent(kind="cluster", path=dashboard, worker=f"{workers} workers",
+                        note="not served: install bokeh to see it" if unserved else None))
 
         def on_worker_event(event: tuple[float, dict[str, Any]]) -> None:
             msg = event[1]

@@ -34,9 +34,17 @@ TABLES = {"assets": Asset, "shots": Shot, "frames": Frame, "windows": Window, "d
           "stage_runs": StageRun}
 
 
+def duration_s(video: Path) -> float:
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                            str(video)], capture_output=True, text=True, check=True)
+    return float(probe.stdout.strip() or 0)
+
+
 def make_clips(source: Path, out: Path, count: int, seconds: float, width: int) -> list[Path]:
-    """``count`` face videos from ``source``'s real/ and fake/ folders, trimmed and scaled (H.264 + AAC)."""
-    videos = sorted(p for sub in ("real", "fake") for p in (source / sub).glob("*.mp4"))
+    """``count`` face videos from ``source``'s real/ and fake/ folders long enough to trim ``seconds`` from t=1 s,
+    trimmed and scaled (H.264 + AAC)."""
+    videos = sorted(p for sub in ("real", "fake") for p in (source / sub).glob("*.mp4")
+                    if duration_s(p) >= 1 + seconds)
     if len(videos) < count:
         raise SystemExit(f"{source} holds {len(videos)} face videos, fewer than --count {count}")
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -30,7 +31,7 @@ from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Shot, 
 from tamperscope.workspace import Workspace
 
 SHARED_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "video"
-TABLES = {"assets": Asset, "shots": Shot, "frames": Frame, "windows": Window, "detections": Detection,
+TABLES: dict[str, Any] = {"assets": Asset, "shots": Shot, "frames": Frame, "windows": Window, "detections": Detection,
           "stage_runs": StageRun}
 
 
@@ -78,7 +79,7 @@ def stage_commits(ws: Workspace) -> Counter[tuple[str, str]]:
     return Counter((asset, details["stage"]) for asset, details in rows)
 
 
-def run(clips: list[Path], home: Path, workers: int) -> dict[str, object]:
+def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
     settings = Settings(home=home, actor="bench", batch=BatchSettings(workers=workers))
     marks: dict[str, float] = {}
 

@@ -44,7 +44,7 @@ def _settings(tmp_path: Path, **batch: object) -> Settings:
     return Settings(home=tmp_path / "home", actor="tester", batch=BatchSettings(workers=2, **batch))
 
 
-def _stage_commits(ws: Workspace) -> Counter[tuple[str, str]]:
+def _stage_commits(ws: Workspace) -> Counter[tuple[str | None, str]]:
     """How many times each (asset, stage) committed a result, from the audit log."""
     with ws.db.read_session() as session:
         return Counter((e.asset_id, e.details_json["stage"]) for e in queries.audit_events(session)
@@ -133,18 +133,19 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_file_is_analysed_once(t
     for i, pattern in enumerate(("testsrc2", "smptebars", "rgbtestsrc", "testsrc")):
         _video(folder / f"v{i}.mp4", pattern, 2)
     settings = _settings(tmp_path)
-    killed: list[BatchEvent] = []
+    killed: list[tuple[str, str]] = []  # (path, worker process as pid@host)
 
     def kill_first_video_stage(event: BatchEvent) -> None:
         if event.kind == "stage" and event.stage == "video" and not killed and event.worker:
-            killed.append(event)
+            killed.append((event.path, event.worker))
             os.kill(int(event.worker.split("@")[0]), signal.SIGKILL)
 
     result = run_batch(settings, collect_files([folder]), only=["metadata", "video"], on_event=kill_first_video_stage)
     assert killed, "no video stage started"
     assert [r.status for r in result.results] == ["analyzed"] * 4
-    victim = next(r for r in result.results if r.path == killed[0].path)
-    assert victim.worker != killed[0].worker  # the task was re-run by another (or the restarted) worker process
+    path, process = killed[0]
+    victim = next(r for r in result.results if r.path == path)
+    assert victim.worker != process  # the task was re-run by another (or the restarted) worker process
     ws = Workspace.open(settings)
     try:
         commits = _stage_commits(ws)
@@ -153,7 +154,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_file_is_analysed_once(t
             recovered = [e.details_json for e in queries.audit_events(session, victim.asset_id)
                          if e.action == "analysis.recovered"]
         assert [r["reason"] for r in recovered] == ["holder process is gone"]
-        assert recovered[0]["pid"] == int(killed[0].worker.split("@")[0])
+        assert recovered[0]["pid"] == int(process.split("@")[0])
         verify(ws)
     finally:
         ws.close()

@@ -75,7 +75,8 @@ class BatchDisplay:
                                        f"{outcome_text(event.result)} ({event.result.seconds:.1f} s)",
                                        highlight=False, markup=False)
                 self.progress.advance(self.task)
-            self.progress.update(self.task, running=len(self.running), **self.finished)
+            self.progress.update(self.task, running=len(self.running), done=self.finished["done"],
+                                 failed=self.finished["failed"])
 
 
 def result_table(batch: BatchResult) -> Table:

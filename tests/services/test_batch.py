@@ -94,6 +94,21 @@ def test_thread_cluster_batch_lists_the_bad_file_and_a_rerun_skips(tmp_path: Pat
         ws.close()
 
 
+def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_folder: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster:
+        settings = _settings(tmp_path, scheduler=cluster.scheduler_address)
+        events: list[BatchEvent] = []
+        result = run_batch(settings, collect_files([case_folder / "photos"]), only=["metadata"],
+                           on_event=events.append)
+        assert [r.status for r in result.results] == ["rejected", "analyzed"] and result.workers == 2
+        cluster_event = next(e for e in events if e.kind == "cluster")
+        assert cluster_event.note is None and cluster_event.path == cluster.dashboard_link
+        assert len(cluster.scheduler.workers) == 2  # the batch closed its client, not the cluster
+
+
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "cli-tester", "COLUMNS": "240"}
     return subprocess.run([sys.executable, "-c", "from tamperscope.cli.main import main; main()", *args],

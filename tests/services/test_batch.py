@@ -53,7 +53,7 @@ def _stage_commits(ws: Workspace) -> Counter[tuple[str | None, str]]:
 
 def test_collect_files_recurses_folders_in_order_and_names_each_file_once(case_folder: Path) -> None:
     clip = case_folder / "clip.mp4"
-    files = collect_files([case_folder, clip])
+    files = collect_files([case_folder, clip, case_folder / "photos" / ".." / "clip.mp4"])
     assert files == [clip, case_folder / "photos" / "broken.mp4", case_folder / "photos" / "camera.jpg"]
 
 
@@ -94,16 +94,21 @@ def test_thread_cluster_batch_lists_the_bad_file_and_a_rerun_skips(tmp_path: Pat
         ws.close()
 
 
-def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_folder: Path) -> None:
+def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_folder: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import LocalCluster
+
+    monkeypatch.chdir(tmp_path)  # relative paths: workers get them absolute, results name them as given
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
                       dashboard_address=":0") as cluster:
         settings = _settings(tmp_path, scheduler=cluster.scheduler_address)
         events: list[BatchEvent] = []
-        result = run_batch(settings, collect_files([case_folder / "photos"]), only=["metadata"],
-                           on_event=events.append)
-        assert [r.status for r in result.results] == ["rejected", "analyzed"] and result.workers == 2
+        result = run_batch(settings, collect_files([Path("case/photos")]), only=["metadata"], on_event=events.append)
+        assert [(r.path, r.status) for r in result.results] == [("case/photos/broken.mp4", "rejected"),
+                                                                 ("case/photos/camera.jpg", "analyzed")]
+        assert {e.path for e in events if e.kind == "started"} == {r.path for r in result.results}
+        assert result.workers == 2
         cluster_event = next(e for e in events if e.kind == "cluster")
         assert cluster_event.note is None and cluster_event.path == cluster.dashboard_link
         assert len(cluster.scheduler.workers) == 2  # the batch closed its client, not the cluster

@@ -94,7 +94,7 @@ class BatchResult:
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
-    """The files named by ``paths``: files as given, folders recursed (sorted), each file once."""
+    """The files named by ``paths``: files as given, folders recursed (sorted), each file once (by its real path)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -103,7 +103,10 @@ def collect_files(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise UsageError(f"{path} does not exist")
-    return list(dict.fromkeys(files))
+    unique: dict[Path, Path] = {}
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def worker_settings(settings: Settings) -> Settings:
@@ -260,23 +263,28 @@ def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None =
         tell(BatchEvent(kind="cluster", path=dashboard, worker=f"{workers} workers",
                         note="not served: install bokeh to see it" if unserved else None))
 
+        # workers get absolute paths (their working directory may differ); events and results name files as given
+        given = {str(path.resolve()): str(path) for path in files}
+
         def on_worker_event(event: tuple[float, dict[str, Any]]) -> None:
             msg = event[1]
-            tell(BatchEvent(kind=msg["kind"], path=msg["path"], stage=msg.get("stage"), worker=msg.get("process")))
+            tell(BatchEvent(kind=msg["kind"], path=given.get(msg["path"], msg["path"]), stage=msg.get("stage"),
+                            worker=msg.get("process")))
 
         client.subscribe_topic(topic, on_worker_event)
-        futures = {client.submit(analyze_file, task_settings, str(path), only=only, force=force, topic=topic,
-                                 key=f"analyze-{topic[-8:]}-{index}", retries=settings.batch.retries): str(path)
-                   for index, path in enumerate(files)}
+        futures = {client.submit(analyze_file, task_settings, absolute, only=only, force=force, topic=topic,
+                                 key=f"analyze-{topic[-8:]}-{index}", retries=settings.batch.retries): path
+                   for index, (absolute, path) in enumerate(given.items())}
         for future in as_completed(futures):
             path = futures[future]
             try:
                 result = future.result()
+                result.path = path
             except Exception as exc:  # retries spent, or the task's workers kept dying (KilledWorker)
                 result = FileResult(path=path, status="failed", error_type=type(exc).__name__, reason=str(exc),
                                     exit_code=1)
             results[path] = result
             tell(BatchEvent(kind="finished", path=path, worker=result.worker, result=result))
         client.unsubscribe_topic(topic)
-    return BatchResult(results=[results[str(path)] for path in files], seconds=time.monotonic() - started,
+    return BatchResult(results=[results[path] for path in given.values()], seconds=time.monotonic() - started,
                        workers=workers, dashboard=dashboard)

@@ -131,6 +131,26 @@ class TemporalSettings(BaseModel):
     min_bilabials: int = Field(10, ge=1, description="bilabial phones needed for a mismatch score")
 
 
+class BatchSettings(BaseModel):
+    """Batch analysis on Dask (``analyze`` with several files or a folder): a local cluster or a given scheduler."""
+
+    scheduler: str | None = Field(None, description="address of a running Dask scheduler (tcp://HOST:PORT); "
+                                  "default: start a local cluster. Its workers must reach the same database, "
+                                  "store and input paths")
+    workers: int | None = Field(None, ge=1, description="local cluster: worker processes (default: CPU cores)")
+    threads_per_worker: int = Field(1, ge=1, description="Dask threads per worker; also the worker's stage and "
+                                    "ONNX Runtime threads, so a worker uses about this many cores")
+    processes: bool = Field(True, description="local cluster: workers are processes (False: threads of this one)")
+    memory_limit: str = Field("auto", description="local cluster: memory per worker before Dask restarts it "
+                              "(e.g. 4GiB; auto: the machine's memory shared evenly)")
+    dashboard_address: str = Field(":0", description="local cluster: where the Dask dashboard listens "
+                                   "(:0 a free port; needs bokeh to be served)")
+    retries: int = Field(1, ge=0, description="re-runs of a file's task after an unexpected error; a worker "
+                         "that dies is replaced and its task re-run by Dask in any case")
+    lease_wait_s: float = Field(600.0, ge=0.0, description="how long a file waits for another live run of the "
+                                "same asset (a duplicate file in the batch, another user) before it fails as busy")
+
+
 #: the frame and clip models trained by the project and shipped in the package (see ``docs/model-card.md``)
 SHIPPED_MODELS = Path(__file__).parent / "models" / "weights"
 
@@ -177,6 +197,7 @@ class Settings(BaseSettings):
     forensics: ForensicsSettings = Field(default_factory=ForensicsSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @property
     def resolved_db_url(self) -> str:

@@ -17,7 +17,6 @@ from rich.table import Table
 from tamperscope.cli.output import StageProgress, native_stderr_silenced
 from tamperscope.errors import (
     InputRejectedError,
-    PathNotFoundError,
     TamperscopeError,
     UsageError,
     exit_code_for,
@@ -65,18 +64,6 @@ def _workspace() -> Workspace:
     return Workspace.open(State.settings)
 
 
-def _iter_inputs(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise PathNotFoundError(str(path))
-    return files
-
-
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or directories (recursed)")],
@@ -88,10 +75,11 @@ def ingest(
 ) -> None:
     """Hash, store and validate files; rejected files are quarantined and make the exit code 3."""
     from tamperscope.custody.intake import IntakeRecord, ingest_path
+    from tamperscope.services.batch import collect_files
 
     ws = _workspace()
     rejected = 0
-    files = _iter_inputs(paths)
+    files = collect_files(paths)
     with StageProgress(err_console) as progress:
         for done, path in enumerate(files):
             progress.update("ingest", done / max(len(files), 1), f"{done}/{len(files)} {path.name}")
@@ -123,18 +111,38 @@ def _emit(row: dict[str, Any], json_out: bool) -> None:
 
 @app.command()
 def analyze(
-    target: Annotated[str, typer.Argument(help="asset id / SHA-256 prefix, or a file to ingest first")],
+    targets: Annotated[list[str], typer.Argument(help="asset id / SHA-256 prefix, or files and folders to ingest "
+                                                 "first (several, or a folder: a batch on Dask)")],
     stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
     force: Annotated[bool, typer.Option(help="re-run stages even if their results are current")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON (a batch: one line a file)")]
+    = False,
     case: Annotated[str | None, typer.Option("--case", help="case reference, recorded for the report")] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="examiner's name, recorded for the report")]
     = None,
+    scheduler: Annotated[str | None, typer.Option(help="batch: a running Dask scheduler, tcp://HOST:PORT "
+                                                  "(TAMPERSCOPE_BATCH__SCHEDULER); default a local cluster")] = None,
+    cluster_workers: Annotated[int | None, typer.Option(help="batch: local cluster worker processes "
+                                                        "(TAMPERSCOPE_BATCH__WORKERS; default the CPU cores)")]
+    = None,
 ) -> None:
-    """Run every analysis stage that is not yet current; a killed run resumes where it stopped."""
+    """Run every analysis stage that is not yet current; a killed run resumes where it stopped. Several files or a
+    folder are analysed in parallel on Dask, one task a file; re-running the same command skips what is done."""
     from tamperscope.report.service import assign_case
     from tamperscope.services.analysis import as_target, format_verdict, run_analysis
 
+    if len(targets) > 1 or Path(targets[0]).is_dir():
+        from tamperscope.cli.batch import analyze_files
+        from tamperscope.services.batch import collect_files
+
+        updates = {k: v for k, v in {"scheduler": scheduler, "workers": cluster_workers}.items() if v is not None}
+        settings = State.settings.model_copy(update={"batch": State.settings.batch.model_copy(update=updates)})
+        code = analyze_files(settings, collect_files([Path(t) for t in targets]), only=stage or None, force=force,
+                             json_out=json_out, console=console, err_console=err_console)
+        if code:
+            raise typer.Exit(code)
+        return
+    target = targets[0]
     ws = _workspace()
     resolved = as_target(target)
     with StageProgress(err_console) as progress:

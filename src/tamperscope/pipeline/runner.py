@@ -19,6 +19,7 @@ from tamperscope.errors import InputRejectedError, RejectReason, UsageError
 from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
+from tamperscope.settings import Settings
 from tamperscope.stages.base import ProgressCallback, Stage, StageContext, fingerprint, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
@@ -102,6 +103,24 @@ def _is_current(previous: StageRun | None, print_: str) -> bool:
     return previous is not None and previous.status in ("done", "not_applicable") and previous.fingerprint == print_
 
 
+def stages_to_run(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
+                  only: list[str] | None = None, force: bool = False) -> set[str]:
+    """The stages (of ``stages``, in dependency order) whose stored result is not current under the fingerprint
+    rule; a stage whose inputs will change gets a new fingerprint, so the stages after it follow. ``only`` limits
+    the answer to those stages and ``force`` re-runs them all. An empty answer means the asset's results are
+    current (the runner and the batch's skip decide with this one function)."""
+    current: dict[str, str | None] = {name: run.fingerprint for name, run in previous.items()}
+    stale: set[str] = set()
+    for stage in stages:
+        if only and stage.name not in only:
+            continue
+        print_ = fingerprint(stage, settings, current)
+        if force or not _is_current(previous.get(stage.name), print_):
+            stale.add(stage.name)
+            current[stage.name] = print_
+    return stale
+
+
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None) -> RunResult:
     """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
@@ -161,6 +180,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
     """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
     actor = ws.actor
     current: dict[str, str | None] = {name: run.fingerprint for name, run in done.items()}
+    to_run = stages_to_run(done, stages, ws.settings, only=only, force=force)
 
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
@@ -204,7 +224,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
                 prints[name] = fingerprint(stage, ws.settings, current)
-                if (only and name not in only) or (not force and _is_current(done.get(name), prints[name])):
+                if name not in to_run:
                     result.skipped.append(name)
                     finished.add(name)
                     continue
@@ -232,4 +252,4 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
 
-__all__ = ["RunResult", "analyze_asset"]
+__all__ = ["RunResult", "analyze_asset", "stages_to_run"]

@@ -92,7 +92,6 @@ def test_list_filters_by_name_hash_media_band_and_date(tmp_path: Path, small_jpe
 
 @pytest.mark.parametrize(("args", "message"), [
     (["analyze", "missing.jpg"], "no such file: missing.jpg"),
-    (["analyze", "."], "is a directory"),
     (["ingest", "missing.jpg"], "no such file: missing.jpg"),
     (["show", "deadbeefdeadbeef"], "no asset with id or SHA-256 prefix 'deadbeefdeadbeef'"),
     (["show", "abc"], "give at least 8 hex digits"),

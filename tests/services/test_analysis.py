@@ -11,7 +11,7 @@ import pytest
 import tamperscope
 from tamperscope import samples
 from tamperscope.custody.intake import IntakeRecord
-from tamperscope.errors import NotFoundError
+from tamperscope.errors import IsDirectoryError, NotFoundError
 from tamperscope.services.analysis import as_target, run_analysis
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
@@ -58,6 +58,12 @@ def test_a_string_target_is_never_ingested_even_if_a_file_has_that_name(tmp_path
     finally:
         ws.close()
     assert as_target("deadbeefcafe") == Path("deadbeefcafe") and as_target("0123abcd") == "0123abcd"
+
+
+def test_a_folder_is_not_one_target(tmp_path: Path) -> None:
+    """One analysis takes one file; a folder is a batch (``tamperscope analyze DIR``), never read as a file."""
+    with pytest.raises(IsDirectoryError, match="is a directory, not a file"):
+        as_target(str(tmp_path))
 
 
 def test_front_door_analyses_a_file_in_the_named_workspace(tmp_path: Path) -> None:

@@ -22,12 +22,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sqlalchemy import select
 
-from tamperscope import samples
 from tamperscope.custody.intake import ingest_path
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples import demo as samples
+from tamperscope.samples.talking_head import astronaut_rig, talking_head
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection, Frame, StageRun
-from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace
 
 

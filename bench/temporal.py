@@ -20,9 +20,9 @@ from sqlalchemy import select
 from tamperscope.custody.intake import ingest_path
 from tamperscope.media.decode import VideoReader
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples.talking_head import talking_head
 from tamperscope.settings import Settings
 from tamperscope.store.models import StageRun
-from tamperscope.temporal.synthetic import talking_head
 from tamperscope.workspace import Workspace
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.media.shots import cut_f1
-from tamperscope.media.synthetic import face_video, video_with_known_cuts
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples.shots import face_video, video_with_known_cuts
 from tamperscope.settings import Settings
 from tamperscope.store.models import Shot, StageRun
 from tamperscope.workspace import Workspace

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tamperscope import samples
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.redact import mask_url
+from tamperscope.samples import demo as samples
+from tamperscope.samples.talking_head import astronaut_rig, talking_head
 from tamperscope.services.analysis import AnalysisOutcome, format_verdict, run_analysis
 from tamperscope.settings import Settings
-from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace
 
 console = Console()

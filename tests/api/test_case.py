@@ -8,12 +8,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tamperscope import samples
 from tamperscope.api.case import copymove_lines, provenance_view, reading
 from tamperscope.api.routers.case import metadata_diff, phash_comparison
 from tamperscope.fusion.model import load_model
 from tamperscope.probe.rules import RULES
 from tamperscope.probe.rules.explain import SENTENCES, flag_sentence, flag_values
+from tamperscope.samples import demo as samples
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection
 from tamperscope.workspace import Workspace

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tamperscope import samples
 from tamperscope.api.routers import assets, reports
 from tamperscope.api.routers.assets import display_name
 from tamperscope.custody.intake import IntakeResult
+from tamperscope.samples import demo as samples
 
 
 def _wait(client: TestClient, job_id: str, timeout_s: float = 240.0) -> dict:

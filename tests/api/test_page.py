@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tamperscope import samples
+from tamperscope.samples import demo as samples
 from tamperscope.services.analysis import run_analysis
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace

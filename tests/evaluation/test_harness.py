@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from tamperscope.evaluation.harness import evaluate, load_mask, pixel_metrics
-from tamperscope.evaluation.synthetic import generate
+from tamperscope.samples.forgeries import generate
 
 
 def test_pixel_metrics_on_known_maps() -> None:

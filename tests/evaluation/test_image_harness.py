@@ -11,7 +11,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import tamperscope.evaluation
-from tamperscope import samples
 from tamperscope.cli.main import app
 from tamperscope.errors import UsageError
 from tamperscope.evaluation.image import (
@@ -22,8 +21,9 @@ from tamperscope.evaluation.image import (
     synthetic_augment,
     synthetic_items,
 )
-from tamperscope.evaluation.synthetic import generate
 from tamperscope.fusion.branches import metadata_checked_row
+from tamperscope.samples import demo as samples
+from tamperscope.samples.forgeries import generate
 
 MANIFEST = Path(tamperscope.evaluation.__file__).parent / "manifests" / "shared_image.csv"
 

@@ -9,7 +9,7 @@ import pytest
 
 from tamperscope.media.decode import VideoReader, detection_frame
 from tamperscope.media.shots import ShotDetector, cut_f1
-from tamperscope.media.synthetic import KnownCuts, video_with_known_cuts
+from tamperscope.samples.shots import KnownCuts, video_with_known_cuts
 
 
 def detect(path: Path, detectors: tuple[str, ...], min_scene_len: int | None = None) -> list[int]:

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.media.synthetic import face_video, video_with_known_cuts
 from tamperscope.media.windows import load_window
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples.shots import face_video, video_with_known_cuts
 from tamperscope.settings import Settings
 from tamperscope.stages.video import decode_png
 from tamperscope.store.models import Frame, Shot, StageRun, Window

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from tamperscope.custody.intake import ingest_path
 from tamperscope.pipeline.registry import load_stage
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples.talking_head import astronaut_rig, talking_head
 from tamperscope.settings import Settings
 from tamperscope.stages.deep import saliency_png
 from tamperscope.store.models import Detection
-from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 from tamperscope.workspace import Workspace
 
 SPEC = {"input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "output": "logit", "clip_length": 16}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tamperscope import samples
 from tamperscope.custody.intake import ingest_path
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.samples import demo as samples
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace
 

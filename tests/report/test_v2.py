@@ -168,8 +168,8 @@ def test_downscaled_bounds_the_longest_side() -> None:
 def test_video_report_shows_face_crops_and_the_fused_timeline(tmp_path: Path) -> None:
     from tamperscope.custody.intake import ingest_path
     from tamperscope.pipeline.runner import analyze_asset
+    from tamperscope.samples.talking_head import astronaut_rig, talking_head
     from tamperscope.settings import Settings
-    from tamperscope.temporal.synthetic import astronaut_rig, talking_head
 
     clip = talking_head(tmp_path / "face.mp4", rig=astronaut_rig(256, 256), duration_s=4.0).path
     ws = Workspace.open(Settings(home=tmp_path / "home", actor="reporter"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import tamperscope
-from tamperscope import samples
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.errors import IsDirectoryError, NotFoundError
+from tamperscope.samples import demo as samples
 from tamperscope.services.analysis import as_target, run_analysis
 from tamperscope.settings import Settings
 from tamperscope.workspace import Workspace

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tamperscope import samples
 from tamperscope.custody.verify import verify
+from tamperscope.samples import demo as samples
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
 from tamperscope.settings import BatchSettings, Settings
 from tamperscope.store import queries

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tamperscope.samples.talking_head import FaceRig, SyntheticClip, astronaut_rig, talking_head
 from tamperscope.temporal.dense import DenseTrack, dense_landmarks
-from tamperscope.temporal.synthetic import FaceRig, SyntheticClip, astronaut_rig, talking_head
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tamperscope.media.audio import extract_audio
+from tamperscope.samples.talking_head import AUDIO_RATE, synthesise_speech
 from tamperscope.temporal.avsync import (
     CHANCE_MARGIN,
     Phone,
@@ -19,7 +20,6 @@ from tamperscope.temporal.avsync import (
 )
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
-from tamperscope.temporal.synthetic import AUDIO_RATE, synthesise_speech
 
 
 def test_envelope_and_speech_segments_of_bursts() -> None:

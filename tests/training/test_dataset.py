@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tamperscope.errors import UsageError
-from tamperscope.temporal.synthetic import astronaut_rig, talking_head
+from tamperscope.samples.talking_head import astronaut_rig, talking_head
 from tamperscope_train.dataset import link_layout, load_tracks, scan
 
 

@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         from PIL import Image
 
-        from tamperscope.evaluation.synthetic import generate
+        from tamperscope.samples.forgeries import generate
 
         extra_sources = {}
         for path in sorted(extra.glob("*.jpg")) if extra else []:

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         height: Annotated[int, typer.Option(help="frame height")] = 360,
     ) -> None:
         """Animate scikit-image's astronaut speaking espeak-ng audio, with known ground truth (printed as JSON)."""
-        from tamperscope.temporal.synthetic import talking_head
+        from tamperscope.samples.talking_head import talking_head
 
         if seconds <= 1.0:
             raise UsageError("--seconds must exceed 1")

@@ -1,4 +1,5 @@
-"""Evaluation: the synthetic forgery benchmark (:mod:`.synthetic`) and the image harness (:mod:`.harness`).
+"""Evaluation: the image harnesses (:mod:`.harness`, :mod:`.image`) over the synthetic forgery benchmark
+(:mod:`tamperscope.samples.forgeries`) and real images, and the video harness (:mod:`.video`).
 
 Media-specific harnesses live beside them (e.g. ``video.py``) and reuse the harness's metric and table helpers.
 """

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import av
 import av.filter
@@ -27,7 +28,7 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image
 
-from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason
 
 # HEIF/HEIC stills open through Pillow like every other image (intake validates them with the same decoder)
 pillow_heif.register_heif_opener()
@@ -36,6 +37,37 @@ pillow_heif.register_heif_opener()
 def scrub(message: str, path: Path) -> str:
     """``message`` without the file's location: errors name the media, never a path of the store."""
     return message.replace(str(path), "<media>").replace(str(path.parent), "<store>")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Budgets a decoder enforces on what it actually decodes (intake checked the declared sizes already).
+
+    Attributes
+    ----------
+    max_pixels : int or None
+        Most pixels (width x height) of one decoded image or frame.
+    max_duration_ms : int or None
+        Latest presentation time decoded from a video.
+    check : callable or None
+        Called before each decoded frame (the stage's wall-clock and memory budget); raises to stop.
+    """
+
+    max_pixels: int | None = None
+    max_duration_ms: int | None = None
+    check: Callable[[], None] | None = None
+
+    def frame(self, width: int, height: int, t_ms: int) -> None:
+        """Raise :class:`LimitExceededError` when a decoded frame is past a budget; run the stage's check."""
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise LimitExceededError("pixels", f"a decoded frame is {width}x{height}, more than {self.max_pixels}")
+        if self.max_duration_ms is not None and t_ms > self.max_duration_ms:
+            raise LimitExceededError("duration", f"frames past {self.max_duration_ms / 1000:g} s")
+        if self.check is not None:
+            self.check()
+
+
+NO_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True)
@@ -125,6 +157,9 @@ class VideoReader:
     detail_long_side : int
         Long side of on-demand detail renderings (0: none); only offered when the source is larger than
         ``long_side``.
+    limits : DecodeLimits
+        Pixel and duration budgets checked on every decoded frame (FFmpeg's own ``max_pixels`` refuses larger
+        frames before allocating them), and the stage's budget check.
 
     Examples
     --------
@@ -133,8 +168,10 @@ class VideoReader:
     ...         print(frame.t_ms, frame.rgb.shape)
     """
 
-    def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0) -> None:
+    def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0,
+                 limits: DecodeLimits = NO_LIMITS) -> None:
         self.path = path
+        self.limits = limits
         self.long_side = long_side
         self.detail_long_side = detail_long_side
         self._detail: tuple[tuple[int, int, str], av.filter.Graph] | None = None
@@ -153,6 +190,13 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = threads
+        if limits.max_pixels is not None:  # declared size first; then the decoder refuses larger frames itself
+            width, height = self._stream.codec_context.width, self._stream.codec_context.height
+            if width * height > limits.max_pixels:
+                self._container.close()
+                raise LimitExceededError("pixels", f"the video declares {width}x{height}, more than "
+                                                   f"{limits.max_pixels}")
+            self._stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
         rate = self._stream.average_rate or self._stream.guessed_rate
         duration = None
         if self._stream.duration is not None and self._stream.time_base is not None:
@@ -232,7 +276,9 @@ class VideoReader:
         index = 0
         try:
             for frame in self._container.decode(self._stream):
-                yield index, self._t_ms(frame, index), bool(frame.key_frame), frame
+                t_ms = self._t_ms(frame, index)
+                self.limits.frame(frame.width, frame.height, t_ms)
+                yield index, t_ms, bool(frame.key_frame), frame
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
@@ -291,7 +337,19 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return array if turn is None else np.ascontiguousarray(turn(array))
 
 
-def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:
+def open_image(path: Path | BinaryIO, max_pixels: int | None) -> Image.Image:
+    """Open an image with Pillow (header only) and refuse it before decoding when its decoded size is past the
+    ``max_pixels`` budget (:class:`LimitExceededError`); the caller closes it."""
+    image = Image.open(path)
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        image.close()
+        raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than {max_pixels}")
+    return image
+
+
+def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
+               max_pixels: int | None = None) -> DecodedFrame:
     """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
 
     Parameters
@@ -302,6 +360,8 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
         Long side of the normalised frame.
     detail_long_side : int
         Long side of the on-demand detail rendering (0: none; only when the image is larger than ``long_side``).
+    max_pixels : int, optional
+        Decoded-pixel budget, checked on the decoder's size before decoding (:func:`open_image`).
 
     Returns
     -------
@@ -309,7 +369,7 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
         Index 0 at ``t_ms`` 0, marked key.
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path, max_pixels) as image:
             full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,

@@ -180,12 +180,7 @@ def check_png(data: mmap.mmap | bytes, *, max_pixels: int) -> Structure:
             cap = height * (row_bytes + 1) * 2 + 1024
             first = False
         elif kind == b"IDAT":
-            try:
-                produced += len(inflater.decompress(body, cap - produced))
-            except zlib.error as exc:
-                raise _corrupt(f"PNG image data is not a valid zlib stream: {exc}") from exc
-            if inflater.unconsumed_tail or produced >= cap:
-                raise _corrupt("PNG image data inflates past what its header allows")
+            produced = _inflate_counting(inflater, body, produced, cap)
         elif kind == b"IEND":
             found.trailing_bytes = size - end
             if not inflater.eof:
@@ -194,6 +189,27 @@ def check_png(data: mmap.mmap | bytes, *, max_pixels: int) -> Structure:
                 raise _corrupt(f"PNG image data holds {produced} bytes, the header implies {expected}")
             return found
         pos = end
+
+
+#: bytes inflated at a time while counting PNG image data: memory stays at this, whatever the image declares
+INFLATE_STEP = 1 << 20
+
+
+def _inflate_counting(inflater: Any, body: bytes | memoryview, produced: int, cap: int) -> int:
+    """Feed one IDAT body to ``inflater`` in steps of :data:`INFLATE_STEP` output bytes, discarding the output;
+    return the running count, refusing a stream that inflates past ``cap`` (a zlib bomb)."""
+    pending = bytes(body)
+    while pending:
+        try:
+            produced += len(inflater.decompress(pending, INFLATE_STEP))
+        except zlib.error as exc:
+            raise _corrupt(f"PNG image data is not a valid zlib stream: {exc}") from exc
+        if produced >= cap:
+            raise _corrupt("PNG image data inflates past what its header allows")
+        pending = inflater.unconsumed_tail
+        if inflater.eof:
+            break
+    return produced
 
 
 def check_riff(data: _HeaderReader | bytes) -> Structure:

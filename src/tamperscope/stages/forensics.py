@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from tamperscope.forensics import analyze_image
 from tamperscope.forensics.registry import DETECTORS, load_detector
-from tamperscope.media.decode import exif_orientation, upright
+from tamperscope.media.decode import exif_orientation, open_image, upright
 from tamperscope.media.png import encode_png
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings
@@ -94,7 +94,7 @@ class ForensicsStage:
         if ctx.asset.media_type == MediaType.IMAGE:
             with ctx.media_path() as path:
                 data = path.read_bytes()
-            with Image.open(io.BytesIO(data)) as img:
+            with open_image(io.BytesIO(data), ctx.settings.limits.max_pixels) as img:
                 jobs = [_Window("asset", np.asarray(img.convert("RGB")), data if img.format == "JPEG" else None,
                                 orientation=exif_orientation(img))]
         else:
@@ -114,7 +114,7 @@ class ForensicsStage:
             shown = upright(job.image, job.orientation)
             turned = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
             records = []
-            for name, result in analyze_image(job.image, jpeg_bytes=job.jpeg).items():
+            for name, result in analyze_image(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget).items():
                 heat = upright(result.map, job.orientation)
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),

@@ -47,7 +47,7 @@ def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
     cfg = ctx.settings.temporal
     return cached_dense_landmarks(ctx.ws.store, ctx.asset.asset_id, ctx.media_path, plan.ranges_ms,
                                   long_side=cfg.long_side, max_fps=cfg.max_fps, guides=plan.guides,
-                                  guide_size=plan.frame_size)
+                                  guide_size=plan.frame_size, limits=ctx.decode_limits())
 
 
 def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any],

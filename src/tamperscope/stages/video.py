@@ -221,12 +221,14 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
     times: array[int] = array("q")
     try:
         if is_image:
-            frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side)
+            frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side,
+                               max_pixels=ctx.settings.limits.max_pixels)
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
-        with VideoReader(path, long_side=video.long_side, detail_long_side=detail_long_side) as reader:
+        with VideoReader(path, long_side=video.long_side, detail_long_side=detail_long_side,
+                         limits=ctx.decode_limits()) as reader:
             fps = reader.info.fps
             detector = ShotDetector(fps, detectors=tuple(video.shot_detectors),
                                     content_threshold=video.content_threshold,

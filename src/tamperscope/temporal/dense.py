@@ -29,7 +29,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
-from tamperscope.media.decode import VideoReader
+from tamperscope.media.decode import NO_LIMITS, DecodeLimits, VideoReader
 from tamperscope.temporal.mesh import N_LANDMARKS
 
 T = TypeVar("T")
@@ -242,7 +242,8 @@ def _patches(reader: VideoReader, ranges_ms: list[tuple[int, int]], *, max_fps: 
 
 def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640, max_fps: float = 30.0,
                     guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
-                    guide_size: tuple[int, int] | None = None, patch: int = 256) -> DenseTrack:
+                    guide_size: tuple[int, int] | None = None, patch: int = 256,
+                    limits: DecodeLimits = NO_LIMITS) -> DenseTrack:
     """Decode ``path`` and run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms``.
 
     Decoding runs on a second thread, a few frames ahead of Face Mesh (:func:`prefetch`).
@@ -265,6 +266,8 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
         ``(width, height)`` of the frames the guide boxes refer to (default: the decoded size).
     patch : int
         Side of the Face Mesh input patch.
+    limits : DecodeLimits
+        Pixel and duration budgets of the decoder, and the calling stage's budget check per frame.
 
     Returns
     -------
@@ -278,7 +281,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     nan_row = np.full((N_LANDMARKS, 3), np.nan, np.float32)
     decode_s = mesh_s = 0.0
     size = (0, 0)
-    with VideoReader(path, long_side=long_side, threads=2) as reader, \
+    with VideoReader(path, long_side=long_side, threads=2, limits=limits) as reader, \
             mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                             min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
         fps = min(reader.info.fps, max_fps)
@@ -319,7 +322,8 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
                            ranges_ms: list[tuple[int, int]],
                            *, long_side: int, max_fps: float,
                            guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
-                           guide_size: tuple[int, int] | None = None) -> tuple[DenseTrack, str]:
+                           guide_size: tuple[int, int] | None = None,
+                           limits: DecodeLimits = NO_LIMITS) -> tuple[DenseTrack, str]:
     """Dense landmarks from the store, or computed once (per-asset lock) and stored.
 
     Parameters
@@ -330,7 +334,7 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
     path_factory : callable
         Zero-argument context-manager factory giving the local media path (``ctx.media_path``).
     ranges_ms : list of tuple of int
-    long_side, max_fps, guides, guide_size
+    long_side, max_fps, guides, guide_size, limits
         As for :func:`dense_landmarks`.
 
     Returns
@@ -344,5 +348,5 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
             return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)
         with path_factory() as path:
             track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps, guides=guides,
-                                    guide_size=guide_size)
+                                    guide_size=guide_size, limits=limits)
         return track, store.put_bytes(key, track.to_bytes())

@@ -275,6 +275,20 @@ def check_bmff(data: _HeaderReader | bytes, *, require_moov: bool) -> Structure:
     return found
 
 
+def check_gif(data: _HeaderReader | bytes, *, max_pixels: int) -> Structure:
+    """Read the GIF logical screen (GIF89a section 18): decoders allocate a canvas of that size for every frame,
+    so a screen past ``max_pixels`` is refused whatever the images inside declare."""
+    if len(data) < 13:
+        raise _truncated("GIF ends inside its header")
+    width, height = struct.unpack("<HH", data[6:10])
+    if width == 0 or height == 0:
+        raise _corrupt("GIF logical screen with zero width or height")
+    if width * height > max_pixels:
+        raise InputRejectedError(RejectReason.TOO_MANY_PIXELS,
+                                 f"GIF logical screen {width}x{height} exceeds {max_pixels}")
+    return Structure(width=width, height=height)
+
+
 def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure | None:
     """Run the walker for ``container``; None when there is no walker for it (ffprobe still checks it)."""
     scanned: dict[str, Callable[[mmap.mmap], Structure]] = {
@@ -288,6 +302,7 @@ def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure
         "mp4": lambda d: check_bmff(d, require_moov=True),
         "mov": lambda d: check_bmff(d, require_moov=True),
         "heif": lambda d: check_bmff(d, require_moov=False),
+        "gif": lambda d: check_gif(d, max_pixels=max_pixels),
     }
     if container in scanned:
         with _mapped(path) as data:

@@ -24,7 +24,7 @@ class LimitSettings(BaseModel):
     max_bytes: int = Field(8 * 1024**3, description="largest accepted file in bytes")
     api_max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="largest API upload body in bytes; a larger "
                                       "one is answered 413 before its body is stored")
-    max_pixels: int = Field(100_000_000, gt=0, description="decoded-pixel budget of one image, width x height; "
+    max_pixels: int = Field(50_000_000, gt=0, description="decoded-pixel budget of one image, width x height; "
                             "checked on the declared size at intake and on the decoder's size during analysis")
     max_frame_pixels: int = Field(8192 * 4320, gt=0, description="decoded-pixel budget of one video frame (8K), "
                                   "checked at intake (declared) and on every decoded frame")

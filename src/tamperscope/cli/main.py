@@ -141,7 +141,8 @@ def analyze(
         console.print(f"asset {summary.asset_id} [bold]{summary.status}[/bold]; ran: {', '.join(run.ran) or '-'};"
                       f" current: {', '.join(run.skipped) or '-'}")
         for name, error in run.failed.items():
-            err_console.print(f"[red]stage {name} failed[/red]: {error}")
+            status = "exceeded a budget (limit_exceeded)" if name in run.limited else "failed"
+            err_console.print(f"[red]stage {name} {status}[/red]: {escape(error)}")
         if summary.verdict:
             console.print(f"verdict: {format_verdict(summary.verdict)}")
         console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")

@@ -157,29 +157,37 @@ def png_bomb(width: int, height: int, rows: int) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(raw, 9)) + _png_chunk(b"IEND", b""))
 
 
-def make_bombs(folder: Path) -> dict[str, Path]:
-    """PNG declaring 20000x20000 (tiny IDAT), a 100 MP PNG zlib bomb (whole), a GIF with a 65535x65535 screen,
-    a JPEG whose frame header says 65000x65000, an hour of 16x16 video."""
+def make_bombs(folder: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+    """Files declaring huge sizes from a few bytes, each with the settings (environment) it runs under: past the
+    budgets (a PNG declaring 20000x20000 with a tiny IDAT, a 100 MP PNG zlib bomb, a GIF with a 65535x65535 screen,
+    a JPEG whose frame header says 65000x65000, 3 h of 16x16 video), and a 49 MP PNG zlib bomb just under the
+    pixel budget, analysed under a 1 GiB memory ceiling and under a 60 s stage budget."""
     folder.mkdir(parents=True, exist_ok=True)
-    bombs: dict[str, Path] = {}
+    paths: dict[str, Path] = {}
     (folder / "png20000.png").write_bytes(png_bomb(20000, 20000, 4))
-    bombs["png 20000x20000, tiny IDAT"] = folder / "png20000.png"
+    paths["png 20000x20000, tiny IDAT"] = folder / "png20000.png"
     (folder / "png100mp.png").write_bytes(png_bomb(10000, 10000, 10000))
-    bombs["png 10000x10000 zlib bomb"] = folder / "png100mp.png"
+    paths["png 10000x10000 zlib bomb"] = folder / "png100mp.png"
     gif = (b"GIF89a" + struct.pack("<HH", 65535, 65535) + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff"
            + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00\x02\x02\x44\x01\x00\x3b")
     (folder / "gif65535.gif").write_bytes(gif)
-    bombs["gif 65535x65535 screen"] = folder / "gif65535.gif"
+    paths["gif 65535x65535 screen"] = folder / "gif65535.gif"
     jpeg = bytearray(_ffmpeg(folder / "small.jpg", "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1")
                      .read_bytes())
     sof = jpeg.find(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
     (folder / "jpeg65000.jpg").write_bytes(bytes(jpeg))
-    bombs["jpeg SOF 65000x65000"] = folder / "jpeg65000.jpg"
-    bombs["video 3 h of 16x16"] = _ffmpeg(folder / "long.mp4", "-f", "lavfi", "-i",
+    paths["jpeg SOF 65000x65000"] = folder / "jpeg65000.jpg"
+    paths["video 3 h of 16x16"] = _ffmpeg(folder / "long.mp4", "-f", "lavfi", "-i",
                                           "color=c=gray:size=16x16:rate=1:duration=10800", "-c:v", "libx264",
                                           "-preset", "ultrafast")
-    return bombs
+    (folder / "png49mp.png").write_bytes(png_bomb(7000, 7000, 7000))
+    runs = {name: (path, {}) for name, path in paths.items()}
+    runs["png 7000x7000 zlib bomb, 1 GiB ceiling"] = (folder / "png49mp.png",
+                                                      {"TAMPERSCOPE_LIMITS__STAGE_MEMORY_BYTES": str(2**30)})
+    runs["png 7000x7000 zlib bomb, 60 s stages"] = (folder / "png49mp.png",
+                                                    {"TAMPERSCOPE_LIMITS__STAGE_TIMEOUT_S": "60"})
+    return runs
 
 
 # -- running ------------------------------------------------------------------------------------------------------
@@ -194,14 +202,18 @@ class Outcome:
     stderr: str
 
 
-def run_one(path: Path, home: Path, timeout_s: float) -> Outcome:
+def run_one(path: Path, home: Path, timeout_s: float, settings: dict[str, str] | None = None, *,
+            force: bool = False) -> Outcome:
     """``tamperscope analyze PATH`` in its own process group, killed when past ``timeout_s``; peak RSS from
-    ``wait4`` (the process and the tools it waited for)."""
-    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "fuzz", "TAMPERSCOPE_WORKERS": "1"}
+    ``wait4`` (the process and the tools it waited for). ``settings``: extra ``TAMPERSCOPE_*`` variables."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "fuzz", "TAMPERSCOPE_WORKERS": "1",
+           **(settings or {})}
     start = time.monotonic()
     err_path = home / "last.stderr"
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen([str(EXE), "analyze", "--json", str(path)], stdout=subprocess.DEVNULL, stderr=err,
+        proc = subprocess.Popen([str(EXE), "analyze", "--json", *(["--force"] if force else []), str(path)],
+                                stdout=subprocess.DEVNULL, stderr=err,
                                 env=env, start_new_session=True)
         hung = False
         while True:
@@ -285,8 +297,8 @@ def main() -> int:
     print("per format:", {k: dict(v) for k, v in sorted(per_format.items())})
     if not args.no_bombs:
         print("\nbombs:")
-        for name, path in make_bombs(args.out / "bombs").items():
-            outcome = run_one(path, home, args.timeout)
+        for name, (path, env) in make_bombs(args.out / "bombs").items():
+            outcome = run_one(path, home / "bombs", args.timeout, env, force=True)
             print(f"  {name:32} {path.stat().st_size:>9} bytes  {outcome.kind:8} {outcome.reason or '':18} "
                   f"{outcome.seconds:6.1f} s  peak RSS {outcome.peak_rss_mb:6.0f} MB")
             if outcome.kind in ("exit1", "hang", "other"):

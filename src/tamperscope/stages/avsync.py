@@ -78,7 +78,8 @@ class AVSyncStage:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
         with ctx.media_path() as path:
-            audio = extract_audio(path)
+            audio = extract_audio(path, max_seconds=ctx.settings.limits.max_duration_s)  # the duration budget
+        ctx.check_budget()
         if audio is None:
             return StageOutput(detections=not_applicable(MODULES, "no audio stream", params, version=VERSION),
                                summary={"audio": False})

@@ -235,8 +235,9 @@ def run_one(path: Path, home: Path, timeout_s: float, settings: dict[str, str] |
     code = proc.returncode
     reason = None
     if code == 3:
-        found = re.search(r"(?:error|rejected)[^:]*:\s*([a-z_]+):", stderr)
-        reason = found.group(1) if found and found.group(1) in REASONS else "untyped"
+        # intake: "error: <reason>: ..."; a stage: "stage video failed: InputRejectedError: <reason>: ..."
+        named = [word for word in re.findall(r"\b([a-z_]+): ", stderr) if word in REASONS]
+        reason = named[0] if named else "untyped"
     kind = {0: "ok", 3: "rejected", 1: "exit1"}.get(code, "other")
     return Outcome(kind, code, reason, seconds, rss, stderr)
 

@@ -19,14 +19,14 @@ from sqlalchemy import select
 from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.verify import verify
 from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason
-from tamperscope.media.decode import DecodeLimits, VideoReader, read_image
+from tamperscope.media.decode import DecodeLimits, VideoReader, open_image, read_image
 from tamperscope.pipeline import registry
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe.structure import check_png
 from tamperscope.probe.validate import validate_file
 from tamperscope.records import StageOutput
 from tamperscope.settings import LimitSettings, Settings
-from tamperscope.stages.base import StageBudget, StageContext
+from tamperscope.stages.base import StageBudget, StageContext, resident_bytes
 from tamperscope.store.models import Asset, AuditEvent, StageRun
 from tamperscope.workspace import Workspace
 
@@ -103,9 +103,9 @@ def test_long_video_against_a_small_duration_budget(tmp_path: Path) -> None:
 
 def test_decoders_check_actual_sizes(small_jpeg: Path, small_video: Path) -> None:
     with pytest.raises(LimitExceededError) as image:
-        read_image(small_jpeg, long_side=64, max_pixels=640 * 480 - 1)
+        read_image(small_jpeg, long_side=64, limits=DecodeLimits(max_pixels=640 * 480 - 1))
     assert image.value.limit == "pixels" and image.value.reason is RejectReason.LIMIT_EXCEEDED
-    assert read_image(small_jpeg, long_side=64, max_pixels=640 * 480).rgb.shape[1] == 64
+    assert read_image(small_jpeg, long_side=64, limits=DecodeLimits(max_pixels=640 * 480)).rgb.shape[1] == 64
     with pytest.raises(LimitExceededError), VideoReader(small_video, long_side=64,
                                                         limits=DecodeLimits(max_pixels=320 * 240 - 1)):
         pass
@@ -194,6 +194,26 @@ def test_budget_check_reads_the_resident_set() -> None:
     assert caught.value.limit == "memory"
 
 
+def test_memory_is_reserved_before_decoding(small_jpeg: Path) -> None:
+    """A known cost is refused up front: the reservation sees the pixels times the bytes per pixel."""
+    held = resident_bytes()
+    budget = StageBudget(stage="x", timeout_s=60, memory_bytes=held + 64 * 2**20)
+    budget.reserve(2**20, "a little")
+    with pytest.raises(LimitExceededError) as caught:
+        budget.reserve(256 * 2**20, "a lot")
+    assert caught.value.limit == "memory" and "a lot" in caught.value.message
+    asked: list[int] = []
+    with open_image(small_jpeg, DecodeLimits(reserve=asked.append), bytes_per_pixel=10):
+        pass
+    assert asked == [640 * 480 * 10]
+
+    def refuse(nbytes: int) -> None:
+        raise LimitExceededError("memory", f"{nbytes}")
+
+    with pytest.raises(LimitExceededError):
+        read_image(small_jpeg, long_side=64, limits=DecodeLimits(reserve=refuse))
+
+
 RUNNER = """
 import sys
 from tamperscope.pipeline import registry
@@ -238,3 +258,14 @@ def test_a_run_killed_by_a_timeout_does_not_leave_the_asset_stuck(settings: Sett
         actions = session.execute(select(AuditEvent.action)).scalars().all()
     assert "analysis.recovered" in actions
     ws.close()
+
+
+def test_jpeg_frame_header_past_the_budget_is_refused_by_the_walker(small_jpeg: Path, tmp_path: Path) -> None:
+    data = bytearray(small_jpeg.read_bytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
+    bomb = tmp_path / "sof.jpg"
+    bomb.write_bytes(bytes(data))
+    with pytest.raises(InputRejectedError) as caught:
+        validate_file(bomb, LimitSettings())
+    assert caught.value.reason is RejectReason.TOO_MANY_PIXELS and "65000x65000" in caught.value.message

@@ -51,11 +51,15 @@ class DecodeLimits:
         Latest presentation time decoded from a video.
     check : callable or None
         Called before each decoded frame (the stage's wall-clock and memory budget); raises to stop.
+    reserve : callable or None
+        Called with the bytes a still image will take to decode, before decoding it (the stage's memory
+        ceiling refuses it up front); raises to stop.
     """
 
     max_pixels: int | None = None
     max_duration_ms: int | None = None
     check: Callable[[], None] | None = None
+    reserve: Callable[[int], None] | None = None
 
     def frame(self, width: int, height: int, t_ms: int) -> None:
         """Raise :class:`LimitExceededError` when a decoded frame is past a budget; run the stage's check."""
@@ -337,19 +341,32 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return array if turn is None else np.ascontiguousarray(turn(array))
 
 
-def open_image(path: Path | BinaryIO, max_pixels: int | None) -> Image.Image:
-    """Open an image with Pillow (header only) and refuse it before decoding when its decoded size is past the
-    ``max_pixels`` budget (:class:`LimitExceededError`); the caller closes it."""
+#: bytes per pixel :func:`read_image` holds at its peak: Pillow's image (up to 4), its RGB conversion and the
+#: array copy (3 + 3), resized copies
+DECODE_BYTES_PER_PIXEL = 12
+
+
+def open_image(path: Path | BinaryIO, limits: DecodeLimits = NO_LIMITS,
+               bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Image.Image:
+    """Open an image with Pillow (header only) and, before decoding, refuse it when its decoded size is past the
+    pixel budget or its cost (``bytes_per_pixel`` per pixel) past the memory the caller may still use
+    (:class:`LimitExceededError`); the caller closes it."""
     image = Image.open(path)
     width, height = image.size
-    if max_pixels is not None and width * height > max_pixels:
+    try:
+        if limits.max_pixels is not None and width * height > limits.max_pixels:
+            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than "
+                                               f"{limits.max_pixels}")
+        if limits.reserve is not None:
+            limits.reserve(width * height * bytes_per_pixel)
+    except BaseException:
         image.close()
-        raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than {max_pixels}")
+        raise
     return image
 
 
 def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
-               max_pixels: int | None = None) -> DecodedFrame:
+               limits: DecodeLimits = NO_LIMITS) -> DecodedFrame:
     """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
 
     Parameters
@@ -360,8 +377,8 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
         Long side of the normalised frame.
     detail_long_side : int
         Long side of the on-demand detail rendering (0: none; only when the image is larger than ``long_side``).
-    max_pixels : int, optional
-        Decoded-pixel budget, checked on the decoder's size before decoding (:func:`open_image`).
+    limits : DecodeLimits
+        Pixel budget and memory reservation, checked on the decoder's size before decoding (:func:`open_image`).
 
     Returns
     -------
@@ -369,7 +386,7 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
         Index 0 at ``t_ms`` 0, marked key.
     """
     try:
-        with open_image(path, max_pixels) as image:
+        with open_image(path, limits) as image:
             full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,

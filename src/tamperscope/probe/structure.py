@@ -84,8 +84,9 @@ def _headers(path: Path) -> Iterator[_HeaderReader]:
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def check_jpeg(data: mmap.mmap | bytes) -> Structure:
-    """Walk JPEG markers from SOI through every scan to EOI (ITU-T T.81, Annex B)."""
+def check_jpeg(data: mmap.mmap | bytes, *, max_pixels: int | None = None) -> Structure:
+    """Walk JPEG markers from SOI through every scan to EOI (ITU-T T.81, Annex B); a frame header (SOF) past
+    ``max_pixels`` is refused as ``too_many_pixels`` before anything decodes it."""
     size = len(data)
     if data[:2] != b"\xff\xd8":
         raise _corrupt("JPEG without SOI marker")
@@ -123,6 +124,9 @@ def check_jpeg(data: mmap.mmap | bytes) -> Structure:
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             if width == 0:
                 raise _corrupt("JPEG frame header with zero width")
+            if max_pixels is not None and width * height > max_pixels:
+                raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"JPEG frame {width}x{height} exceeds "
+                                                                       f"{max_pixels}")
             found.width, found.height = width, height
         pos = _skip_entropy_coded(data, end) if marker == 0xDA else end
 
@@ -292,7 +296,7 @@ def check_gif(data: _HeaderReader | bytes, *, max_pixels: int) -> Structure:
 def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure | None:
     """Run the walker for ``container``; None when there is no walker for it (ffprobe still checks it)."""
     scanned: dict[str, Callable[[mmap.mmap], Structure]] = {
-        "jpeg": check_jpeg,
+        "jpeg": lambda d: check_jpeg(d, max_pixels=max_pixels),
         "png": lambda d: check_png(d, max_pixels=max_pixels),
     }
     walked: dict[str, Callable[[_HeaderReader], Structure]] = {

@@ -80,7 +80,7 @@ def prove_decodes(path: Path, media_type: str, limits: LimitSettings) -> None:
     """
     try:
         if media_type == "image":
-            read_image(path, long_side=PROOF_LONG_SIDE, max_pixels=limits.max_pixels)
+            read_image(path, long_side=PROOF_LONG_SIDE, limits=DecodeLimits(max_pixels=limits.max_pixels))
             return
         with VideoReader(path, long_side=PROOF_LONG_SIDE, threads=1,
                          limits=DecodeLimits(max_pixels=limits.max_frame_pixels)) as reader:

@@ -47,7 +47,9 @@ class StageBudget:
     in use; a child process per stage would reopen the database, re-import the native libraries and reload the
     models for every stage and share nothing with the runner. Here every unit of work between two checks (one
     decoded frame, one forensic detector, one progress step) is itself bounded by the decoded-pixel budgets, so
-    the overrun past a budget is at most one unit, and exceeding a budget is a typed ``limit_exceeded`` result.
+    the overrun past a budget is at most one unit, and exceeding a budget is a typed ``limit_exceeded`` result;
+    work whose memory cost is known before it starts (decoding a still image, forensics at full resolution) is
+    reserved first (:meth:`reserve`), so it is refused instead of overshooting the ceiling.
     A run killed from outside (a supervisor's timeout, the OOM killer) leaves a lease whose process is gone; the
     next run recovers the asset (:mod:`tamperscope.custody.lease`). The resident set is the whole process's, so
     stages running side by side share the ceiling.
@@ -70,6 +72,15 @@ class StageBudget:
         rss = resident_bytes()
         if rss > self.memory_bytes:
             raise LimitExceededError("memory", f"stage {self.stage} holds {rss / 2**20:.0f} MiB, more than "
+                                               f"{self.memory_bytes / 2**20:.0f} MiB")
+
+    def reserve(self, nbytes: int, what: str) -> None:
+        """Refuse work whose memory cost is known before it starts: :class:`LimitExceededError` (``memory``) when
+        the resident set plus ``nbytes`` would pass the ceiling, so a large image is refused, not decoded."""
+        rss = resident_bytes()
+        if rss + nbytes > self.memory_bytes:
+            raise LimitExceededError("memory", f"stage {self.stage}: {what} needs about {nbytes / 2**20:.0f} MiB "
+                                               f"beside the {rss / 2**20:.0f} MiB held, more than "
                                                f"{self.memory_bytes / 2**20:.0f} MiB")
 
 
@@ -108,13 +119,18 @@ class StageContext:
         if self.budget is not None:
             self.budget.check()
 
+    def reserve_memory(self, nbytes: int, what: str) -> None:
+        """Refuse work that would take the stage past its memory ceiling, before it starts."""
+        if self.budget is not None:
+            self.budget.reserve(nbytes, what)
+
     def decode_limits(self) -> DecodeLimits:
         """Pixel and duration budgets for decoding this asset, with the stage's budget checked on every frame."""
         limits = self.settings.limits
         image = self.asset.media_type == MediaType.IMAGE
         return DecodeLimits(max_pixels=limits.max_pixels if image else limits.max_frame_pixels,
                             max_duration_ms=None if image else round(limits.max_duration_s * 1000),
-                            check=self.check_budget)
+                            check=self.check_budget, reserve=lambda n: self.reserve_memory(n, "decoding"))
 
     def report(self, fraction: float, message: str = "") -> None:
         """Progress, and a budget check: every progress point is a loop boundary."""

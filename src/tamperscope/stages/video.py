@@ -222,7 +222,7 @@ def decode_and_sample(ctx: StageContext, path: Path, is_image: bool, spool: Spoo
     try:
         if is_image:
             frame = read_image(path, long_side=video.long_side, detail_long_side=detail_long_side,
-                               max_pixels=ctx.settings.limits.max_pixels)
+                               limits=ctx.decode_limits())
             times.append(0)
             pipeline.submit([Sample(frame=frame, shot_start=True, reason="shot_start")])
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,

@@ -212,7 +212,7 @@ def run_one(path: Path, home: Path, timeout_s: float, settings: dict[str, str] |
     start = time.monotonic()
     err_path = home / "last.stderr"
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen([str(EXE), "analyze", "--json", *(["--force"] if force else []), str(path)],
+        proc = subprocess.Popen([str(EXE), "analyze", *(["--force"] if force else []), str(path)],
                                 stdout=subprocess.DEVNULL, stderr=err,
                                 env=env, start_new_session=True)
         hung = False

@@ -121,6 +121,7 @@ class ForensicsStage:
             turned = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
             records = []
             for name, result in analyze_image(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget).items():
+                ctx.check_budget()  # two full-resolution PNGs per detector: a unit of work of their own
                 heat = upright(result.map, job.orientation)
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),

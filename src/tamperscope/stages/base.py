@@ -133,8 +133,10 @@ class StageContext:
                             check=self.check_budget, reserve=lambda n: self.reserve_memory(n, "decoding"))
 
     def report(self, fraction: float, message: str = "") -> None:
-        """Progress, and a budget check: every progress point is a loop boundary."""
-        self.check_budget()
+        """Progress, and a budget check (every progress point before the end is a loop boundary; finished work
+        is kept)."""
+        if fraction < 1.0:
+            self.check_budget()
         if self.progress is not None:
             self.progress(self.stage_name, min(max(fraction, 0.0), 1.0), message)
 

@@ -101,6 +101,17 @@ def test_long_video_against_a_small_duration_budget(tmp_path: Path) -> None:
     assert decoding.value.limit == "duration"
 
 
+def test_one_corrupt_timestamp_does_not_trip_the_duration_budget(tmp_path: Path) -> None:
+    """Found by bench/fuzz.py: a damaged MPEG-PS whose one timestamp jumps past the budget was refused as too
+    long; the budget counts frames as well as their times."""
+    jump = tmp_path / "jump.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10:duration=1",
+                    "-vf", "setpts='if(gte(N,5),PTS+100/TB,PTS)'", "-c:v", "mpeg4", str(jump)], check=True)
+    with VideoReader(jump, long_side=64, limits=DecodeLimits(max_duration_ms=60_000)) as reader:
+        times = [frame.t_ms for frame in reader]
+    assert len(times) == 10 and max(times) > 60_000  # decoded whole, the jump kept in the times
+
+
 def test_decoders_check_actual_sizes(small_jpeg: Path, small_video: Path) -> None:
     with pytest.raises(LimitExceededError) as image:
         read_image(small_jpeg, long_side=64, limits=DecodeLimits(max_pixels=640 * 480 - 1))

@@ -61,12 +61,18 @@ class DecodeLimits:
     check: Callable[[], None] | None = None
     reserve: Callable[[int], None] | None = None
 
-    def frame(self, width: int, height: int, t_ms: int) -> None:
-        """Raise :class:`LimitExceededError` when a decoded frame is past a budget; run the stage's check."""
+    def frame(self, width: int, height: int, t_ms: int, index: int, fps: float) -> None:
+        """Raise :class:`LimitExceededError` when a decoded frame is past a budget; run the stage's check.
+
+        A frame is past the duration budget when both its time and the number of frames decoded before it (at
+        the stream's rate) are: one corrupt timestamp jumping hours ahead does not refuse a short file, and a
+        stream declaring a low rate does not refuse a long one early.
+        """
         if self.max_pixels is not None and width * height > self.max_pixels:
             raise LimitExceededError("pixels", f"a decoded frame is {width}x{height}, more than {self.max_pixels}")
-        if self.max_duration_ms is not None and t_ms > self.max_duration_ms:
-            raise LimitExceededError("duration", f"frames past {self.max_duration_ms / 1000:g} s")
+        if self.max_duration_ms is not None and t_ms > self.max_duration_ms and \
+                index > self.max_duration_ms * fps / 1000:
+            raise LimitExceededError("duration", f"{index} frames and times past {self.max_duration_ms / 1000:g} s")
         if self.check is not None:
             self.check()
 
@@ -281,7 +287,7 @@ class VideoReader:
         try:
             for frame in self._container.decode(self._stream):
                 t_ms = self._t_ms(frame, index)
-                self.limits.frame(frame.width, frame.height, t_ms)
+                self.limits.frame(frame.width, frame.height, t_ms, index, self.info.fps)
                 yield index, t_ms, bool(frame.key_frame), frame
                 index += 1
         except av.FFmpegError as exc:

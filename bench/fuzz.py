@@ -182,7 +182,7 @@ def make_bombs(folder: Path) -> dict[str, tuple[Path, dict[str, str]]]:
                                           "color=c=gray:size=16x16:rate=1:duration=10800", "-c:v", "libx264",
                                           "-preset", "ultrafast")
     (folder / "png49mp.png").write_bytes(png_bomb(7000, 7000, 7000))
-    runs = {name: (path, {}) for name, path in paths.items()}
+    runs: dict[str, tuple[Path, dict[str, str]]] = {name: (path, {}) for name, path in paths.items()}
     runs["png 7000x7000 zlib bomb, 1 GiB ceiling"] = (folder / "png49mp.png",
                                                       {"TAMPERSCOPE_LIMITS__STAGE_MEMORY_BYTES": str(2**30)})
     runs["png 7000x7000 zlib bomb, 60 s stages"] = (folder / "png49mp.png",

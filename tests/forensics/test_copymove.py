@@ -35,3 +35,21 @@ def test_block_method_finds_translated_clone_in_low_texture() -> None:
     assert result.map[300:380, 350:430].mean() > 0.3  # flat pixels (variance <= 4) are left unmarked
     assert result.map[50:130, 50:130].mean() > 0.3  # both copies are marked
     assert result.map[150:280].mean() < 0.01
+
+
+def test_keypoint_matches_clustered_are_capped() -> None:
+    """Found by bench/fuzz.py: a 13 KB JPEG of repeated blocks gave 5822 matches and Ward linkage took 1.1 GB.
+    A tiled random texture does the same; at most ``max_matches`` are clustered, in bounded memory."""
+    import tracemalloc
+
+    tile = np.random.default_rng(0).integers(0, 255, (12, 12, 3), dtype=np.uint8)
+    tiled = np.tile(tile, (6, 9, 1))
+    tracemalloc.start()
+    try:
+        result = KeypointCopyMoveDetector().analyze(tiled)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.evidence["matches"] > 4000
+    assert result.evidence["matches_clustered"] == KeypointCopyMoveDetector.defaults["max_matches"]
+    assert peak < 300 * 2**20

@@ -18,6 +18,7 @@ class RejectReason(StrEnum):
     PROBE_TIMEOUT = "probe_timeout"
     CORRUPT_STREAM = "corrupt_stream"
     EMPTY = "empty"
+    LIMIT_EXCEEDED = "limit_exceeded"
 
 
 class TamperscopeError(Exception):
@@ -91,6 +92,15 @@ class UploadTooLargeError(InputRejectedError):
 
     def __init__(self, message: str) -> None:
         super().__init__(RejectReason.TOO_LARGE, message)
+
+
+class LimitExceededError(InputRejectedError):
+    """Analysis of an input went past a budget (``limit``: pixels, duration, time or memory, see
+    ``settings.limits``); the stage ends with status ``limit_exceeded`` instead of crashing or running on."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(RejectReason.LIMIT_EXCEEDED, f"{limit} budget: {message}")
+        self.limit = limit
 
 
 class IntegrityError(TamperscopeError):

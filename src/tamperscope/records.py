@@ -20,6 +20,7 @@ class AssetStatus(StrEnum):
     ANALYZING = "analyzing"
     ANALYZED = "analyzed"
     FAILED = "failed"
+    LIMIT_EXCEEDED = "limit_exceeded"  # a stage went past a budget (settings.limits); the others may have run
 
 
 class MediaType(StrEnum):

@@ -24,11 +24,18 @@ class LimitSettings(BaseModel):
     max_bytes: int = Field(8 * 1024**3, description="largest accepted file in bytes")
     api_max_upload_bytes: int = Field(4 * 1024**3, gt=0, description="largest API upload body in bytes; a larger "
                                       "one is answered 413 before its body is stored")
-    max_pixels: int = Field(120_000_000, description="largest accepted frame, width x height")
+    max_pixels: int = Field(50_000_000, gt=0, description="decoded-pixel budget of one image, width x height; "
+                            "checked on the declared size at intake and on the decoder's size during analysis")
+    max_frame_pixels: int = Field(8192 * 4320, gt=0, description="decoded-pixel budget of one video frame (8K), "
+                                  "checked at intake (declared) and on every decoded frame")
+    max_duration_s: float = Field(2 * 3600.0, gt=0, description="duration budget of one video or audio file, "
+                                  "checked at intake (declared) and on the decoded timestamps")
+    stage_timeout_s: float = Field(3600.0, gt=0, description="wall-clock budget of one analysis stage")
+    stage_memory_bytes: int = Field(8 * 1024**3, gt=0, description="memory ceiling (resident set of the analysing "
+                                    "process) while a stage runs")
     frame_cache_mb: int = Field(2048, ge=0, description="most MiB of frames the video stage's decode pass keeps "
                                 "(raw, in a temp file) for the dense landmark pass; beyond it that pass decodes "
                                 "the file again (0: always). Does not change results")
-    max_duration_s: float = Field(6 * 3600.0, description="longest accepted media duration")
     max_streams: int = Field(16, description="most streams a container may hold")
     tool_timeout_s: float = Field(60.0, description="timeout for each external tool run")
     tool_max_output_bytes: int = Field(64 * 1024**2, description="largest output kept from one tool run")
@@ -44,6 +51,8 @@ class CustodySettings(BaseModel):
                                "renewal (renewed every third of it while the run lives)")
     lease_wait_s: float = Field(0.0, ge=0.0, description="how long `analyze` waits for another run of the same "
                                 "asset to finish before giving up with exit 5")
+    quarantine_retention_days: float = Field(90.0, ge=0.0, description="rejected uploads are kept this long; "
+                                             "`tamperscope quarantine purge` deletes older bodies")
     key_path: Path | None = Field(None, description="Ed25519 private key (PEM) that signs the chain head; "
                                   "default home/keys/custody-ed25519.pem; keep it off the database host if you can")
 

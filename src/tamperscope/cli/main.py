@@ -32,6 +32,8 @@ key_app = typer.Typer(no_args_is_help=True, help="The key that signs the audit c
 app.add_typer(key_app, name="key")
 anchor_app = typer.Typer(no_args_is_help=True, help="Anchors: signed chain heads kept by a third party.")
 app.add_typer(anchor_app, name="anchor")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Rejected uploads kept in quarantine.")
+app.add_typer(quarantine_app, name="quarantine")
 console = Console(width=None if sys.stdout.isatty() else 160)  # a pipe has no width: do not squeeze tables to 80
 err_console = Console(stderr=True)
 
@@ -156,7 +158,8 @@ def analyze(
         console.print(f"asset {summary.asset_id} [bold]{summary.status}[/bold]; ran: {', '.join(run.ran) or '-'};"
                       f" current: {', '.join(run.skipped) or '-'}")
         for name, error in run.failed.items():
-            err_console.print(f"[red]stage {name} failed[/red]: {error}")
+            status = "exceeded a budget (limit_exceeded)" if name in run.limited else "failed"
+            err_console.print(f"[red]stage {name} {status}[/red]: {escape(error)}")
         if summary.verdict:
             console.print(f"verdict: {format_verdict(summary.verdict)}")
         console.print(f"{len(summary.flags)} metadata/forensic flags; details: tamperscope show {summary.asset_id}")
@@ -393,6 +396,27 @@ def anchor_export(out: Annotated[Path, typer.Argument(help="anchor file to write
     document = export_anchor(_workspace())
     out.write_bytes(canonical_json(document) + b"\n")
     console.print(f"anchor at event {document['event_id']} ({document['hash']}) written to {out}")
+
+
+@quarantine_app.command("purge")
+def quarantine_purge(
+    older_than: Annotated[str | None, typer.Option(help="age such as 30d, 12h, 15m (default: "
+                                                        "custody.quarantine_retention_days)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="list what would be purged, delete nothing")] = False,
+) -> None:
+    """Delete quarantined bodies older than the retention; each purge is recorded and sealed, then deleted."""
+    from tamperscope.services.quarantine import parse_age, purge_quarantine
+
+    try:
+        age = parse_age(older_than) if older_than is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = purge_quarantine(_workspace(), age, dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    console.print(f"{verb} {len(result.purged)} quarantined bodies ({result.bytes_freed} bytes) uploaded before "
+                  f"{result.cutoff.isoformat(timespec='seconds')}")
+    for asset_id in result.purged:
+        console.print(f"  asset {asset_id}")
 
 
 @app.command()

@@ -96,8 +96,10 @@ def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, details: d
         return _unless_rejected(duplicate)
     key = raw_key(duplicate.sha256, "raw")
     ws.store.promote(tmp_key, key)
-    # both copies hold the bytes hashed at upload; a rejected asset has no derived objects to hash
-    objects = {k: duplicate.sha256 for k in (key, raw_key(duplicate.sha256, "quarantine"))}
+    # both copies hold the bytes hashed at upload (the quarantined one unless purged); a rejected asset has no
+    # derived objects to hash
+    quarantined = raw_key(duplicate.sha256, "quarantine")
+    objects = {k: duplicate.sha256 for k in (key, quarantined) if k == key or ws.store.exists(k)}
     with ws.db.session() as session:
         asset = session.get(Asset, duplicate.asset_id)
         assert asset is not None

@@ -10,6 +10,7 @@ lives in :mod:`tamperscope.stages.forensics`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,20 @@ __all__ = ["DETECTORS", "AnalysisContext", "Detector", "DetectorResult", "all_de
 
 
 def analyze_image(image: np.ndarray, *, jpeg_bytes: bytes | None = None, names: list[str] | None = None,
-                  params: dict[str, dict[str, Any]] | None = None) -> dict[str, DetectorResult]:
+                  params: dict[str, dict[str, Any]] | None = None,
+                  between: Callable[[], None] | None = None) -> dict[str, DetectorResult]:
     """Run the registered detectors (or ``names``) on one RGB ``uint8`` image, sharing one context.
 
     A detector that needs a larger image than this one gets a ``not_applicable`` result, never an exception.
+    ``between`` is called before each detector (a stage's budget check, which may raise to stop).
     """
     context = AnalysisContext(jpeg_bytes=jpeg_bytes)
     side = min(image.shape[:2])
-    return {d.name: d.analyze(image, context=context, params=(params or {}).get(d.name)) if side >= min_side(d)
-            else not_applicable(d, image, f"the image's short side is {side} px; {min_side(d)} px needed")
-            for d in all_detectors(names)}
+    results = {}
+    for d in all_detectors(names):
+        if between is not None:
+            between()
+        results[d.name] = (d.analyze(image, context=context, params=(params or {}).get(d.name))
+                           if side >= min_side(d) else
+                           not_applicable(d, image, f"the image's short side is {side} px; {min_side(d)} px needed"))
+    return results

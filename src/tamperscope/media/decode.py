@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import av
 import av.filter
@@ -27,7 +28,7 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image
 
-from tamperscope.errors import InputRejectedError, RejectReason
+from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason
 from tamperscope.media.audio import AudioCollector, container_start
 
 # HEIF/HEIC stills open through Pillow like every other image (intake validates them with the same decoder)
@@ -37,6 +38,47 @@ pillow_heif.register_heif_opener()
 def scrub(message: str, path: Path) -> str:
     """``message`` without the file's location: errors name the media, never a path of the store."""
     return message.replace(str(path), "<media>").replace(str(path.parent), "<store>")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Budgets a decoder enforces on what it actually decodes (intake checked the declared sizes already).
+
+    Attributes
+    ----------
+    max_pixels : int or None
+        Most pixels (width x height) of one decoded image or frame.
+    max_duration_ms : int or None
+        Latest presentation time decoded from a video.
+    check : callable or None
+        Called before each decoded frame (the stage's wall-clock and memory budget); raises to stop.
+    reserve : callable or None
+        Called with the bytes a still image will take to decode, before decoding it (the stage's memory
+        ceiling refuses it up front); raises to stop.
+    """
+
+    max_pixels: int | None = None
+    max_duration_ms: int | None = None
+    check: Callable[[], None] | None = None
+    reserve: Callable[[int], None] | None = None
+
+    def frame(self, width: int, height: int, t_ms: int, index: int, fps: float) -> None:
+        """Raise :class:`LimitExceededError` when a decoded frame is past a budget; run the stage's check.
+
+        A frame is past the duration budget when both its time and the number of frames decoded before it (at
+        the stream's rate) are: one corrupt timestamp jumping hours ahead does not refuse a short file, and a
+        stream declaring a low rate does not refuse a long one early.
+        """
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise LimitExceededError("pixels", f"a decoded frame is {width}x{height}, more than {self.max_pixels}")
+        if self.max_duration_ms is not None and t_ms > self.max_duration_ms and \
+                index > self.max_duration_ms * fps / 1000:
+            raise LimitExceededError("duration", f"{index} frames and times past {self.max_duration_ms / 1000:g} s")
+        if self.check is not None:
+            self.check()
+
+
+NO_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True)
@@ -136,6 +178,9 @@ class VideoReader:
         Makes an :class:`~tamperscope.media.audio.AudioCollector` from the container start time; it
         receives the first audio stream's decoded frames from the same demux pass (one read of the file for
         pictures and sound). ``audio`` stays None when the file has no audio stream.
+    limits : DecodeLimits
+        Pixel and duration budgets checked on every decoded frame (FFmpeg's own ``max_pixels`` refuses larger
+        frames before allocating them), and the stage's budget check.
 
     Examples
     --------
@@ -145,8 +190,10 @@ class VideoReader:
     """
 
     def __init__(self, path: Path, *, long_side: int, threads: int = 0, detail_long_side: int = 0,
-                 second_long_side: int = 0, audio: Callable[[Fraction], AudioCollector] | None = None) -> None:
+                 second_long_side: int = 0, audio: Callable[[Fraction], AudioCollector] | None = None,
+                 limits: DecodeLimits = NO_LIMITS) -> None:
         self.path = path
+        self.limits = limits
         self.long_side = long_side
         self.detail_long_side = detail_long_side
         self.second_long_side = second_long_side
@@ -167,6 +214,13 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = threads
+        if limits.max_pixels is not None:  # declared size first; then the decoder refuses larger frames itself
+            width, height = self._stream.codec_context.width, self._stream.codec_context.height
+            if width * height > limits.max_pixels:
+                self._container.close()
+                raise LimitExceededError("pixels", f"the video declares {width}x{height}, more than "
+                                                   f"{limits.max_pixels}")
+            self._stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
         rate = self._stream.average_rate or self._stream.guessed_rate
         duration = None
         if self._stream.duration is not None and self._stream.time_base is not None:
@@ -246,7 +300,9 @@ class VideoReader:
         index = 0
         try:
             for frame in self._decode():
-                yield index, self._t_ms(frame, index), bool(frame.key_frame), frame
+                t_ms = self._t_ms(frame, index)
+                self.limits.frame(frame.width, frame.height, t_ms, index, self.info.fps)
+                yield index, t_ms, bool(frame.key_frame), frame
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
@@ -335,7 +391,32 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return array if turn is None else np.ascontiguousarray(turn(array))
 
 
-def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:
+#: bytes per pixel :func:`read_image` holds at its peak: Pillow's image (up to 4), its RGB conversion and the
+#: array copy (3 + 3), resized copies
+DECODE_BYTES_PER_PIXEL = 12
+
+
+def open_image(path: Path | BinaryIO, limits: DecodeLimits = NO_LIMITS,
+               bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Image.Image:
+    """Open an image with Pillow (header only) and, before decoding, refuse it when its decoded size is past the
+    pixel budget or its cost (``bytes_per_pixel`` per pixel) past the memory the caller may still use
+    (:class:`LimitExceededError`); the caller closes it."""
+    image = Image.open(path)
+    width, height = image.size
+    try:
+        if limits.max_pixels is not None and width * height > limits.max_pixels:
+            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than "
+                                               f"{limits.max_pixels}")
+        if limits.reserve is not None:
+            limits.reserve(width * height * bytes_per_pixel)
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
+               limits: DecodeLimits = NO_LIMITS) -> DecodedFrame:
     """Read a still image upright (EXIF orientation applied) as one normalised RGB frame.
 
     Parameters
@@ -346,6 +427,8 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
         Long side of the normalised frame.
     detail_long_side : int
         Long side of the on-demand detail rendering (0: none; only when the image is larger than ``long_side``).
+    limits : DecodeLimits
+        Pixel budget and memory reservation, checked on the decoder's size before decoding (:func:`open_image`).
 
     Returns
     -------
@@ -353,7 +436,7 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0) -> Deco
         Index 0 at ``t_ms`` 0, marked key.
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path, limits) as image:
             full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,

@@ -25,7 +25,14 @@ from PIL import Image
 
 from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.media.audio import AudioTrack, extract_audio
-from tamperscope.media.decode import exif_orientation, scrub
+from tamperscope.media.decode import (
+    DECODE_BYTES_PER_PIXEL,
+    NO_LIMITS,
+    DecodeLimits,
+    exif_orientation,
+    open_image,
+    scrub,
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +48,13 @@ class StoredImage:
     jpeg: bytes | None
 
 
-def read_stored_image(path: Path) -> StoredImage:
-    """Decode an image file once (Pillow; HEIF through pillow-heif)."""
+def read_stored_image(path: Path, limits: DecodeLimits = NO_LIMITS,
+                      bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
+    """Decode an image file once (Pillow; HEIF through pillow-heif), refused before decoding when past the pixel
+    budget or the memory ``limits`` may reserve (:func:`~tamperscope.media.decode.open_image`)."""
     data = path.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), limits, bytes_per_pixel) as image:
             return StoredImage(np.asarray(image.convert("RGB")), exif_orientation(image),
                                data if image.format == "JPEG" else None)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -162,22 +171,27 @@ class MediaSession:
         """:meth:`path` as a context manager (the stage-facing form; the copy lives as long as the session)."""
         yield self.path()
 
-    def image(self) -> StoredImage:
-        """The still image decoded once (stored grid, orientation, JPEG bytes)."""
+    def image(self, limits: DecodeLimits = NO_LIMITS, bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
+        """The still image decoded once (stored grid, orientation, JPEG bytes). ``limits`` is checked on every call:
+        the first decodes under it, later callers still reserve ``bytes_per_pixel`` per pixel for their own work."""
         path = self.path()
         with self._lock:
             if self._image is None:
-                self._image = read_stored_image(path)
+                self._image = read_stored_image(path, limits, bytes_per_pixel)
+            elif limits.reserve is not None:
+                height, width = self._image.rgb.shape[:2]
+                limits.reserve(height * width * bytes_per_pixel)
             return self._image
 
     def set_audio(self, track: AudioTrack | None) -> None:
         """Keep the audio track the video stage's demux pass collected (None: the file has no audio)."""
         self._audio = (track,)
 
-    def audio(self) -> AudioTrack | None:
-        """The audio track: from the decode pass when it collected one, else extracted now."""
+    def audio(self, max_seconds: float | None = None) -> AudioTrack | None:
+        """The audio track: from the decode pass when it collected one, else extracted now (at most
+        ``max_seconds``: the duration budget)."""
         if self._audio is None:
-            self._audio = (extract_audio(self.path()),)
+            self._audio = (extract_audio(self.path(), max_seconds=max_seconds),)
         return self._audio[0]
 
     def dense_cache(self, long_side: int, max_bytes: int, expected_frames: int = 0) -> FrameCache | None:

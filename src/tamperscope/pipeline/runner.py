@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import asset_objects, seal
-from tamperscope.errors import InputRejectedError, RejectReason, UsageError
+from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, UsageError
 from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.records import AssetStatus, StageOutput
 from tamperscope.settings import Settings
-from tamperscope.stages.base import ProgressCallback, Stage, StageContext, fingerprint, open_session
+from tamperscope.stages.base import ProgressCallback, Stage, StageBudget, StageContext, fingerprint, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
 from tamperscope.workspace import Workspace
@@ -34,6 +34,7 @@ class RunResult:
     not_applicable: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)  # stage -> reject reason, when a stage refused the input
+    limited: dict[str, str] = field(default_factory=dict)  # stage -> the budget it exceeded (time, memory, ...)
 
 
 def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOutput) -> None:
@@ -166,11 +167,12 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
-        stored.status = AssetStatus.FAILED if result.failed else AssetStatus.ANALYZED
+        stored.status = (AssetStatus.LIMIT_EXCEEDED if result.limited else AssetStatus.FAILED if result.failed
+                         else AssetStatus.ANALYZED)
         stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
         append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
                      details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
-                              "not_applicable": result.not_applicable})
+                              "not_applicable": result.not_applicable, "limit_exceeded": result.limited})
         seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
     return result
 
@@ -185,7 +187,8 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
     def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
         if not stage.applies_to(asset):
             return stage, None, "not_applicable"
-        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media)
+        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
+                           budget=StageBudget.from_limits(stage.name, ws.settings.limits))
         ctx.report(0.0, "started")
         output = stage.run(ctx)
         ctx.report(1.0, "done")
@@ -240,13 +243,17 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 except Exception as exc:
                     message = f"{type(exc).__name__}: {exc}"
                     result.failed[stage.name] = message
+                    status, details = "failed", {"error": message}
                     if isinstance(exc, InputRejectedError):
                         result.rejected[stage.name] = exc.reason.value
+                    if isinstance(exc, LimitExceededError):
+                        result.limited[stage.name] = exc.limit
+                        status, details = "limit_exceeded", {"limit": exc.limit, "error": exc.message}
                     with ws.db.session() as session:
-                        _record_run(session, stage, asset.asset_id, stage.params(ws.settings), "failed", message,
+                        _record_run(session, stage, asset.asset_id, stage.params(ws.settings), status, message,
                                     {"traceback": traceback.format_exc(limit=8)}, prints[stage.name])
-                        append_event(session, action="stage.failed", who=actor, asset_id=asset.asset_id,
-                                     details={"stage": stage.name, "version": stage.version, "error": message})
+                        append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
+                                     details={"stage": stage.name, "version": stage.version, **details})
                     continue
                 finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)

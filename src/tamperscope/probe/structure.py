@@ -84,8 +84,9 @@ def _headers(path: Path) -> Iterator[_HeaderReader]:
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def check_jpeg(data: mmap.mmap | bytes) -> Structure:
-    """Walk JPEG markers from SOI through every scan to EOI (ITU-T T.81, Annex B)."""
+def check_jpeg(data: mmap.mmap | bytes, *, max_pixels: int | None = None) -> Structure:
+    """Walk JPEG markers from SOI through every scan to EOI (ITU-T T.81, Annex B); a frame header (SOF) past
+    ``max_pixels`` is refused as ``too_many_pixels`` before anything decodes it."""
     size = len(data)
     if data[:2] != b"\xff\xd8":
         raise _corrupt("JPEG without SOI marker")
@@ -123,6 +124,9 @@ def check_jpeg(data: mmap.mmap | bytes) -> Structure:
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             if width == 0:
                 raise _corrupt("JPEG frame header with zero width")
+            if max_pixels is not None and width * height > max_pixels:
+                raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"JPEG frame {width}x{height} exceeds "
+                                                                       f"{max_pixels}")
             found.width, found.height = width, height
         pos = _skip_entropy_coded(data, end) if marker == 0xDA else end
 
@@ -180,12 +184,7 @@ def check_png(data: mmap.mmap | bytes, *, max_pixels: int) -> Structure:
             cap = height * (row_bytes + 1) * 2 + 1024
             first = False
         elif kind == b"IDAT":
-            try:
-                produced += len(inflater.decompress(body, cap - produced))
-            except zlib.error as exc:
-                raise _corrupt(f"PNG image data is not a valid zlib stream: {exc}") from exc
-            if inflater.unconsumed_tail or produced >= cap:
-                raise _corrupt("PNG image data inflates past what its header allows")
+            produced = _inflate_counting(inflater, body, produced, cap)
         elif kind == b"IEND":
             found.trailing_bytes = size - end
             if not inflater.eof:
@@ -194,6 +193,27 @@ def check_png(data: mmap.mmap | bytes, *, max_pixels: int) -> Structure:
                 raise _corrupt(f"PNG image data holds {produced} bytes, the header implies {expected}")
             return found
         pos = end
+
+
+#: bytes inflated at a time while counting PNG image data: memory stays at this, whatever the image declares
+INFLATE_STEP = 1 << 20
+
+
+def _inflate_counting(inflater: Any, body: bytes | memoryview, produced: int, cap: int) -> int:
+    """Feed one IDAT body to ``inflater`` in steps of :data:`INFLATE_STEP` output bytes, discarding the output;
+    return the running count, refusing a stream that inflates past ``cap`` (a zlib bomb)."""
+    pending = bytes(body)
+    while pending:
+        try:
+            produced += len(inflater.decompress(pending, INFLATE_STEP))
+        except zlib.error as exc:
+            raise _corrupt(f"PNG image data is not a valid zlib stream: {exc}") from exc
+        if produced >= cap:
+            raise _corrupt("PNG image data inflates past what its header allows")
+        pending = inflater.unconsumed_tail
+        if inflater.eof:
+            break
+    return produced
 
 
 def check_riff(data: _HeaderReader | bytes) -> Structure:
@@ -259,10 +279,24 @@ def check_bmff(data: _HeaderReader | bytes, *, require_moov: bool) -> Structure:
     return found
 
 
+def check_gif(data: _HeaderReader | bytes, *, max_pixels: int) -> Structure:
+    """Read the GIF logical screen (GIF89a section 18): decoders allocate a canvas of that size for every frame,
+    so a screen past ``max_pixels`` is refused whatever the images inside declare."""
+    if len(data) < 13:
+        raise _truncated("GIF ends inside its header")
+    width, height = struct.unpack("<HH", data[6:10])
+    if width == 0 or height == 0:
+        raise _corrupt("GIF logical screen with zero width or height")
+    if width * height > max_pixels:
+        raise InputRejectedError(RejectReason.TOO_MANY_PIXELS,
+                                 f"GIF logical screen {width}x{height} exceeds {max_pixels}")
+    return Structure(width=width, height=height)
+
+
 def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure | None:
     """Run the walker for ``container``; None when there is no walker for it (ffprobe still checks it)."""
     scanned: dict[str, Callable[[mmap.mmap], Structure]] = {
-        "jpeg": check_jpeg,
+        "jpeg": lambda d: check_jpeg(d, max_pixels=max_pixels),
         "png": lambda d: check_png(d, max_pixels=max_pixels),
     }
     walked: dict[str, Callable[[_HeaderReader], Structure]] = {
@@ -272,6 +306,7 @@ def check_structure(path: Path, container: str, *, max_pixels: int) -> Structure
         "mp4": lambda d: check_bmff(d, require_moov=True),
         "mov": lambda d: check_bmff(d, require_moov=True),
         "heif": lambda d: check_bmff(d, require_moov=False),
+        "gif": lambda d: check_gif(d, max_pixels=max_pixels),
     }
     if container in scanned:
         with _mapped(path) as data:

@@ -12,8 +12,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tamperscope.errors import InputRejectedError, RejectReason, ToolError
-from tamperscope.media.decode import VideoReader, read_image, scrub
+from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, ToolError
+from tamperscope.media.decode import DecodeLimits, VideoReader, read_image, scrub
 from tamperscope.probe.harvest import ffprobe_command
 from tamperscope.probe.sniff import sniff_file
 from tamperscope.probe.structure import Structure, check_structure
@@ -73,7 +73,7 @@ def ffprobe_streams(path: Path, limits: LimitSettings, demuxer: str | None = Non
 PROOF_LONG_SIDE = 64
 
 
-def prove_decodes(path: Path, media_type: str) -> None:
+def prove_decodes(path: Path, media_type: str, limits: LimitSettings) -> None:
     """Decode the image, or the first video frame, as analysis will; any decoder failure is a typed rejection.
 
     Third-party errors (Pillow, libheif, OpenCV, PyAV, even a ``UnicodeDecodeError`` from a tag) become
@@ -81,11 +81,14 @@ def prove_decodes(path: Path, media_type: str) -> None:
     """
     try:
         if media_type == "image":
-            read_image(path, long_side=PROOF_LONG_SIDE)
+            read_image(path, long_side=PROOF_LONG_SIDE, limits=DecodeLimits(max_pixels=limits.max_pixels))
             return
-        with VideoReader(path, long_side=PROOF_LONG_SIDE, threads=1) as reader:
+        with VideoReader(path, long_side=PROOF_LONG_SIDE, threads=1,
+                         limits=DecodeLimits(max_pixels=limits.max_frame_pixels)) as reader:
             if next(iter(reader), None) is None:
                 raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, "the video stream holds no frame")
+    except LimitExceededError as exc:  # the decoder's own size is past the budget the header kept within
+        raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, exc.message) from exc
     except InputRejectedError:
         raise
     except Exception as exc:  # every decoder failure (MemoryError included) must become a typed rejection
@@ -125,8 +128,9 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
         width, height = int(main.get("width") or 0), int(main.get("height") or 0)
         if width <= 0 or height <= 0:
             raise InputRejectedError(RejectReason.CORRUPT_STREAM, "stream without dimensions")
-        if width * height > limits.max_pixels:
-            raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")
+        budget = limits.max_pixels if sniffed.family == "image" else limits.max_frame_pixels
+        if width * height > budget:
+            raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {budget}")
         fps = _rate(main.get("avg_frame_rate")) or _rate(main.get("r_frame_rate"))
     duration_s = None
     try:
@@ -138,7 +142,7 @@ def validate_file(path: Path, limits: LimitSettings) -> Validation:
         raise InputRejectedError(RejectReason.TOO_LONG, f"{duration_s:.0f} s exceeds {limits.max_duration_s:.0f} s")
     media_type = sniffed.family
     if visual:
-        prove_decodes(path, media_type)
+        prove_decodes(path, media_type, limits)
     return Validation(
         media_type=media_type,
         mime=sniffed.mime,
@@ -162,7 +166,7 @@ def _validate_heif(path: Path, mime: str, structure: Structure | None, limits: L
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"HEIF header unreadable: {exc}") from exc
     if width * height > limits.max_pixels:
         raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")
-    prove_decodes(path, "image")
+    prove_decodes(path, "image", limits)
     return Validation(media_type="image", mime=mime, container="heif", duration_ms=None, width=width,
                       height=height, fps=None,
                       probe_json={"libheif": {"width": width, "height": height, "images": len(heif)},

@@ -61,7 +61,7 @@ def summarize(ws: Workspace, asset_ref: str) -> AnalysisSummary:
         return AnalysisSummary(
             asset_id=asset.asset_id, sha256=asset.sha256, status=asset.status,
             ran=sorted(r.stage for r in runs if r.status == "done"),
-            failed={r.stage: r.error or "" for r in runs if r.status == "failed"},
+            failed={r.stage: r.error or "" for r in runs if r.status in ("failed", "limit_exceeded")},
             flags=flags, verdict=verdict,
         )
 

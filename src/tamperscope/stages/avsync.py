@@ -71,7 +71,8 @@ class AVSyncStage(Stage):
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
-        audio = ctx.media.audio()
+        audio = ctx.media.audio(max_seconds=ctx.settings.limits.max_duration_s)  # the duration budget
+        ctx.check_budget()
         if audio is None:
             return StageOutput(detections=not_applicable(MODULES, "no audio stream", params, version=VERSION),
                                summary={"audio": False})

@@ -11,6 +11,9 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
+import resource
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +23,11 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from tamperscope.custody.hashing import sha256_file
+from tamperscope.errors import LimitExceededError
+from tamperscope.media.decode import DecodeLimits
 from tamperscope.media.session import MediaSession
-from tamperscope.records import StageOutput
-from tamperscope.settings import Settings
+from tamperscope.records import MediaType, StageOutput
+from tamperscope.settings import LimitSettings, Settings
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
@@ -34,6 +39,62 @@ def open_session(ws: Workspace, asset: Asset) -> MediaSession:
     return MediaSession(lambda: ws.store.local_path(asset.storage_key))
 
 
+def resident_bytes() -> int:
+    """The resident set of this process now (``/proc/self/statm``; the peak where that is not available)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class StageBudget:
+    """The wall-clock budget and memory ceiling of one stage run, checked at loop boundaries by :meth:`check`.
+
+    Why checks at boundaries and not a hard limit: ``RLIMIT_AS`` on the process makes an allocation inside native
+    code (FFmpeg, ONNX Runtime, OpenCV, MediaPipe) fail at an arbitrary point, often as an abort that takes the
+    run and its bookkeeping down, and it counts reserved address space (thread stacks, malloc arenas), not memory
+    in use; a child process per stage would reopen the database, re-import the native libraries and reload the
+    models for every stage and share nothing with the runner. Here every unit of work between two checks (one
+    decoded frame, one forensic detector, one progress step) is itself bounded by the decoded-pixel budgets, so
+    the overrun past a budget is at most one unit, and exceeding a budget is a typed ``limit_exceeded`` result;
+    work whose memory cost is known before it starts (decoding a still image, forensics at full resolution) is
+    reserved first (:meth:`reserve`), so it is refused instead of overshooting the ceiling.
+    A run killed from outside (a supervisor's timeout, the OOM killer) leaves a lease whose process is gone; the
+    next run recovers the asset (:mod:`tamperscope.custody.lease`). The resident set is the whole process's, so
+    stages running side by side share the ceiling.
+    """
+
+    stage: str
+    timeout_s: float
+    memory_bytes: int
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_limits(cls, stage: str, limits: LimitSettings) -> StageBudget:
+        return cls(stage=stage, timeout_s=limits.stage_timeout_s, memory_bytes=limits.stage_memory_bytes)
+
+    def check(self) -> None:
+        """Raise :class:`LimitExceededError` (``time`` or ``memory``) once the stage is past a budget."""
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.timeout_s:
+            raise LimitExceededError("time", f"stage {self.stage} ran {elapsed:.1f} s, more than {self.timeout_s:g} s")
+        rss = resident_bytes()
+        if rss > self.memory_bytes:
+            raise LimitExceededError("memory", f"stage {self.stage} holds {rss / 2**20:.0f} MiB, more than "
+                                               f"{self.memory_bytes / 2**20:.0f} MiB")
+
+    def reserve(self, nbytes: int, what: str) -> None:
+        """Refuse work whose memory cost is known before it starts: :class:`LimitExceededError` (``memory``) when
+        the resident set plus ``nbytes`` would pass the ceiling, so a large image is refused, not decoded."""
+        rss = resident_bytes()
+        if rss + nbytes > self.memory_bytes:
+            raise LimitExceededError("memory", f"stage {self.stage}: {what} needs about {nbytes / 2**20:.0f} MiB "
+                                               f"beside the {rss / 2**20:.0f} MiB held, more than "
+                                               f"{self.memory_bytes / 2**20:.0f} MiB")
+
+
 @dataclass
 class StageContext:
     """What a running stage may use: the workspace, a snapshot of the asset, a progress hook and the analysis's
@@ -43,6 +104,7 @@ class StageContext:
     asset: Asset
     progress: ProgressCallback | None = None
     stage_name: str = ""
+    budget: StageBudget | None = None
     media: MediaSession = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -67,7 +129,29 @@ class StageContext:
         """Deterministic store key for an artifact of this stage."""
         return f"derived/{self.asset.asset_id}/{self.stage_name}/{name}"
 
+    def check_budget(self) -> None:
+        """Stop the stage with :class:`LimitExceededError` once it is past its time or memory budget."""
+        if self.budget is not None:
+            self.budget.check()
+
+    def reserve_memory(self, nbytes: int, what: str) -> None:
+        """Refuse work that would take the stage past its memory ceiling, before it starts."""
+        if self.budget is not None:
+            self.budget.reserve(nbytes, what)
+
+    def decode_limits(self) -> DecodeLimits:
+        """Pixel and duration budgets for decoding this asset, with the stage's budget checked on every frame."""
+        limits = self.settings.limits
+        image = self.asset.media_type == MediaType.IMAGE
+        return DecodeLimits(max_pixels=limits.max_pixels if image else limits.max_frame_pixels,
+                            max_duration_ms=None if image else round(limits.max_duration_s * 1000),
+                            check=self.check_budget, reserve=lambda n: self.reserve_memory(n, "decoding"))
+
     def report(self, fraction: float, message: str = "") -> None:
+        """Progress, and a budget check (every progress point before the end is a loop boundary; finished work
+        is kept)."""
+        if fraction < 1.0:
+            self.check_budget()
         if self.progress is not None:
             self.progress(self.stage_name, min(max(fraction, 0.0), 1.0), message)
 

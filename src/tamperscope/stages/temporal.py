@@ -46,7 +46,8 @@ def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
     cfg = ctx.settings.temporal
     return cached_dense_landmarks(ctx.ws.store, ctx.asset.asset_id, ctx.media_path, plan.ranges_ms,
                                   long_side=cfg.long_side, max_fps=cfg.max_fps, guides=plan.guides,
-                                  guide_size=plan.frame_size, cache=ctx.media.cached_frames(cfg.long_side))
+                                  guide_size=plan.frame_size, cache=ctx.media.cached_frames(cfg.long_side),
+                                  limits=ctx.decode_limits())
 
 
 def not_applicable(modules: tuple[str, ...], reason: str, params: dict[str, Any],

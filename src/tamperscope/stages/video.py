@@ -187,7 +187,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
     times: array[int] = array("q")
     try:
         if is_image:
-            image = ctx.media.image()
+            image = ctx.media.image(ctx.decode_limits())
             frame = image_frame(upright(image.rgb, image.orientation), long_side=video.long_side,
                                 detail_long_side=detail_long_side)
             times.append(0)
@@ -197,7 +197,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
         temporal = ctx.settings.temporal
         audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
         with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
-                         second_long_side=temporal.long_side, audio=audio) as reader:
+                         second_long_side=temporal.long_side, audio=audio, limits=ctx.decode_limits()) as reader:
             fps = reader.info.fps
             expected = (reader.info.duration_ms or 0) * min(fps, temporal.max_fps) / 1000
             cache = ctx.media.dense_cache(temporal.long_side, ctx.settings.limits.frame_cache_mb << 20,

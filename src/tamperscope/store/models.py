@@ -39,7 +39,8 @@ class Asset(Base):
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     uploaded_by: Mapped[str] = mapped_column(String(128))
     storage_key: Mapped[str] = mapped_column(Text, doc="object store key of the raw bytes")
-    status: Mapped[str] = mapped_column(String(16), doc="accepted | rejected | analyzing | analyzed | failed")
+    status: Mapped[str] = mapped_column(String(16), doc="accepted | rejected | analyzing | analyzed | failed | "
+                                        "limit_exceeded")
     reject_reason: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     probe_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -221,7 +222,7 @@ class StageRun(Base):
     stage: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[str] = mapped_column(String(32))
     params_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), doc="done | failed")
+    status: Mapped[str] = mapped_column(String(16), doc="done | not_applicable | failed | limit_exceeded")
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     summary_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -32,7 +32,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
-from tamperscope.media.decode import VideoReader
+from tamperscope.media.decode import NO_LIMITS, DecodeLimits, VideoReader
 from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.temporal.mesh import N_LANDMARKS
 
@@ -209,6 +209,14 @@ class _Patch:
 Frames = Iterator[tuple[int, Callable[[], np.ndarray]]]
 
 
+def _checked(frames: Frames, limits: DecodeLimits) -> Frames:
+    """``frames`` from the video stage's cache, with the calling stage's budget checked before each."""
+    for item in frames:
+        if limits.check is not None:
+            limits.check()
+        yield item
+
+
 def _decoded(reader: VideoReader) -> Frames:
     """``(t_ms, render)`` of every frame of ``reader``, rendered only on demand."""
     for _, t_ms, _, frame in reader.raw_frames():
@@ -254,7 +262,7 @@ def _patches(frames: Frames, ranges_ms: list[tuple[int, int]], *, max_fps: float
 def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: int = 640, max_fps: float = 30.0,
                     guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
                     guide_size: tuple[int, int] | None = None, patch: int = 256,
-                    cache: FrameCache | None = None) -> DenseTrack:
+                    cache: FrameCache | None = None, limits: DecodeLimits = NO_LIMITS) -> DenseTrack:
     """Run Face Mesh (video mode, one face, iris refinement) within ``ranges_ms`` of ``path``.
 
     Decoding (or reading ``cache``) runs on a second thread, a few frames ahead of Face Mesh (:func:`prefetch`).
@@ -280,6 +288,8 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
     cache : FrameCache, optional
         Every frame of ``path`` already rendered at ``long_side`` (the video stage's decode pass): read instead
         of decoding ``path`` again.
+    limits : DecodeLimits
+        Pixel and duration budgets of the decoder, and the calling stage's budget check per frame.
 
     Returns
     -------
@@ -298,9 +308,9 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
             static_image_mode=False, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5,
             min_tracking_confidence=0.5))
         if cache is not None:
-            fps, frames = min(cache.fps, max_fps), cache.frames()
+            fps, frames = min(cache.fps, max_fps), _checked(cache.frames(), limits)
         else:
-            reader = stack.enter_context(VideoReader(path, long_side=long_side, threads=2))
+            reader = stack.enter_context(VideoReader(path, long_side=long_side, threads=2, limits=limits))
             fps, frames = min(reader.info.fps, max_fps), _decoded(reader)
         items = _patches(frames, ranges_ms, max_fps=max_fps, guides=guides, guide_size=guide_size, patch=patch)
         with contextlib.closing(prefetch(items, depth=8)) as patches:
@@ -340,7 +350,7 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
                            *, long_side: int, max_fps: float,
                            guides: list[tuple[int, tuple[float, float, float, float]]] | None = None,
                            guide_size: tuple[int, int] | None = None,
-                           cache: FrameCache | None = None) -> tuple[DenseTrack, str]:
+                           cache: FrameCache | None = None, limits: DecodeLimits = NO_LIMITS) -> tuple[DenseTrack, str]:
     """Dense landmarks from the store, or computed once (per-asset lock) and stored.
 
     Parameters
@@ -351,7 +361,7 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
     path_factory : callable
         Zero-argument context-manager factory giving the local media path (``ctx.media_path``).
     ranges_ms : list of tuple of int
-    long_side, max_fps, guides, guide_size, cache
+    long_side, max_fps, guides, guide_size, cache, limits
         As for :func:`dense_landmarks`.
 
     Returns
@@ -365,5 +375,5 @@ def cached_dense_landmarks(store: ObjectStore, asset_id: str, path_factory: Call
             return DenseTrack.from_bytes(store.get_bytes(key)), store.uri(key)
         with path_factory() as path:
             track = dense_landmarks(path, ranges_ms, long_side=long_side, max_fps=max_fps, guides=guides,
-                                    guide_size=guide_size, cache=cache)
+                                    guide_size=guide_size, cache=cache, limits=limits)
         return track, store.put_bytes(key, track.to_bytes())

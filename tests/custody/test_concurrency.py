@@ -20,7 +20,9 @@ from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.verify import verify
 from tamperscope.errors import BusyError
 from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.records import StageOutput
 from tamperscope.settings import Settings
+from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store.models import AnalysisLease, Asset, AuditEvent
 from tamperscope.workspace import Workspace
 
@@ -158,21 +160,13 @@ def test_second_run_waits_for_the_first_when_asked(ws: Workspace, image_asset: s
     timer.join()
 
 
-class _RefusingStage:
+class _RefusingStage(Stage):
     """A stage whose decoder refuses the input with a typed reason."""
 
     name = "refuses"
     version = "1"
-    requires: tuple[str, ...] = ()
-    owns_tables: tuple[str, ...] = ()
 
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return {}
-
-    def applies_to(self, asset: Asset) -> bool:
-        return True
-
-    def run(self, ctx: Any) -> Any:
+    def run(self, ctx: StageContext) -> StageOutput:
         from tamperscope.errors import InputRejectedError, RejectReason
 
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, "decoder refused the first frame")

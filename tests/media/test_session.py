@@ -141,9 +141,9 @@ def test_an_image_analysis_decodes_the_image_once(ws: Workspace, small_jpeg: Pat
     decoded: list[Path] = []
     real = session_module.read_stored_image
 
-    def counting(path: Path) -> StoredImage:
+    def counting(path: Path, *args: Any) -> StoredImage:
         decoded.append(path)
-        return real(path)
+        return real(path, *args)
 
     monkeypatch.setattr(session_module, "read_stored_image", counting)
     asset_id = ingest_path(ws, small_jpeg).asset_id

@@ -26,7 +26,7 @@ from tamperscope.probe.structure import check_png
 from tamperscope.probe.validate import validate_file
 from tamperscope.records import StageOutput
 from tamperscope.settings import LimitSettings, Settings
-from tamperscope.stages.base import StageBudget, StageContext, resident_bytes
+from tamperscope.stages.base import Stage, StageBudget, StageContext, resident_bytes
 from tamperscope.store.models import Asset, AuditEvent, StageRun
 from tamperscope.workspace import Workspace
 
@@ -151,17 +151,9 @@ def test_image_over_a_lowered_pixel_budget_ends_limit_exceeded(settings: Setting
     small.close()
 
 
-class _Slow:
+class _Slow(Stage):
     name: ClassVar[str] = "slow"
     version: ClassVar[str] = "1"
-    requires: ClassVar[tuple[str, ...]] = ()
-    owns_tables: ClassVar[tuple[str, ...]] = ()
-
-    def params(self, settings: Settings) -> dict[str, Any]:
-        return {}
-
-    def applies_to(self, asset: Asset) -> bool:
-        return True
 
     def run(self, ctx: StageContext) -> StageOutput:
         for _ in range(6000):  # 60 s of work, checked at every step

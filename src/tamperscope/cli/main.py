@@ -374,7 +374,8 @@ def verify(
     signed = "signed" if result.head_signed else "unsigned (no key: `tamperscope key create`)"
     anchored = f"; extends the anchor at event {result.anchored_at}" if result.anchored_at is not None else ""
     console.print(f"OK: {result.rows_checked} evidence rows, {result.objects_checked} objects and "
-                  f"{result.events_checked} audit events verified; chain head {result.head_hash} {signed}{anchored}")
+                  f"{result.events_checked} audit events verified; chain head {result.head_hash} {signed}{anchored}",
+                  soft_wrap=True)  # one line, whatever the width: scripts read it
 
 
 @key_app.command("create")

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"media", "forensics", "temporal", "probe", "fusion", "models", "samples"},
     {"workspace"},
     {"store", "custody"},
-    {"records", "settings", "errors", "redact", "_version"},
+    {"records", "settings", "errors", "redact", "nativelog", "_version"},
 ]
 # Known upward imports (importer, imported). This list may only shrink: an entry that no longer occurs fails.
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {

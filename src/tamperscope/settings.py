@@ -158,6 +158,9 @@ class BatchSettings(BaseModel):
                          "that dies is replaced and its task re-run by Dask in any case")
     lease_wait_s: float = Field(600.0, ge=0.0, description="how long a file waits for another live run of the "
                                 "same asset (a duplicate file in the batch, another user) before it fails as busy")
+    quiet_native_logs: bool = Field(True, description="workers point file descriptor 2 at /dev/null, so native "
+                                    "libraries' log lines (MediaPipe, TFLite) do not flood the console "
+                                    "(`tamperscope --verbose` keeps them)")
 
 
 #: the frame and clip models trained by the project and shipped in the package (see ``docs/model-card.md``)

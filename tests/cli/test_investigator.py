@@ -53,7 +53,7 @@ def test_piped_analyze_prints_progress_lines_without_native_noise_and_show_leads
 
 
 def test_native_stderr_is_silenced_at_the_descriptor_level() -> None:
-    code = ("import os, sys\nfrom tamperscope.cli.output import native_stderr_silenced\n"
+    code = ("import os, sys\nfrom tamperscope.nativelog import native_stderr_silenced\n"
             "with native_stderr_silenced(sys.argv[1] == '1'):\n"
             "    os.write(2, b'native line\\n')\n    print('python line', file=sys.stderr)\n")
     for enabled, native_shown in (("1", False), ("0", True)):

@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tamperscope.cli.output import StageProgress, native_stderr_silenced
+from tamperscope.cli.output import StageProgress
 from tamperscope.errors import (
     InputRejectedError,
     TamperscopeError,
     UsageError,
     exit_code_for,
 )
+from tamperscope.nativelog import native_stderr_silenced
 from tamperscope.redact import install_log_redaction, mask_secrets, mask_url
 from tamperscope.settings import Settings, load_settings
 from tamperscope.workspace import Workspace
@@ -42,6 +43,7 @@ class State:
     """The settings of this invocation, built by the app callback (never at import)."""
 
     settings: Settings
+    verbose: bool = False
 
 
 @app.callback()
@@ -57,6 +59,7 @@ def _configure(
 ) -> None:
     install_log_redaction()
     ctx.with_resource(native_stderr_silenced(not verbose))
+    State.verbose = verbose
     overrides: dict[str, Any] = {k: v for k, v in {"home": home, "db_url": db_url, "store_url": store_url,
                                                    "actor": actor, "workers": workers}.items() if v is not None}
     State.settings = load_settings(**overrides)
@@ -137,7 +140,9 @@ def analyze(
         from tamperscope.cli.batch import analyze_files
         from tamperscope.services.batch import collect_files
 
-        updates = {k: v for k, v in {"scheduler": scheduler, "workers": cluster_workers}.items() if v is not None}
+        updates: dict[str, Any] = {k: v for k, v in {"scheduler": scheduler, "workers": cluster_workers}.items()
+                                   if v is not None}
+        updates["quiet_native_logs"] = not State.verbose
         settings = State.settings.model_copy(update={"batch": State.settings.batch.model_copy(update=updates)})
         code = analyze_files(settings, collect_files([Path(t) for t in targets]), only=stage or None, force=force,
                              json_out=json_out, console=console, err_console=err_console)

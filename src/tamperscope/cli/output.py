@@ -1,57 +1,12 @@
-"""What the CLI writes besides results: stage progress (a live bar on a terminal, plain lines when piped) and
-the silencing of native libraries' log lines (MediaPipe, TFLite, absl, glog write to file descriptor 2 from C++).
-"""
+"""What the CLI writes besides results: stage progress (a live bar on a terminal, plain lines when piped)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-
-@contextmanager
-def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while Python's ``sys.stderr`` keeps writing to the real stderr.
-
-    C++ libraries log straight to fd 2, below Python, so only a descriptor-level redirect quiets them; Python
-    messages (errors, progress, warnings) go through ``sys.stderr``, which is re-opened on a duplicate of the
-    original descriptor. Under a test runner whose ``sys.stderr`` is not fd 2, only fd 2 is redirected.
-    """
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    previous: TextIO = sys.stderr
-    replaced = _is_fd(previous, 2)
-    if replaced:
-        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=previous.encoding or "utf-8",
-                               errors="backslashreplace", closefd=False)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        if replaced:
-            sys.stderr = previous
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _is_fd(stream: Any, fd: int) -> bool:
-    try:
-        return bool(stream.fileno() == fd)
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 def plain_line(phase: str, fraction: float, message: str, elapsed_s: float) -> str:

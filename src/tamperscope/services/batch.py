@@ -28,6 +28,7 @@ from sqlalchemy import select
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.errors import InputRejectedError, PathNotFoundError, TamperscopeError, exit_code_for
+from tamperscope.nativelog import silence_native_stderr_for_process
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.runner import stages_to_run
 from tamperscope.records import AssetStatus
@@ -170,6 +171,8 @@ def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None
     retries the task.
     """
     started = time.monotonic()
+    if settings.batch.quiet_native_logs:
+        silence_native_stderr_for_process()
     ws = _worker_workspace(settings)
     publish = _publisher(topic)
     worker, _ = _process()

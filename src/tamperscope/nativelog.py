@@ -1,0 +1,63 @@
+"""Native libraries' log lines (MediaPipe, TFLite, absl, glog write to file descriptor 2 from C++): silenced
+below Python, for the CLI (for one invocation) and for batch worker processes (for their lifetime)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+_silenced_for_process = threading.Lock()
+_process_silenced: list[int] = []
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while Python's ``sys.stderr`` keeps writing to the real stderr.
+
+    C++ libraries log straight to fd 2, below Python, so only a descriptor-level redirect quiets them; Python
+    messages (errors, progress, warnings) go through ``sys.stderr``, which is re-opened on a duplicate of the
+    original descriptor. Under a test runner whose ``sys.stderr`` is not fd 2, only fd 2 is redirected.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    previous: TextIO = sys.stderr
+    replaced = _is_fd(previous, 2)
+    if replaced:
+        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=previous.encoding or "utf-8",
+                               errors="backslashreplace", closefd=False)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        if replaced:
+            sys.stderr = previous
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _is_fd(stream: Any, fd: int) -> bool:
+    try:
+        return bool(stream.fileno() == fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def silence_native_stderr_for_process() -> None:
+    """Point fd 2 at /dev/null for the rest of this process (once), keeping Python's ``sys.stderr`` on the real
+    stream: a batch worker process runs analyses for its whole life, so there is no end to restore it at."""
+    with _silenced_for_process:
+        if _process_silenced and _process_silenced[0] == os.getpid():
+            return
+        _process_silenced[:] = [os.getpid()]
+        context = native_stderr_silenced()
+        context.__enter__()  # never exited: the process's fd 2 stays silenced

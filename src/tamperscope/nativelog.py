@@ -25,16 +25,8 @@ def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
     previous: TextIO = sys.stderr
-    replaced = _is_fd(previous, 2)
-    if replaced:
-        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=previous.encoding or "utf-8",
-                               errors="backslashreplace", closefd=False)
+    saved, replaced = _silence_fd2()
     try:
         yield
     finally:
@@ -43,6 +35,20 @@ def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
             sys.stderr = previous
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _silence_fd2() -> tuple[int, bool]:
+    """Redirect fd 2 to /dev/null; return a duplicate of the old fd 2 and whether ``sys.stderr`` moved onto it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    replaced = _is_fd(sys.stderr, 2)
+    if replaced:
+        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                               errors="backslashreplace", closefd=False)
+    return saved, replaced
 
 
 def _is_fd(stream: Any, fd: int) -> bool:
@@ -59,5 +65,4 @@ def silence_native_stderr_for_process() -> None:
         if _process_silenced and _process_silenced[0] == os.getpid():
             return
         _process_silenced[:] = [os.getpid()]
-        context = native_stderr_silenced()
-        context.__enter__()  # never exited: the process's fd 2 stays silenced
+        _silence_fd2()  # never restored: the worker's fd 2 stays silenced

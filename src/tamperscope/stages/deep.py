@@ -26,7 +26,8 @@ from tamperscope.settings import Settings
 from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store import queries
 
-SALIENCY_FRAMES = 3
+#: frames whose Grad-CAM map is kept: the highest-scoring ones, as many as the case page's face strip shows
+SALIENCY_FRAMES = 8
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DeepStage(Stage):
     one-frame videos)."""
 
     name: ClassVar[str] = "deep"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "1.1"  # 1.1: Grad-CAM kept for 8 frames (was 3)
     requires: ClassVar[tuple[str, ...]] = ("video",)
 
     def params(self, settings: Settings) -> dict[str, Any]:

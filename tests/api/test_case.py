@@ -107,6 +107,14 @@ def test_copymove_lines_keep_only_verified_transforms() -> None:
     assert copymove_lines(evidence) == [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]
 
 
+def test_copymove_lines_of_a_turned_image_are_drawn_upright() -> None:
+    """Matches are found in the stored grid; on a phone JPEG turned 90 degrees clockwise (orientation 6) the
+    page shows the upright map, so the lines turn with it; with no stored size they are left out."""
+    evidence = {"exif_orientation": 6, "shifts": [{"pairs": [[10, 20, 30, 40]]}]}
+    assert copymove_lines(evidence, (100, 50)) == [[29.0, 10.0, 9.0, 30.0]]
+    assert copymove_lines(evidence) == []
+
+
 def test_provenance_summary_reads_signer_generator_actions_and_ingredients() -> None:
     store = {"active_manifest": "m1", "manifests": {"m1": {
         "title": "CA.jpg", "claim_generator": "make_test_images/0.33.1",

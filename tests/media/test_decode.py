@@ -17,6 +17,7 @@ from tamperscope.media.decode import (
     normalised_size,
     read_image,
     upright,
+    upright_points,
 )
 from tests.conftest import ffmpeg
 
@@ -105,6 +106,17 @@ def test_upright_turns_arrays_as_pillow_turns_images(orientation: int) -> None:
     expected = np.asarray(ImageOps.exif_transpose(image))
     np.testing.assert_array_equal(upright(pixels, orientation), expected)
     np.testing.assert_array_equal(upright(pixels[:, :, 0], orientation), expected[:, :, 0])  # a map
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_points_move_with_the_pixels_they_name(orientation: int) -> None:
+    height, width = 5, 7
+    stored = np.arange(height * width).reshape(height, width)  # every pixel names itself
+    turned = upright(stored, orientation)
+    ys, xs = np.mgrid[0:height, 0:width]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(float)
+    moved = upright_points(points, orientation, width, height).astype(int)
+    np.testing.assert_array_equal(turned[moved[:, 1], moved[:, 0]], stored[ys.ravel(), xs.ravel()])
 
 
 def test_corrupt_input_is_rejected(tmp_path: Path) -> None:

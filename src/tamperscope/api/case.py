@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from tamperscope.errors import NotFoundError
 from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
+from tamperscope.media.decode import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
 from tamperscope.store import queries
@@ -234,14 +237,21 @@ def faces_view(inputs: CaseInputs) -> list[dict[str, Any]]:
     return out
 
 
-def copymove_lines(evidence: Mapping[str, Any]) -> list[list[float]]:
-    """Match lines ``[x1, y1, x2, y2]`` in image pixels from a copy-move row's evidence (``pairs`` of each
-    verified transform or shift)."""
-    lines: list[list[float]] = []
-    for item in [*(evidence.get("transforms") or []), *(evidence.get("shifts") or [])]:
-        if item.get("verified", True):
-            lines += [list(map(float, pair)) for pair in item.get("pairs") or []]
-    return lines
+def copymove_lines(evidence: Mapping[str, Any], stored_size: tuple[int | None, int | None] = (None, None)
+                   ) -> list[list[float]]:
+    """Match lines ``[x1, y1, x2, y2]`` in upright image pixels from a copy-move row's evidence (``pairs`` of each
+    verified transform or shift, found in the stored grid ``stored_size`` = width, height and turned upright with
+    the evidence's ``exif_orientation``; none when a turned image's size is unknown)."""
+    pairs = [list(map(float, pair)) for item in [*(evidence.get("transforms") or []), *(evidence.get("shifts") or [])]
+             if item.get("verified", True) for pair in item.get("pairs") or []]
+    orientation = int(evidence.get("exif_orientation", 1))
+    if orientation == 1 or not pairs:
+        return pairs
+    width, height = stored_size
+    if not width or not height:
+        return []
+    ends = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+    return upright_points(ends, orientation, width, height).reshape(-1, 4).round(2).tolist()
 
 
 def maps_view(inputs: CaseInputs) -> dict[str, list[dict[str, Any]]]:
@@ -254,8 +264,8 @@ def maps_view(inputs: CaseInputs) -> dict[str, list[dict[str, Any]]]:
         out.setdefault(d.window_id, []).append({
             "module": d.module_name, "score": d.score, "status": d.status, "saliency_uri": d.saliency_uri,
             "overlay_uri": d.overlay_uri, "t_ms": d.t_start_ms,
-            "lines": copymove_lines(evidence) if "copymove" in d.module_name
-            and evidence.get("exif_orientation", 1) == 1 else []})
+            "lines": copymove_lines(evidence, (inputs.asset.width, inputs.asset.height))
+            if "copymove" in d.module_name else []})
     for maps in out.values():
         maps.sort(key=lambda m: m["module"])
     return dict(sorted(out.items()))

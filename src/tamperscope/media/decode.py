@@ -379,6 +379,16 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def upright_points(xy: np.ndarray, orientation: int, width: int, height: int) -> np.ndarray:
+    """Pixel coordinates ``(N, 2)`` as ``x, y`` in the stored grid (``width x height``) moved to where
+    :func:`upright` puts those pixels, so points drawn on an upright map land on the same content."""
+    x, y = xy[:, 0], xy[:, 1]
+    w, h = width - 1, height - 1
+    moved = {2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y), 5: (y, x), 6: (h - y, x), 7: (h - y, w - x),
+             8: (y, w - x)}.get(orientation, (x, y))
+    return np.stack(moved, axis=1)
+
+
 def exif_orientation(image: Image.Image) -> int:
     """The EXIF orientation of an open image, 1 (as stored) when absent or not one of the eight values."""
     value = image.getexif().get(ExifTags.Base.Orientation, 1)

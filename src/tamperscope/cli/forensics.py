@@ -11,7 +11,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the forensics commands to the CLI."""
-    from tamperscope.cli.main import State, console, err_console
+    from tamperscope.cli.context import State, console, err_console
 
     @app.command("eval-image")
     def eval_image(

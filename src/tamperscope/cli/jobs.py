@@ -13,7 +13,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``worker`` command to ``app``."""
-    from tamperscope.cli.main import State, _workspace, err_console
+    from tamperscope.cli.context import State, err_console, workspace
 
     @app.command()
     def worker(
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
             jobs = State.settings.jobs.model_copy(update={"poll_interval_s": poll_interval})
             State.settings = State.settings.model_copy(update={"jobs": jobs})
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        ws = _workspace()
+        ws = workspace()
         runner = Worker(ws)
         stop, hurry = threading.Event(), threading.Event()
 

@@ -21,7 +21,7 @@ def _parse_fractions(text: str) -> dict[str, float]:
 
 def register(app: typer.Typer) -> None:
     """Add the media-table commands to the CLI."""
-    from tamperscope.cli.main import _workspace, console, err_console
+    from tamperscope.cli.context import console, err_console, workspace
 
     @app.command()
     def export(
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """Export assets, shots, frames, detections and windows as Parquet."""
         from tamperscope.store.export import export_parquet
 
-        counts = export_parquet(_workspace().db, parquet, table or None)
+        counts = export_parquet(workspace().db, parquet, table or None)
         for name, rows in counts.items():
             console.print(f"{name}: {rows} rows -> {parquet / (name + '.parquet')}")
 
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         """Check the tables against declared expectations; exit 4 and list every failure."""
         from tamperscope.store.qa import run_qa
 
-        failures = run_qa(_workspace().db, max_label_skew=max_label_skew)
+        failures = run_qa(workspace().db, max_label_skew=max_label_skew)
         if json_out:
             print(json.dumps([f.__dict__ for f in failures], sort_keys=True))
         else:
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         """Assign subject-disjoint train/val/test splits to every asset."""
         from tamperscope.store.splits import split_assets
 
-        ws = _workspace()
+        ws = workspace()
         with ws.db.session() as session:
             counts = split_assets(session, _parse_fractions(fractions), seed)
         console.print(", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "no assets")

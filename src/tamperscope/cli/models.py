@@ -12,7 +12,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the deep-model commands to the CLI."""
-    from tamperscope.cli.main import console
+    from tamperscope.cli.context import console
 
     @app.command("model-check")
     def model_check(

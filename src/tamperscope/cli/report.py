@@ -11,7 +11,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``report``, ``serve`` and ``token`` commands to ``app``."""
-    from tamperscope.cli.main import State, _workspace, console
+    from tamperscope.cli.context import State, console, workspace
 
     token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
     app.add_typer(token_app, name="token")
@@ -33,11 +33,11 @@ def register(app: typer.Typer) -> None:
         if asset == "verify":
             if file is None or not file.is_file():
                 raise UsageError("report verify needs an existing FILE.json")
-            print(json.dumps(verify_report_bytes(_workspace(), file.read_bytes()), sort_keys=True))
+            print(json.dumps(verify_report_bytes(workspace(), file.read_bytes()), sort_keys=True))
             return
         if file is not None:
             raise UsageError("report takes one asset; use --out DIR for a copy")
-        ws = _workspace()
+        ws = workspace()
         if case is not None or examiner is not None:
             assign_case(ws, asset, case=case, examiner=examiner)
         written = write_report(ws, asset, out)
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         """Create an API token; it is printed once and only its SHA-256 is stored."""
         from tamperscope.api.tokens import create_token
 
-        print(create_token(_workspace(), name))
+        print(create_token(workspace(), name))
 
     @app.command()
     def serve(

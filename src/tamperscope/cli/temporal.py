@@ -20,7 +20,7 @@ def _parse_times(text: str) -> tuple[float, ...]:
 
 def register(app: typer.Typer) -> None:
     """Add the temporal commands to the CLI."""
-    from tamperscope.cli.main import console
+    from tamperscope.cli.context import console
 
     @app.command("talking-head")
     def talking_head_command(

@@ -12,12 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tamperscope.custody.verify import verify
 from tamperscope.samples import demo as samples
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
 from tamperscope.settings import BatchSettings, Settings
 from tamperscope.store import queries
+from tamperscope.store.models import AuditEvent
 from tamperscope.workspace import Workspace
 from tests.conftest import ffmpeg
 
@@ -137,11 +139,17 @@ def test_cli_batch_on_two_worker_processes_analyses_each_file_once_and_resumes(t
         assert {asset for asset, _ in commits} and len({asset for asset, _ in commits}) == 2
         assert {stage for _, stage in commits} >= {"metadata", "video", "forensics", "deep", "fusion"}
         verify(ws)  # two worker processes appended to one chain on SQLite: the chain and every seal hold
-        again = _cli(home, "analyze", "--json", str(case_folder), "--cluster-workers", "2")
+        again = _cli(home, "analyze", "--json", str(case_folder), "--cluster-workers", "2",
+                     "--case", "C-17", "--examiner", "E. Xam")
         rows = {Path(r["path"]).name: r for r in map(json.loads, again.stdout.splitlines())}
         assert {name: r["status"] for name, r in rows.items()} == {"clip.mp4": "current", "camera.jpg": "current",
                                                                    "broken.mp4": "rejected"}
         assert again.returncode == 3 and _stage_commits(ws) == commits
+        with ws.db.session() as session:  # the case fields reach every analysed asset of the batch, none else
+            assigned = session.execute(select(AuditEvent.asset_id, AuditEvent.details_json)
+                                       .where(AuditEvent.action == "case.assigned")).all()
+        assert {asset for asset, _ in assigned} == {asset for asset, _ in commits}
+        assert all(details["case_id"] == "C-17" and details["examiner"] == "E. Xam" for _, details in assigned)
     finally:
         ws.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,11 +96,17 @@ def result_table(batch: BatchResult) -> Table:
 
 
 def analyze_files(settings: Settings, files: list[Path], *, only: list[str] | None, force: bool,
-                  json_out: bool, console: Console, err_console: Console) -> int:
-    """Run the batch over ``files`` with the progress display on ``err_console``; print the table (or JSON lines)
-    on ``console``; return the exit code."""
+                  json_out: bool, console: Console, err_console: Console,
+                  on_asset: Callable[[str], object] | None = None) -> int:
+    """Run the batch over ``files`` with the progress display on ``err_console``; call ``on_asset`` with each
+    analysed (or already current) asset's id; print the table (or JSON lines) on ``console``; return the exit
+    code."""
     with BatchDisplay(len(files), err_console) as display:
         batch = run_batch(settings, files, only=only, force=force, on_event=display)
+    if on_asset is not None:
+        for result in batch.results:
+            if result.asset_id is not None and result.status in ("analyzed", "current"):
+                on_asset(result.asset_id)
     if json_out:
         for result in batch.results:
             print(json.dumps(asdict(result), sort_keys=True, default=str))

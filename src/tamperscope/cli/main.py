@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -130,8 +131,10 @@ def analyze(
                                    if v is not None}
         updates["quiet_native_logs"] = not State.verbose
         settings = State.settings.model_copy(update={"batch": State.settings.batch.model_copy(update=updates)})
+        assign = (functools.partial(assign_case, workspace(), case=case, examiner=examiner)
+                  if case is not None or examiner is not None else None)  # recorded per analysed asset
         code = analyze_files(settings, collect_files([Path(t) for t in targets]), only=stage or None, force=force,
-                             json_out=json_out, console=console, err_console=err_console)
+                             json_out=json_out, console=console, err_console=err_console, on_asset=assign)
         if code:
             raise typer.Exit(code)
         return

@@ -38,12 +38,17 @@ from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare,
 MAX_PAIRS = 30
 
 
+def evenly_spread(count: int, keep: int) -> np.ndarray:
+    """Indices of at most ``keep`` of ``count`` items, evenly spread and deterministic (first and last kept)."""
+    return np.unique(np.linspace(0, count - 1, min(keep, count)).round().astype(int))
+
+
 def point_pairs(src: np.ndarray, dst: np.ndarray, scale: float, offset: float = 0.0) -> list[list[float]]:
     """Up to :data:`MAX_PAIRS` ``[x1, y1, x2, y2]`` lines from ``(x, y)`` points of the analysed (rescaled) image,
     mapped back to input pixels (``offset`` added first, e.g. half a block to name its centre)."""
     if not len(src):
         return []
-    keep = np.unique(np.linspace(0, len(src) - 1, min(MAX_PAIRS, len(src))).round().astype(int))
+    keep = evenly_spread(len(src), MAX_PAIRS)
     lines = np.hstack([src[keep], dst[keep]]).astype(np.float64) + offset
     return np.round(lines / scale, 1).tolist()
 
@@ -161,7 +166,7 @@ class KeypointCopyMoveDetector:
                 pairs = pairs[far]
             evidence["matches"] = len(pairs)
             if len(pairs) > int(p["max_matches"]):  # evenly spread, deterministic: bounds linkage memory and time
-                pairs = pairs[np.unique(np.linspace(0, len(pairs) - 1, int(p["max_matches"])).round().astype(int))]
+                pairs = pairs[evenly_spread(len(pairs), int(p["max_matches"]))]
                 evidence["matches_clustered"] = len(pairs)
             best, mask = self._transforms(gray, points, pairs, p, evidence, scale)
         score = float(1.0 - np.exp(-best / 8.0)) if best >= int(p["min_inliers"]) else 0.0

@@ -102,7 +102,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     if args.config:
-        items, tracks = training._tracks(args.data, (), 8.0, 240, args.cache, print)
+        items, tracks = training.media_tracks(args.data, (), 8.0, 240, args.cache, print)
         banks: dict[str, Any] = {}
         for spec in args.config:
             augment, weight = spec.split(":")

@@ -38,11 +38,9 @@ AGGREGATES = {
 
 def track_probabilities(model: FrameModel, crops: np.ndarray, flip: bool) -> np.ndarray:
     """Per-crop probabilities; with ``flip``, the mean of the crop's and its mirror image's probability."""
-    probs = np.concatenate([model.predict(crops[i:i + 64]).scores for i in range(0, len(crops), 64)])
+    probs = training.crop_probabilities(model, crops)
     if flip:
-        mirrored = np.ascontiguousarray(crops[:, :, ::-1])
-        probs = (probs + np.concatenate([model.predict(mirrored[i:i + 64]).scores
-                                         for i in range(0, len(crops), 64)])) / 2
+        probs = (probs + training.crop_probabilities(model, np.ascontiguousarray(crops[:, :, ::-1]))) / 2
     return probs
 
 
@@ -55,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     manifest, held_out = read_manifest(args.manifest)
     cfg = training.FrameConfig()
-    _, tracks = training._tracks(args.data, (), cfg.fps, cfg.max_frames, args.cache, print)
+    _, tracks = training.media_tracks(args.data, (), cfg.fps, cfg.max_frames, args.cache, print)
     started = time.monotonic()
     rows: list[dict[str, object]] = []
     for fold, excluded in held_out.items():

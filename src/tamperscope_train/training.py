@@ -45,6 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tamperscope.custody.hashing import sha256_file
+from tamperscope.models.runtime import FrameModel
 from tamperscope.store.splits import assign_splits
 from tamperscope_train import synthesis
 from tamperscope_train.backbone import (
@@ -402,8 +403,9 @@ def write_manifest(path: Path, *, kind: str, config: Any, items: Sequence[MediaI
     path.write_text(json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def _tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cache: Path | None,
-            say: Progress) -> tuple[list[MediaItem], list[FaceTrack]]:
+def media_tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cache: Path | None,
+                 say: Progress) -> tuple[list[MediaItem], list[FaceTrack]]:
+    """The training folder's media (less the ``exclude`` identities) and their cached face tracks."""
     items = [i for i in scan(data) if not set(i.identities) & set(exclude)]
     say(f"{len(items)} media ({sum(i.label == 0 for i in items)} real) after excluding {len(exclude)} identities")
     tracks = load_tracks(items, cache or data / ".tamperscope-cache", fps=fps, max_frames=max_frames,
@@ -418,7 +420,7 @@ def _tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cac
 def train_frame(data: Path, out: Path, cfg: FrameConfig, *, cache: Path | None = None,
                 say: Progress = print) -> TrainResult:
     """Train, calibrate and export the frame model to ``out/frame.onnx`` (+ ``frame.yaml``, ``frame.json``)."""
-    items, tracks = _tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
+    items, tracks = media_tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
     return fit_frame(items, tracks, out, cfg, say=say)
 
 
@@ -603,7 +605,7 @@ def clip_samples(tracks: Sequence[FaceTrack], cfg: ClipConfig) -> Iterator[tuple
 def train_clip(data: Path, frame_model: Path, out: Path, cfg: ClipConfig, *, cache: Path | None = None,
                say: Progress = print) -> TrainResult:
     """Train the clip head on the frame model's embeddings; export ``out/clip.onnx`` (+ yaml, json)."""
-    items, tracks = _tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
+    items, tracks = media_tracks(data, cfg.exclude, cfg.fps, cfg.max_frames, cache, say)
     return fit_clip(items, tracks, frame_model, out, cfg, say=say)
 
 
@@ -717,7 +719,7 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
     into that folder from the same banks (what ``train frame`` and ``train clip`` give, without building the
     banks again).
     """
-    items, tracks = _tracks(data, (), frame_cfg.fps, frame_cfg.max_frames, cache, say)
+    items, tracks = media_tracks(data, (), frame_cfg.fps, frame_cfg.max_frames, cache, say)
     bank = build_bank(tracks, frame_cfg, out)
     clip_bank = build_clip_bank(tracks, clip_cfg, frame_cfg, out) if clip_cfg is not None else None
     say(f"banks: {len(bank.samples)} frame samples, {len(clip_bank.labels) if clip_bank else 0} clips")
@@ -744,17 +746,22 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
     return results
 
 
+def crop_probabilities(model: FrameModel, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The frame model's probability for each crop, ``batch`` crops per run (bounded memory)."""
+    if not len(crops):
+        return np.zeros(0)
+    return np.concatenate([model.predict(crops[i:i + batch]).scores for i in range(0, len(crops), batch)])
+
+
 def score_tracks(model: Path, tracks: Sequence[FaceTrack], fold: str) -> list[dict[str, Any]]:
     """Per medium: the frame model's mean and top-10 % mean probability over its face track (as at run time)."""
     from tamperscope.fusion.branches import top_fraction_mean
-    from tamperscope.models.runtime import FrameModel
 
     frames = FrameModel(model, threads=torch.get_num_threads())
     rows = []
     for track in tracks:
         n = len(track.crops)
-        probs = np.concatenate([frames.predict(track.crops[i:i + 64]).scores for i in range(0, n, 64)]) if n \
-            else np.zeros(0)
+        probs = crop_probabilities(frames, track.crops)
         rows.append({"path": track.item.path.name, "fold": fold, "label": track.item.label, "frames": n,
                      "mean": float(probs.mean()) if n else "",
                      "top10_mean": top_fraction_mean(probs.tolist()) if n else ""})

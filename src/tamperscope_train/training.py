@@ -638,8 +638,6 @@ def build_clip_bank(tracks: Sequence[FaceTrack], cfg: ClipConfig, frame_cfg: Fra
 def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_model: Path, out: Path,
              cfg: ClipConfig, *, bank: ClipBank | None = None, say: Progress = print) -> TrainResult:
     """The training proper of :func:`train_clip`, on face tracks already extracted."""
-    from tamperscope.models.runtime import FrameModel
-
     started = time.monotonic()
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)

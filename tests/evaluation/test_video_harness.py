@@ -84,3 +84,10 @@ def test_eval_video_runs_each_fold_with_its_models_and_caches(tmp_path: Path) ->
     again = json.loads((out / "metrics.json").read_text())
     assert again["timing"]["ran_now"] == 0
     assert again["systems"]["metadata"]["auc"] == summary["systems"]["metadata"]["auc"]
+    # a fold's model retrained in place (here: its sidecar changed) re-runs that fold's videos only: the deep
+    # stage's fingerprint covers the model files' bytes
+    sidecar = models / "fold0" / "frame.yaml"
+    sidecar.write_text(sidecar.read_text() + "# retrained\n")
+    third = CliRunner().invoke(app, args)
+    assert third.exit_code == 0, third.output
+    assert json.loads((out / "metrics.json").read_text())["timing"]["ran_now"] == 2

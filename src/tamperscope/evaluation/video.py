@@ -11,7 +11,7 @@ Steps (:func:`evaluate_videos`):
    so every video is scored by models that never saw its identities. Stage results are stored in the workspace;
    a re-run only hashes the files and skips every current stage.
 2. **Features.** Each video's detection rows give the branch features (:mod:`tamperscope.fusion.branches`).
-3. **Cross-validation.** For each system (one branch alone, or the fused ``video-v2`` branches) the fusion
+3. **Cross-validation.** For each system (one branch alone, or the fused ``video-v3`` branches) the fusion
    model for fold ``k`` is fitted on the other folds' videos (calibrated on inner held-out logits,
    :mod:`tamperscope.fusion.cv`), giving an out-of-fold probability and band for every video. Systems with
    window-local branches are trained with spliced samples (:mod:`tamperscope.fusion.augment`).
@@ -141,16 +141,6 @@ def fold_model_paths(models_dir: Path | None, fold: int) -> tuple[Path | None, P
     return (frame if frame.is_file() else None), (clip if clip.is_file() else None)
 
 
-def models_fingerprint(frame: Path | None, clip: Path | None) -> str:
-    """SHA-256 over the model files and their sidecars (a retrained model at the same path changes it)."""
-    digest = hashlib.sha256()
-    for path in (frame, clip):
-        for part in ([path, path.with_suffix(".yaml")] if path is not None else []):
-            digest.update(part.name.encode())
-            digest.update(part.read_bytes() if part.is_file() else b"")
-    return digest.hexdigest()
-
-
 def pipeline_stages() -> list[str]:
     """Every registered stage except ``fusion`` (fitted here, not run)."""
     from tamperscope.pipeline.registry import STAGES
@@ -206,13 +196,10 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
     records: dict[int, VideoRecord] = {}
     rejected: dict[str, str] = {}
     done = 0
-    # The deep stage's parameters name the model paths, not their contents: remember which models scored each
-    # asset, so a model retrained in place is re-run instead of read from the cache.
-    used_path = settings.home / "eval-video-models.json"
-    used: dict[str, str] = json.loads(used_path.read_text()) if used_path.is_file() else {}
+    # Each fold's deep models score its videos; the deep stage's fingerprint covers the model files' bytes, so a
+    # video scored by another fold's (or a retrained) model is re-run, not read from the cache.
     for fold in sorted({it.fold for it in items}):
         frame, clip = fold_model_paths(models_dir, fold)
-        fingerprint = models_fingerprint(frame, clip)
         fold_settings = settings.model_copy(update={"models": settings.models.model_copy(
             update={"frame_path": frame, "clip_path": clip})})
         ws = Workspace.open(fold_settings)
@@ -229,14 +216,7 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                     rejected[item.rel] = f"{exc.reason.value}: {exc.message}"
                     done += 1
                     continue
-                stale = used.get(intake.asset_id) not in (None, fingerprint)
                 result = analyze_asset(ws, intake.asset_id, only=stages)
-                if stale and "deep" not in result.ran:
-                    forced = analyze_asset(ws, intake.asset_id, only=["deep"], force=True)
-                    result.ran += forced.ran
-                    result.failed.update(forced.failed)
-                used[intake.asset_id] = fingerprint
-                used_path.write_text(json.dumps(used, indent=1, sort_keys=True) + "\n")
                 rows, windows, duration = load_rows(ws, intake.asset_id)
                 records[n] = VideoRecord(item, intake.asset_id, rows, windows, time.perf_counter() - start,
                                          duration, result.ran, result.failed)

@@ -15,6 +15,7 @@ from typing import Any
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 
 MIN_SIMILAR = 5  # calibration cases a reliability bin needs before the report quotes its manipulated share
+MIN_CONTRIBUTION = 0.005  # a feature's logit contribution below this moved p too little to name or draw
 _ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/\"'<>]+/)+(?P<name>[^\s/\"'<>]+)")
 
 
@@ -235,6 +236,13 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def moving_contributions(contributions: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The fusion features whose signed logit contribution is at least :data:`MIN_CONTRIBUTION` either way,
+    largest first (the ones the findings name and the contributions chart draws)."""
+    return sorted(((k, v) for k, v in contributions.items() if abs(v) >= MIN_CONTRIBUTION),
+                  key=lambda kv: (-abs(kv[1]), kv[0]))
+
+
 def findings(report: Mapping[str, Any]) -> list[str]:
     """Plain-language findings, most important first: verdict, what drove it, flags, provenance, strongest
     modules, face evidence, and what could not be assessed."""
@@ -247,10 +255,8 @@ def findings(report: Mapping[str, Any]) -> list[str]:
         evidence = verdict.get("evidence") or {}
         out.append(verdict_sentence(verdict.get("band"), verdict.get("probability"), evidence,
                                     (report.get("fusion_model") or {}).get("calibration")))
-        contributions = evidence.get("contributions") or {}
-        if any(abs(v) >= 0.005 for v in contributions.values()):
-            strongest = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005),
-                               key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        strongest = moving_contributions(evidence.get("contributions") or {})[:3]
+        if strongest:
             parts = ", ".join(f"{k} ({'raises' if v > 0 else 'lowers'} p, {v:+.2f} on the logit scale)"
                               for k, v in strongest)
             out.append(f"What moved p ({evidence.get('model_id')}): {parts}.")

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from tamperscope.report.narrative import moving_contributions
+
 plt.rcParams["svg.hashsalt"] = "tamperscope"
 PNG_METADATA = {"Software": None}
 
@@ -95,7 +97,7 @@ def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dic
 
 def contributions_png(contributions: dict[str, float], *, width_in: float = 5.0) -> bytes | None:
     """Signed contributions of the fusion features to the logit as horizontal bars (red raises p, green lowers)."""
-    items = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005), key=lambda kv: (-abs(kv[1]), kv[0]))
+    items = moving_contributions(contributions)
     if not items:
         return None
     fig, ax = plt.subplots(figsize=(width_in, 0.35 * len(items) + 0.7), dpi=110)

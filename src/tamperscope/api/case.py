@@ -21,6 +21,7 @@ from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.media.decode import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
+from tamperscope.report.narrative import verdict_stages
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, Report, StageRun
 from tamperscope.workspace import Workspace
@@ -295,15 +296,14 @@ def provenance_view(asset: Asset) -> dict[str, Any]:
 def metadata_view(inputs: CaseInputs) -> dict[str, Any]:
     """Raised flags as sentences with the tag values behind them, whether fusion read them, and key tags."""
     verdict = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
-    present = set((verdict.evidence_json or {}).get("branches_present") or []) if verdict else set()
-    metadata_in_verdict = bool(present & {"metadata", "meta_flags"})
+    fed = verdict_stages({name: branch.stage for name, branch in BRANCHES.items()},
+                         verdict.evidence_json if verdict else None)
     flags = [{"module": d.module_name, "window_id": d.window_id, "score": d.score,
               "sentence": flag_sentence(d.module_name, d.evidence_json), "values": flag_values(d.evidence_json),
-              "in_verdict": metadata_in_verdict and d.module_name.startswith("meta.")}
-             for d in inputs.detections if d.status == "flag"]
+              "in_verdict": d.stage in fed} for d in inputs.detections if d.status == "flag"]
     exif = inputs.asset.exif_json or {}
     return {"flags": sorted(flags, key=lambda f: (-(f["score"] or 0), f["module"])),
-            "metadata_in_verdict": metadata_in_verdict,
+            "metadata_in_verdict": "metadata" in fed,
             "tags": {k: exif[k] for k in EXIF_SUMMARY if k in exif}, "tag_count": len(exif)}
 
 

@@ -29,10 +29,10 @@ from tamperscope.report.narrative import (
     c2pa_summary,
     face_evidence,
     findings,
-    flag_entered,
     methods_for,
     module_summary,
     strip_machine_paths,
+    verdict_stages,
 )
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, StageRun
@@ -126,11 +126,9 @@ def _case(events: Sequence[AuditEvent]) -> dict[str, Any] | None:
             "assigned_by": last.who, "event_id": last.event_id}
 
 
-def _provenance(asset: Asset, fusion_model: dict[str, Any] | None, verdict: dict[str, Any] | None
-                ) -> dict[str, Any]:
+def _provenance(asset: Asset, fed: set[str]) -> dict[str, Any]:
     return {"c2pa_status": asset.provenance_status, "manifest": c2pa_summary(asset.provenance_json),
-            "entered_verdict": flag_entered("metadata", fusion_model, (verdict or {}).get("evidence"))
-            if asset.provenance_status is not None else False}
+            "entered_verdict": asset.provenance_status is not None and "metadata" in fed}
 
 
 def build_report(inputs: ReportInputs) -> dict[str, Any]:
@@ -146,15 +144,15 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
                    "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
                    "evidence": evidence}
-    verdict_evidence: dict[str, Any] | None = (fusion.evidence_json or {}) if fusion is not None else None
+    fed = verdict_stages((inputs.fusion_model or {}).get("branch_stages"),
+                         fusion.evidence_json if fusion is not None else None)
     flags = [{"module_name": d.module_name, "window_id": d.window_id, "stage": d.stage,
-              "evidence": d.evidence_json or {},
-              "entered_verdict": flag_entered(d.stage, inputs.fusion_model, verdict_evidence)}
+              "evidence": d.evidence_json or {}, "entered_verdict": d.stage in fed}
              for d in detections if d.status == "flag"]
     detection_dicts = [_detection(d) for d in detections]
     faces = [{"frame_id": f.frame_id, "faces": [{"track_id": x.track_id, "crop_uri": x.crop_uri} for x in f.faces]}
              for f in inputs.frames]
-    in_verdict = [d.module_name for d in detections if flag_entered(d.stage, inputs.fusion_model, verdict_evidence)]
+    in_verdict = [d.module_name for d in detections if d.stage in fed]
     artifacts = sorted(
         [{"uri": uri, "sha256": digest} for uri, digest in inputs.artifact_sha256.items()], key=lambda a: a["uri"])
     modules = sorted({(d.module_name, d.module_version, d.stage) for d in detections})
@@ -188,7 +186,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         },
         "case": _case(events),
         "metadata_flags": flags,
-        "provenance": _provenance(asset, inputs.fusion_model, verdict),
+        "provenance": _provenance(asset, fed),
         "fusion_model": inputs.fusion_model,
         "modules_summary": module_summary(detection_dicts),
         "face_evidence": face_evidence(detection_dicts, faces, FACE_EVIDENCE),

@@ -307,14 +307,11 @@ def findings(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def flag_entered(stage: str, fusion: Mapping[str, Any] | None, verdict_evidence: Mapping[str, Any] | None) -> bool:
-    """Whether a row of ``stage`` fed the verdict: one of the shipped model's branches reads that stage and had
-    evidence for this asset."""
-    if not fusion or not verdict_evidence:
-        return False
-    present = set(verdict_evidence.get("branches_present") or [])
-    return any(stage == branch_stage and branch in present
-               for branch, branch_stage in (fusion.get("branch_stages") or {}).items())
+def verdict_stages(branch_stages: Mapping[str, str] | None, verdict_evidence: Mapping[str, Any] | None) -> set[str]:
+    """The stages whose rows fed the verdict: each read by a branch (``branch_stages``: branch -> stage) that had
+    evidence for this asset; a flag or method of any other stage is context only."""
+    present = set((verdict_evidence or {}).get("branches_present") or [])
+    return {stage for branch, stage in (branch_stages or {}).items() if branch in present}
 
 
 def face_evidence(detections: Sequence[Mapping[str, Any]], frames: Sequence[Mapping[str, Any]],

@@ -21,7 +21,7 @@ from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.media.decode import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
-from tamperscope.report.narrative import verdict_stages
+from tamperscope.report.narrative import BAND_WORDS, active_manifest, manifest_actions, verdict_stages
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, Report, StageRun
 from tamperscope.workspace import Workspace
@@ -37,7 +37,6 @@ EXIF_SUMMARY = ("IFD0:Make", "IFD0:Model", "IFD0:Software", "ExifIFD:DateTimeOri
                 "ExifIFD:LensModel", "GPS:GPSLatitude", "GPS:GPSLongitude", "XMP-xmp:CreatorTool",
                 "File:FileType", "File:ImageWidth", "File:ImageHeight", "QuickTime:CreateDate",
                 "QuickTime:Encoder")
-BAND_TEXT: dict[str, str] = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ def verdict_view(inputs: CaseInputs) -> dict[str, Any] | None:
     evidence = row.evidence_json or {}
     runs = {r.stage: r for r in inputs.stage_runs}
     model = inputs.model
-    out: dict[str, Any] = {"band": row.band, "band_text": BAND_TEXT.get(row.band or "", "no verdict"),
+    out: dict[str, Any] = {"band": row.band, "band_text": BAND_WORDS.get(row.band or "", "no verdict"),
                            "probability": row.score, "status": row.status, "reason": evidence.get("reason"),
                            "model_id": evidence.get("model_id"), "policy_version": evidence.get("policy_version")}
     if row.score is None or model is None:
@@ -275,12 +274,10 @@ def maps_view(inputs: CaseInputs) -> dict[str, list[dict[str, Any]]]:
 def provenance_view(asset: Asset) -> dict[str, Any]:
     """C2PA status and a summary of the active manifest: signer, claim generator, actions, ingredients."""
     data = asset.provenance_json or {}
-    store = data.get("store") or {}
-    manifest = (store.get("manifests") or {}).get(store.get("active_manifest") or "") or {}
+    manifest = active_manifest(data)
     actions = [{"action": a.get("action"), "software": (a.get("softwareAgent") or {}).get("name")
                 if isinstance(a.get("softwareAgent"), Mapping) else a.get("softwareAgent"), "when": a.get("when")}
-               for assertion in manifest.get("assertions") or [] if str(assertion.get("label", "")).startswith(
-                   "c2pa.actions") for a in (assertion.get("data") or {}).get("actions") or []]
+               for a in manifest_actions(manifest)]
     signature = manifest.get("signature_info") or {}
     return {"status": asset.provenance_status, "validation_state": data.get("validation_state"),
             "failure_codes": data.get("failure_codes") or [], "error": data.get("error"),
@@ -290,7 +287,7 @@ def provenance_view(asset: Asset) -> dict[str, Any]:
                 "signed_at": signature.get("time"), "algorithm": signature.get("alg"), "actions": actions,
                 "ingredients": [{"title": i.get("title"), "format": i.get("format"),
                                  "relationship": i.get("relationship")} for i in manifest.get("ingredients") or []],
-                "manifests_in_store": len(store.get("manifests") or {})}}
+                "manifests_in_store": len((data.get("store") or {}).get("manifests") or {})}}
 
 
 def metadata_view(inputs: CaseInputs) -> dict[str, Any]:

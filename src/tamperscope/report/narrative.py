@@ -211,13 +211,8 @@ def c2pa_summary(provenance: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Signer, claim generator, actions and ingredients of the active C2PA manifest (None without a manifest)."""
     if not provenance:
         return None
-    store = provenance.get("store") or {}
-    manifests = store.get("manifests") or {}
-    active = manifests.get(store.get("active_manifest") or "") or {}
-    actions: list[str] = []
-    for assertion in active.get("assertions") or []:
-        if str(assertion.get("label", "")).startswith("c2pa.actions"):
-            actions += [str(a.get("action")) for a in (assertion.get("data") or {}).get("actions") or []]
+    active = active_manifest(provenance)
+    actions = [str(a.get("action")) for a in manifest_actions(active)]
     signature = active.get("signature_info") or {}
     return {"status": provenance.get("status"), "validation_state": provenance.get("validation_state"),
             "signer": signature.get("issuer") or signature.get("common_name"), "signed_at": signature.get("time"),
@@ -225,6 +220,19 @@ def c2pa_summary(provenance: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "title": active.get("title"), "actions": actions,
             "ingredients": [str(i.get("title")) for i in active.get("ingredients") or []],
             "failure_codes": list(provenance.get("failure_codes") or [])}
+
+
+def active_manifest(provenance: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The active manifest of the stored C2PA manifest store (empty without one)."""
+    store = (provenance or {}).get("store") or {}
+    return (store.get("manifests") or {}).get(store.get("active_manifest") or "") or {}
+
+
+def manifest_actions(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a manifest's ``c2pa.actions`` assertions, in order."""
+    return [action for assertion in manifest.get("assertions") or []
+            if str(assertion.get("label", "")).startswith("c2pa.actions")
+            for action in (assertion.get("data") or {}).get("actions") or []]
 
 
 def _generator(manifest: Mapping[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.media.decode import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
+from tamperscope.report.build import verdict_row
 from tamperscope.report.narrative import BAND_WORDS, active_manifest, manifest_actions, verdict_stages
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, Report, StageRun
@@ -145,7 +146,7 @@ def missing_reason(branch: str, detections: Sequence[Detection], runs: Mapping[s
 
 def verdict_view(inputs: CaseInputs) -> dict[str, Any] | None:
     """The verdict: band, probability, reading under the policy, signed contributions, missing branches."""
-    row = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    row = verdict_row(inputs.detections)
     if row is None:
         return None
     evidence = row.evidence_json or {}
@@ -292,7 +293,7 @@ def provenance_view(asset: Asset) -> dict[str, Any]:
 
 def metadata_view(inputs: CaseInputs) -> dict[str, Any]:
     """Raised flags as sentences with the tag values behind them, whether fusion read them, and key tags."""
-    verdict = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    verdict = verdict_row(inputs.detections)
     fed = verdict_stages({name: branch.stage for name, branch in BRANCHES.items()},
                          verdict.evidence_json if verdict else None)
     flags = [{"module": d.module_name, "window_id": d.window_id, "score": d.score,
@@ -353,7 +354,7 @@ def load_case(ws: Workspace, ref: str) -> CaseInputs:
                             events=list(queries.audit_events(session, aid)),
                             report=queries.latest_report(session, aid), model=None)
         session.expunge_all()
-    fused = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    fused = verdict_row(inputs.detections)
     model_id = ((fused.evidence_json or {}).get("model_id") if fused else None) or \
         MODEL_FOR_MEDIA.get(asset.media_type or "")
     try:

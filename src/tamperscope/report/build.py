@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +86,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
+def verdict_row(detections: Iterable[Detection]) -> Detection | None:
+    """The fusion stage's whole-asset row, which holds the verdict (None before fusion ran)."""
+    return next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+
+
 def generated_at(inputs: ReportInputs) -> str:
     """The report's date, taken from the data: the last finished stage run, else the upload time."""
     times = [run.finished_at for run in inputs.stage_runs if run.finished_at is not None]
@@ -136,7 +141,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     asset = inputs.asset
     detections = sorted(inputs.detections, key=lambda d: (d.module_name, d.t_start_ms or 0, d.window_id))
     events = sorted(inputs.events, key=lambda e: e.event_id)
-    fusion = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    fusion = verdict_row(detections)
     verdict = None
     if fusion is not None:
         evidence = fusion.evidence_json or {}
@@ -247,7 +252,7 @@ def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes
 
 def fusion_model_info(detections: Sequence[Detection]) -> dict[str, Any] | None:
     """The branches of the fusion model behind the verdict (from its shipped artifact) and the stage each reads."""
-    verdict = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    verdict = verdict_row(detections)
     model_id = ((verdict.evidence_json or {}).get("model_id") if verdict is not None else None)
     if model_id is None:
         return None

@@ -40,6 +40,7 @@ from reportlab.platypus import (
 )
 
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
+from tamperscope.probe.rules.explain import flag_sentence
 from tamperscope.report.narrative import BAND_WORDS, band_closed
 from tamperscope.report.plots import contributions_png, fused_timeline_png, timeline_png
 
@@ -352,31 +353,14 @@ def _score(det: dict[str, Any]) -> float:
     return -1.0 if det["score"] is None else float(det["score"])
 
 
-FLAG_SENTENCES: dict[str, str] = {  # one plain sentence per rule of docs/metadata-flags.md
-    "meta.editing_software": "A tag names editing or processing software.",
-    "meta.reencode_chain": "Encoder tags name a re-encoding tool (Lavf, HandBrake, ffmpeg, an editor).",
-    "meta.camera_without_exif": "A camera-type file has no camera EXIF (make, model, capture time, exposure).",
-    "meta.datetime_mismatch": "The modification date differs from the capture date by more than a minute.",
-    "meta.thumbnail_mismatch": "The embedded EXIF thumbnail has another aspect ratio than the image.",
-    "meta.makernote_mismatch": "The maker notes belong to another camera vendor than the one named.",
-    "meta.edit_history": "The XMP history records saves, derivations or conversions.",
-    "meta.gps_inconsistent": "The GPS tags are out of range, incomplete or far from the capture date.",
-    "meta.exif_container_time": "The container's creation time disagrees with the capture date.",
-    "meta.nonmonotonic_timestamps": "Stream timestamps go backwards or repeat.",
-    "meta.odd_timebase": "The video has a variable frame rate or an uncommon time base.",
-    "meta.av_duration_mismatch": "The audio and video streams differ in length by more than 0.5 s.",
-    "meta.invalid_c2pa": "A C2PA manifest is present but does not validate.",
-}
-
-
 def _metadata(report: dict[str, Any]) -> list[Any]:
     out: list[Any] = [_p("Metadata and provenance", H1)]
     flags = report["metadata_flags"]
     if not flags:
         out.append(_p("No metadata rule raised a flag."))
     else:
-        flag_rows = [[f["module_name"], FLAG_SENTENCES.get(f["module_name"], "A metadata rule raised a flag."),
-                 plain(f["evidence"], 300), "yes" if f["entered_verdict"] else "no"] for f in flags]
+        flag_rows = [[f["module_name"], flag_sentence(f["module_name"], f["evidence"]), plain(f["evidence"], 300),
+                      "yes" if f["entered_verdict"] else "no"] for f in flags]
         out.append(_grid(["rule", "what it means", "the values behind it", "entered the verdict"], flag_rows,
                          [32 * mm, 45 * mm, WIDTH - 99 * mm, 22 * mm]))
     fusion = report.get("fusion_model")

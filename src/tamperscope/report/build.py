@@ -226,6 +226,11 @@ def python_package_versions(names: Sequence[str] = PYTHON_PACKAGES) -> dict[str,
     return versions
 
 
+def store_reader(ws: Workspace) -> Callable[[str], bytes]:
+    """The bytes of a ``store://`` URI from the workspace's object store."""
+    return lambda uri: ws.store.get_bytes(ws.store.key_of(uri))
+
+
 def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes] | None = None) -> ReportInputs:
     """Load the rows of one asset and hash its artifacts (the I/O edge of :func:`build_report`)."""
     with ws.db.session() as session:
@@ -242,7 +247,7 @@ def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes
     uris |= {f.uri for f in frames if f.uri}
     face_frames = {d.window_id for d in detections if d.module_name == "deep.frame" and d.saliency_uri}
     uris |= {face.crop_uri for f in frames if f.frame_id in face_frames for face in f.faces if face.crop_uri}
-    reader = read_bytes or (lambda uri: ws.store.get_bytes(ws.store.key_of(uri)))
+    reader = read_bytes or store_reader(ws)
     digests = {uri: hashlib.sha256(reader(uri)).hexdigest() for uri in sorted(uris)}
     signer = ws.db.signer
     signed_head = signer.signed_head(kept[-1].event_id, kept[-1].hash) if signer is not None and kept else None

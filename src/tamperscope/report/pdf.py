@@ -295,7 +295,7 @@ def _image_maps(report: dict[str, Any], images: _Images) -> list[Any]:
                 _p(f"The analysed image, downscaled for this PDF (the frame the detectors saw: "
                    f"{images.sha(frame['uri'])}; the original file: sha256 {report['asset']['sha256'][:12]}…, both "
                    "in the evidence store).", SMALL)]
-    maps.sort(key=lambda d: (-(d["score"] if d["score"] is not None else -1.0), d["module_name"]))
+    maps.sort(key=lambda d: (-_score(d), d["module_name"]))
     per_row = 5
     cell = WIDTH / per_row
     data: list[list[Any]] = []

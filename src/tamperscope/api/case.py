@@ -21,6 +21,8 @@ from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.media.decode import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
+from tamperscope.report.build import verdict_row
+from tamperscope.report.narrative import BAND_WORDS, active_manifest, manifest_actions, verdict_stages
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, Report, StageRun
 from tamperscope.workspace import Workspace
@@ -36,7 +38,6 @@ EXIF_SUMMARY = ("IFD0:Make", "IFD0:Model", "IFD0:Software", "ExifIFD:DateTimeOri
                 "ExifIFD:LensModel", "GPS:GPSLatitude", "GPS:GPSLongitude", "XMP-xmp:CreatorTool",
                 "File:FileType", "File:ImageWidth", "File:ImageHeight", "QuickTime:CreateDate",
                 "QuickTime:Encoder")
-BAND_TEXT: dict[str, str] = {LIKELY_MANIPULATED: "likely manipulated", LIKELY_REAL: "likely real", UNSURE: "unsure"}
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,13 @@ def missing_reason(branch: str, detections: Sequence[Detection], runs: Mapping[s
 
 def verdict_view(inputs: CaseInputs) -> dict[str, Any] | None:
     """The verdict: band, probability, reading under the policy, signed contributions, missing branches."""
-    row = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    row = verdict_row(inputs.detections)
     if row is None:
         return None
     evidence = row.evidence_json or {}
     runs = {r.stage: r for r in inputs.stage_runs}
     model = inputs.model
-    out: dict[str, Any] = {"band": row.band, "band_text": BAND_TEXT.get(row.band or "", "no verdict"),
+    out: dict[str, Any] = {"band": row.band, "band_text": BAND_WORDS.get(row.band or "", "no verdict"),
                            "probability": row.score, "status": row.status, "reason": evidence.get("reason"),
                            "model_id": evidence.get("model_id"), "policy_version": evidence.get("policy_version")}
     if row.score is None or model is None:
@@ -274,12 +275,10 @@ def maps_view(inputs: CaseInputs) -> dict[str, list[dict[str, Any]]]:
 def provenance_view(asset: Asset) -> dict[str, Any]:
     """C2PA status and a summary of the active manifest: signer, claim generator, actions, ingredients."""
     data = asset.provenance_json or {}
-    store = data.get("store") or {}
-    manifest = (store.get("manifests") or {}).get(store.get("active_manifest") or "") or {}
+    manifest = active_manifest(data)
     actions = [{"action": a.get("action"), "software": (a.get("softwareAgent") or {}).get("name")
                 if isinstance(a.get("softwareAgent"), Mapping) else a.get("softwareAgent"), "when": a.get("when")}
-               for assertion in manifest.get("assertions") or [] if str(assertion.get("label", "")).startswith(
-                   "c2pa.actions") for a in (assertion.get("data") or {}).get("actions") or []]
+               for a in manifest_actions(manifest)]
     signature = manifest.get("signature_info") or {}
     return {"status": asset.provenance_status, "validation_state": data.get("validation_state"),
             "failure_codes": data.get("failure_codes") or [], "error": data.get("error"),
@@ -289,21 +288,20 @@ def provenance_view(asset: Asset) -> dict[str, Any]:
                 "signed_at": signature.get("time"), "algorithm": signature.get("alg"), "actions": actions,
                 "ingredients": [{"title": i.get("title"), "format": i.get("format"),
                                  "relationship": i.get("relationship")} for i in manifest.get("ingredients") or []],
-                "manifests_in_store": len(store.get("manifests") or {})}}
+                "manifests_in_store": len((data.get("store") or {}).get("manifests") or {})}}
 
 
 def metadata_view(inputs: CaseInputs) -> dict[str, Any]:
     """Raised flags as sentences with the tag values behind them, whether fusion read them, and key tags."""
-    verdict = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
-    present = set((verdict.evidence_json or {}).get("branches_present") or []) if verdict else set()
-    metadata_in_verdict = bool(present & {"metadata", "meta_flags"})
+    verdict = verdict_row(inputs.detections)
+    fed = verdict_stages({name: branch.stage for name, branch in BRANCHES.items()},
+                         verdict.evidence_json if verdict else None)
     flags = [{"module": d.module_name, "window_id": d.window_id, "score": d.score,
               "sentence": flag_sentence(d.module_name, d.evidence_json), "values": flag_values(d.evidence_json),
-              "in_verdict": metadata_in_verdict and d.module_name.startswith("meta.")}
-             for d in inputs.detections if d.status == "flag"]
+              "in_verdict": d.stage in fed} for d in inputs.detections if d.status == "flag"]
     exif = inputs.asset.exif_json or {}
     return {"flags": sorted(flags, key=lambda f: (-(f["score"] or 0), f["module"])),
-            "metadata_in_verdict": metadata_in_verdict,
+            "metadata_in_verdict": "metadata" in fed,
             "tags": {k: exif[k] for k in EXIF_SUMMARY if k in exif}, "tag_count": len(exif)}
 
 
@@ -356,7 +354,7 @@ def load_case(ws: Workspace, ref: str) -> CaseInputs:
                             events=list(queries.audit_events(session, aid)),
                             report=queries.latest_report(session, aid), model=None)
         session.expunge_all()
-    fused = next((d for d in inputs.detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    fused = verdict_row(inputs.detections)
     model_id = ((fused.evidence_json or {}).get("model_id") if fused else None) or \
         MODEL_FOR_MEDIA.get(asset.media_type or "")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,10 +29,10 @@ from tamperscope.report.narrative import (
     c2pa_summary,
     face_evidence,
     findings,
-    flag_entered,
     methods_for,
     module_summary,
     strip_machine_paths,
+    verdict_stages,
 )
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, AuditEvent, Detection, StageRun
@@ -86,6 +86,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
+def verdict_row(detections: Iterable[Detection]) -> Detection | None:
+    """The fusion stage's whole-asset row, which holds the verdict (None before fusion ran)."""
+    return next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+
+
 def generated_at(inputs: ReportInputs) -> str:
     """The report's date, taken from the data: the last finished stage run, else the upload time."""
     times = [run.finished_at for run in inputs.stage_runs if run.finished_at is not None]
@@ -126,11 +131,9 @@ def _case(events: Sequence[AuditEvent]) -> dict[str, Any] | None:
             "assigned_by": last.who, "event_id": last.event_id}
 
 
-def _provenance(asset: Asset, fusion_model: dict[str, Any] | None, verdict: dict[str, Any] | None
-                ) -> dict[str, Any]:
+def _provenance(asset: Asset, fed: set[str]) -> dict[str, Any]:
     return {"c2pa_status": asset.provenance_status, "manifest": c2pa_summary(asset.provenance_json),
-            "entered_verdict": flag_entered("metadata", fusion_model, (verdict or {}).get("evidence"))
-            if asset.provenance_status is not None else False}
+            "entered_verdict": asset.provenance_status is not None and "metadata" in fed}
 
 
 def build_report(inputs: ReportInputs) -> dict[str, Any]:
@@ -138,7 +141,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
     asset = inputs.asset
     detections = sorted(inputs.detections, key=lambda d: (d.module_name, d.t_start_ms or 0, d.window_id))
     events = sorted(inputs.events, key=lambda e: e.event_id)
-    fusion = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    fusion = verdict_row(detections)
     verdict = None
     if fusion is not None:
         evidence = fusion.evidence_json or {}
@@ -146,15 +149,15 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
                    "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
                    "evidence": evidence}
-    verdict_evidence: dict[str, Any] | None = (fusion.evidence_json or {}) if fusion is not None else None
+    fed = verdict_stages((inputs.fusion_model or {}).get("branch_stages"),
+                         fusion.evidence_json if fusion is not None else None)
     flags = [{"module_name": d.module_name, "window_id": d.window_id, "stage": d.stage,
-              "evidence": d.evidence_json or {},
-              "entered_verdict": flag_entered(d.stage, inputs.fusion_model, verdict_evidence)}
+              "evidence": d.evidence_json or {}, "entered_verdict": d.stage in fed}
              for d in detections if d.status == "flag"]
     detection_dicts = [_detection(d) for d in detections]
     faces = [{"frame_id": f.frame_id, "faces": [{"track_id": x.track_id, "crop_uri": x.crop_uri} for x in f.faces]}
              for f in inputs.frames]
-    in_verdict = [d.module_name for d in detections if flag_entered(d.stage, inputs.fusion_model, verdict_evidence)]
+    in_verdict = [d.module_name for d in detections if d.stage in fed]
     artifacts = sorted(
         [{"uri": uri, "sha256": digest} for uri, digest in inputs.artifact_sha256.items()], key=lambda a: a["uri"])
     modules = sorted({(d.module_name, d.module_version, d.stage) for d in detections})
@@ -188,7 +191,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         },
         "case": _case(events),
         "metadata_flags": flags,
-        "provenance": _provenance(asset, inputs.fusion_model, verdict),
+        "provenance": _provenance(asset, fed),
         "fusion_model": inputs.fusion_model,
         "modules_summary": module_summary(detection_dicts),
         "face_evidence": face_evidence(detection_dicts, faces, FACE_EVIDENCE),
@@ -223,6 +226,11 @@ def python_package_versions(names: Sequence[str] = PYTHON_PACKAGES) -> dict[str,
     return versions
 
 
+def store_reader(ws: Workspace) -> Callable[[str], bytes]:
+    """The bytes of a ``store://`` URI from the workspace's object store."""
+    return lambda uri: ws.store.get_bytes(ws.store.key_of(uri))
+
+
 def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes] | None = None) -> ReportInputs:
     """Load the rows of one asset and hash its artifacts (the I/O edge of :func:`build_report`)."""
     with ws.db.session() as session:
@@ -239,7 +247,7 @@ def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes
     uris |= {f.uri for f in frames if f.uri}
     face_frames = {d.window_id for d in detections if d.module_name == "deep.frame" and d.saliency_uri}
     uris |= {face.crop_uri for f in frames if f.frame_id in face_frames for face in f.faces if face.crop_uri}
-    reader = read_bytes or (lambda uri: ws.store.get_bytes(ws.store.key_of(uri)))
+    reader = read_bytes or store_reader(ws)
     digests = {uri: hashlib.sha256(reader(uri)).hexdigest() for uri in sorted(uris)}
     signer = ws.db.signer
     signed_head = signer.signed_head(kept[-1].event_id, kept[-1].hash) if signer is not None and kept else None
@@ -249,7 +257,7 @@ def load_inputs(ws: Workspace, asset_ref: str, read_bytes: Callable[[str], bytes
 
 def fusion_model_info(detections: Sequence[Detection]) -> dict[str, Any] | None:
     """The branches of the fusion model behind the verdict (from its shipped artifact) and the stage each reads."""
-    verdict = next((d for d in detections if d.module_name == "fusion" and d.window_id == "asset"), None)
+    verdict = verdict_row(detections)
     model_id = ((verdict.evidence_json or {}).get("model_id") if verdict is not None else None)
     if model_id is None:
         return None

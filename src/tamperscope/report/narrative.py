@@ -15,6 +15,7 @@ from typing import Any
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 
 MIN_SIMILAR = 5  # calibration cases a reliability bin needs before the report quotes its manipulated share
+MIN_CONTRIBUTION = 0.005  # a feature's logit contribution below this moved p too little to name or draw
 _ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/\"'<>]+/)+(?P<name>[^\s/\"'<>]+)")
 
 
@@ -210,13 +211,8 @@ def c2pa_summary(provenance: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Signer, claim generator, actions and ingredients of the active C2PA manifest (None without a manifest)."""
     if not provenance:
         return None
-    store = provenance.get("store") or {}
-    manifests = store.get("manifests") or {}
-    active = manifests.get(store.get("active_manifest") or "") or {}
-    actions: list[str] = []
-    for assertion in active.get("assertions") or []:
-        if str(assertion.get("label", "")).startswith("c2pa.actions"):
-            actions += [str(a.get("action")) for a in (assertion.get("data") or {}).get("actions") or []]
+    active = active_manifest(provenance)
+    actions = [str(a.get("action")) for a in manifest_actions(active)]
     signature = active.get("signature_info") or {}
     return {"status": provenance.get("status"), "validation_state": provenance.get("validation_state"),
             "signer": signature.get("issuer") or signature.get("common_name"), "signed_at": signature.get("time"),
@@ -226,6 +222,19 @@ def c2pa_summary(provenance: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "failure_codes": list(provenance.get("failure_codes") or [])}
 
 
+def active_manifest(provenance: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The active manifest of the stored C2PA manifest store (empty without one)."""
+    store = (provenance or {}).get("store") or {}
+    return (store.get("manifests") or {}).get(store.get("active_manifest") or "") or {}
+
+
+def manifest_actions(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a manifest's ``c2pa.actions`` assertions, in order."""
+    return [action for assertion in manifest.get("assertions") or []
+            if str(assertion.get("label", "")).startswith("c2pa.actions")
+            for action in (assertion.get("data") or {}).get("actions") or []]
+
+
 def _generator(manifest: Mapping[str, Any]) -> str | None:
     info = manifest.get("claim_generator_info") or []
     return ", ".join(str(i.get("name")) for i in info if isinstance(i, Mapping)) or None
@@ -233,6 +242,13 @@ def _generator(manifest: Mapping[str, Any]) -> str | None:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def moving_contributions(contributions: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The fusion features whose signed logit contribution is at least :data:`MIN_CONTRIBUTION` either way,
+    largest first (the ones the findings name and the contributions chart draws)."""
+    return sorted(((k, v) for k, v in contributions.items() if abs(v) >= MIN_CONTRIBUTION),
+                  key=lambda kv: (-abs(kv[1]), kv[0]))
 
 
 def findings(report: Mapping[str, Any]) -> list[str]:
@@ -247,10 +263,8 @@ def findings(report: Mapping[str, Any]) -> list[str]:
         evidence = verdict.get("evidence") or {}
         out.append(verdict_sentence(verdict.get("band"), verdict.get("probability"), evidence,
                                     (report.get("fusion_model") or {}).get("calibration")))
-        contributions = evidence.get("contributions") or {}
-        if any(abs(v) >= 0.005 for v in contributions.values()):
-            strongest = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005),
-                               key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+        strongest = moving_contributions(evidence.get("contributions") or {})[:3]
+        if strongest:
             parts = ", ".join(f"{k} ({'raises' if v > 0 else 'lowers'} p, {v:+.2f} on the logit scale)"
                               for k, v in strongest)
             out.append(f"What moved p ({evidence.get('model_id')}): {parts}.")
@@ -301,14 +315,11 @@ def findings(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def flag_entered(stage: str, fusion: Mapping[str, Any] | None, verdict_evidence: Mapping[str, Any] | None) -> bool:
-    """Whether a row of ``stage`` fed the verdict: one of the shipped model's branches reads that stage and had
-    evidence for this asset."""
-    if not fusion or not verdict_evidence:
-        return False
-    present = set(verdict_evidence.get("branches_present") or [])
-    return any(stage == branch_stage and branch in present
-               for branch, branch_stage in (fusion.get("branch_stages") or {}).items())
+def verdict_stages(branch_stages: Mapping[str, str] | None, verdict_evidence: Mapping[str, Any] | None) -> set[str]:
+    """The stages whose rows fed the verdict: each read by a branch (``branch_stages``: branch -> stage) that had
+    evidence for this asset; a flag or method of any other stage is context only."""
+    present = set((verdict_evidence or {}).get("branches_present") or [])
+    return {stage for branch, stage in (branch_stages or {}).items() if branch in present}
 
 
 def face_evidence(detections: Sequence[Mapping[str, Any]], frames: Sequence[Mapping[str, Any]],

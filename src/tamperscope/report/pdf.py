@@ -40,6 +40,7 @@ from reportlab.platypus import (
 )
 
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
+from tamperscope.probe.rules.explain import flag_sentence
 from tamperscope.report.narrative import BAND_WORDS, band_closed
 from tamperscope.report.plots import contributions_png, fused_timeline_png, timeline_png
 
@@ -142,26 +143,27 @@ def gradcam_overlay(crop: bytes, saliency: bytes, alpha: float = 0.45) -> bytes:
 
 
 class _Images:
-    """Reads artifacts, downscales them for the PDF and remembers which were shown (for the appendix)."""
+    """Reads artifacts, downscales them for the PDF and remembers which were shown (for the appendix); names each by
+    the SHA-256 the JSON report lists for it."""
 
-    def __init__(self, read: Reader) -> None:
+    def __init__(self, read: Reader, artifacts: list[dict[str, str]]) -> None:
         self.read = read
-        self.shown: list[str] = []
+        self.digests = {a["uri"]: a["sha256"] for a in artifacts}
+        self.shown: set[str] = set()
 
     def raw(self, uri: str) -> bytes:
         """The stored bytes of ``uri``, noted as shown."""
-        if uri not in self.shown:
-            self.shown.append(uri)
+        self.shown.add(uri)
         return self.read(uri)
 
     def get(self, uri: str, max_side: int) -> bytes:
         """``uri`` downscaled for the PDF, noted as shown."""
         return downscaled(self.raw(uri), max_side)
 
-
-def _sha(report: dict[str, Any], uri: str | None) -> str:
-    digest = next((a["sha256"] for a in report["artifacts"] if a["uri"] == uri), None)
-    return f"sha256 {digest[:12]}…" if digest else ""
+    def sha(self, uri: str) -> str:
+        """A caption's short form of the listed SHA-256 of ``uri`` (empty when it is not listed)."""
+        digest = self.digests.get(uri)
+        return f"sha256 {digest[:12]}…" if digest else ""
 
 
 def _verdict_block(report: dict[str, Any]) -> list[Any]:
@@ -291,9 +293,9 @@ def _image_maps(report: dict[str, Any], images: _Images) -> list[Any]:
     if frame and frame["uri"]:
         out += [_image(images.get(frame["uri"], MAX_SIDE_PX), WIDTH, 80 * mm),
                 _p(f"The analysed image, downscaled for this PDF (the frame the detectors saw: "
-                   f"{_sha(report, frame['uri'])}; the original file: sha256 {report['asset']['sha256'][:12]}…, both "
+                   f"{images.sha(frame['uri'])}; the original file: sha256 {report['asset']['sha256'][:12]}…, both "
                    "in the evidence store).", SMALL)]
-    maps.sort(key=lambda d: (-(d["score"] if d["score"] is not None else -1.0), d["module_name"]))
+    maps.sort(key=lambda d: (-_score(d), d["module_name"]))
     per_row = 5
     cell = WIDTH / per_row
     data: list[list[Any]] = []
@@ -304,7 +306,7 @@ def _image_maps(report: dict[str, Any], images: _Images) -> list[Any]:
             row.append(_image(images.get(uri, MAP_SIDE_PX), cell - 4, cell - 4))
             score = "-" if det["score"] is None else f"{det['score']:.2f}"
             captions.append(_p(f"{det['module_name'].removeprefix('forensics.')} {kind}, score {score}; "
-                               f"{_sha(report, uri)}", SMALL))
+                               f"{images.sha(uri)}", SMALL))
         data += [row + [""] * (per_row - len(row)), captions + [""] * (per_row - len(captions))]
     if data:
         table = Table(data, colWidths=[cell] * per_row)
@@ -352,31 +354,14 @@ def _score(det: dict[str, Any]) -> float:
     return -1.0 if det["score"] is None else float(det["score"])
 
 
-FLAG_SENTENCES: dict[str, str] = {  # one plain sentence per rule of docs/metadata-flags.md
-    "meta.editing_software": "A tag names editing or processing software.",
-    "meta.reencode_chain": "Encoder tags name a re-encoding tool (Lavf, HandBrake, ffmpeg, an editor).",
-    "meta.camera_without_exif": "A camera-type file has no camera EXIF (make, model, capture time, exposure).",
-    "meta.datetime_mismatch": "The modification date differs from the capture date by more than a minute.",
-    "meta.thumbnail_mismatch": "The embedded EXIF thumbnail has another aspect ratio than the image.",
-    "meta.makernote_mismatch": "The maker notes belong to another camera vendor than the one named.",
-    "meta.edit_history": "The XMP history records saves, derivations or conversions.",
-    "meta.gps_inconsistent": "The GPS tags are out of range, incomplete or far from the capture date.",
-    "meta.exif_container_time": "The container's creation time disagrees with the capture date.",
-    "meta.nonmonotonic_timestamps": "Stream timestamps go backwards or repeat.",
-    "meta.odd_timebase": "The video has a variable frame rate or an uncommon time base.",
-    "meta.av_duration_mismatch": "The audio and video streams differ in length by more than 0.5 s.",
-    "meta.invalid_c2pa": "A C2PA manifest is present but does not validate.",
-}
-
-
 def _metadata(report: dict[str, Any]) -> list[Any]:
     out: list[Any] = [_p("Metadata and provenance", H1)]
     flags = report["metadata_flags"]
     if not flags:
         out.append(_p("No metadata rule raised a flag."))
     else:
-        flag_rows = [[f["module_name"], FLAG_SENTENCES.get(f["module_name"], "A metadata rule raised a flag."),
-                 plain(f["evidence"], 300), "yes" if f["entered_verdict"] else "no"] for f in flags]
+        flag_rows = [[f["module_name"], flag_sentence(f["module_name"], f["evidence"]), plain(f["evidence"], 300),
+                      "yes" if f["entered_verdict"] else "no"] for f in flags]
         out.append(_grid(["rule", "what it means", "the values behind it", "entered the verdict"], flag_rows,
                          [32 * mm, 45 * mm, WIDTH - 99 * mm, 22 * mm]))
     fusion = report.get("fusion_model")
@@ -466,7 +451,7 @@ def _custody(report: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _appendix(report: dict[str, Any], shown: list[str]) -> list[Any]:
+def _appendix(report: dict[str, Any], images: _Images) -> list[Any]:
     tools = report["tools"]
     out: list[Any] = [PageBreak(), _p("Appendix: versions and parameters", H1),
                       _kv([("tamperscope", tools["tamperscope"]), ("schema", report["schema_version"])]),
@@ -479,8 +464,7 @@ def _appendix(report: dict[str, Any], shown: list[str]) -> list[Any]:
                             [[m["module_name"], m["module_version"], m["stage"]] for m in tools["modules"]],
                             [70 * mm, 60 * mm, WIDTH - 130 * mm]),
                       _p("Python packages", H2), _kv(list(tools["python_packages"].items()))]
-    digests = {a["uri"]: a["sha256"] for a in report["artifacts"]}
-    listed = [(uri, digests[uri]) for uri in sorted(set(shown)) if uri in digests]
+    listed = [(uri, images.digests[uri]) for uri in sorted(images.shown) if uri in images.digests]
     if listed:
         out += [_p(f"Images shown in this document ({len(listed)} of {len(report['artifacts'])} artifacts)", H2),
                 _p("Shown downscaled; the full-resolution originals are in the evidence store under these URIs, "
@@ -511,7 +495,7 @@ def render_pdf(report: dict[str, Any], json_sha256: str, read: Reader) -> bytes:
         canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {document.page}")
         canvas.restoreState()
 
-    images = _Images(read)
+    images = _Images(read, report["artifacts"])
     if asset["media_type"] == "video":
         evidence = [*_faces(report, images), *_fused_timeline(report), *_video_frames(report, images)]
     else:
@@ -520,6 +504,6 @@ def render_pdf(report: dict[str, Any], json_sha256: str, read: Reader) -> bytes:
     if evidence:
         story += [PageBreak(), *evidence]
     story += [PageBreak(), *_metadata(report), Spacer(1, 8), *_modules(report), *_methods(report),
-              *_custody(report), *_appendix(report, images.shown)]
+              *_custody(report), *_appendix(report, images)]
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buf.getvalue()

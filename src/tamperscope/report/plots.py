@@ -10,8 +10,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from tamperscope.report.narrative import moving_contributions
+
 plt.rcParams["svg.hashsalt"] = "tamperscope"
 PNG_METADATA = {"Software": None}
+
+
+def _png(fig: Any) -> bytes:
+    """The figure laid out and saved as PNG without metadata that would change between runs, then closed."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata=PNG_METADATA)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _mid_s(points: list[dict[str, Any]]) -> list[float]:
+    """The middle of each window, in seconds."""
+    return [(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in points]
 
 
 def timeline_png(timelines: dict[str, list[dict[str, Any]]], shots: list[dict[str, Any]],
@@ -24,9 +40,7 @@ def timeline_png(timelines: dict[str, list[dict[str, Any]]], shots: list[dict[st
         return None
     fig, ax = plt.subplots(figsize=(width_in, height_in), dpi=110)
     for name, points in timelines.items():
-        xs = [(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in points]
-        ys = [p["score"] for p in points]
-        ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.1, label=name)
+        ax.plot(_mid_s(points), [p["score"] for p in points], marker="o", markersize=2.5, linewidth=1.1, label=name)
     for shot in shots[1:]:
         ax.axvline(shot["t_start_ms"] / 1000.0, color="0.35", linestyle="--", linewidth=0.9)
     if len(shots) > 1:
@@ -36,11 +50,7 @@ def timeline_png(timelines: dict[str, list[dict[str, Any]]], shots: list[dict[st
     ax.set_ylabel("score (1 = manipulated)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dict[str, Any]]],
@@ -55,14 +65,13 @@ def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dic
         return None
     fig, (ax, sub) = plt.subplots(2, 1, figsize=(width_in, height_in), dpi=110, sharex=True,
                                   gridspec_kw={"height_ratios": [2.2, 1.0]})
-    xs = [(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in fused]
-    ys = [p["score"] for p in fused]
     peak = max(fused, key=lambda p: (p["score"], -p["t_start_ms"]))
     ax.axvspan(peak["t_start_ms"] / 1000.0, peak["t_end_ms"] / 1000.0, color="0.85", label="strongest window")
     for p in fused:
         if high is not None and high < 1.0 and p["score"] >= high:
             ax.axvspan(p["t_start_ms"] / 1000.0, p["t_end_ms"] / 1000.0, color="#f4c7c3")
-    ax.plot(xs, ys, color="#b3261e", marker="o", markersize=3, linewidth=1.6, label="fused p (per window)")
+    ax.plot(_mid_s(fused), [p["score"] for p in fused], color="#b3261e", marker="o", markersize=3, linewidth=1.6,
+            label="fused p (per window)")
     if high is not None and high < 1.0:
         ax.axhline(high, color="#b3261e", linestyle=":", linewidth=0.9, label="'likely manipulated' threshold")
     if base_rate is not None:
@@ -75,7 +84,7 @@ def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dic
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for name, points in branches.items():
-        sub.plot([(p["t_start_ms"] + p["t_end_ms"]) / 2000.0 for p in points], [p["score"] for p in points],
+        sub.plot(_mid_s(points), [p["score"] for p in points],
                  linewidth=0.9, marker=".", markersize=2, label=name)
     sub.set_ylim(-0.02, 1.02)
     sub.set_xlabel("time (s)")
@@ -83,16 +92,12 @@ def fused_timeline_png(fused: list[dict[str, Any]], branches: dict[str, list[dic
     sub.grid(alpha=0.3)
     if branches:
         sub.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def contributions_png(contributions: dict[str, float], *, width_in: float = 5.0) -> bytes | None:
     """Signed contributions of the fusion features to the logit as horizontal bars (red raises p, green lowers)."""
-    items = sorted(((k, v) for k, v in contributions.items() if abs(v) >= 0.005), key=lambda kv: (-abs(kv[1]), kv[0]))
+    items = moving_contributions(contributions)
     if not items:
         return None
     fig, ax = plt.subplots(figsize=(width_in, 0.35 * len(items) + 0.7), dpi=110)
@@ -102,8 +107,4 @@ def contributions_png(contributions: dict[str, float], *, width_in: float = 5.0)
     ax.axvline(0, color="0.2", linewidth=0.8)
     ax.set_xlabel("contribution to the logit (right raises p)", fontsize=7)
     ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)

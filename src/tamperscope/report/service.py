@@ -16,7 +16,7 @@ from typing import Any
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import REPORT_SEAL_ACTION, asset_objects, seal
 from tamperscope.errors import IntegrityError, UsageError
-from tamperscope.report.build import CASE_ACTION, build_report, load_inputs, report_bytes
+from tamperscope.report.build import CASE_ACTION, build_report, load_inputs, report_bytes, store_reader
 from tamperscope.report.pdf import render_pdf
 from tamperscope.store import queries
 from tamperscope.store.models import Report
@@ -61,15 +61,11 @@ def assign_case(ws: Workspace, asset_ref: str, *, case: str | None, examiner: st
     return True
 
 
-def _reader(ws: Workspace) -> Any:
-    return lambda uri: ws.store.get_bytes(ws.store.key_of(uri))
-
-
 def render(ws: Workspace, asset_ref: str) -> tuple[dict[str, Any], bytes, bytes]:
     """Build the report dict, its JSON bytes and its PDF bytes from stored data (nothing is written)."""
     report = build_report(load_inputs(ws, asset_ref))
     json_bytes = report_bytes(report)
-    pdf_bytes = render_pdf(report, hashlib.sha256(json_bytes).hexdigest(), _reader(ws))
+    pdf_bytes = render_pdf(report, hashlib.sha256(json_bytes).hexdigest(), store_reader(ws))
     return report, json_bytes, pdf_bytes
 
 

@@ -1,1 +1,1 @@
-"""One router per resource: assets, jobs, reports, audit."""
+"""One router per resource: assets, the case page's views, jobs, batches, reports, audit."""

@@ -48,12 +48,11 @@ def phash_comparison(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
 
 @router.get("/compare", summary="Compare two assets: metadata diff, pHash distance, both case views' maps")
 def compare(a: str, b: str, ws: WorkspaceDep) -> dict[str, Any]:
+    left, right = load_case(ws, a), load_case(ws, b)
     with ws.db.session() as session:
-        left, right = (queries.light_asset(session, queries.asset_id_of(session, x)) for x in (a, b))
-        hashes = [queries.frame_phashes(session, x.asset_id) for x in (left, right)]
-        diff = metadata_diff(left.exif_json, right.exif_json)
-        ids = (left.asset_id, right.asset_id)
-    views = [build_case(load_case(ws, i)) for i in ids]
+        hashes = [queries.frame_phashes(session, x.asset.asset_id) for x in (left, right)]
+    diff = metadata_diff(left.asset.exif_json, right.asset.exif_json)
+    views = [build_case(left), build_case(right)]
     keys = ("asset", "verdict", "maps", "image", "provenance")
     sides = [{**{k: v[k] for k in keys}, "frames": [f for f in v["frames"] if f["frame_id"] in v["maps"]]}
              for v in views]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-_silenced_for_process = threading.Lock()
-_process_silenced: list[int] = []
+_silencing = threading.Lock()
+_silenced_pid: int | None = None  # the process whose fd 2 is silenced for good (a forked child is not)
 
 
 @contextmanager
@@ -61,8 +61,9 @@ def _is_fd(stream: Any, fd: int) -> bool:
 def silence_native_stderr_for_process() -> None:
     """Point fd 2 at /dev/null for the rest of this process (once), keeping Python's ``sys.stderr`` on the real
     stream: a batch worker process runs analyses for its whole life, so there is no end to restore it at."""
-    with _silenced_for_process:
-        if _process_silenced and _process_silenced[0] == os.getpid():
+    global _silenced_pid
+    with _silencing:  # a worker's task threads may all arrive at once
+        if _silenced_pid == os.getpid():
             return
-        _process_silenced[:] = [os.getpid()]
+        _silenced_pid = os.getpid()
         _silence_fd2()  # never restored: the worker's fd 2 stays silenced

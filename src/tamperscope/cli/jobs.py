@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         On the first signal the running job gets `jobs.stop_grace_s` to finish, then it goes back to the queue
         (a second signal hands it back at once); the next worker resumes it from its last committed stage.
         """
+        from tamperscope.redact import mask_url
         from tamperscope.services.jobs import Worker
 
         if poll_interval is not None:
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        err_console.print(f"worker {runner.worker_id} on {State.settings.resolved_db_url}")
+        err_console.print(f"worker {runner.worker_id} on {mask_url(State.settings.resolved_db_url)}")
         try:
             handed_back = runner.run(stop, hurry, until_empty=drain)
         finally:

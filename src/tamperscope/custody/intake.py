@@ -83,14 +83,14 @@ def _apply_validation(asset: Asset, validation: Validation) -> None:
     asset.probe_json = validation.probe_json
 
 
-def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, details: dict[str, object]) -> IntakeResult:
+def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, local: Path,
+                details: dict[str, object]) -> IntakeResult:
     """Bytes rejected before come again: validate them with today's rules (the accepted formats or the validator
     may have changed since). Still invalid: rejected again with the stored reason. Valid now: the new upload
     becomes the raw object, the asset is accepted and the audit log says it was re-validated (the quarantined
-    copy stays as the evidence of the earlier rejection)."""
+    copy stays as the evidence of the earlier rejection). ``local`` holds the new upload's verified bytes."""
     try:
-        with ws.store.local_path(tmp_key) as local:
-            validation = validate_file(local, ws.settings.limits)
+        validation = validate_file(local, ws.settings.limits)
     except InputRejectedError:
         ws.store.delete(tmp_key)
         return _unless_rejected(duplicate)
@@ -119,9 +119,17 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
 
     Raises :class:`InputRejectedError` (after recording asset, quarantine copy and audit event) when the
     content fails validation. A repeated upload returns the existing asset and logs that it came again.
+    Validation reads the store's verified local copy of the upload (see ``ObjectStore.staged_upload``), so a
+    remote store's object is downloaded once.
     """
+    with ws.store.staged_upload(stream, max_bytes=ws.settings.limits.max_bytes) as (sha256, size, tmp_key, local):
+        return _intake(ws, record, sha256, size, tmp_key, local)
+
+
+def _intake(ws: Workspace, record: IntakeRecord, sha256: str, size: int, tmp_key: str,
+            local: Path) -> IntakeResult:
+    """Record, validate and accept or quarantine the upload under ``tmp_key`` (verified bytes in ``local``)."""
     actor = ws.actor
-    sha256, size, tmp_key = ws.store.ingest_stream(stream, max_bytes=ws.settings.limits.max_bytes)
     asset_id = asset_id_for(sha256)
     details = {
         "original_name": record.original_name,
@@ -134,15 +142,14 @@ def ingest_stream(ws: Workspace, stream: BinaryIO, record: IntakeRecord) -> Inta
     }
     duplicate = _record_duplicate(ws, sha256, size, details)
     if duplicate is not None and duplicate.status == "rejected":
-        return _revalidate(ws, duplicate, tmp_key, details)
+        return _revalidate(ws, duplicate, tmp_key, local, details)
     if duplicate is not None:
         ws.store.delete(tmp_key)
         return duplicate
 
     rejection: InputRejectedError | None = None
     try:
-        with ws.store.local_path(tmp_key) as local:
-            validation = validate_file(local, ws.settings.limits)
+        validation = validate_file(local, ws.settings.limits)
     except InputRejectedError as exc:
         rejection = exc
 

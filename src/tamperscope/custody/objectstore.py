@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from tamperscope.custody.hashing import CHUNK_SIZE, sha256_stream
+from tamperscope.custody.hashing import CHUNK_SIZE, sha256_file, sha256_stream
 from tamperscope.errors import (
     InputRejectedError,
     NotFoundError,
@@ -215,11 +215,22 @@ class ObjectStore:
     def ingest_stream(self, stream: BinaryIO, *, max_bytes: int) -> tuple[str, int, str]:
         """Copy ``stream`` to a temporary key while hashing it, verify what was written; (sha256, size, tmp_key).
 
+        See :meth:`staged_upload`, which also hands out the verified bytes as a local file.
+        """
+        with self.staged_upload(stream, max_bytes=max_bytes) as (sha256, size, tmp_key, _local):
+            return sha256, size, tmp_key
+
+    @contextlib.contextmanager
+    def staged_upload(self, stream: BinaryIO, *, max_bytes: int) -> Iterator[tuple[str, int, str, Path]]:
+        """Copy ``stream`` to a temporary key while hashing it and verify what was written; yield (sha256, size,
+        tmp_key, a local file of the verified bytes: the object itself on a local disk, else the read-back copy,
+        removed on exit), so intake validates what the store holds without downloading it again.
+
         Memory stays at one chunk (plus one multipart part for S3). Hashing a chunk overlaps writing it (one
         helper thread, awaited per chunk, so a failing write surfaces at once). The written object is checked:
         its size on a local disk (fsynced), its SHA-256 read back from a remote store, against the intake
-        hash. Exceeding ``max_bytes`` raises ``too_large``; any failure leaves no temporary object behind
-        (an S3 multipart upload is aborted, never completed with what had arrived).
+        hash. Exceeding ``max_bytes`` raises ``too_large``; a failed upload or check leaves no temporary object
+        behind (an S3 multipart upload is aborted, never completed with what had arrived).
         """
         tmp_key = f"tmp/{uuid.uuid4().hex}"
         digest = hashlib.sha256()
@@ -239,13 +250,14 @@ class ObjectStore:
             self._abandon(handle, tmp_key)
             raise
         sha256 = digest.hexdigest()
-        try:
-            self._verify_written(tmp_key, sha256, size)
-        except BaseException:
-            with contextlib.suppress(StoreError):
-                self.delete(tmp_key)
-            raise
-        return sha256, size, tmp_key
+        with contextlib.ExitStack() as stack:
+            try:
+                local = stack.enter_context(self._verified_copy(tmp_key, sha256, size))
+            except BaseException:
+                with contextlib.suppress(StoreError):
+                    self.delete(tmp_key)
+                raise
+            yield sha256, size, tmp_key, local
 
     def _open_for_write(self, key: str) -> Any:
         if self.is_local:
@@ -277,16 +289,20 @@ class ObjectStore:
         finally:
             handle.closed = True  # never completed by a later close(), nor by the garbage collector
 
-    def _verify_written(self, key: str, sha256: str, size: int) -> None:
-        """Compare what the store holds under ``key`` with the intake's size and (remote stores) hash."""
-        if self.is_local:
-            stored_size, stored_hash = os.stat(self.path(key)).st_size, sha256
-        else:
-            stored_hash, stored_size = self.sha256(key)
-        if stored_size != size or stored_hash != sha256:
-            raise self._failed(StoreFailure.WRITE_MISMATCH, "verify", key,
-                               f"wrote {size} bytes with SHA-256 {sha256}, the store holds {stored_size} bytes "
-                               f"with SHA-256 {stored_hash}")
+    @contextlib.contextmanager
+    def _verified_copy(self, key: str, sha256: str, size: int) -> Iterator[Path]:
+        """The object under ``key`` as a local file (:meth:`local_path`), checked against the intake's size and,
+        for a remote store (whose copy was downloaded), its hash."""
+        with self.local_path(key) as local:
+            if self.is_local:
+                stored_hash, stored_size = sha256, local.stat().st_size
+            else:
+                stored_hash, stored_size = sha256_file(local)
+            if stored_size != size or stored_hash != sha256:
+                raise self._failed(StoreFailure.WRITE_MISMATCH, "verify", key,
+                                   f"wrote {size} bytes with SHA-256 {sha256}, the store holds {stored_size} "
+                                   f"bytes with SHA-256 {stored_hash}")
+            yield local
 
     def sha256(self, key: str) -> tuple[str, int]:
         """SHA-256 and size of a stored object, streamed."""

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from tamperscope.custody.audit import append_event
 from tamperscope.errors import BusyError
+from tamperscope.store.db import as_utc
 from tamperscope.store.models import AnalysisLease, Asset
 from tamperscope.workspace import Workspace
 
@@ -33,10 +34,6 @@ class Lease:
     asset_id: str
     token: str
     recovered: dict[str, object] | None
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def process_alive(host: str, pid: int) -> bool:
@@ -54,7 +51,7 @@ def process_alive(host: str, pid: int) -> bool:
 
 def stale_reason(row: AnalysisLease, now: datetime) -> str | None:
     """Why a lease no longer protects a run, or None while its holder may still be working."""
-    if _as_utc(row.expires_at) <= now:
+    if as_utc(row.expires_at) <= now:
         return "expired"
     if not process_alive(row.host, row.pid):
         return "holder process is gone"
@@ -72,9 +69,9 @@ def _try_acquire(ws: Workspace, asset_id: str, token: str, ttl_s: float) -> Leas
             reason = stale_reason(row, now)
             if reason is None:
                 return (f"asset {asset_id} is being analysed by {row.owner} (pid {row.pid} on {row.host}, since "
-                        f"{_as_utc(row.acquired_at).isoformat(timespec='seconds')}); try again when it finishes")
+                        f"{as_utc(row.acquired_at).isoformat(timespec='seconds')}); try again when it finishes")
             recovered = {"reason": reason, "owner": row.owner, "host": row.host, "pid": row.pid,
-                         "acquired_at": _as_utc(row.acquired_at).isoformat()}
+                         "acquired_at": as_utc(row.acquired_at).isoformat()}
             session.delete(row)
             session.flush()
         elif asset is not None and asset.status == "analyzing":

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.objectstore import raw_key
 from tamperscope.custody.seal import asset_object_keys, hash_objects, seal
+from tamperscope.store.db import as_utc
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
@@ -34,10 +35,6 @@ class PurgeResult:
     bytes_freed: int = 0
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def purge_quarantine(ws: Workspace, older_than: timedelta | None = None, *, dry_run: bool = False,
                      now: datetime | None = None) -> PurgeResult:
     """Delete quarantined bodies uploaded more than ``older_than`` ago (default: the retention setting).
@@ -48,7 +45,7 @@ def purge_quarantine(ws: Workspace, older_than: timedelta | None = None, *, dry_
     age = older_than if older_than is not None else timedelta(days=ws.settings.custody.quarantine_retention_days)
     result = PurgeResult(cutoff=(now or datetime.now(UTC)) - age)
     with ws.db.read_session() as session:
-        candidates = [(a.asset_id, a.sha256, a.storage_key, a.size_bytes, _as_utc(a.upload_time))
+        candidates = [(a.asset_id, a.sha256, a.storage_key, a.size_bytes, as_utc(a.upload_time))
                       for a in session.execute(select(Asset).order_by(Asset.upload_time)).scalars()]
     for asset_id, sha256, storage_key, size, uploaded in candidates:
         key = raw_key(sha256, "quarantine")

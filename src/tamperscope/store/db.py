@@ -13,6 +13,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BEGIN_OPTION = "tamperscope_sqlite_begin"
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite hands back naive values (written as UTC), PostgreSQL aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _sqlite_connect(busy_timeout_s: float) -> Any:

@@ -17,19 +17,12 @@ from sqlalchemy import ColumnElement, and_, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from tamperscope.redact import mask_secrets
-from tamperscope.store.db import Database
+from tamperscope.store.db import Database, as_utc
 from tamperscope.store.models import Job
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 ANALYZE = "analyze"
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes (stored as UTC); make them aware."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def new_id() -> str:
@@ -152,15 +145,14 @@ def batch(db: Database, batch_id: str) -> list[Job]:
 
 def as_dict(job: Job) -> dict[str, Any]:
     """The job as the API shows it (times in UTC ISO-8601)."""
-    times = {name: _as_utc(getattr(job, name)) for name in ("created_at", "started_at", "finished_at",
-                                                           "lease_expires_at")}
+    times = {name: getattr(job, name) for name in ("created_at", "started_at", "finished_at", "lease_expires_at")}
     return {"job_id": job.job_id, "kind": job.kind, "asset_id": job.asset_id, "batch_id": job.batch_id,
             "requested_by": job.requested_by, "force": job.force, "status": job.status, "stage": job.stage,
             "fraction": 1.0 if job.status == DONE else round(job.fraction, 4), "progress": job.progress_json or {},
             "message": job.message or "", "error_type": job.error_type, "error": job.error,
             "failed_stages": job.failed_stages_json or {}, "report_id": job.report_id,
             "claimed_by": job.claimed_by, "attempts": job.attempts,
-            **{name: value.isoformat() if value else None for name, value in times.items()}}
+            **{name: as_utc(value).isoformat() if value else None for name, value in times.items()}}
 
 
 def aggregate(jobs: Sequence[Job]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
-from tamperscope.custody.hashing import sha256_stream
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
@@ -76,11 +75,7 @@ def row_groups(session: Session, tables: Iterable[str], asset_ids: Iterable[str]
 
 def hash_objects(store: ObjectStore, keys: Iterable[str]) -> dict[str, str]:
     """SHA-256 of each stored object (streamed)."""
-    digests: dict[str, str] = {}
-    for key in keys:
-        with store.open(key) as handle:
-            digests[key] = sha256_stream(handle)[0]
-    return digests
+    return {key: store.sha256(key)[0] for key in keys}
 
 
 def _is_temporary(key: str) -> bool:

@@ -189,15 +189,15 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
     actor = ws.actor
     prints = _stale_prints(done, stages, ws.settings, only=only, force=force)  # the stages to run, and their prints
 
-    def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
+    def execute(stage: Stage) -> tuple[StageOutput | None, str]:
         if not stage.applies_to(asset):
-            return stage, None, "not_applicable"
+            return None, "not_applicable"
         ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
                            budget=StageBudget.from_limits(stage.name, ws.settings.limits))
         ctx.report(0.0, "started")
         output = stage.run(ctx)
         ctx.report(1.0, "done")
-        return stage, output, "done"
+        return output, "done"
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
@@ -216,8 +216,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                                                                                          output), objects=objects)
 
     pending = {s.name: s for s in stages}
-    finished: set[str] = set()
-    running: dict[Future[tuple[Stage, StageOutput | None, str]], Stage] = {}
+    running: dict[Future[tuple[StageOutput | None, str]], Stage] = {}
     with ThreadPoolExecutor(max_workers=ws.settings.workers, thread_name_prefix="stage") as pool:
         while pending or running:
             for name, stage in list(pending.items()):
@@ -231,7 +230,6 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                     continue
                 if name not in prints:
                     result.skipped.append(name)
-                    finished.add(name)
                     continue
                 running[pool.submit(execute, stage)] = stage
             if not running:
@@ -240,7 +238,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
             for future in completed:
                 stage = running.pop(future)
                 try:
-                    _, output, status = future.result()
+                    output, status = future.result()
                     commit(stage, output, status)
                 except Exception as exc:
                     message = f"{type(exc).__name__}: {exc}"
@@ -257,7 +255,6 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                         append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
                                      details={"stage": stage.name, "version": stage.version, **details})
                     continue
-                finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
 

@@ -93,20 +93,20 @@ class DeepStage(Stage):
         windows = self._windows(ctx)
         scored = self._score_windows(frame_model, windows) if frame_model is not None else {}
         ctx.report(0.4, "window crops scored")
-        if frame_model is None:
-            out.detections.append(DetectionRecord("deep.frame", self.version, status="not_applicable",
-                                                  evidence={"reason": "no frame model configured"}))
-        else:
-            out.detections += self._frames(ctx, frame_model, scored)
+        out.detections += (self._frames(ctx, frame_model, scored) if frame_model is not None
+                           else self._unconfigured("frame"))
         ctx.report(0.7, "frame model done")
-        if clip_model is None:
-            out.detections.append(DetectionRecord("deep.clip", self.version, status="not_applicable",
-                                                  evidence={"reason": "no clip model configured"}))
-        else:
-            out.detections += self._clips(clip_model, windows, scored)
+        out.detections += (self._clips(clip_model, windows, scored) if clip_model is not None
+                           else self._unconfigured("clip"))
         out.summary = {"frame_rows": sum(d.module_name == "deep.frame" for d in out.detections),
                        "clip_rows": sum(d.module_name == "deep.clip" for d in out.detections)}
         return out
+
+    def _unconfigured(self, branch: str) -> list[DetectionRecord]:
+        """The explicit ``not_applicable`` asset row of a branch (``frame``, ``clip``) without a model, so fusion
+        sees it missing."""
+        return [DetectionRecord(f"deep.{branch}", self.version, status="not_applicable",
+                                evidence={"reason": f"no {branch} model configured"})]
 
     @staticmethod
     def _windows(ctx: StageContext) -> list[tuple[str, int, int, int | None, list[str], np.ndarray]]:

@@ -62,6 +62,11 @@ def saliency_png(saliency: np.ndarray) -> bytes:
     return bytes(buf) if ok else b""
 
 
+def _saliency_maps(extra: dict[str, np.ndarray]) -> np.ndarray | None:
+    """A frame model's map output: ``saliency``, or else its second output (None with only a score)."""
+    return extra.get("saliency", next(iter(extra.values()), None))
+
+
 class DeepStage(Stage):
     """Frame and clip deep detectors (ONNX Runtime) on every asset the ``video`` stage handled (images are
     one-frame videos)."""
@@ -130,7 +135,7 @@ class DeepStage(Stage):
             if not todo:
                 continue
             pred = model.predict(crops[todo])
-            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            maps = _saliency_maps(pred.extra)
             embedding = pred.extra.get("embedding")
             for j, i in enumerate(todo):
                 scored[(frame_ids[i], track)] = _Scored(
@@ -157,7 +162,7 @@ class DeepStage(Stage):
                         missing.append((frame_id, track, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         if missing:
             pred = model.predict(np.stack([c for _, _, c in missing]))
-            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            maps = _saliency_maps(pred.extra)
             for j, (frame_id, track, _) in enumerate(missing):
                 per_frame.setdefault(frame_id, []).append((track, _Scored(
                     float(pred.scores[j]), float(pred.logits[j]), None if maps is None else maps[j], None)))

@@ -77,6 +77,14 @@ class DecodeLimits:
         if self.check is not None:
             self.check()
 
+    def image(self, width: int, height: int, bytes_per_pixel: int) -> None:
+        """Raise :class:`LimitExceededError` when a still image of this size is past the pixel budget, or its
+        work (``bytes_per_pixel`` per pixel) past the memory ``reserve`` allows; checked before decoding."""
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than {self.max_pixels}")
+        if self.reserve is not None:
+            self.reserve(width * height * bytes_per_pixel)
+
 
 NO_LIMITS = DecodeLimits()
 
@@ -412,13 +420,8 @@ def open_image(path: Path | BinaryIO, limits: DecodeLimits = NO_LIMITS,
     pixel budget or its cost (``bytes_per_pixel`` per pixel) past the memory the caller may still use
     (:class:`LimitExceededError`); the caller closes it."""
     image = Image.open(path)
-    width, height = image.size
     try:
-        if limits.max_pixels is not None and width * height > limits.max_pixels:
-            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than "
-                                               f"{limits.max_pixels}")
-        if limits.reserve is not None:
-            limits.reserve(width * height * bytes_per_pixel)
+        limits.image(*image.size, bytes_per_pixel)
     except BaseException:
         image.close()
         raise

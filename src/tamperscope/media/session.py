@@ -172,15 +172,16 @@ class MediaSession:
         yield self.path()
 
     def image(self, limits: DecodeLimits = NO_LIMITS, bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
-        """The still image decoded once (stored grid, orientation, JPEG bytes). ``limits`` is checked on every call:
-        the first decodes under it, later callers still reserve ``bytes_per_pixel`` per pixel for their own work."""
+        """The still image decoded once (stored grid, orientation, JPEG bytes). ``limits`` is checked on every call
+        (:meth:`DecodeLimits.image`): the first decodes under it, later callers are refused alike for their own
+        work of ``bytes_per_pixel`` per pixel."""
         path = self.path()
         with self._lock:
             if self._image is None:
                 self._image = read_stored_image(path, limits, bytes_per_pixel)
-            elif limits.reserve is not None:
+            else:
                 height, width = self._image.rgb.shape[:2]
-                limits.reserve(height * width * bytes_per_pixel)
+                limits.image(width, height, bytes_per_pixel)
             return self._image
 
     def set_audio(self, track: AudioTrack | None) -> None:

@@ -18,7 +18,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -152,7 +151,8 @@ class MediaSession:
         self._lock = threading.Lock()
         self._path: Path | None = None
         self._image: StoredImage | None = None
-        self._audio: tuple[AudioTrack | None] | None = None
+        self._audio: AudioTrack | None = None
+        self._audio_known = False  # the track (or its absence) is known: set by the decode pass or extracted
         self.dense_frames: FrameCache | None = None
         self.dense_long_side = 0
         self.wants: set[str] = set()
@@ -186,14 +186,14 @@ class MediaSession:
 
     def set_audio(self, track: AudioTrack | None) -> None:
         """Keep the audio track the video stage's demux pass collected (None: the file has no audio)."""
-        self._audio = (track,)
+        self._audio, self._audio_known = track, True
 
     def audio(self, max_seconds: float | None = None) -> AudioTrack | None:
         """The audio track: from the decode pass when it collected one, else extracted now (at most
         ``max_seconds``: the duration budget)."""
-        if self._audio is None:
-            self._audio = (extract_audio(self.path(), max_seconds=max_seconds),)
-        return self._audio[0]
+        if not self._audio_known:
+            self.set_audio(extract_audio(self.path(), max_seconds=max_seconds))
+        return self._audio
 
     def dense_cache(self, long_side: int, max_bytes: int, expected_frames: int = 0) -> FrameCache | None:
         """A fresh cache for the dense pass's frames at ``long_side``, when a stage that needs them will run."""
@@ -209,7 +209,7 @@ class MediaSession:
         cache = self.dense_frames
         return cache if cache is not None and cache.complete and self.dense_long_side == long_side else None
 
-    def close(self, *_: Any) -> None:
+    def close(self) -> None:
         if self.dense_frames is not None:
             self.dense_frames.close()
             self.dense_frames = None

@@ -126,9 +126,13 @@ class FrameCache:
         data = os.pread(self._file.fileno(), size, index * size)
         return np.frombuffer(data, np.uint8).reshape(self.shape)
 
-    def frames(self) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
-        """``(t_ms, render)`` per frame; ``render()`` reads the pixels only when a consumer wants them."""
+    def frames(self, check: Callable[[], None] | None = None) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+        """``(t_ms, render)`` per frame; ``render()`` reads the pixels only when a consumer wants them. ``check``
+        (the reading stage's budget) runs before each frame, as a :class:`~tamperscope.media.decode.VideoReader`
+        runs it before each decoded one."""
         for index, t_ms in enumerate(self.times):
+            if check is not None:
+                check()
             yield t_ms, partial(self.read, index)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ Without a configured model (``settings.models.frame_path`` / ``clip_path``) the 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from tamperscope.models.runtime import ClipModel, FrameModel
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.stages.base import Stage, StageContext
+from tamperscope.stages.video import decode_png
 from tamperscope.store import queries
 
 #: frames whose Grad-CAM map is kept: the highest-scoring ones, as many as the case page's face strip shows
@@ -156,10 +158,9 @@ class DeepStage(Stage):
                 if (frame_id, track) in scored:
                     per_frame.setdefault(frame_id, []).append((track, scored[(frame_id, track)]))
                 elif face.crop_uri and len(missing) < ctx.settings.models.max_frames:
-                    raw = ctx.ws.store.get_bytes(ObjectStore.key_of(face.crop_uri))
-                    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-                    if bgr is not None:
-                        missing.append((frame_id, track, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                    with contextlib.suppress(ValueError):  # an unreadable crop is left out
+                        crop = decode_png(ctx.ws.store.get_bytes(ObjectStore.key_of(face.crop_uri)))
+                        missing.append((frame_id, track, crop))
         if missing:
             pred = model.predict(np.stack([c for _, _, c in missing]))
             maps = _saliency_maps(pred.extra)

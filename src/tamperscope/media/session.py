@@ -9,56 +9,24 @@ results never depend on what ran before in the same process.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.media.audio import AudioTrack, extract_audio
 from tamperscope.media.decode import (
     DECODE_BYTES_PER_PIXEL,
     NO_LIMITS,
     DecodeLimits,
-    exif_orientation,
-    open_image,
-    scrub,
+    StoredImage,
+    read_stored_image,
 )
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """A still image as decoded once: RGB in the stored pixel grid, its EXIF orientation and the JPEG bytes.
-
-    Detectors read the stored grid (where JPEG blocks live); frames, maps and overlays are turned upright with
-    ``orientation`` (:func:`~tamperscope.media.decode.upright`), decided here once.
-    """
-
-    rgb: np.ndarray
-    orientation: int
-    jpeg: bytes | None
-
-
-def read_stored_image(path: Path, limits: DecodeLimits = NO_LIMITS,
-                      bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
-    """Decode an image file once (Pillow; HEIF through pillow-heif), refused before decoding when past the pixel
-    budget or the memory ``limits`` may reserve (:func:`~tamperscope.media.decode.open_image`)."""
-    data = path.read_bytes()
-    try:
-        with open_image(io.BytesIO(data), limits, bytes_per_pixel) as image:
-            return StoredImage(np.asarray(image.convert("RGB")), exif_orientation(image),
-                               data if image.format == "JPEG" else None)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
-                                 f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 
 
 class FrameRate:

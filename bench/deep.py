@@ -143,28 +143,29 @@ class _CountingContainer:
 
     def demux(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
         """Packets of one demux pass; decoding its video packets counts as a decode pass over those frames."""
-        flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
-        kinds = "+".join(sorted({str(s.type) for s in flat})) + " (demux)"
+        yield from self._tally(_kinds(streams) + " (demux)", self._inner.demux(*streams, **kwargs),
+                               lambda packet: packet.stream.type == "video" and packet.size > 0)
+
+    def decode(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
+        yield from self._tally(_kinds(streams) or "+".join(sorted(kwargs)) or "all",
+                               self._inner.decode(*streams, **kwargs), lambda _: True)
+
+    def _tally(self, kinds: str, items: Iterator[Any], counted: Callable[[Any], bool]) -> Iterator[Any]:
+        """``items`` passed through; once they end (or the consumer stops), ``(kinds, items counted)`` is recorded."""
         frames = 0
         try:
-            for packet in self._inner.demux(*streams, **kwargs):
-                frames += packet.stream.type == "video" and packet.size > 0
-                yield packet
+            for item in items:
+                frames += counted(item)
+                yield item
         finally:
             with self._counts.lock:
                 self._counts.decodes.append((kinds, frames))
 
-    def decode(self, *streams: Any, **kwargs: Any) -> Iterator[Any]:
-        flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
-        kinds = "+".join(sorted({str(s.type) for s in flat})) or "+".join(sorted(kwargs)) or "all"
-        frames = 0
-        try:
-            for frame in self._inner.decode(*streams, **kwargs):
-                frames += 1
-                yield frame
-        finally:
-            with self._counts.lock:
-                self._counts.decodes.append((kinds, frames))
+
+def _kinds(streams: tuple[Any, ...]) -> str:
+    """The stream types of a ``demux`` / ``decode`` call's arguments (streams, or lists of them), ``+``-joined."""
+    flat = [s for item in streams for s in (item if isinstance(item, list | tuple) else [item])]
+    return "+".join(sorted({str(s.type) for s in flat}))
 
 
 @contextlib.contextmanager

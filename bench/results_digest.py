@@ -27,7 +27,8 @@ from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.samples import demo as samples
 from tamperscope.samples.talking_head import astronaut_rig, talking_head
 from tamperscope.settings import Settings
-from tamperscope.store.models import Asset, Detection, Frame, StageRun
+from tamperscope.store import queries
+from tamperscope.store.models import Asset, Frame
 from tamperscope.workspace import Workspace
 
 
@@ -51,12 +52,11 @@ def digest(ws: Workspace, asset_id: str) -> dict[str, Any]:
         detections = [{"stage": d.stage, "module": d.module_name, "window": d.window_id, "status": d.status,
                        "score": d.score, "band": d.band, "evidence": untimed(d.evidence_json),
                        "saliency": artifact(d.saliency_uri), "overlay": artifact(d.overlay_uri)}
-                      for d in s.scalars(select(Detection).where(Detection.asset_id == asset_id))]
+                      for d in queries.detections(s, asset_id)]  # ordered by stage, module, window
         runs = {r.stage: {"status": r.status, "summary": untimed(r.summary_json)}
-                for r in s.scalars(select(StageRun).where(StageRun.asset_id == asset_id))}
+                for r in queries.stage_runs(s, asset_id)}
         frames = [f.sha1 for f in s.scalars(select(Frame).where(Frame.asset_id == asset_id).order_by(Frame.t_ms))]
         probe = asset.probe_json
-    detections.sort(key=lambda d: (d["stage"], d["module"], d["window"]))
     return {"detections": detections, "runs": runs, "frames": frames, "probe_json": probe}
 
 

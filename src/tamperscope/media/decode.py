@@ -11,6 +11,7 @@ one place that orientation is applied (frames here, forensic maps and overlays i
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import math
 import threading
@@ -76,6 +77,14 @@ class DecodeLimits:
             raise LimitExceededError("duration", f"{index} frames and times past {self.max_duration_ms / 1000:g} s")
         if self.check is not None:
             self.check()
+
+    def image(self, width: int, height: int, bytes_per_pixel: int) -> None:
+        """Raise :class:`LimitExceededError` when a still image of this size is past the pixel budget, or its
+        work (``bytes_per_pixel`` per pixel) past the memory ``reserve`` allows; checked before decoding."""
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than {self.max_pixels}")
+        if self.reserve is not None:
+            self.reserve(width * height * bytes_per_pixel)
 
 
 NO_LIMITS = DecodeLimits()
@@ -412,17 +421,39 @@ def open_image(path: Path | BinaryIO, limits: DecodeLimits = NO_LIMITS,
     pixel budget or its cost (``bytes_per_pixel`` per pixel) past the memory the caller may still use
     (:class:`LimitExceededError`); the caller closes it."""
     image = Image.open(path)
-    width, height = image.size
     try:
-        if limits.max_pixels is not None and width * height > limits.max_pixels:
-            raise LimitExceededError("pixels", f"the image decodes to {width}x{height}, more than "
-                                               f"{limits.max_pixels}")
-        if limits.reserve is not None:
-            limits.reserve(width * height * bytes_per_pixel)
+        limits.image(*image.size, bytes_per_pixel)
     except BaseException:
         image.close()
         raise
     return image
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A still image as decoded once: RGB in the stored pixel grid, its EXIF orientation and the JPEG bytes.
+
+    Detectors read the stored grid (where JPEG blocks live); frames, maps and overlays are turned upright with
+    ``orientation`` (:func:`upright`), decided here once.
+    """
+
+    rgb: np.ndarray
+    orientation: int
+    jpeg: bytes | None
+
+
+def read_stored_image(path: Path, limits: DecodeLimits = NO_LIMITS,
+                      bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
+    """Decode an image file once (Pillow; HEIF through pillow-heif), refused before decoding when past the pixel
+    budget or the memory ``limits`` may reserve (:func:`open_image`)."""
+    data = path.read_bytes()
+    try:
+        with open_image(io.BytesIO(data), limits, bytes_per_pixel) as image:
+            return StoredImage(np.asarray(image.convert("RGB")), exif_orientation(image),
+                               data if image.format == "JPEG" else None)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
+                                 f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 
 
 def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
@@ -445,13 +476,9 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
     DecodedFrame
         Index 0 at ``t_ms`` 0, marked key.
     """
-    try:
-        with open_image(path, limits) as image:
-            full = upright(np.asarray(image.convert("RGB")), exif_orientation(image))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
-                                 f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
-    return image_frame(full, long_side=long_side, detail_long_side=detail_long_side)
+    stored = read_stored_image(path, limits)
+    return image_frame(upright(stored.rgb, stored.orientation), long_side=long_side,
+                       detail_long_side=detail_long_side)
 
 
 def image_frame(full: np.ndarray, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:

@@ -9,57 +9,24 @@ results never depend on what ran before in the same process.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.media.audio import AudioTrack, extract_audio
 from tamperscope.media.decode import (
     DECODE_BYTES_PER_PIXEL,
     NO_LIMITS,
     DecodeLimits,
-    exif_orientation,
-    open_image,
-    scrub,
+    StoredImage,
+    read_stored_image,
 )
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """A still image as decoded once: RGB in the stored pixel grid, its EXIF orientation and the JPEG bytes.
-
-    Detectors read the stored grid (where JPEG blocks live); frames, maps and overlays are turned upright with
-    ``orientation`` (:func:`~tamperscope.media.decode.upright`), decided here once.
-    """
-
-    rgb: np.ndarray
-    orientation: int
-    jpeg: bytes | None
-
-
-def read_stored_image(path: Path, limits: DecodeLimits = NO_LIMITS,
-                      bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
-    """Decode an image file once (Pillow; HEIF through pillow-heif), refused before decoding when past the pixel
-    budget or the memory ``limits`` may reserve (:func:`~tamperscope.media.decode.open_image`)."""
-    data = path.read_bytes()
-    try:
-        with open_image(io.BytesIO(data), limits, bytes_per_pixel) as image:
-            return StoredImage(np.asarray(image.convert("RGB")), exif_orientation(image),
-                               data if image.format == "JPEG" else None)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputRejectedError(RejectReason.CORRUPT_STREAM,
-                                 f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 
 
 class FrameRate:
@@ -127,9 +94,13 @@ class FrameCache:
         data = os.pread(self._file.fileno(), size, index * size)
         return np.frombuffer(data, np.uint8).reshape(self.shape)
 
-    def frames(self) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
-        """``(t_ms, render)`` per frame; ``render()`` reads the pixels only when a consumer wants them."""
+    def frames(self, check: Callable[[], None] | None = None) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+        """``(t_ms, render)`` per frame; ``render()`` reads the pixels only when a consumer wants them. ``check``
+        (the reading stage's budget) runs before each frame, as a :class:`~tamperscope.media.decode.VideoReader`
+        runs it before each decoded one."""
         for index, t_ms in enumerate(self.times):
+            if check is not None:
+                check()
             yield t_ms, partial(self.read, index)
 
     def close(self) -> None:
@@ -152,7 +123,8 @@ class MediaSession:
         self._lock = threading.Lock()
         self._path: Path | None = None
         self._image: StoredImage | None = None
-        self._audio: tuple[AudioTrack | None] | None = None
+        self._audio: AudioTrack | None = None
+        self._audio_known = False  # the track (or its absence) is known: set by the decode pass or extracted
         self.dense_frames: FrameCache | None = None
         self.dense_long_side = 0
         self.wants: set[str] = set()
@@ -172,27 +144,28 @@ class MediaSession:
         yield self.path()
 
     def image(self, limits: DecodeLimits = NO_LIMITS, bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> StoredImage:
-        """The still image decoded once (stored grid, orientation, JPEG bytes). ``limits`` is checked on every call:
-        the first decodes under it, later callers still reserve ``bytes_per_pixel`` per pixel for their own work."""
+        """The still image decoded once (stored grid, orientation, JPEG bytes). ``limits`` is checked on every call
+        (:meth:`DecodeLimits.image`): the first decodes under it, later callers are refused alike for their own
+        work of ``bytes_per_pixel`` per pixel."""
         path = self.path()
         with self._lock:
             if self._image is None:
                 self._image = read_stored_image(path, limits, bytes_per_pixel)
-            elif limits.reserve is not None:
+            else:
                 height, width = self._image.rgb.shape[:2]
-                limits.reserve(height * width * bytes_per_pixel)
+                limits.image(width, height, bytes_per_pixel)
             return self._image
 
     def set_audio(self, track: AudioTrack | None) -> None:
         """Keep the audio track the video stage's demux pass collected (None: the file has no audio)."""
-        self._audio = (track,)
+        self._audio, self._audio_known = track, True
 
     def audio(self, max_seconds: float | None = None) -> AudioTrack | None:
         """The audio track: from the decode pass when it collected one, else extracted now (at most
         ``max_seconds``: the duration budget)."""
-        if self._audio is None:
-            self._audio = (extract_audio(self.path(), max_seconds=max_seconds),)
-        return self._audio[0]
+        if not self._audio_known:
+            self.set_audio(extract_audio(self.path(), max_seconds=max_seconds))
+        return self._audio
 
     def dense_cache(self, long_side: int, max_bytes: int, expected_frames: int = 0) -> FrameCache | None:
         """A fresh cache for the dense pass's frames at ``long_side``, when a stage that needs them will run."""
@@ -208,7 +181,7 @@ class MediaSession:
         cache = self.dense_frames
         return cache if cache is not None and cache.complete and self.dense_long_side == long_side else None
 
-    def close(self, *_: Any) -> None:
+    def close(self) -> None:
         if self.dense_frames is not None:
             self.dense_frames.close()
             self.dense_frames = None

@@ -104,22 +104,28 @@ def _is_current(previous: StageRun | None, print_: str) -> bool:
     return previous is not None and previous.status in ("done", "not_applicable") and previous.fingerprint == print_
 
 
-def stages_to_run(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
-                  only: list[str] | None = None, force: bool = False) -> set[str]:
+def _stale_prints(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
+                  only: list[str] | None = None, force: bool = False) -> dict[str, str]:
     """The stages (of ``stages``, in dependency order) whose stored result is not current under the fingerprint
-    rule; a stage whose inputs will change gets a new fingerprint, so the stages after it follow. ``only`` limits
-    the answer to those stages and ``force`` re-runs them all. An empty answer means the asset's results are
-    current (the runner and the batch's skip decide with this one function)."""
+    rule, each with the fingerprint its new run records; a stage whose inputs will change gets a new
+    fingerprint, so the stages after it follow. ``only`` limits the answer to those stages and ``force``
+    re-runs them all."""
     current: dict[str, str | None] = {name: run.fingerprint for name, run in previous.items()}
-    stale: set[str] = set()
+    stale: dict[str, str] = {}
     for stage in stages:
         if only and stage.name not in only:
             continue
         print_ = fingerprint(stage, settings, current)
         if force or not _is_current(previous.get(stage.name), print_):
-            stale.add(stage.name)
-            current[stage.name] = print_
+            stale[stage.name] = current[stage.name] = print_
     return stale
+
+
+def stages_to_run(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
+                  only: list[str] | None = None, force: bool = False) -> set[str]:
+    """The names of the stages not current (:func:`_stale_prints`). An empty answer means the asset's results
+    are current (the runner and the batch's skip decide with this one rule)."""
+    return set(_stale_prints(previous, stages, settings, only=only, force=force))
 
 
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
@@ -181,22 +187,20 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 result: RunResult, *, only: list[str] | None, force: bool, progress: ProgressCallback | None) -> None:
     """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
     actor = ws.actor
-    current: dict[str, str | None] = {name: run.fingerprint for name, run in done.items()}
-    to_run = stages_to_run(done, stages, ws.settings, only=only, force=force)
+    prints = _stale_prints(done, stages, ws.settings, only=only, force=force)  # the stages to run, and their prints
 
-    def execute(stage: Stage) -> tuple[Stage, StageOutput | None, str]:
+    def execute(stage: Stage) -> tuple[StageOutput | None, str]:
         if not stage.applies_to(asset):
-            return stage, None, "not_applicable"
+            return None, "not_applicable"
         ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
                            budget=StageBudget.from_limits(stage.name, ws.settings.limits))
         ctx.report(0.0, "started")
         output = stage.run(ctx)
         ctx.report(1.0, "done")
-        return stage, output, "done"
+        return output, "done"
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
-        current[stage.name] = prints[stage.name]
         objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
         with ws.db.session() as session:
             if output is not None:
@@ -211,10 +215,8 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 seal(session, who=actor, asset_id=asset.asset_id, groups=_sealed_groups(stage, asset.asset_id,
                                                                                          output), objects=objects)
 
-    prints: dict[str, str] = {}
     pending = {s.name: s for s in stages}
-    finished: set[str] = set()
-    running: dict[Future[tuple[Stage, StageOutput | None, str]], Stage] = {}
+    running: dict[Future[tuple[StageOutput | None, str]], Stage] = {}
     with ThreadPoolExecutor(max_workers=ws.settings.workers, thread_name_prefix="stage") as pool:
         while pending or running:
             for name, stage in list(pending.items()):
@@ -226,10 +228,8 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 if failed_dep:
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
-                prints[name] = fingerprint(stage, ws.settings, current)
-                if name not in to_run:
+                if name not in prints:
                     result.skipped.append(name)
-                    finished.add(name)
                     continue
                 running[pool.submit(execute, stage)] = stage
             if not running:
@@ -238,7 +238,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
             for future in completed:
                 stage = running.pop(future)
                 try:
-                    _, output, status = future.result()
+                    output, status = future.result()
                     commit(stage, output, status)
                 except Exception as exc:
                     message = f"{type(exc).__name__}: {exc}"
@@ -255,7 +255,6 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                         append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
                                      details={"stage": stage.name, "version": stage.version, **details})
                     continue
-                finished.add(stage.name)
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
 

@@ -26,8 +26,7 @@ import numpy as np
 
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.stages.base import Stage, StageContext
-from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, not_applicable, npz_bytes
-from tamperscope.store import queries
+from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, face_plan, not_applicable, npz_bytes
 from tamperscope.temporal.avsync import (
     OffsetResult,
     Phone,
@@ -41,7 +40,7 @@ from tamperscope.temporal.avsync import (
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp
-from tamperscope.temporal.tracks import plan_faces, with_gaps
+from tamperscope.temporal.tracks import with_gaps
 
 # 0.2.0: offset from the outer lips and the 1-4 kHz envelope in the 0.5-8 Hz band, SyncNet confidence
 # (peak minus median) gated by its chance level for the overlap (was: z-score ramp from 2.5, 0 on real speech).
@@ -81,10 +80,7 @@ class AVSyncStage(Stage):
         if not segments:
             return StageOutput(detections=not_applicable(MODULES, "no speech detected", params, version=VERSION),
                                summary={"audio": True, "speech_segments": 0})
-        with ctx.read_session() as session:
-            inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
-                    queries.windows(session, ctx.asset.asset_id))
-        plan = plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
+        plan = face_plan(ctx)
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params, version=VERSION),
                                summary={"audio": True, "faces": 0})

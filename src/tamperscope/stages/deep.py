@@ -10,6 +10,7 @@ Without a configured model (``settings.models.frame_path`` / ``clip_path``) the 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from tamperscope.models.runtime import ClipModel, FrameModel
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.stages.base import Stage, StageContext
+from tamperscope.stages.video import decode_png
 from tamperscope.store import queries
 
 #: frames whose Grad-CAM map is kept: the highest-scoring ones, as many as the case page's face strip shows
@@ -62,6 +64,11 @@ def saliency_png(saliency: np.ndarray) -> bytes:
     return bytes(buf) if ok else b""
 
 
+def _saliency_maps(extra: dict[str, np.ndarray]) -> np.ndarray | None:
+    """A frame model's map output: ``saliency``, or else its second output (None with only a score)."""
+    return extra.get("saliency", next(iter(extra.values()), None))
+
+
 class DeepStage(Stage):
     """Frame and clip deep detectors (ONNX Runtime) on every asset the ``video`` stage handled (images are
     one-frame videos)."""
@@ -93,20 +100,20 @@ class DeepStage(Stage):
         windows = self._windows(ctx)
         scored = self._score_windows(frame_model, windows) if frame_model is not None else {}
         ctx.report(0.4, "window crops scored")
-        if frame_model is None:
-            out.detections.append(DetectionRecord("deep.frame", self.version, status="not_applicable",
-                                                  evidence={"reason": "no frame model configured"}))
-        else:
-            out.detections += self._frames(ctx, frame_model, scored)
+        out.detections += (self._frames(ctx, frame_model, scored) if frame_model is not None
+                           else self._unconfigured("frame"))
         ctx.report(0.7, "frame model done")
-        if clip_model is None:
-            out.detections.append(DetectionRecord("deep.clip", self.version, status="not_applicable",
-                                                  evidence={"reason": "no clip model configured"}))
-        else:
-            out.detections += self._clips(clip_model, windows, scored)
+        out.detections += (self._clips(clip_model, windows, scored) if clip_model is not None
+                           else self._unconfigured("clip"))
         out.summary = {"frame_rows": sum(d.module_name == "deep.frame" for d in out.detections),
                        "clip_rows": sum(d.module_name == "deep.clip" for d in out.detections)}
         return out
+
+    def _unconfigured(self, branch: str) -> list[DetectionRecord]:
+        """The explicit ``not_applicable`` asset row of a branch (``frame``, ``clip``) without a model, so fusion
+        sees it missing."""
+        return [DetectionRecord(f"deep.{branch}", self.version, status="not_applicable",
+                                evidence={"reason": f"no {branch} model configured"})]
 
     @staticmethod
     def _windows(ctx: StageContext) -> list[tuple[str, int, int, int | None, list[str], np.ndarray]]:
@@ -130,7 +137,7 @@ class DeepStage(Stage):
             if not todo:
                 continue
             pred = model.predict(crops[todo])
-            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            maps = _saliency_maps(pred.extra)
             embedding = pred.extra.get("embedding")
             for j, i in enumerate(todo):
                 scored[(frame_ids[i], track)] = _Scored(
@@ -151,13 +158,12 @@ class DeepStage(Stage):
                 if (frame_id, track) in scored:
                     per_frame.setdefault(frame_id, []).append((track, scored[(frame_id, track)]))
                 elif face.crop_uri and len(missing) < ctx.settings.models.max_frames:
-                    raw = ctx.ws.store.get_bytes(ObjectStore.key_of(face.crop_uri))
-                    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-                    if bgr is not None:
-                        missing.append((frame_id, track, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                    with contextlib.suppress(ValueError):  # an unreadable crop is left out
+                        crop = decode_png(ctx.ws.store.get_bytes(ObjectStore.key_of(face.crop_uri)))
+                        missing.append((frame_id, track, crop))
         if missing:
             pred = model.predict(np.stack([c for _, _, c in missing]))
-            maps = pred.extra.get("saliency", next(iter(pred.extra.values()), None))
+            maps = _saliency_maps(pred.extra)
             for j, (frame_id, track, _) in enumerate(missing):
                 per_frame.setdefault(frame_id, []).append((track, _Scored(
                     float(pred.scores[j]), float(pred.logits[j]), None if maps is None else maps[j], None)))

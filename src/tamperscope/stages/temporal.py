@@ -40,6 +40,15 @@ DENSE_SETTINGS = ("long_side", "max_fps", "range_pad_ms", "max_dense_s")
 TEMPORAL_SETTINGS = (*DENSE_SETTINGS, "min_face_s", "blink_drop")
 
 
+def face_plan(ctx: StageContext) -> FacePlan:
+    """The main face tracks to follow densely, planned from the ``video`` stage's shots, frames and windows."""
+    cfg = ctx.settings.temporal
+    with ctx.read_session() as session:
+        inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
+                  queries.windows(session, ctx.asset.asset_id))
+    return plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
+
+
 def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:
     """The (cached) dense landmark pass of an asset's main face tracks, on the frames the video stage's decode
     left in the media session when it left them all."""
@@ -102,10 +111,7 @@ class TemporalStage(Stage):
     def run(self, ctx: StageContext) -> StageOutput:
         params = self.params(ctx.settings)
         cfg = ctx.settings.temporal
-        with ctx.read_session() as session:
-            inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
-                    queries.windows(session, ctx.asset.asset_id))
-        plan = plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
+        plan = face_plan(ctx)
         if not plan.has_face:
             return StageOutput(detections=not_applicable(MODULES, "no visible face", params),
                                summary={"faces": 0})

@@ -195,7 +195,7 @@ def decode_and_sample(ctx: StageContext, is_image: bool, spool: Spool,
             return DecodeResult(samples=pipeline.finish(), spool=spool, cuts=[], frame_times=times, fps=1.0,
                                 frames_decoded=1)
         temporal = ctx.settings.temporal
-        audio = (lambda start: AudioCollector(start)) if "avsync" in ctx.media.wants else None
+        audio = AudioCollector if "avsync" in ctx.media.wants else None
         with VideoReader(ctx.media.path(), long_side=video.long_side, detail_long_side=detail_long_side,
                          second_long_side=temporal.long_side, audio=audio, limits=ctx.decode_limits()) as reader:
             fps = reader.info.fps

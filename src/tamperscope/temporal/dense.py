@@ -209,14 +209,6 @@ class _Patch:
 Frames = Iterator[tuple[int, Callable[[], np.ndarray]]]
 
 
-def _checked(frames: Frames, limits: DecodeLimits) -> Frames:
-    """``frames`` from the video stage's cache, with the calling stage's budget checked before each."""
-    for item in frames:
-        if limits.check is not None:
-            limits.check()
-        yield item
-
-
 def _decoded(reader: VideoReader) -> Frames:
     """``(t_ms, render)`` of every frame of ``reader``, rendered only on demand."""
     for _, t_ms, _, frame in reader.raw_frames():
@@ -308,7 +300,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
             static_image_mode=False, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5,
             min_tracking_confidence=0.5))
         if cache is not None:
-            fps, frames = min(cache.fps, max_fps), _checked(cache.frames(), limits)
+            fps, frames = min(cache.fps, max_fps), cache.frames(limits.check)
         else:
             reader = stack.enter_context(VideoReader(path, long_side=long_side, threads=2, limits=limits))
             fps, frames = min(reader.info.fps, max_fps), _decoded(reader)

@@ -63,18 +63,18 @@ def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[
     return out
 
 
-def run_config(augment: str, mask_weight: float, per_track: int, items: list[Any], tracks: list[Any],
+def run_config(augment: str, mask_weight: float, tune: int, per_track: int, items: list[Any], tracks: list[Any],
                held_out: dict[str, tuple], bank: Any, out: Path,
                trainable: set[str] | None = None) -> tuple[list[dict[str, Any]], float]:
     """``trainable``: file names the fold models may train on (all when ``None``); every held-out track is scored."""
     started = time.monotonic()
-    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track)
+    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
         fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)
                        and (trainable is None or t.item.path.name in trainable)]
         fold_items = [t.item for t in fold_tracks]
-        fold_dir = out / f"{augment}-{mask_weight}" / f"fold{fold}"
+        fold_dir = out / f"{augment}-{mask_weight}-{tune}" / f"fold{fold}"
         result = training.fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
                                     say=lambda _: None)
         scores += training.score_tracks(result.onnx, [t for t in tracks if set(t.item.identities) & set(excluded)],
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--config", action="append", default=[], help="AUGMENT:MASK_WEIGHT, repeatable")
+    parser.add_argument("--config", action="append", default=[],
+                        help="AUGMENT:MASK_WEIGHT[:TUNE] (TUNE: trunk blocks fine-tuned, default 0), repeatable")
     parser.add_argument("--scores", action="append", default=[], help="NAME=cv_frame_scores.csv, repeatable")
     parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
     parser.add_argument("--train-split", default=None,
@@ -103,21 +104,23 @@ def main() -> None:
     results = []
     if args.config:
         items, tracks = training.media_tracks(args.data, (), 8.0, 240, args.cache, print)
-        banks: dict[str, Any] = {}
+        banks: dict[tuple[str, int], Any] = {}
         for spec in args.config:
-            augment, weight = spec.split(":")
-            if augment not in banks:
+            augment, weight, *rest = spec.split(":")
+            tune = int(rest[0]) if rest else 0
+            key = (augment, tune)
+            if key not in banks:
                 t0 = time.monotonic()
                 source = tracks if not args.train_split else [
                     t for t in tracks if manifest[t.item.path.name]["split"] == args.train_split]
-                banks[augment] = training.build_bank(
-                    source, training.FrameConfig(augment=augment, per_track=args.per_track), args.out)
-                print(f"bank {augment}: {len(banks[augment].samples)} samples in {time.monotonic() - t0:.0f} s")
+                banks[key] = training.build_bank(
+                    source, training.FrameConfig(augment=augment, per_track=args.per_track, tune=tune), args.out)
+                print(f"bank {key}: {len(banks[key].samples)} samples in {time.monotonic() - t0:.0f} s")
             trainable = ({n for n, r in manifest.items() if r["split"] == args.train_split}
                          if args.train_split else None)
-            scores, minutes = run_config(augment, float(weight), args.per_track, items, tracks, held_out,
-                                         banks[augment], args.out, trainable)
-            training.write_scores(args.out / f"scores-{augment}-{weight}.csv", scores)
+            scores, minutes = run_config(augment, float(weight), tune, args.per_track, items, tracks, held_out,
+                                         banks[key], args.out, trainable)
+            training.write_scores(args.out / f"scores-{augment}-{weight}-{tune}.csv", scores)
             label = f"{spec} (trained on {args.train_split} only)" if args.train_split else spec
             results.append(summarise(label, scores, manifest, minutes))
             print(results[-1], flush=True)
@@ -127,8 +130,8 @@ def main() -> None:
             results.append(summarise(name, list(csv.DictReader(fh)), manifest, None))
     families = sorted({k for r in results for k in r} - {"name", "videos", "minutes", "auc_mean", "auc_top10",
                                                            "dev_auc_top10"})
-    lines = ["| augment:mask weight | videos | AUC (mean) | AUC (top-10 %) | dev AUC | " + " | ".join(families)
-             + " | train min (5 folds) |", "|---" * (6 + len(families)) + "|"]
+    lines = ["| augment:mask weight[:tuned blocks] | videos | AUC (mean) | AUC (top-10 %) | dev AUC | "
+             + " | ".join(families) + " | train min (5 folds) |", "|---" * (6 + len(families)) + "|"]
     for r in results:
         lines.append(f"| {r['name']} | {r['videos']} | {fmt(r['auc_mean'])} | {fmt(r['auc_top10'])} | "
                      f"{fmt(r['dev_auc_top10'])} | " + " | ".join(fmt(r.get(f)) for f in families)

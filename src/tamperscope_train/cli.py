@@ -27,6 +27,7 @@ CacheOption = Annotated[Path | None, typer.Option(help="face-crop cache (default
 AugmentOption = Annotated[str, typer.Option(help="basic (flip, JPEG 60-95) or strong (+ resolution loss, blur, "
                                                  "colour, JPEG 30-95)")]
 MaskWeightOption = Annotated[float, typer.Option(help="weight of the auxiliary blend-mask loss (0: off)")]
+TuneOption = Annotated[int, typer.Option(help="fine-tune the trunk's last N blocks with the head (0: frozen trunk)")]
 
 
 def _training() -> Any:
@@ -54,11 +55,11 @@ def train_layout(manifest: Annotated[Path, typer.Option(help="CSV with path, lab
 def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output folder")],
                 exclude: ExcludeOption = None, seed: int = 0, epochs: int = 6, per_track: int = 48,
                 input_size: int = 160, cut: int = 12, augment: AugmentOption = "strong",
-                mask_weight: MaskWeightOption = 0.5, cache: CacheOption = None) -> None:
+                mask_weight: MaskWeightOption = 0.5, tune: TuneOption = 0, cache: CacheOption = None) -> None:
     """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
     training = _training()
     cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                               augment=augment, mask_weight=mask_weight, exclude=tuple(exclude or ()))
+                               augment=augment, mask_weight=mask_weight, tune=tune, exclude=tuple(exclude or ()))
     result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
     console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
 
@@ -78,7 +79,7 @@ def train_clip(data: DataOption, out: Annotated[Path, typer.Option(help="output 
 def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OUT/fold<k>/{frame,clip}.onnx")],
              manifest: Annotated[Path, typer.Option(help="CSV with group and fold columns (identity groups)")],
              seed: int = 0, epochs: int = 6, per_track: int = 48, input_size: int = 160, cut: int = 12,
-             augment: AugmentOption = "strong", mask_weight: MaskWeightOption = 0.5,
+             augment: AugmentOption = "strong", mask_weight: MaskWeightOption = 0.5, tune: TuneOption = 0,
              clip: Annotated[bool, typer.Option(help="also train the clip models")] = True,
              final: Annotated[Path | None, typer.Option(
                  help="also train the models on every identity into this folder, from the same banks")] = None,
@@ -92,7 +93,7 @@ def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OU
     held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
                 for fold in sorted({r["fold"] for r in rows})}
     frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                                     augment=augment, mask_weight=mask_weight)
+                                     augment=augment, mask_weight=mask_weight, tune=tune)
     training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
                       clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, final=final,
                       say=console.print)

@@ -87,6 +87,16 @@ class FrameConfig(DataConfig):
     augment: str = "strong"
     #: weight of the auxiliary blend-mask loss (Face X-ray / SBI-style boundary supervision); 0 switches it off.
     mask_weight: float = 0.5
+    #: the trunk's last ``tune`` blocks are fine-tuned with the head (0: frozen trunk); the sample bank then holds
+    #: the features of the first ``cut - tune`` blocks.
+    tune: int = 0
+    #: learning rate of the fine-tuned blocks relative to ``lr`` (pretrained weights move slowly).
+    tune_lr_scale: float = 0.1
+
+    @property
+    def frozen(self) -> int:
+        """Blocks whose output the sample bank stores (never trained)."""
+        return self.cut - self.tune
 
 
 @dataclass
@@ -256,6 +266,25 @@ class Head(nn.Module):
         """Grad-CAM channel weights: the spatial mean of d logit / d map is ``w_mean + w_max`` up to a scale."""
         width = self.fc.in_features // 2
         return self.fc.weight[0, :width] + self.fc.weight[0, width:]
+
+
+class Tail(nn.Module):
+    """What training optimises: the fine-tuned last blocks of the trunk (none by default) and the head."""
+
+    def __init__(self, blocks: Sequence[nn.Module], top: Head) -> None:
+        super().__init__()
+        self.blocks, self.top = nn.ModuleList(blocks), top
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            x = block(x)
+        return self.top(x)
+
+    def train(self, mode: bool = True) -> Tail:
+        """Batch-norm statistics of the pretrained blocks stay frozen (batches of 64 faces would shift them)."""
+        super().train(mode)
+        self.blocks.eval()
+        return self
 
 
 def trunk_embedding(features: torch.Tensor) -> torch.Tensor:
@@ -432,20 +461,22 @@ class SampleBank:
     features: np.ndarray
 
 
-def trunk_features(images: np.ndarray, cfg: FrameConfig, workdir: Path) -> np.ndarray:
-    """Frozen-trunk feature maps of ``N x S x S x 3`` uint8 images, run through ONNX Runtime."""
-    trunk = Trunk(load_pretrained(), cfg.cut).eval()
+def trunk_features(images: np.ndarray, cfg: FrameConfig, workdir: Path, *, cut: int | None = None) -> np.ndarray:
+    """Pretrained-trunk feature maps (first ``cut`` blocks, default ``cfg.cut``) of ``N x S x S x 3`` uint8 images,
+    run through ONNX Runtime."""
+    cut = cfg.cut if cut is None else cut
+    trunk = Trunk(load_pretrained(), cut).eval()
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / f"trunk-{cfg.input_size}-{cfg.cut}.tmp.onnx"
+    path = workdir / f"trunk-{cfg.input_size}-{cut}.tmp.onnx"
     session = _onnx_trunk(trunk, cfg.input_size, path)
     path.unlink()
     return _run_batched(session, images) if len(images) else np.zeros((0,), np.float32)
 
 
 def build_bank(tracks: Sequence[FaceTrack], cfg: FrameConfig, workdir: Path) -> SampleBank:
-    """Samples of :func:`make_samples` and their trunk features."""
+    """Samples of :func:`make_samples` and the features of the trunk's frozen blocks."""
     samples = make_samples(tracks, cfg)
-    return SampleBank(samples, trunk_features(np.stack([s.image for s in samples]), cfg, workdir))
+    return SampleBank(samples, trunk_features(np.stack([s.image for s in samples]), cfg, workdir, cut=cfg.frozen))
 
 
 def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path, cfg: FrameConfig, *,
@@ -472,28 +503,37 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
     say(f"{len(samples)} samples: train {int((split == 'train').sum())}, cal {int((split == 'cal').sum())}; "
         f"fake share {labels.mean():.2f}; trunk features {features.shape} ready after "
         f"{time.monotonic() - started:.0f} s")
-    trunk, top = Trunk(backbone, cfg.cut).eval(), Head(features.shape[1])
+    trunk = Trunk(backbone, cfg.cut).eval()
     for p in trunk.parameters():
         p.requires_grad_(False)
+    tuned = list(trunk.blocks[cfg.frozen:])
+    for p in (q for block in tuned for q in block.parameters()):
+        p.requires_grad_(True)
+    with torch.no_grad():
+        trunk_shape = tuple(int(v) for v in trunk(torch.zeros(1, 3, cfg.input_size, cfg.input_size)).shape[1:])
+    top = Head(trunk_shape[0])
+    tail = Tail(tuned, top)
     tr, ca = np.flatnonzero(split == "train"), np.flatnonzero(split == "cal")
     x_all, y_all = torch.from_numpy(features), torch.from_numpy(labels)
-    side = features.shape[-1]
+    side = cfg.input_size // 32
     has_mask = torch.tensor([s.mask is not None for s in samples])
     masks = torch.from_numpy(np.stack([s.mask.astype(np.float32) if s.mask is not None
                                        else np.zeros((side, side), np.float32) for s in samples]))
-    opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+    groups = [{"params": list(top.parameters()), "lr": cfg.lr}]
+    if tuned:
+        groups.append({"params": [p for b in tuned for p in b.parameters()], "lr": cfg.lr * cfg.tune_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * max(1, len(tr) // cfg.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
     for epoch in range(cfg.epochs):
-        top.train()
+        tail.train()
         order = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]
         losses = []
         for b in range(len(tr) // cfg.batch):
             idx = order[b * cfg.batch:(b + 1) * cfg.batch]
-            logit, fmap = top(x_all[idx])
+            logit, fmap = tail(x_all[idx])
             loss = F.binary_cross_entropy_with_logits(logit, y_all[idx])
             known = has_mask[idx]
             if cfg.mask_weight > 0 and bool(known.any()):
@@ -504,12 +544,12 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        cal_logits = _logits(top, x_all[ca])
+        cal_logits = _logits(tail, x_all[ca])
         history.append({"epoch": epoch, "loss": float(np.mean(losses)),
                         "cal_auc": calibration_metrics(cal_logits, labels[ca], (1.0, 0.0))["auc"]})
         say(f"epoch {epoch}: loss {history[-1]['loss']:.4f} cal AUC {history[-1]['cal_auc']:.3f}")
-    top.eval()
-    cal_logits = _logits(top, x_all[ca])
+    tail.eval()
+    cal_logits = _logits(tail, x_all[ca])
     calibration = fit_temperature(cal_logits, labels[ca])
     metrics = {"cal": calibration_metrics(cal_logits, labels[ca], calibration), "history": history,
                "cal_by_kind": _auc_by_kind(cal_logits, labels[ca], [samples[i].kind for i in ca]),
@@ -525,10 +565,9 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
     spec_path = out / "frame.yaml"
     spec_path.write_text(yaml.safe_dump({
         "kind": "frame", "input_size": cfg.input_size, "mean": list(MEAN), "std": list(STD), "output": "logit",
-        "backbone": "efficientnet-lite0", "cut": cfg.cut,
-        "outputs": {"saliency": "class activation map at input size", "embedding": "frozen trunk embedding"},
-        "embedding_dim": int(np.prod(features.shape[1:])),
-        "embedding_shape": [int(v) for v in features.shape[1:]]}, sort_keys=False))
+        "backbone": "efficientnet-lite0", "cut": cfg.cut, "tune": cfg.tune,
+        "outputs": {"saliency": "class activation map at input size", "embedding": "trunk embedding"},
+        "embedding_dim": int(np.prod(trunk_shape)), "embedding_shape": list(trunk_shape)}, sort_keys=False))
     manifest = out / "frame.json"
     write_manifest(manifest, kind="frame", config=cfg, items=items, splits=splits, metrics=metrics,
                    extra={"samples": {"total": len(samples), "by_kind": _count([s.kind for s in samples])},
@@ -551,10 +590,10 @@ def _count(values: Sequence[str]) -> dict[str, int]:
     return out
 
 
-def _logits(top: Head, x: torch.Tensor) -> np.ndarray:
-    top.eval()
+def _logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    model.eval()
     with torch.no_grad():
-        return np.concatenate([top(x[i:i + 256])[0].numpy() for i in range(0, len(x), 256)]) if len(x) else \
+        return np.concatenate([model(x[i:i + 256])[0].numpy() for i in range(0, len(x), 256)]) if len(x) else \
             np.zeros(0, np.float32)
 
 
@@ -619,20 +658,37 @@ class ClipBank:
     map_shape: tuple[int, ...]
 
 
+def frame_embeddings(images: np.ndarray, frame_cfg: FrameConfig, workdir: Path,
+                     frame_model: Path | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The frame model's ``embedding`` output for resized uint8 crops, and the map shape it flattens.
+
+    A frozen trunk (``tune`` = 0) gives the same embeddings for every fold's model, computed here from the
+    pretrained trunk; a fine-tuned trunk needs ``frame_model``, the exported model whose embeddings they are.
+    """
+    if frame_cfg.tune == 0 or frame_model is None:
+        if frame_cfg.tune:
+            raise ValueError("a fine-tuned trunk's embeddings need its frame model")
+        features = trunk_features(images, frame_cfg, workdir)
+        return trunk_embedding(torch.from_numpy(features)).numpy(), tuple(int(v) for v in features.shape[1:])
+    spec = yaml.safe_load(frame_model.with_suffix(".yaml").read_text(encoding="utf-8"))
+    model = FrameModel(frame_model, threads=torch.get_num_threads())
+    emb = np.concatenate([model.predict(images[i:i + 64]).extra["embedding"] for i in range(0, len(images), 64)])
+    return emb, tuple(int(v) for v in spec["embedding_shape"])
+
+
 def build_clip_bank(tracks: Sequence[FaceTrack], cfg: ClipConfig, frame_cfg: FrameConfig,
-                    workdir: Path) -> ClipBank:
-    """Clips of :func:`clip_samples` and their embeddings (the frame model's ``embedding`` output, which depends
-    only on the frozen trunk, so one bank serves every cross-validation fold)."""
+                    workdir: Path, frame_model: Path | None = None) -> ClipBank:
+    """Clips of :func:`clip_samples` and their embeddings (:func:`frame_embeddings`: with a frozen trunk one bank
+    serves every cross-validation fold; with a fine-tuned one each fold's frame model needs its own bank)."""
     size = frame_cfg.input_size
     identities, labels, resized = [], [], []
     for frames, label, ids in clip_samples(tracks, cfg):
         resized.extend(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames)
         identities.append(ids)
         labels.append(label)
-    features = torch.from_numpy(trunk_features(np.stack(resized), frame_cfg, workdir))
+    emb, shape = frame_embeddings(np.stack(resized), frame_cfg, workdir, frame_model)
     del resized
-    emb = trunk_embedding(features).numpy().reshape(len(labels), cfg.clip_length, -1)
-    return ClipBank(identities, np.array(labels, np.float32), emb, tuple(int(v) for v in features.shape[1:]))
+    return ClipBank(identities, np.array(labels, np.float32), emb.reshape(len(labels), cfg.clip_length, -1), shape)
 
 
 def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_model: Path, out: Path,
@@ -643,9 +699,10 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
     out.mkdir(parents=True, exist_ok=True)
     frames_model = FrameModel(frame_model, threads=torch.get_num_threads())
     frame_yaml = yaml.safe_load(frame_model.with_suffix(".yaml").read_text(encoding="utf-8"))
-    frame_cfg = FrameConfig(input_size=frames_model.spec.input_size, cut=int(frame_yaml.get("cut", FrameConfig.cut)))
+    frame_cfg = FrameConfig(input_size=frames_model.spec.input_size, cut=int(frame_yaml.get("cut", FrameConfig.cut)),
+                            tune=int(frame_yaml.get("tune", 0)))
     splits = split_identities(tracks, cfg.cal_share, cfg.seed)
-    bank = bank if bank is not None else build_clip_bank(tracks, cfg, frame_cfg, out)
+    bank = bank if bank is not None else build_clip_bank(tracks, cfg, frame_cfg, out, frame_model)
     keep = [i for i, ids in enumerate(bank.identities) if _split_of(ids, splits) is not None]
     x = torch.from_numpy(bank.embeddings[keep])
     y = torch.from_numpy(bank.labels[keep])
@@ -657,7 +714,7 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
         runtime = frames_model.predict(probe.crops[:4]).extra["embedding"]
         size = frame_cfg.input_size
         small = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in probe.crops[:4]])
-        direct = trunk_embedding(torch.from_numpy(trunk_features(small, frame_cfg, out))).numpy()
+        direct = frame_embeddings(small, frame_cfg, out, frame_model)[0]
         embedding_check = float(np.abs(runtime - direct).max())
     say(f"{len(keep)} clips (train {len(tr)}, cal {len(ca)}), embeddings ready after "
         f"{time.monotonic() - started:.0f} s")
@@ -719,7 +776,8 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
     """
     items, tracks = media_tracks(data, (), frame_cfg.fps, frame_cfg.max_frames, cache, say)
     bank = build_bank(tracks, frame_cfg, out)
-    clip_bank = build_clip_bank(tracks, clip_cfg, frame_cfg, out) if clip_cfg is not None else None
+    clip_bank = (build_clip_bank(tracks, clip_cfg, frame_cfg, out) if clip_cfg is not None and frame_cfg.tune == 0
+                 else None)  # a fine-tuned trunk: each fold's clip model builds its bank from its frame model
     say(f"banks: {len(bank.samples)} frame samples, {len(clip_bank.labels) if clip_bank else 0} clips")
     results: dict[str, TrainResult] = {}
     scores: list[dict[str, Any]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -74,3 +75,25 @@ def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkey
 
     again = training.fit_frame(items, tracks, tmp_path / "again", cfg, say=lambda _: None)
     np.testing.assert_allclose(FrameModel(again.onnx).predict(tracks[0].crops[:3]).scores, pred.scores, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fine_tuned_trunk_is_exported_and_feeds_the_clip_model(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "sha256_file", lambda path: ("0" * 64, 0))
+    tracks = _tracks(identities=4, frames=16)
+    items = [t.item for t in tracks]
+    cfg = training.FrameConfig(input_size=64, per_track=4, epochs=1, batch=8, tune=1, tune_lr_scale=1.0)
+    frame = training.fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
+    assert frame.metrics["export_max_abs_diff"] < 1e-3
+    crops = np.stack([cv2.resize(c, (64, 64), interpolation=cv2.INTER_AREA) for c in tracks[0].crops[:3]])
+    runtime = FrameModel(frame.onnx).predict(crops).extra["embedding"]
+    pretrained, _ = training.frame_embeddings(crops, training.FrameConfig(input_size=64), tmp_path)
+    assert runtime.shape == pretrained.shape
+    assert not np.allclose(runtime, pretrained, atol=1e-3)  # the last block moved: its embeddings are its own
+
+    clip = training.fit_clip(items, tracks, frame.onnx, tmp_path / "m",
+                             training.ClipConfig(clip_length=16, hidden=8, epochs=1), say=lambda _: None)
+    assert clip.metrics["embedding_check_max_abs_diff"] < 1e-4
+    with pytest.raises(ValueError, match="fine-tuned"):
+        training.frame_embeddings(crops, cfg, tmp_path)

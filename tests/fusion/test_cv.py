@@ -108,3 +108,30 @@ def test_branch_presence_confounded_with_the_label_does_not_vote() -> None:
     labels = np.array([y for _, y in samples])
     probs = np.array([model.probability(v)[0] for v, _ in samples])
     assert abs(float(np.corrcoef(probs, labels)[0, 1])) < 0.2
+
+
+def _two_signals(noise_shared: float, noise_clip: float, seed: int = 5) -> tuple[list, list[int]]:
+    """The clip branch sees the avsync branch's value plus its own noise: avsync is the better one alone."""
+    rng = np.random.default_rng(seed)
+    samples, folds = [], []
+    for i in range(150):
+        y = i % 2
+        av = float(rng.normal(y, noise_shared))
+        samples.append(({"deep_clip": {"max": av + float(rng.normal(0, noise_clip)), "mean": 0.0},
+                         "avsync": {"offset": av}}, y))
+        folds.append(i % 5)
+    return samples, folds
+
+
+def test_selection_keeps_an_informative_primary_branch_against_a_better_one() -> None:
+    samples, folds = _two_signals(noise_shared=1.0, noise_clip=0.3)
+    selection = select_branches("t-v3", FEATURES, samples, folds, min_gain=0.05)
+    singles = {t["branches"][0]: t["inner_auc"] for t in selection.trials if len(t["branches"]) == 1}
+    assert singles["avsync"] > singles["deep_clip"] > 0.55  # the second branch is better alone
+    assert selection.branches[0] == "deep_clip"
+
+
+def test_a_clearly_better_branch_replaces_an_uninformative_primary() -> None:
+    samples, folds = _two_signals(noise_shared=0.5, noise_clip=50.0)
+    selection = select_branches("t-v3", FEATURES, samples, folds, min_gain=0.01)
+    assert selection.branches == ("avsync",)

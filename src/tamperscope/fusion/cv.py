@@ -229,30 +229,38 @@ def select_branches(model_id: str, branch_features: Mapping[str, Sequence[str]],
                     samples: Sequence[Sample], groups: Sequence[Hashable], *, c: float = 1.0,
                     min_gain: float = 0.01, augment_for: Callable[[tuple[str, ...]], Augment | None] | None = None,
                     ) -> Selection:
-    """Greedy forward selection of branches by inner leave-one-group-out AUC.
+    """Greedy forward selection of branches by inner leave-one-group-out AUC, anchored on the primary branch.
 
-    Starting from the best single branch, a branch is added only while it raises the inner AUC by at least
-    ``min_gain``; so the fused model ranks no worse than its best branch on held-out groups, and an inverted or
-    uninformative branch is weighted out with the figures that show it (``trials``).
+    The first candidate is the primary detector (the one trained for the task); selection starts from it, and
+    another branch joins only while it raises the inner AUC by at least ``min_gain``. The primary is dropped only
+    when it is uninformative or inverted alone (inner AUC below ``0.5 + min_gain``); selection then starts from the
+    best single branch. Starting from whichever single branch scores best lets near-equal branches swap between
+    cross-validation folds, and the pooled out-of-fold ranking then mixes differently calibrated models (video-v3:
+    0.590 against 0.656 for the frame model alone). An inverted or uninformative branch is weighted out with the
+    figures that show it (``trials``).
     """
     labels = np.array([y for _, y in samples])
-    chosen: tuple[str, ...] = ()
-    best = -np.inf
     trials: list[dict[str, Any]] = []
-    remaining = list(branch_features)
+
+    def inner_auc(candidate: tuple[str, ...]) -> float:
+        features = {b: branch_features[b] for b in candidate}
+        z = inner_logits(model_id, features, [_only(sample, features) for sample in samples], groups, c=c,
+                         augment=augment_for(candidate) if augment_for else None)
+        auc = auc_or_none(labels, z) if z is not None else None
+        trials.append({"branches": list(candidate), "inner_auc": auc})
+        return auc if auc is not None else -np.inf
+
+    if not branch_features:
+        return Selection((), trials)
+    singles = {branch: inner_auc((branch,)) for branch in branch_features}
+    primary = next(iter(branch_features))
+    start = primary if singles[primary] >= 0.5 + min_gain else max(singles, key=lambda b: singles[b])
+    chosen: tuple[str, ...] = (start,)
+    best = singles[start]
+    remaining = [b for b in branch_features if b != start]
     while remaining:
-        step = []
-        for branch in remaining:
-            candidate = (*chosen, branch)
-            features = {b: branch_features[b] for b in candidate}
-            sub = [_only(sample, features) for sample in samples]
-            z = inner_logits(model_id, features, sub, groups, c=c,
-                             augment=augment_for(candidate) if augment_for else None)
-            auc = auc_or_none(labels, z) if z is not None else None
-            step.append((auc if auc is not None else -np.inf, branch))
-            trials.append({"branches": list(candidate), "inner_auc": auc})
-        auc, branch = max(step)
-        if auc < best + (min_gain if chosen else 0.0):
+        auc, branch = max((inner_auc((*chosen, b)), b) for b in remaining)
+        if auc < best + min_gain:
             break
         chosen, best = (*chosen, branch), auc
         remaining.remove(branch)

@@ -13,14 +13,14 @@ from typer.testing import CliRunner
 import tamperscope.evaluation
 from tamperscope.cli.main import app
 from tamperscope.errors import UsageError
-from tamperscope.evaluation.image import (
+from tamperscope.evaluation.image_pipeline import (
     PROCESSED,
     ImageItem,
     ImageRecord,
     read_image_manifest,
-    synthetic_augment,
     synthetic_items,
 )
+from tamperscope.evaluation.image_systems import synthetic_augment
 from tamperscope.fusion.branches import metadata_checked_row
 from tamperscope.samples import demo as samples
 from tamperscope.samples.forgeries import generate

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tamperscope.cli.main import app
-from tamperscope.evaluation.video import SYSTEMS
+from tamperscope.evaluation.video_systems import SYSTEMS
 from tamperscope.settings import Settings
 from tamperscope.store.models import StageRun
 from tamperscope.workspace import Workspace

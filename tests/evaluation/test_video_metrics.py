@@ -10,21 +10,13 @@ import numpy as np
 import pytest
 
 from tamperscope.errors import UsageError
-from tamperscope.evaluation.video import (
-    VIDEO_BRANCHES,
-    VideoItem,
-    VideoRecord,
-    band_metrics,
-    evaluate_system,
-    fold_model_paths,
-    read_video_manifest,
-    ship_model,
-    splicer,
-    system_metrics,
-    write_outputs,
-)
+from tamperscope.evaluation.video import ship_model
+from tamperscope.evaluation.video_pipeline import VideoItem, VideoRecord, fold_model_paths, read_video_manifest
+from tamperscope.evaluation.video_systems import VIDEO_BRANCHES, evaluate_system, splicer, system_metrics
+from tamperscope.evaluation.video_tables import write_outputs
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.model import FusionModel
+from tamperscope.fusion.policy import band_metrics
 from tamperscope.fusion.timeline import WindowSpan
 
 
@@ -133,7 +125,7 @@ def test_manifest_and_fold_models(tmp_path: Path) -> None:
 
 
 def test_fold_mean_auc_ignores_shifts_between_folds() -> None:
-    from tamperscope.evaluation.video import fold_mean_auc
+    from tamperscope.evaluation.video_systems import fold_mean_auc
 
     labels = np.array([0, 1, 0, 1])
     probs = np.array([0.1, 0.2, 0.8, 0.9])  # perfect within each fold, shifted between them

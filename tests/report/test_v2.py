@@ -26,7 +26,8 @@ from tamperscope.report.narrative import (
     strip_machine_paths,
     verdict_sentence,
 )
-from tamperscope.report.pdf import downscaled, render_pdf
+from tamperscope.report.pdf import render_pdf
+from tamperscope.report.pdf_images import downscaled
 from tamperscope.report.service import assign_case, load_schema, verify_report_bytes, write_report
 from tamperscope.workspace import Workspace
 

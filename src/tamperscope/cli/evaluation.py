@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest and analyse every manifest video once (cached), then cross-validate each branch and the fusion."""
         from tamperscope.errors import UsageError
-        from tamperscope.evaluation.video import VideoRecord, evaluate_videos
+        from tamperscope.evaluation.video import evaluate_videos
+        from tamperscope.evaluation.video_pipeline import VideoRecord
         from tamperscope.fusion.model import ARTIFACTS, CALIBRATIONS
 
         if calibration not in CALIBRATIONS:

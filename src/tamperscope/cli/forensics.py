@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Analyse every manifest image once (cached), cross-validate the image fusion, ship image-v2."""
         from tamperscope.errors import UsageError
-        from tamperscope.evaluation.image import ImageRecord, evaluate_images
+        from tamperscope.evaluation.image import evaluate_images
+        from tamperscope.evaluation.image_pipeline import ImageRecord
         from tamperscope.fusion.model import ARTIFACTS, CALIBRATIONS
 
         if calibration not in CALIBRATIONS:

@@ -21,8 +21,9 @@ How it fits together
 * :mod:`.cv` -- fitting on small labelled sets: calibration on inner leave-one-group-out logits
   (:func:`~.cv.fit_grouped`) and leave-one-fold-out cross-validation (:func:`~.cv.cross_validate`);
   :mod:`.augment` splices a few fake windows into real videos as extra training samples;
-  :func:`~.cv.select_branches` keeps only the branches that raise the held-out AUC. The video model ``video-v3``
-  is fitted by ``tamperscope eval-video`` (:mod:`tamperscope.evaluation.video`).
+  :func:`~.cv.select_branches` starts from the primary branch and keeps only the branches that raise the
+  held-out AUC. The video model ``video-v3`` is fitted by ``tamperscope eval-video``
+  (:mod:`tamperscope.evaluation.video`).
 
 Extending (how ``video-v2`` was added)
 -------------------------------------

@@ -127,7 +127,9 @@ class TemporalSettings(BaseModel):
     """Blinks, head pose, landmark stability and audio-video sync (``temporal`` and ``avsync`` stages)."""
 
     long_side: int = Field(640, ge=160, description="long side of frames decoded for the dense landmark pass")
-    max_fps: float = Field(30.0, ge=8.0, description="landmark frames per second in the dense pass (at most)")
+    max_fps: float = Field(30.0, ge=8.0, description="landmark frames per second in the dense pass (at most; "
+                           "every second frame from 15: halves Face Mesh, keeps AV offsets, but silences the "
+                           "landmark-flicker cue and weakens blink flicker and pose jitter, see docs/temporal.md)")
     range_pad_ms: int = Field(2000, ge=0, description="padding around sampled face times for the dense pass")
     max_dense_s: float = Field(600.0, ge=10.0, description="most seconds of video in the dense pass (evenly "
                                "spaced 10 s chunks beyond)")

@@ -7,17 +7,16 @@ from tamperscope.media.audio import extract_audio
 from tamperscope.samples.talking_head import AUDIO_RATE, synthesise_speech
 from tamperscope.temporal.avsync import (
     CHANCE_MARGIN,
-    Phone,
     audio_envelope,
     audio_features,
     band_envelope,
-    bilabial_check,
     estimate_offset,
     mouth_opening,
     offset_score,
     speech_segments,
     sync_score,
 )
+from tamperscope.temporal.bilabial import Phone, bilabial_check
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 

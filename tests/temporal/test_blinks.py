@@ -40,6 +40,20 @@ def test_detect_blinks_finds_onsets_and_half_amplitude_durations() -> None:
         assert event.duration_ms == pytest.approx(133, abs=20)
 
 
+@pytest.mark.parametrize(("fps", "blink_ms"), [(15.0, 100.0), (15.0, 200.0), (15.0, 300.0), (12.5, 150.0),
+                                              (12.5, 300.0)])
+def test_blinks_are_found_at_a_reduced_dense_rate(fps: float, blink_ms: float) -> None:
+    # 15 fps: the default dense rate on 30 fps video; 12.5 fps: what it takes from 25 fps video.
+    onsets = [1000.0 + 3000.0 * k + 137.0 * k % 500 for k in range(6)]
+    ear, t = _series(onsets, fps=fps, blink_ms=blink_ms)
+    events = detect_blinks(ear, t)
+    assert len(events) == len(onsets)
+    for event, onset in zip(events, onsets, strict=True):
+        # Half-amplitude span of a half-sine dip: 1/6 to 5/6 of its length, measured to within a frame.
+        assert event.onset_ms == pytest.approx(onset + blink_ms / 6, abs=1000 / fps)
+        assert event.duration_ms == pytest.approx(blink_ms * 2 / 3, abs=1000 / fps)
+
+
 def test_long_closures_are_not_blinks() -> None:
     ear, t = _series([2000.0], blink_ms=2500.0)
     assert detect_blinks(ear, t) == []

@@ -27,16 +27,8 @@ import numpy as np
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.stages.base import Stage, StageContext
 from tamperscope.stages.temporal import DENSE_SETTINGS, dense_for, face_plan, not_applicable, npz_bytes
-from tamperscope.temporal.avsync import (
-    OffsetResult,
-    Phone,
-    audio_features,
-    bilabial_check,
-    closed_threshold,
-    estimate_offset,
-    mouth_opening,
-    sync_score,
-)
+from tamperscope.temporal.avsync import OffsetResult, audio_features, estimate_offset, mouth_opening, sync_score
+from tamperscope.temporal.bilabial import Phone, bilabial_check, closed_threshold
 from tamperscope.temporal.mesh import OUTER_LIP_PAIRS
 from tamperscope.temporal.phones import recognise_phones
 from tamperscope.temporal.scoring import ramp

@@ -31,7 +31,9 @@ from tamperscope.temporal.head_pose import analyze_head_pose, score_pose_series
 from tamperscope.temporal.landmarks import analyze_landmarks, score_acceleration
 from tamperscope.temporal.tracks import FacePlan, plan_faces, span_mask, with_gaps
 
-VERSION = "0.1.0"
+# 0.2.0: landmark acceleration per unit time (inter-ocular units per (1/30 s)^2, from the frame timestamps), so
+# it no longer depends on the dense rate (was: per frame step); identical on 30 fps video, x (fps / 30)^2 on others.
+VERSION = "0.2.0"
 MODULES = ("temporal.blink", "temporal.head_pose", "temporal.landmarks")
 #: ``settings.temporal`` fields of the dense landmark pass and face plan, which ``temporal`` and ``avsync`` share
 DENSE_SETTINGS = ("long_side", "max_fps", "range_pad_ms", "max_dense_s")
@@ -122,7 +124,7 @@ class TemporalStage(Stage):
         size = (track.width, track.height)
         blink = analyze_blinks(lm, t, drop=cfg.blink_drop, min_face_s=cfg.min_face_s)
         pose = analyze_head_pose(lm, t, size)
-        stability = analyze_landmarks(lm)
+        stability = analyze_landmarks(lm, t)
         series_uri = ctx.ws.store.put_bytes(ctx.derived_key("series.npz"), npz_bytes(
             t_ms=t, ear=blink.ear, yaw_pitch_roll=pose.angles, inconsistency=pose.inconsistency,
             landmark_acceleration=stability.acceleration))

@@ -1,4 +1,4 @@
-"""Audio-visual synchrony: audio envelope, speech activity, mouth opening, offset and bilabial closure.
+"""Audio-visual synchrony: audio envelope, speech activity, mouth opening and the audio-video offset.
 
 - **Offset.** In natural speech the mouth opening and the acoustic amplitude envelope are correlated
   (Chandrasekaran et al. [1]_), most strongly for the envelope of the 1-4 kHz band (second and third
@@ -6,17 +6,14 @@
   resampled to 100 Hz and band-passed to 0.5-8 Hz (removing slow drifts of pose and expression), and the
   Pearson correlation between the lips at ``t`` and the envelope at ``t + lag`` is computed for every lag
   within ``+-max_lag_s``; the peak (refined by a parabola through its neighbours) is the offset. **Positive
-  offsets mean the audio lags the video.** Confidence is SyncNet's (Chung & Zisserman [4]_): the peak minus
+  offsets mean the audio lags the video.** Confidence is SyncNet's (Chung & Zisserman [3]_): the peak minus
   the median of the correlation over all lags, 0 when the peak lies on the edge of the search window. Its
   chance level falls with the overlap: unrelated mouth/audio pairs reach ``CHANCE_MARGIN / sqrt(seconds)``
   at about their 97th percentile, and only an offset whose confidence exceeds that is scored. The offset is
   scored against ITU-R BT.1359 [2]_: acceptable up to 185 ms of audio lag and 90 ms of audio lead; the
   score ramps to 1 at 400 ms lag / 300 ms lead. Dubbed or re-voiced videos drift or jump outside these
   limits; lip-sync generators are usually in sync, which the offset does not score.
-- **Bilabials.** /p/, /b/ and /m/ can only be produced with the lips closed. Agarwal et al. [3]_ found
-  lip-sync deepfakes often leave the mouth open on them. Each bilabial phone (from
-  :mod:`tamperscope.temporal.phones`, shifted by the estimated offset) is checked for a closed mouth
-  within +-40 ms; the mismatch rate is reported per speech segment.
+  (The bilabial-closure check, the other AV-sync cue, is :mod:`tamperscope.temporal.bilabial`.)
 
 References
 ----------
@@ -24,9 +21,7 @@ References
    Statistics of Audiovisual Speech", PLoS Comput. Biol. 5(7):e1000436, 2009.
    doi:10.1371/journal.pcbi.1000436
 .. [2] ITU-R Recommendation BT.1359-1, "Relative timing of sound and vision for broadcasting", 1998.
-.. [3] S. Agarwal, H. Farid, O. Fried, M. Agrawala, "Detecting Deep-Fake Videos from Phoneme-Viseme
-   Mismatches", CVPR Workshops 2020. doi:10.1109/CVPRW50498.2020.00338
-.. [4] J. S. Chung, A. Zisserman, "Out of Time: Automated Lip Sync in the Wild", ACCV Workshops 2016.
+.. [3] J. S. Chung, A. Zisserman, "Out of Time: Automated Lip Sync in the Wild", ACCV Workshops 2016.
    doi:10.1007/978-3-319-54427-4_19
 """
 
@@ -49,18 +44,8 @@ MODULATION_BAND_HZ = (0.5, 8.0)
 # median 0.62, 95th percentile 1.02, 99th 1.26, steady from 3 s to 20 s, over 224 mismatched pairs of the
 # training pool (bench/avsync_eval.py --null, docs/temporal.md); 1.1 is about their 97th percentile.
 CHANCE_MARGIN = 1.1
-BILABIALS = frozenset({"P", "B", "M"})
 ACCEPTABLE_LAG_MS = 185.0
 ACCEPTABLE_LEAD_MS = 90.0
-
-
-@dataclass(frozen=True)
-class Phone:
-    """One recognised phone, in seconds on the audio clock."""
-
-    label: str
-    start_s: float
-    end_s: float
 
 
 @dataclass(frozen=True)
@@ -98,19 +83,6 @@ class OffsetResult:
         return {"offset_ms": round(self.offset_ms, 1), "confidence": round(self.confidence, 3),
                 "chance_confidence": round(self.chance, 3), "peak_corr": round(self.peak_corr, 3),
                 "convention": "positive = audio lags video"}
-
-
-@dataclass(frozen=True)
-class BilabialResult:
-    """Bilabial closure check over one time span."""
-
-    n_bilabials: int
-    n_mismatch: int
-    closed_threshold: float
-
-    @property
-    def mismatch_rate(self) -> float | None:
-        return self.n_mismatch / self.n_bilabials if self.n_bilabials else None
 
 
 def audio_envelope(samples: np.ndarray, rate: int, *, hop_s: float = 1.0 / RATE_HZ,
@@ -349,54 +321,3 @@ def offset_score(offset_ms: float) -> float:
 def sync_score(result: OffsetResult | None) -> float | None:
     """:func:`offset_score` of a reliable offset (confidence above chance), else None (nothing to score)."""
     return offset_score(result.offset_ms) if result is not None and result.reliable else None
-
-
-def closed_threshold(mouth: np.ndarray, *, fraction: float = 0.25) -> float:
-    """Mouth opening below which the lips count as closed: ``p5 + fraction * (p95 - p5)`` of the track."""
-    finite = mouth[np.isfinite(mouth)]
-    if len(finite) == 0:
-        return float("nan")
-    lo, hi = np.percentile(finite, [5, 95])
-    return float(lo + fraction * (hi - lo))
-
-
-def bilabial_check(phones: list[Phone], mouth_t_s: np.ndarray, mouth: np.ndarray, *, offset_s: float = 0.0,
-                   span: tuple[float, float] | None = None, threshold: float | None = None,
-                   tolerance_s: float = 0.04) -> BilabialResult:
-    """Count bilabial phones (p, b, m) whose lips are not closed at any frame within the phone.
-
-    Parameters
-    ----------
-    phones : list of Phone
-        Recognised phones on the audio clock.
-    mouth_t_s, mouth : numpy.ndarray
-        Mouth opening per frame (video clock).
-    offset_s : float
-        Estimated offset (positive = audio lags); phone times are mapped to video by subtracting it.
-    span : tuple of float, optional
-        Only phones starting within ``(start_s, end_s)`` of the audio clock are checked.
-    threshold : float, optional
-        Closed-lip threshold; default :func:`closed_threshold` of the whole series.
-    tolerance_s : float
-        Widening of each phone interval (one frame at 25 fps).
-
-    Returns
-    -------
-    BilabialResult
-    """
-    thr = closed_threshold(mouth) if threshold is None else threshold
-    t = np.asarray(mouth_t_s, float)
-    n = mismatched = 0
-    for phone in phones:
-        if phone.label.upper() not in BILABIALS:
-            continue
-        if span is not None and not span[0] <= phone.start_s < span[1]:
-            continue
-        lo, hi = phone.start_s - offset_s - tolerance_s, phone.end_s - offset_s + tolerance_s
-        inside = (t >= lo) & (t <= hi) & np.isfinite(mouth)
-        if not inside.any():
-            continue
-        n += 1
-        if float(np.min(mouth[inside])) > thr:
-            mismatched += 1
-    return BilabialResult(n, mismatched, thr)

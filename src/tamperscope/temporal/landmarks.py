@@ -8,8 +8,13 @@ abruptly the face shape itself changes. Real faces deform smoothly (muscles and 
 frame-by-frame generation or blending makes landmarks flicker, the temporal artefact exploited by
 landmark-trajectory detectors such as LRNet [2]_.
 
-The per-frame value is the mean acceleration over landmarks, in inter-ocular units per frame squared;
-the clip value is its median over frames (robust to a single tracking glitch). Out-of-plane rotation is
+The per-frame value is the mean acceleration over landmarks, in inter-ocular units per reference frame
+interval squared (:data:`REFERENCE_FPS`: the unit of a 30 fps per-frame second difference, in which the score
+range was set), so the value describes the face, not the rate at which the dense pass sampled it: smooth
+motion gives the same value at 15 and 30 fps. Independent per-frame flicker of amplitude ``s`` gives
+``s * sqrt(6) * (rate / 30)^2``, so a lower sampling rate sees a quarter of it at 15 fps (a smaller but
+still higher value than smooth motion). The clip value is the median over frames (robust to a single
+tracking glitch). Out-of-plane rotation is
 not a similarity transform, so fast head turns leave some residual; this is why the score uses the
 median and why the head-pose jitter is a separate detector.
 
@@ -30,6 +35,9 @@ import numpy as np
 
 from tamperscope.temporal.mesh import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, check_landmarks, valid_frames
 
+#: the frame rate whose squared frame interval is the acceleration unit (the rate the score range was set at)
+REFERENCE_FPS = 30.0
+
 
 @dataclass(frozen=True)
 class LandmarkResult:
@@ -38,7 +46,8 @@ class LandmarkResult:
     Attributes
     ----------
     acceleration : numpy.ndarray
-        ``N`` mean per-landmark acceleration (inter-ocular units per frame squared), NaN where undefined.
+        ``N`` mean per-landmark acceleration (inter-ocular units per (1 / :data:`REFERENCE_FPS` s) squared),
+        NaN where undefined.
     median_acceleration : float
     p95_acceleration : float
     score : float or None
@@ -54,7 +63,7 @@ class LandmarkResult:
         """JSON-ready summary."""
         return {"median_acceleration": round(self.median_acceleration, 5),
                 "p95_acceleration": round(self.p95_acceleration, 5),
-                "n_frames": int(np.isfinite(self.acceleration).sum()), "unit": "interocular/frame^2"}
+                "n_frames": int(np.isfinite(self.acceleration).sum()), "unit": f"interocular/(1/{REFERENCE_FPS:g} s)^2"}
 
 
 def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -114,7 +123,55 @@ def stabilise(landmarks: np.ndarray, *, passes: int = 2) -> np.ndarray:
     return out
 
 
-def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float] = (0.01, 0.04),
+def run_intervals(t_ms: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """Frame interval (ms) of each frame's run of consecutive defined frames: the run's duration over its steps.
+
+    One interval per run rather than per step, because timestamps are whole milliseconds: single steps of a
+    30 fps track alternate between 33 and 34 ms, and their squared ratios would add +-6 % of noise to every
+    acceleration. NaN for frames outside a run of at least two.
+    """
+    t = np.asarray(t_ms, dtype=np.float64)
+    out = np.full(len(t), np.nan)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], defined.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start >= 2:
+            out[start:stop] = (t[stop - 1] - t[start]) / (stop - start - 1)
+    return out
+
+
+def landmark_acceleration(aligned: np.ndarray, t_ms: np.ndarray, *, reference_fps: float = REFERENCE_FPS
+                          ) -> np.ndarray:
+    """Mean acceleration over landmarks per frame, in inter-ocular units per reference frame interval squared.
+
+    The second difference of consecutive frames divided by their squared frame interval (per unit time, so
+    the sampling rate cancels) and multiplied by ``(1000 / reference_fps)^2`` ms (a per-frame second
+    difference at ``reference_fps``, the unit the score range was set in).
+
+    Parameters
+    ----------
+    aligned : numpy.ndarray
+        ``N x K x 2`` aligned landmarks (:func:`stabilise`), NaN rows where undefined.
+    t_ms : numpy.ndarray
+        ``N`` frame times in milliseconds, increasing.
+    reference_fps : float
+        Rate whose frame interval is the time unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N`` accelerations, NaN at the ends of each run of defined frames.
+    """
+    n = len(aligned)
+    accel = np.full(n, np.nan)
+    if n < 3:
+        return accel
+    second = np.linalg.norm(aligned[2:] - 2.0 * aligned[1:-1] + aligned[:-2], axis=-1).mean(axis=1)
+    interval = run_intervals(t_ms, np.isfinite(aligned).all(axis=(1, 2)))
+    accel[1:-1] = second * ((1000.0 / reference_fps) / interval[1:-1]) ** 2
+    return accel
+
+
+def analyze_landmarks(landmarks: np.ndarray, t_ms: np.ndarray, *, accel_range: tuple[float, float] = (0.01, 0.04),
                       min_frames: int = 8) -> LandmarkResult:
     """Per-frame landmark acceleration and a stability score for one face track.
 
@@ -122,8 +179,11 @@ def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float]
     ----------
     landmarks : numpy.ndarray
         ``N x 478 x (2|3)`` landmarks of consecutive frames (NaN rows without a face).
+    t_ms : numpy.ndarray
+        ``N`` frame times in milliseconds.
     accel_range : tuple of float
-        Median accelerations mapped linearly onto scores 0..1 (provisional; see ``docs/temporal.md``).
+        Median accelerations (:func:`landmark_acceleration`) mapped linearly onto scores 0..1 (provisional;
+        see ``docs/temporal.md``).
     min_frames : int
         Fewer defined accelerations give ``score=None``.
 
@@ -131,12 +191,7 @@ def analyze_landmarks(landmarks: np.ndarray, *, accel_range: tuple[float, float]
     -------
     LandmarkResult
     """
-    aligned = stabilise(landmarks)
-    n = len(aligned)
-    accel = np.full(n, np.nan)
-    if n >= 3:
-        second = aligned[2:] - 2.0 * aligned[1:-1] + aligned[:-2]
-        accel[1:-1] = np.linalg.norm(second, axis=-1).mean(axis=1)
+    accel = landmark_acceleration(stabilise(landmarks), t_ms)
     return score_acceleration(accel, accel_range=accel_range, min_frames=min_frames)
 
 

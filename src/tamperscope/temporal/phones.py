@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from tamperscope.temporal.avsync import Phone
+from tamperscope.temporal.bilabial import Phone
 
 SAMPLE_RATE = 16000
 FRAME_S = 0.01

@@ -1,10 +1,10 @@
 """The layer rule: imports inside ``src/tamperscope`` point down only, and packages import each other in no cycle.
 
 Layers, top to bottom (a module may import its own layer and any layer below):
-interfaces (cli, api, demo, the package root) -> services -> pipeline / report / evaluation -> stages (the
-``stages`` package: one module per stage and the contract ``stages.base``) -> algorithm cores (media,
-forensics, temporal, probe, fusion, models) -> workspace -> store / custody -> records / settings / errors /
-redact.
+interfaces (cli, api, demo, the package root) -> evaluation (an edge that runs analyses through the service,
+called by the CLI only) -> services -> pipeline / report -> stages (the ``stages`` package: one module per stage
+and the contract ``stages.base``) -> algorithm cores (media, forensics, temporal, probe, fusion, models,
+samples) -> workspace -> store / custody -> records / settings / errors / redact.
 Every import counts, including those inside functions: a lazy import hides a dependency, it does not remove it.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tamperscope"
 LAYERS: list[set[str]] = [
     {"tamperscope", "cli", "api", "demo"},
+    {"evaluation"},
     {"services"},
-    {"pipeline", "report", "evaluation"},
+    {"pipeline", "report"},
     {"stages"},
     {"media", "forensics", "temporal", "probe", "fusion", "models", "samples"},
     {"workspace"},
@@ -102,6 +103,13 @@ def test_packages_import_each_other_in_no_cycle() -> None:
         if _unit(a) != _unit(b):
             graph.setdefault(_unit(a), set()).add(_unit(b))
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_only_the_service_runs_the_pipeline() -> None:
+    """One front door: the edges (CLI, API jobs, demo, evaluation) analyse through ``services``, not the runner."""
+    callers = {a for a, b in _imports(_modules()) if b == "tamperscope.pipeline.runner"}
+    assert {a for a in callers if _unit(a) not in ("pipeline", "services")} == set()
+    assert "tamperscope.services.analysis" in callers
 
 
 def test_the_rule_catches_a_lazy_upward_import(tmp_path: Path) -> None:

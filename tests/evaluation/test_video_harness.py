@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tamperscope.cli.main import app
+from tamperscope.evaluation.video_pipeline import pipeline_stages
 from tamperscope.evaluation.video_systems import SYSTEMS
 from tamperscope.settings import Settings
 from tamperscope.store.models import StageRun
@@ -61,6 +62,9 @@ def test_eval_video_runs_each_fold_with_its_models_and_caches(tmp_path: Path) ->
             "--no-write-artifact"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
+    ran = [set(line.split(", ran ")[1].split(",")) for line in first.output.splitlines() if "/4] v" in line]
+    assert len(ran) == 4 and all({"metadata", "video", "deep"} <= r <= set(pipeline_stages()) for r in ran), (
+        first.output)  # per video, the stages that ran: every one the harness names, fusion never
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["videos"] == 4 and summary["timing"]["ran_now"] == 4 and not summary["failed"]
     # every system is either evaluated or listed as lacking evidence (test patterns have few or no faces)
@@ -81,6 +85,7 @@ def test_eval_video_runs_each_fold_with_its_models_and_caches(tmp_path: Path) ->
         assert deep[asset_id] == str(models / f"fold{fold}" / "frame.onnx")
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
+    assert sum(line.endswith(", cached") for line in second.output.splitlines()) == 4, second.output
     again = json.loads((out / "metrics.json").read_text())
     assert again["timing"]["ran_now"] == 0
     assert again["systems"]["metadata"]["auc"] == summary["systems"]["metadata"]["auc"]

@@ -8,13 +8,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from tamperscope.errors import UsageError
 from tamperscope.fusion.branches import Row
 from tamperscope.settings import Settings
+
+if TYPE_CHECKING:
+    from tamperscope.workspace import Workspace
 
 STAGES = ["metadata", "video", "forensics"]
 PROCESSED = "processed"
@@ -95,7 +98,7 @@ def synthetic_items(synth_dir: Path, folds: Sequence[int]) -> list[ImageItem]:
                       f"synthetic-{r['source']}", fold_of[r["source"]], synthetic=True) for r in rows]
 
 
-def load_image_rows(ws: Any, asset_id: str) -> list[Row]:
+def load_image_rows(ws: Workspace, asset_id: str) -> list[Row]:
     """An asset's detection rows (without fusion's own) plus the context rows the fusion stage adds."""
     from tamperscope.stages.fusion import context_rows
     from tamperscope.store.models import Detection
@@ -110,8 +113,8 @@ def load_image_rows(ws: Any, asset_id: str) -> list[Row]:
 def run_pipeline(items: Sequence[ImageItem], settings: Settings,
                  progress: Callable[[ImageRecord, int, int], None] | None = None) -> list[ImageRecord]:
     """Ingest every image and run the metadata and forensics stages (cached in the workspace)."""
-    from tamperscope.custody.intake import IntakeRecord, ingest_path
-    from tamperscope.pipeline.runner import analyze_asset
+    from tamperscope.custody.intake import IntakeRecord
+    from tamperscope.services.analysis import run_analysis
     from tamperscope.workspace import Workspace
 
     records = []
@@ -119,14 +122,13 @@ def run_pipeline(items: Sequence[ImageItem], settings: Settings,
     try:
         for n, item in enumerate(items):
             start = time.perf_counter()
-            intake = ingest_path(ws, item.path, IntakeRecord(original_name=item.path.name, source=item.rel,
-                                                             label=str(item.label), subject=item.group))
-            result = analyze_asset(ws, intake.asset_id, only=STAGES)
-            records.append(ImageRecord(item, intake.asset_id, load_image_rows(ws, intake.asset_id),
-                                       time.perf_counter() - start, result.ran, result.failed))
+            record = IntakeRecord(original_name=item.path.name, source=item.rel, label=str(item.label),
+                                  subject=item.group)
+            run = run_analysis(ws, item.path, record=record, only=STAGES).run
+            records.append(ImageRecord(item, run.asset_id, load_image_rows(ws, run.asset_id),
+                                       time.perf_counter() - start, run.ran, run.failed))
             if progress is not None:
                 progress(records[-1], n + 1, len(items))
     finally:
         ws.close()
     return records
-

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -16,6 +16,9 @@ from tamperscope.errors import InputRejectedError, UsageError
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.timeline import WindowSpan
 from tamperscope.settings import Settings
+
+if TYPE_CHECKING:
+    from tamperscope.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def pipeline_stages() -> list[str]:
     return [s for s in STAGES if s != "fusion"]
 
 
-def load_rows(ws: Any, asset_id: str) -> tuple[list[Row], list[WindowSpan], float]:
+def load_rows(ws: Workspace, asset_id: str) -> tuple[list[Row], list[WindowSpan], float]:
     """An asset's detection rows (without fusion's own), clip windows and duration in seconds."""
     from tamperscope.store.models import Asset, Detection, Window
 
@@ -131,8 +134,8 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
     dict
         Rejected video (manifest path) -> the typed reason.
     """
-    from tamperscope.custody.intake import IntakeRecord, ingest_path
-    from tamperscope.pipeline.runner import analyze_asset
+    from tamperscope.custody.intake import IntakeRecord
+    from tamperscope.services.analysis import run_analysis
     from tamperscope.workspace import Workspace
 
     stages = pipeline_stages()
@@ -151,22 +154,20 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                 if item.fold != fold:
                     continue
                 start = time.perf_counter()
+                record = IntakeRecord(original_name=item.path.name, source=item.rel, label=str(item.label),
+                                      subject=item.group or None)
                 try:
-                    intake = ingest_path(ws, item.path, IntakeRecord(
-                        original_name=item.path.name, source=item.rel, label=str(item.label),
-                        subject=item.group or None))
+                    run = run_analysis(ws, item.path, record=record, only=stages).run
                 except InputRejectedError as exc:  # the product rejects it: it is not evaluated, and listed
                     rejected[item.rel] = f"{exc.reason.value}: {exc.message}"
                     done += 1
                     continue
-                result = analyze_asset(ws, intake.asset_id, only=stages)
-                rows, windows, duration = load_rows(ws, intake.asset_id)
-                records[n] = VideoRecord(item, intake.asset_id, rows, windows, time.perf_counter() - start,
-                                         duration, result.ran, result.failed)
+                rows, windows, duration = load_rows(ws, run.asset_id)
+                records[n] = VideoRecord(item, run.asset_id, rows, windows, time.perf_counter() - start,
+                                         duration, run.ran, run.failed)
                 done += 1
                 if progress is not None:
                     progress(records[n], done, len(items))
         finally:
             ws.close()
     return [records[n] for n in range(len(items)) if n in records], rejected
-

@@ -4,7 +4,8 @@
    models (``--frame`` / ``--clip``, default: ``TAMPERSCOPE_MODELS__FRAME_PATH`` / ``CLIP_PATH``, else the shipped
    ``src/tamperscope/models/weights/{frame,clip}.onnx``), 2 intra-op threads. A missing model is reported and
    skipped.
-2. ``analyze`` with every stage on a 60 s 1280x720 H.264 video looped (``ffmpeg -stream_loop``) from
+2. ``analyze`` (the analysis service's ``run_analysis`` of the ingested asset: every stage, then the summary;
+   intake runs first, counted apart) on a 60 s 1280x720 H.264 video looped (``ffmpeg -stream_loop``) from
    ``../shared/testdata/video/real/ffpp_original_youtube_183.mp4`` into a temporary directory: wall time per
    stage (from the runner's progress reports), the stage summaries that time their parts, and the ratios
    analyze / real time and analyze / ``ffmpeg -i FILE -f null -`` of the same file, measured in the same run.
@@ -47,7 +48,7 @@ from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.models.runtime import ClipModel, FrameModel, load_model
-from tamperscope.pipeline.runner import analyze_asset
+from tamperscope.services.analysis import run_analysis
 from tamperscope.settings import Settings
 from tamperscope.store.models import StageRun
 from tamperscope.workspace import Workspace
@@ -203,7 +204,8 @@ def counting(ws: Workspace) -> Iterator[MediaCounts]:
 
 
 def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None:
-    """Ingest ``video``, time ``analyze`` per stage and print the table, the counts and the ratios."""
+    """Ingest ``video``, time its analysis through the service per stage and print the table, the counts and the
+    ratios."""
     settings = Settings(home=home, actor="bench")
     if serial:
         settings.workers = 1
@@ -232,7 +234,7 @@ def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None
         cpu0 = cpu_seconds()
         start = time.perf_counter()
         with counting(ws) as counts:
-            result = analyze_asset(ws, asset_id, progress=progress)
+            result = run_analysis(ws, asset_id, progress=progress).run
         total = time.perf_counter() - start
         cpu = cpu_seconds() - cpu0
         with ws.db.session() as session:

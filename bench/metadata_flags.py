@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tamperscope.custody.intake import ingest_path
 from tamperscope.errors import InputRejectedError
-from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe.rules.signatures import load_signatures
+from tamperscope.services.analysis import run_analysis
 from tamperscope.settings import Settings
 from tamperscope.store.models import Asset, Detection
 from tamperscope.workspace import Workspace
@@ -55,8 +54,7 @@ def main(testdata: Path) -> int:
                 folder = rel.split("/", 1)[0]
                 totals[folder] += 1
                 try:
-                    asset_id = ingest_path(ws, path).asset_id
-                    analyze_asset(ws, asset_id, only=["metadata"])
+                    asset_id = run_analysis(ws, path, only=["metadata"]).run.asset_id
                 except InputRejectedError as exc:
                     photoshop_total += "Software=Adobe Photoshop" in manifest.get(rel, "")
                     rows.append(f"| {rel} | {manifest.get(rel, '')} | rejected: {exc} | |")

@@ -22,10 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sqlalchemy import select
 
-from tamperscope.custody.intake import ingest_path
-from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.samples import demo as samples
 from tamperscope.samples.talking_head import astronaut_rig, talking_head
+from tamperscope.services.analysis import run_analysis
 from tamperscope.settings import Settings
 from tamperscope.store import queries
 from tamperscope.store.models import Asset, Frame
@@ -84,8 +83,8 @@ def main() -> int:
         ws = Workspace.open(Settings(home=Path(tmp), actor="digest"))
         try:
             for path in files:
-                asset_id = ingest_path(ws, path).asset_id
-                run = analyze_asset(ws, asset_id)
+                run = run_analysis(ws, path).run
+                asset_id = run.asset_id
                 result[path.name] = {"failed": run.failed, **digest(ws, asset_id)}
                 print(f"{path.name}: ran {run.ran}, failed {run.failed}", flush=True)
         finally:

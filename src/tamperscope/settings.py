@@ -31,6 +31,9 @@ class LimitSettings(BaseModel):
     max_duration_s: float = Field(2 * 3600.0, gt=0, description="duration budget of one video or audio file, "
                                   "checked at intake (declared) and on the decoded timestamps")
     stage_timeout_s: float = Field(3600.0, gt=0, description="wall-clock budget of one analysis stage")
+    stage_grace_s: float = Field(60.0, ge=0, description="a stage still running this long past its wall-clock "
+                                 "budget is stuck where the budget cannot be checked (a native call): the "
+                                 "watchdog records it limit_exceeded and ends the process (exit 3)")
     stage_memory_bytes: int = Field(8 * 1024**3, gt=0, description="memory ceiling (resident set of the analysing "
                                     "process) while a stage runs")
     frame_cache_mb: int = Field(2048, ge=0, description="most MiB of frames the video stage's decode pass keeps "

@@ -1,7 +1,9 @@
-"""Stages used only by the resume test: one quick, one that blocks until killed (when told to)."""
+"""Stages used only by the resume and watchdog tests: one quick, one that blocks until killed and one that hangs
+in native code (when told to)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from pathlib import Path
@@ -36,3 +38,22 @@ class BlockingStage(_Base):
             Path(marker).write_text("running")
             time.sleep(120)
         return StageOutput(detections=self._rows())
+
+
+class NativeHangStage(_Base):
+    """Blocks inside one native call (libc ``sleep``, ``HANG_S`` seconds; none when unset): no budget check can
+    run there, only the watchdog ends it."""
+
+    name: ClassVar[str] = "hanging"
+    requires: ClassVar[tuple[str, ...]] = ("quick",)
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        seconds = int(os.environ.get("HANG_S", "0"))
+        if seconds:
+            ctypes.CDLL(None).sleep(seconds)
+        return StageOutput(detections=self._rows())
+
+
+class AfterHangStage(QuickStage):
+    name: ClassVar[str] = "after_hang"
+    requires: ClassVar[tuple[str, ...]] = ("hanging",)

@@ -52,3 +52,20 @@ def test_only_limits_and_force_reruns() -> None:
     assert stages_to_run({}, STAGES, settings, only=["blocking"]) == {"blocking"}
     assert stages_to_run(_runs(settings, quick="0"), STAGES, settings, only=["later"]) == set()
     assert stages_to_run(_runs(settings), STAGES, settings, force=True) == {"quick", "blocking", "later"}
+
+
+def test_a_limit_exceeded_result_stands_until_its_budget_changes_or_force() -> None:
+    """A stage that exceeded a budget (or hung until the watchdog ended the process) is not re-run on its own with
+    the same fingerprint and budgets: it would only do it again. A raised budget or ``force`` re-runs it."""
+    settings = Settings()
+    runs = _runs(settings)
+    runs["blocking"].status = "limit_exceeded"
+    runs["blocking"].summary_json = {"limit": "time", "limits": settings.limits.model_dump(mode="json")}
+    assert stages_to_run(runs, STAGES, settings) == set()
+    del runs["later"]  # as after a real run: the stage after a limited one never ran (the runner skips it)
+    assert stages_to_run(runs, STAGES, settings) == {"later"}
+    assert stages_to_run(runs, STAGES, settings, force=True) == {"quick", "blocking", "later"}
+    raised = settings.model_copy(update={"limits": settings.limits.model_copy(update={"stage_timeout_s": 7200.0})})
+    assert stages_to_run(runs, STAGES, raised) == {"blocking", "later"}
+    runs["blocking"].summary_json = {"traceback": "recorded before budgets were kept"}
+    assert stages_to_run(runs, STAGES, settings) == {"blocking", "later"}

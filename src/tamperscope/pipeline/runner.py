@@ -4,6 +4,7 @@ each stage committed atomically with its ``stage_runs`` row, so a killed run res
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,8 +19,9 @@ from tamperscope.custody.seal import asset_objects, seal
 from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, UsageError
 from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
+from tamperscope.pipeline.watchdog import Overrun, Watchdog
 from tamperscope.records import AssetStatus, StageOutput
-from tamperscope.settings import Settings
+from tamperscope.settings import LimitSettings, Settings
 from tamperscope.stages.base import ProgressCallback, Stage, StageBudget, StageContext, fingerprint, open_session
 from tamperscope.store.models import Asset, Detection, Frame, Shot, StageRun, Window
 from tamperscope.store.queries import find_asset, stage_runs
@@ -104,19 +106,33 @@ def _is_current(previous: StageRun | None, print_: str) -> bool:
     return previous is not None and previous.status in ("done", "not_applicable") and previous.fingerprint == print_
 
 
+def _limits_record(limits: LimitSettings) -> dict[str, Any]:
+    """The budgets a run went past, kept in its ``stage_runs`` summary (see :func:`_is_settled`)."""
+    return limits.model_dump(mode="json")
+
+
+def _is_settled(previous: StageRun | None, print_: str, limits: LimitSettings) -> bool:
+    """A ``limit_exceeded`` result stands (is not re-run without ``force``) while the stage's fingerprint and
+    the budgets it exceeded are unchanged: the same run would only exceed them again, or hang again in a native
+    call until the watchdog ends the process. Raising a budget re-runs it."""
+    return (previous is not None and previous.status == "limit_exceeded" and previous.fingerprint == print_
+            and (previous.summary_json or {}).get("limits") == _limits_record(limits))
+
+
 def _stale_prints(previous: dict[str, StageRun], stages: list[Stage], settings: Settings, *,
                   only: list[str] | None = None, force: bool = False) -> dict[str, str]:
     """The stages (of ``stages``, in dependency order) whose stored result is not current under the fingerprint
-    rule, each with the fingerprint its new run records; a stage whose inputs will change gets a new
-    fingerprint, so the stages after it follow. ``only`` limits the answer to those stages and ``force``
-    re-runs them all."""
+    rule (nor a ``limit_exceeded`` result that stands, :func:`_is_settled`), each with the fingerprint its new run
+    records; a stage whose inputs will change gets a new fingerprint, so the stages after it follow. ``only``
+    limits the answer to those stages and ``force`` re-runs them all."""
     current: dict[str, str | None] = {name: run.fingerprint for name, run in previous.items()}
     stale: dict[str, str] = {}
     for stage in stages:
         if only and stage.name not in only:
             continue
         print_ = fingerprint(stage, settings, current)
-        if force or not _is_current(previous.get(stage.name), print_):
+        stored = previous.get(stage.name)
+        if force or not (_is_current(stored, print_) or _is_settled(stored, print_, settings.limits)):
             stale[stage.name] = current[stage.name] = print_
     return stale
 
@@ -134,15 +150,17 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
     whose fingerprint changed re-runs, and so, through theirs, do the stages after it).
 
     The run holds the asset's analysis lease (see :mod:`tamperscope.custody.lease`): a second run of the same
-    asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one.
+    asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one. Each stage
+    run is guarded by a :class:`~tamperscope.pipeline.watchdog.Watchdog`: a stage stuck past its wall-clock
+    budget plus ``limits.stage_grace_s`` is recorded ``limit_exceeded`` and the process ends with exit code 3.
     """
     with ws.db.read_session() as session:
         asset_id = find_asset(session, ref).asset_id
-    with lease.hold(ws, asset_id):
-        return _analyze_leased(ws, asset_id, only=only, force=force, progress=progress)
+    with lease.hold(ws, asset_id) as held:
+        return _analyze_leased(ws, asset_id, held, only=only, force=force, progress=progress)
 
 
-def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: bool,
+def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[str] | None, force: bool,
                     progress: ProgressCallback | None) -> RunResult:
     actor = ws.actor
     with ws.db.session() as session:
@@ -165,38 +183,84 @@ def _analyze_leased(ws: Workspace, ref: str, *, only: list[str] | None, force: b
     media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis
     media.wants = set(only) if only else {s.name for s in stages}
     try:
-        _run_stages(ws, asset, stages, done, media, result, only=only, force=force, progress=progress)
+        _run_stages(ws, asset, stages, done, media, result, held, only=only, force=force, progress=progress)
     finally:
         media.close()
+    _finish(ws, asset, result)
+    return result
 
+
+def _finish(ws: Workspace, asset: Asset, result: RunResult, **extra: Any) -> None:
+    """Set the asset's status from the run's outcome and record ``analysis.finished`` (with ``extra`` details)."""
     objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
         stored.status = (AssetStatus.LIMIT_EXCEEDED if result.limited else AssetStatus.FAILED if result.failed
                          else AssetStatus.ANALYZED)
-        stored.error = "; ".join(f"{k}: {v}" for k, v in result.failed.items()) or None
-        append_event(session, action="analysis.finished", who=actor, asset_id=asset.asset_id,
-                     details={"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
-                              "not_applicable": result.not_applicable, "limit_exceeded": result.limited})
-        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
-    return result
+        failed = dict(result.failed)  # copies: the watchdog calls this while the runner's thread may still add
+        stored.error = "; ".join(f"{k}: {v}" for k, v in failed.items()) or None
+        append_event(session, action="analysis.finished", who=ws.actor, asset_id=asset.asset_id,
+                     details={"ran": list(result.ran), "skipped": list(result.skipped), "failed": failed,
+                              "not_applicable": list(result.not_applicable), "limit_exceeded": dict(result.limited),
+                              **extra})
+        seal(session, who=ws.actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"], objects=objects)
+
+
+def _record_failure(ws: Workspace, asset_id: str, stage: Stage, exc: Exception, print_: str, result: RunResult,
+                    summary: dict[str, Any], **details: Any) -> None:
+    """Record a stage that raised: ``failed``, or ``limit_exceeded`` (with the budgets it exceeded) for a
+    :class:`LimitExceededError`; its ``stage_runs`` row and audit event in one transaction."""
+    message = f"{type(exc).__name__}: {exc}"
+    result.failed[stage.name] = message
+    status, event = "failed", {"error": message}
+    if isinstance(exc, InputRejectedError):
+        result.rejected[stage.name] = exc.reason.value
+    if isinstance(exc, LimitExceededError):
+        result.limited[stage.name] = exc.limit
+        status, event = "limit_exceeded", {"limit": exc.limit, "error": exc.message, **details}
+        summary = {**summary, "limit": exc.limit, "limits": _limits_record(ws.settings.limits)}
+    with ws.db.session() as session:
+        _record_run(session, stage, asset_id, stage.params(ws.settings), status, message, summary, print_)
+        append_event(session, action=f"stage.{status}", who=ws.actor, asset_id=asset_id,
+                     details={"stage": stage.name, "version": stage.version, **event})
+
+
+def _overrun_recorder(ws: Workspace, asset: Asset, stages: dict[str, Stage], prints: dict[str, str],
+                      result: RunResult, held: lease.Lease) -> Callable[[Overrun], None]:
+    """What the watchdog records before it ends the process: the stuck stage ``limit_exceeded`` (as a
+    cooperative time limit records it), the asset's status and ``analysis.finished``, then the lease released."""
+
+    def record(overrun: Overrun) -> None:
+        stage = stages[overrun.stage]
+        _record_failure(ws, asset.asset_id, stage, overrun.error(), prints[stage.name], result, {},
+                        watchdog=True, elapsed_s=round(overrun.elapsed_s, 3))
+        _finish(ws, asset, result, ended_by="watchdog")
+        lease.release(ws, held)
+
+    return record
 
 
 def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str, StageRun], media: MediaSession,
-                result: RunResult, *, only: list[str] | None, force: bool, progress: ProgressCallback | None) -> None:
-    """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time."""
+                result: RunResult, held: lease.Lease, *, only: list[str] | None, force: bool,
+                progress: ProgressCallback | None) -> None:
+    """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time, each under the
+    watchdog (:mod:`tamperscope.pipeline.watchdog`)."""
     actor = ws.actor
+    limits = ws.settings.limits
     prints = _stale_prints(done, stages, ws.settings, only=only, force=force)  # the stages to run, and their prints
+    watchdog = Watchdog(_overrun_recorder(ws, asset, {s.name: s for s in stages}, prints, result, held),
+                        limits.stage_grace_s)
 
     def execute(stage: Stage) -> tuple[StageOutput | None, str]:
         if not stage.applies_to(asset):
             return None, "not_applicable"
-        ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
-                           budget=StageBudget.from_limits(stage.name, ws.settings.limits))
-        ctx.report(0.0, "started")
-        output = stage.run(ctx)
-        ctx.report(1.0, "done")
+        with watchdog.guard(stage.name, asset.asset_id, limits.stage_timeout_s):
+            ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
+                               budget=StageBudget.from_limits(stage.name, limits))
+            ctx.report(0.0, "started")
+            output = stage.run(ctx)
+            ctx.report(1.0, "done")
         return output, "done"
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
@@ -229,7 +293,15 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                     result.failed[name] = f"skipped: {', '.join(failed_dep)} failed"
                     continue
                 if name not in prints:
-                    result.skipped.append(name)
+                    stored = done.get(name)
+                    if (stored is not None and stored.status == "limit_exceeded"  # a limit result that stands
+                            and (not only or name in only)):
+                        result.failed[name] = (f"{stored.error} (stored result; raise the budget or use --force "
+                                               "to run it again)")
+                        result.rejected[name] = RejectReason.LIMIT_EXCEEDED.value
+                        result.limited[name] = (stored.summary_json or {}).get("limit", "time")
+                    else:
+                        result.skipped.append(name)
                     continue
                 running[pool.submit(execute, stage)] = stage
             if not running:
@@ -241,19 +313,8 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                     output, status = future.result()
                     commit(stage, output, status)
                 except Exception as exc:
-                    message = f"{type(exc).__name__}: {exc}"
-                    result.failed[stage.name] = message
-                    status, details = "failed", {"error": message}
-                    if isinstance(exc, InputRejectedError):
-                        result.rejected[stage.name] = exc.reason.value
-                    if isinstance(exc, LimitExceededError):
-                        result.limited[stage.name] = exc.limit
-                        status, details = "limit_exceeded", {"limit": exc.limit, "error": exc.message}
-                    with ws.db.session() as session:
-                        _record_run(session, stage, asset.asset_id, stage.params(ws.settings), status, message,
-                                    {"traceback": traceback.format_exc(limit=8)}, prints[stage.name])
-                        append_event(session, action=f"stage.{status}", who=actor, asset_id=asset.asset_id,
-                                     details={"stage": stage.name, "version": stage.version, **details})
+                    _record_failure(ws, asset.asset_id, stage, exc, prints[stage.name], result,
+                                    {"traceback": traceback.format_exc(limit=8)})
                     continue
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 

@@ -5,11 +5,16 @@ asked, heartbeats and records progress, and finishes it. A worker runs in a ``ta
 a thread of an API server; any number share one database. Stage threads report progress to memory and one
 heartbeat thread writes it (at most every ``jobs.progress_interval_s``) with the lease renewal, so stages never
 wait on the database.
+
+A stage stuck in a native call past its budget and grace ends the worker's process, an API server's too (see
+:mod:`tamperscope.pipeline.watchdog`): its job is failed first with the typed ``LimitExceededError``, and any other
+job of the process is handed back to the queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tamperscope.errors import BusyError, InputRejectedError, RejectReason
+from tamperscope.pipeline import watchdog
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.services.analysis import run_analysis
 from tamperscope.store import jobqueue, queries
@@ -146,7 +152,7 @@ class Worker:
                  self.worker_id)
         try:
             tracker = ProgressTracker(expected_phases(ws, job.asset_id))
-            with self._heartbeat(job, tracker):
+            with self._heartbeat(job, tracker), watchdog.before_exit(functools.partial(self._on_process_end, job)):
                 outcome = run_analysis(ws, job.asset_id, force=job.force, progress=tracker, report=True)
         except BusyError as exc:  # another live run holds the asset: try again later, a bounded number of times
             if job.attempts < self.settings.max_attempts:
@@ -162,6 +168,17 @@ class Worker:
         jobqueue.finish(self.ws.db, job.job_id, self.worker_id, failed_stages=dict(outcome.run.failed),
                         report_id=outcome.report.report_id if outcome.report else None)
         log.info("job %s done", job.job_id)
+
+    def _on_process_end(self, job: Job, overrun: watchdog.Overrun) -> None:
+        """The watchdog ends this process: the job whose stage hung fails for good with the typed limit (its
+        re-run would find the stage's ``limit_exceeded`` result standing); any other job goes back to the queue."""
+        if overrun.asset_id == job.asset_id:
+            error = overrun.error()
+            jobqueue.finish(self.ws.db, job.job_id, self.worker_id, error=error,
+                            failed_stages={overrun.stage: f"{type(error).__name__}: {error}"})
+        else:
+            jobqueue.release(self.ws.db, job.job_id, self.worker_id,
+                             f"worker {self.worker_id} ended by the watchdog (stage {overrun.stage} hung)")
 
     @contextlib.contextmanager
     def _heartbeat(self, job: Job, tracker: ProgressTracker) -> Iterator[None]:

@@ -61,8 +61,10 @@ class StageBudget:
     the overrun past a budget is at most one unit, and exceeding a budget is a typed ``limit_exceeded`` result;
     work whose memory cost is known before it starts (decoding a still image, forensics at full resolution) is
     reserved first (:meth:`reserve`), so it is refused instead of overshooting the ceiling.
-    A run killed from outside (a supervisor's timeout, the OOM killer) leaves a lease whose process is gone; the
-    next run recovers the asset (:mod:`tamperscope.custody.lease`). The resident set is the whole process's, so
+    A stage stuck inside native code, where no check runs, is ended by the runner's watchdog
+    (:mod:`tamperscope.pipeline.watchdog`) once past its timeout plus a grace period. A run killed from outside (a
+    supervisor's timeout, the OOM killer) leaves a lease whose process is gone; the next run recovers the asset
+    (:mod:`tamperscope.custody.lease`). The resident set is the whole process's, so
     stages running side by side share the ceiling.
     """
 

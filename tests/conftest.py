@@ -126,14 +126,21 @@ def small_jpeg(media_dir: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
-    """moto's S3 server on 127.0.0.1 with the bucket ``evidence``; the standard AWS variables point clients at it."""
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto S3 server for the session (each start costs about a second of CPU); ``moto`` empties it per test."""
     server = start_moto()
-    try:
-        for key, value in server.env.items():
-            monkeypatch.setenv(key, value)
-        server.client().create_bucket(Bucket="evidence")
-        yield server
-    finally:
-        server.stop()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """moto's S3 server on 127.0.0.1, emptied, with the bucket ``evidence``; the standard AWS variables point clients
+    at it. A test that stops the server starts its own with ``start_moto``."""
+    assert moto_server.process.poll() is None, "the shared moto server was stopped by a test"
+    moto_server.reset()
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    moto_server.client().create_bucket(Bucket="evidence")
+    return moto_server

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,11 @@ class MotoServer:
 
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
                             aws_access_key_id="test", aws_secret_access_key="test")
+
+    def reset(self) -> None:
+        """Drop every bucket and object (moto's reset endpoint), so one server can serve test after test."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                               timeout=30).close()
 
     def stop(self) -> None:
         if self.process.poll() is None:

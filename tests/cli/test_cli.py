@@ -1,4 +1,5 @@
-"""The command line as a user runs it: real subprocesses, exit codes 0/2/3/4, JSON output."""
+"""The command line as a user runs it: exit codes 0/2/3/4 and JSON output. Each exit code is checked on a real
+subprocess; the set-up and follow-up commands around it run through the same ``main()`` in process (``invoke``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXE = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tamperscope")
-
-
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "cli-tester"}
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+from tests.cli.runner import EXE, invoke, run
 
 
 @pytest.fixture
@@ -33,12 +29,12 @@ def test_ingest_recurses_show_and_audit(tmp_path: Path, inbox: Path) -> None:
     rows = [json.loads(line) for line in ingested.stdout.splitlines()]
     assert sorted(Path(r["path"]).name for r in rows) == ["clip.mp4", "photo.jpg"]
     photo = next(r for r in rows if r["path"].endswith("photo.jpg"))
-    shown = run(home, "show", "--json", photo["sha256"][:12])
+    shown = invoke(home, "show", "--json", photo["sha256"][:12])
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert (data["asset_id"], data["media_type"], data["status"]) == (photo["asset_id"], "image", "accepted")
     assert (data["structure"]["width"], data["structure"]["trailing_bytes"]) == (640, 0)  # intake's container walk
-    audit = run(home, "audit", "--json", photo["asset_id"])
+    audit = invoke(home, "audit", "--json", photo["asset_id"])
     events = [json.loads(line) for line in audit.stdout.splitlines()]
     assert [e["action"] for e in events] == ["intake.accepted", "evidence.sealed"]
     assert events[0]["who"] == "cli-tester"
@@ -57,17 +53,16 @@ def test_rejected_input_exits_3_and_is_kept(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "rejected" in result.stderr
     assert list((tmp_path / "home" / "store" / "quarantine").rglob("*"))
-    again = run(tmp_path / "home", "ingest", "--json", str(bogus))  # the same bytes again: rejected again
+    again = invoke(tmp_path / "home", "ingest", "--json", str(bogus))  # the same bytes again: rejected again
     assert again.returncode == 3
-    assert json.loads(again.stdout)["reason"] == json.loads(run(tmp_path / "home", "show", "--json",
-                                                                json.loads(again.stdout)["asset_id"]).stdout
-                                                            )["reject_reason"]
+    shown = invoke(tmp_path / "home", "show", "--json", json.loads(again.stdout)["asset_id"])
+    assert json.loads(again.stdout)["reason"] == json.loads(shown.stdout)["reject_reason"]
 
 
 def test_verify_exits_4_naming_the_changed_object(tmp_path: Path, small_jpeg: Path) -> None:
     home = tmp_path / "home"
-    assert run(home, "ingest", str(small_jpeg)).returncode == 0
-    assert run(home, "verify").returncode == 0
+    assert invoke(home, "ingest", str(small_jpeg)).returncode == 0
+    assert invoke(home, "verify").returncode == 0
     stored = next(p for p in (home / "store" / "raw").rglob("*") if p.is_file())
     os.chmod(stored, 0o644)
     stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
@@ -78,7 +73,7 @@ def test_verify_exits_4_naming_the_changed_object(tmp_path: Path, small_jpeg: Pa
 
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert run(tmp_path, "db", "upgrade").returncode == 0
-    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert invoke(tmp_path, "db", "upgrade").returncode == 0
 
 
 @pytest.mark.parametrize("args", [["--help"], ["show", "deadbeefdeadbeef"]])

@@ -1,5 +1,6 @@
-"""The README's exit-code promise at the edges: tiny camera images analyse (exit 0), a typed rejection raised
-inside ``analyze`` (here a budget the decoded image exceeds) exits 3, not 1."""
+"""The README's exit-code promise at the edges: tiny camera images analyse (exit 0, a real process), a typed
+rejection raised inside ``analyze`` (here a budget the decoded image exceeds) exits 3, not 1 (through the same
+``main()`` in process; tests/cli/test_cli.py checks exit 3 of a real process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 from PIL import Image
+
+from tests.cli.runner import invoke
 
 EXE = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tamperscope")
 
@@ -29,7 +32,7 @@ def test_8x8_camera_image_exits_0_and_a_budget_inside_analyze_exits_3(tmp_path: 
     summary = json.loads(first.stdout)
     assert summary["status"] == "analyzed" and not summary["failed"]
 
-    again = _run(home, "analyze", "--force", "--json", summary["asset_id"], TAMPERSCOPE_LIMITS__MAX_PIXELS="10")
+    again = invoke(home, "analyze", "--force", "--json", summary["asset_id"], TAMPERSCOPE_LIMITS__MAX_PIXELS="10")
     assert again.returncode == 3, again.stderr
     limited = json.loads(again.stdout)
     assert limited["status"] == "limit_exceeded" and "pixels budget" in limited["failed"]["video"]

@@ -19,7 +19,7 @@ from tamperscope.redact import install_log_redaction, mask_secrets
 from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
-from tests.cli.test_cli import run
+from tests.cli.runner import invoke, run
 
 PROGRESS = re.compile(r"^\[\s*(\d+\.\d)%\] (\w+)")
 NATIVE = ("W0000", "absl::", "XNNPACK", "inference_feedback_manager")
@@ -39,16 +39,16 @@ def test_piped_analyze_prints_progress_lines_without_native_noise_and_show_leads
     assert loud.returncode == 0
     assert any(marker in loud.stderr for marker in NATIVE), loud.stderr  # the same run shows them when asked
 
-    asset_id = json.loads(run(home, "list", "--json").stdout)["asset_id"]
-    shown = run(home, "show", asset_id[:10])
+    asset_id = json.loads(invoke(home, "list", "--json").stdout)["asset_id"]
+    shown = invoke(home, "show", asset_id[:10])
     assert shown.returncode == 0, shown.stderr
     first = shown.stdout.splitlines()[0]
-    data = json.loads(run(home, "show", "--json", asset_id).stdout)
+    data = json.loads(invoke(home, "show", "--json", asset_id).stdout)
     verdict = data["verdict"]
     assert first.startswith(verdict["band"].replace("_", " ")) and f"p = {verdict['probability']:.3f}" in first
     assert "per module" in shown.stdout and "every detection row" not in shown.stdout
     assert shown.stdout.count("\n") < len(data["detections"]) + 30
-    everything = run(home, "show", "--all", asset_id)
+    everything = invoke(home, "show", "--all", asset_id)
     assert "every detection row" in everything.stdout
 
 
@@ -65,12 +65,12 @@ def test_native_stderr_is_silenced_at_the_descriptor_level() -> None:
 
 def test_list_filters_by_name_hash_media_band_and_date(tmp_path: Path, small_jpeg: Path, small_video: Path) -> None:
     home = tmp_path / "home"
-    rows = [json.loads(x) for x in run(home, "ingest", "--json", str(small_jpeg), str(small_video)).stdout.split("\n")
-            if x]
+    rows = [json.loads(x) for x in invoke(home, "ingest", "--json", str(small_jpeg), str(small_video)
+                                          ).stdout.split("\n") if x]
     photo = next(r for r in rows if r["path"].endswith(".jpg"))
 
     def listed(*args: str) -> list[dict[str, object]]:
-        result = run(home, "list", "--json", *args)
+        result = invoke(home, "list", "--json", *args)
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -83,11 +83,11 @@ def test_list_filters_by_name_hash_media_band_and_date(tmp_path: Path, small_jpe
     assert len(listed("--since", today.isoformat())) == 2
     assert listed("--until", "2000-01-01") == [] and listed("--since", "2999-01-01") == []
     assert len(listed("--limit", "1")) == 1
-    table = run(home, "list")
+    table = invoke(home, "list")
     assert photo["asset_id"] in table.stdout and "small.jpg" in table.stdout
-    bad = run(home, "list", "--band", "maybe")
+    bad = invoke(home, "list", "--band", "maybe")
     assert bad.returncode == 2 and "unknown band" in bad.stderr
-    assert run(home, "list", "--since", "yesterday").returncode == 2
+    assert invoke(home, "list", "--since", "yesterday").returncode == 2
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -96,15 +96,13 @@ def test_list_filters_by_name_hash_media_band_and_date(tmp_path: Path, small_jpe
     (["show", "deadbeefdeadbeef"], "no asset with id or SHA-256 prefix 'deadbeefdeadbeef'"),
     (["show", "abc"], "give at least 8 hex digits"),
 ])
-def test_each_mistake_has_its_own_message_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = subprocess.run([*_exe(), *args], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                            env={**os.environ, "TAMPERSCOPE_HOME": str(tmp_path / "home")}, check=False)
+def test_each_mistake_has_its_own_message_and_exit_2(tmp_path: Path, args: list[str], message: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process; tests/cli/test_cli.py::test_usage_errors_exit_2 checks exit 2 of the real process."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(tmp_path / "home", *args)
     assert result.returncode == 2
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
-
-
-def _exe() -> list[str]:
-    return [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tamperscope")]
 
 
 def _asset(sha256: str) -> Asset:

@@ -1,5 +1,6 @@
-"""The object store on S3 (moto's standalone server on 127.0.0.1, one per test) through the same code path as the
-local disk; every store failure is a typed :class:`StoreError` with a ``store.failed`` audit event, in bounded time.
+"""The object store on S3 (moto's standalone server on 127.0.0.1, emptied before each test) through the same code
+path as the local disk; every store failure is a typed :class:`StoreError` with a ``store.failed`` audit event, in
+bounded time.
 
 Each failure case prints its measured time to the typed error (``pytest -s`` shows them)."""
 
@@ -223,13 +224,21 @@ def test_bucket_deleted_mid_upload(moto: MotoServer, tmp_path: Path) -> None:
     ws.close()
 
 
-def test_server_stopped_mid_upload(moto: MotoServer, tmp_path: Path) -> None:
-    """The server dies after two 5 MiB parts went up: the next part fails typed within the bound."""
-    ws = _workspace(tmp_path)
-    source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, moto.stop))
-    error, elapsed = _timed(lambda: ingest_stream(ws, source, IntakeRecord("big.bin")))
-    _assert_typed(ws, error, StoreFailure.UNREACHABLE, elapsed, _bound_s(FAST, calls=3), "server stopped mid-upload")
-    ws.close()
+def test_server_stopped_mid_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server (its own: it is stopped) dies after two 5 MiB parts went up: the next part fails typed in bound."""
+    server = start_moto()
+    try:
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        server.client().create_bucket(Bucket=BUCKET)
+        ws = _workspace(tmp_path)
+        source = io.BufferedReader(_Source(20 * 1024**2, 11 * 1024**2, server.stop))
+        error, elapsed = _timed(lambda: ingest_stream(ws, source, IntakeRecord("big.bin")))
+        _assert_typed(ws, error, StoreFailure.UNREACHABLE, elapsed, _bound_s(FAST, calls=3),
+                      "server stopped mid-upload")
+        ws.close()
+    finally:
+        server.stop()
 
 
 def test_source_failing_mid_upload_leaves_nothing(moto: MotoServer, tmp_path: Path) -> None:

@@ -138,11 +138,12 @@ def test_pdf_shows_every_modules_map(analysed: tuple[Workspace, str], tmp_path: 
 
 
 def _noise_image(width: int, height: int, fmt: str) -> bytes:
+    """Smooth noise; a PNG is stored uncompressed (the largest such file, and the quickest to write and read)."""
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
     img = Image.fromarray(pixels).resize((width, height), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    img.save(buf, format=fmt, **({"quality": 92} if fmt == "JPEG" else {"compress_level": 0}))
     return buf.getvalue()
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +19,7 @@ from tamperscope.services.quarantine import PURGE_ACTION, RUN_ACTION, parse_age,
 from tamperscope.settings import LimitSettings
 from tamperscope.store.models import Asset, AuditEvent
 from tamperscope.workspace import Workspace
-
-EXE = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tamperscope")
+from tests.cli.runner import invoke, run
 
 
 def _reject(ws: Workspace, tmp_path: Path, name: str = "notes.mp4") -> str:
@@ -137,18 +134,14 @@ def test_parse_age_refuses_nonsense(text: str) -> None:
 
 def test_cli_purge(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "TAMPERSCOPE_HOME": str(home), "TAMPERSCOPE_ACTOR": "cli-tester"}
     bogus = tmp_path / "bogus.bin"
     bogus.write_bytes(b"not media\n" * 20)
-    run = [EXE, "ingest", str(bogus)]
-    assert subprocess.run(run, env=env, capture_output=True, timeout=300).returncode == 3
-    bad = subprocess.run([EXE, "quarantine", "purge", "--older-than", "soon"], env=env, capture_output=True,
-                         text=True, timeout=300)
+    assert invoke(home, "ingest", str(bogus)).returncode == 3  # set-up and the usage error run in process
+    bad = invoke(home, "quarantine", "purge", "--older-than", "soon")
     assert bad.returncode == 2 and "soon" in bad.stderr
-    done = subprocess.run([EXE, "quarantine", "purge", "--older-than", "0s"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = run(home, "quarantine", "purge", "--older-than", "0s")  # the purge itself on a real process
     assert done.returncode == 0, done.stderr
     assert "purged 1 quarantined bodies" in done.stdout
     assert not list((home / "store" / "quarantine").rglob("*")) or all(
         p.is_dir() for p in (home / "store" / "quarantine").rglob("*"))
-    assert subprocess.run([EXE, "verify"], env=env, capture_output=True, timeout=300).returncode == 0
+    assert invoke(home, "verify").returncode == 0

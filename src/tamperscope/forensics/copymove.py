@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare, upsample
+from tamperscope.forensics.base import AnalysisContext, DetectorResult, map_shape, prepare, upsample
 
 #: matched point pairs kept in the evidence per transform or shift (evenly spread over the matches).
 MAX_PAIRS = 30
@@ -61,6 +61,12 @@ def _rescale(gray: np.ndarray, max_side: int, min_side: int = 0) -> tuple[np.nda
         return gray, 1.0
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC), scale
+
+
+def mask_map(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A region mask found on the rescaled image as the map of an image of ``shape`` (:func:`map_shape`)."""
+    heat = mask.astype(np.float32)
+    return heat if heat.shape == map_shape(shape) else upsample(heat, map_shape(shape))
 
 
 def verify_affine(gray: np.ndarray, matrix: np.ndarray, *, window: int = 7, tolerance: float = 4.0,
@@ -170,8 +176,8 @@ class KeypointCopyMoveDetector:
                 evidence["matches_clustered"] = len(pairs)
             best, mask = self._transforms(gray, points, pairs, p, evidence, scale)
         score = float(1.0 - np.exp(-best / 8.0)) if best >= int(p["min_inliers"]) else 0.0
-        heat = upsample(mask.astype(np.float32), full_gray.shape) if scale != 1.0 else mask.astype(np.float32)
-        return DetectorResult(score=score, map=heat, params=p, version=self.version, evidence=evidence)
+        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape), params=p, version=self.version,
+                              evidence=evidence)
 
     @staticmethod
     def _transforms(gray: np.ndarray, points: np.ndarray, pairs: np.ndarray, p: dict[str, Any],
@@ -291,5 +297,5 @@ class BlockCopyMoveDetector:
         score = float(1.0 - np.exp(-best / (2.0 * int(p["min_votes"])))) if best else 0.0
         if not mask.any():
             score = min(score, 0.2)
-        heat = upsample(mask.astype(np.float32), full_gray.shape) if scale < 1.0 else mask.astype(np.float32)
-        return DetectorResult(score=score, map=heat, params=p, version=self.version, evidence=evidence)
+        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape), params=p, version=self.version,
+                              evidence=evidence)

@@ -76,9 +76,11 @@ def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
         if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG" or min(img.size) < 24:
             return None
         tables = [list(t) for _, t in sorted(img.quantization.items())]
-        with img.convert("RGB") as rgb, rgb.crop((4, 4, *rgb.size)) as cropped:
-            buf = io.BytesIO()
-            cropped.save(buf, format="JPEG", qtables=tables)
+        # the decoded image and its crop are the largest things held: no converted copy of an RGB file
+        cropped = (img if img.mode == "RGB" else img.convert("RGB")).crop((4, 4, *img.size))
+    buf = io.BytesIO()
+    with cropped:
+        cropped.save(buf, format="JPEG", qtables=tables)
     with Image.open(io.BytesIO(buf.getvalue())) as cal:
         cal.draft("L", cal.size)
         return np.asarray(cal.convert("L"))

@@ -95,9 +95,9 @@ def test_pick_frames_prefers_keyframes_and_spreads_the_rest() -> None:
 
 def test_maps_of_a_long_image_are_stored_at_the_map_side_with_their_scale(ws: Workspace, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past ``MAP_LONG_SIDE`` the heat maps and overlays are stored at that long side, the evidence records the
-    scale, and the scores are those of the full-size maps."""
-    from tamperscope.forensics import base
+    """Past the stage's ``MAP_MAX_PIXELS`` the heat maps and overlays are stored scaled down to that many pixels,
+    the evidence records the scale, and the scores are those of the full-size maps."""
+    from tamperscope.stages import forensics
 
     rng = np.random.default_rng(8)
     path = tmp_path / "long.jpg"
@@ -106,7 +106,7 @@ def test_maps_of_a_long_image_are_stored_at_the_map_side_with_their_scale(ws: Wo
     analyze_asset(ws, asset_id, only=["video", "forensics"])
     with ws.db.session() as s:
         full = {r.module_name: r.score for r in s.scalars(select(Detection).where(Detection.asset_id == asset_id))}
-    monkeypatch.setattr(base, "MAP_LONG_SIDE", 128)
+    monkeypatch.setattr(forensics, "MAP_MAX_PIXELS", 85 * 128)
     analyze_asset(ws, asset_id, only=["forensics"], force=True)
     with ws.db.session() as s:
         rows = list(s.scalars(select(Detection).where(Detection.asset_id == asset_id, Detection.stage == "forensics")))

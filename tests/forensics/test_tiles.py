@@ -1,5 +1,6 @@
 """Bounded memory at full resolution: tiled detectors give the whole image's results, maps of long images are
-scaled to ``MAP_LONG_SIDE``, and the working memory of the local detectors follows the tile, not the image."""
+scaled to ``map_max_pixels`` when asked, and the working memory of the local detectors follows the tile, not the
+image."""
 
 import io
 import tracemalloc
@@ -67,16 +68,16 @@ def test_block_coefficients_are_those_of_the_block_dct(monkeypatch: pytest.Monke
         np.testing.assert_array_equal(coefficients[k], full[:, :, u, v])
 
 
-def test_maps_of_long_images_are_scaled_to_the_map_side_with_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_maps_of_long_images_are_scaled_to_the_map_side_with_the_same_scores() -> None:
     image, data = _double_jpeg(240, 400)
     full = analyze_image(image, jpeg_bytes=data)
-    monkeypatch.setattr(base, "MAP_LONG_SIDE", 160)
-    assert map_shape(image.shape) == (96, 160)
-    bounded = analyze_image(image, jpeg_bytes=data)
+    assert all(result.map.shape == image.shape[:2] for result in full.values())  # by default: image resolution
+    assert map_shape(image.shape, 96 * 160) == (96, 160) and map_shape(image.shape, 240 * 400) == (240, 400)
+    bounded = analyze_image(image, jpeg_bytes=data, map_max_pixels=96 * 160)
     for name, result in bounded.items():
         assert result.map.shape == (96, 160) and result.map.dtype == np.float32, name
         assert result.score == full[name].score, name
-        assert 0.0 <= result.map.min() and result.map.max() <= 1.0
+        assert result.map.min() >= 0.0 and result.map.max() <= 1.0
         # the scaled map is the full one seen from afar
         shrunk = cv2.resize(full[name].map, (160, 96), interpolation=cv2.INTER_AREA)
         assert np.abs(shrunk - result.map).mean() < 0.05, name
@@ -94,13 +95,12 @@ def test_g2nn_matches_do_not_depend_on_the_row_chunks(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("name", ["ela", "noise", "srm", "spectrum", "jpeg_ghost"])
 def test_local_detectors_hold_a_tile_not_the_image(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a 3000 x 3000 image in 256-pixel tiles, with maps of at most 256 px, a local detector's NumPy and OpenCV
-    allocations peak below one byte per image pixel plus 16 MiB (the fixed 512 x 512 FFT of the spectrum's
-    azimuthal check): a float32 copy of the image alone would take four bytes per pixel."""
+    """On a 3000 x 3000 image in 256-pixel tiles, with maps of at most 256 x 256 pixels, a local detector's NumPy
+    and OpenCV allocations peak below one byte per image pixel plus 16 MiB (the fixed 512 x 512 FFT of the
+    spectrum's azimuthal check): a float32 copy of the image alone would take four bytes per pixel."""
     monkeypatch.setattr(base, "TILE", 256)
-    monkeypatch.setattr(base, "MAP_LONG_SIDE", 256)
     image = np.random.default_rng(7).integers(0, 255, (3000, 3000, 3), dtype=np.uint8)
-    context = AnalysisContext()
+    context = AnalysisContext(map_max_pixels=256 * 256)
     context.gray(image)
     tracemalloc.start()
     try:

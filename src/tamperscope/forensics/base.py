@@ -2,8 +2,8 @@
 
 A detector is a pure function of an RGB ``uint8`` array (plus an :class:`AnalysisContext` carrying the original
 encoded bytes where a method needs them) to a :class:`DetectorResult`: a score in [0, 1] (higher = more likely
-manipulated), a ``float32`` map at image resolution (:func:`map_shape`: scaled down past :data:`MAP_LONG_SIDE`),
-the parameters used and the detector version.
+manipulated), a ``float32`` map at image resolution (or scaled down to the context's ``map_max_pixels``, see
+:func:`map_shape`), the parameters used and the detector version.
 
 Detectors whose statistics are local (ELA, noise, SRM, resampling, JPEG traces) work at full resolution in
 tiles (:func:`tiled`) aligned to their blocks and to the 8-pixel JPEG grid, so their working memory is bounded
@@ -33,7 +33,7 @@ class DetectorResult:
         Image-level manipulation score in [0, 1].
     map : numpy.ndarray
         ``float32`` localisation map in [0, 1] (higher = more suspicious), at image resolution, or scaled down to
-        :func:`map_shape` for images longer than :data:`MAP_LONG_SIDE` (its scale is its shape over the image's).
+        :func:`map_shape` when the context bounds ``map_max_pixels`` (its scale is its shape over the image's).
     params : dict
         The parameters the detector ran with.
     version : str
@@ -57,9 +57,12 @@ class AnalysisContext:
     ----------
     jpeg_bytes : bytes or None
         The original encoded file when it is a JPEG; needed by the double-quantisation detector.
+    map_max_pixels : int or None
+        Most pixels of a map (:func:`map_shape`; e.g. :data:`MAP_MAX_PIXELS`); None: maps at image resolution.
     """
 
     jpeg_bytes: bytes | None = None
+    map_max_pixels: int | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def gray(self, image: np.ndarray) -> np.ndarray:
@@ -131,9 +134,10 @@ def min_side(detector: Detector) -> int:
     return max(MIN_SIDE, int(getattr(detector, "min_side", MIN_SIDE)))
 
 
-def not_applicable(detector: Detector, image: np.ndarray, reason: str) -> DetectorResult:
+def not_applicable(detector: Detector, image: np.ndarray, reason: str,
+                   map_max_pixels: int | None = None) -> DetectorResult:
     """The result of a detector that cannot judge ``image`` (e.g. too small): no score, an empty map."""
-    return DetectorResult(score=0.0, map=np.zeros(map_shape(image.shape[:2]), np.float32),
+    return DetectorResult(score=0.0, map=np.zeros(map_shape(image.shape, map_max_pixels), np.float32),
                           params=dict(detector.defaults),
                           version=detector.version, evidence={"applicable": False, "reason": reason})
 
@@ -186,31 +190,32 @@ def upsample(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0, out=resized)
 
 
-#: longest side of a detector's map: a larger image's maps are scaled down to it (a few MiB to 64 MiB each,
-#: whatever the image), which is above the block resolution of every detector up to 50 MP (16-pixel blocks of a
-#: 7000-pixel side are 438 across); the detectors themselves work at full resolution
-MAP_LONG_SIDE = 4096
+#: the most pixels of a map the ``forensics`` stage stores (4096 x 3072: a 12 MP photo's maps stay at full size;
+#: at most 48 MiB per map whatever the image), above the block resolution of every detector up to 50 MP (16-pixel
+#: blocks of a 7000-pixel side are 438 across, its maps 3547 pixels); the detectors work at full resolution
+MAP_MAX_PIXELS = 4096 * 3072
 
 
-def map_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    """The (H, W) of the map of an image of ``shape``: the image's own, or scaled so its long side is
-    :data:`MAP_LONG_SIDE`."""
+def map_shape(shape: tuple[int, ...], max_pixels: int | None = None) -> tuple[int, int]:
+    """The (H, W) of the map of an image of ``shape``: the image's own, or scaled (aspect kept) to at most
+    ``max_pixels`` when it has more."""
     height, width = shape[:2]
-    if max(height, width) <= MAP_LONG_SIDE:
+    if max_pixels is None or height * width <= max_pixels:
         return height, width
-    scale = MAP_LONG_SIDE / max(height, width)
+    scale = math.sqrt(max_pixels / (height * width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def image_map(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A block-level map stretched over an image of ``shape`` at :func:`map_shape`."""
-    return upsample(values, map_shape(shape))
+def image_map(values: np.ndarray, shape: tuple[int, ...], max_pixels: int | None = None) -> np.ndarray:
+    """A block-level map stretched over an image of ``shape``, at :func:`map_shape`."""
+    return upsample(values, map_shape(shape, max_pixels))
 
 
-def placed_map(values: np.ndarray, covered: tuple[int, int], shape: tuple[int, ...]) -> np.ndarray:
+def placed_map(values: np.ndarray, covered: tuple[int, int], shape: tuple[int, ...],
+               max_pixels: int | None = None) -> np.ndarray:
     """A block-level map of the top-left ``covered`` (H, W) pixels of an image of ``shape`` (its whole blocks),
     upsampled there and zero beyond, at :func:`map_shape`."""
-    out = np.zeros(map_shape(shape), np.float32)
+    out = np.zeros(map_shape(shape, max_pixels), np.float32)
     rows = min(out.shape[0], round(covered[0] * out.shape[0] / shape[0]))
     cols = min(out.shape[1], round(covered[1] * out.shape[1] / shape[1]))
     if rows and cols:

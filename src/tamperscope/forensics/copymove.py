@@ -65,10 +65,10 @@ def _rescale(gray: np.ndarray, max_side: int, min_side: int = 0) -> tuple[np.nda
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC), scale
 
 
-def mask_map(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def mask_map(mask: np.ndarray, shape: tuple[int, ...], max_pixels: int | None) -> np.ndarray:
     """A region mask found on the rescaled image as the map of an image of ``shape`` (:func:`map_shape`)."""
-    heat = mask.astype(np.float32)
-    return heat if heat.shape == map_shape(shape) else upsample(heat, map_shape(shape))
+    heat, size = mask.astype(np.float32), map_shape(shape, max_pixels)
+    return heat if heat.shape == size else upsample(heat, size)
 
 
 def verify_affine(gray: np.ndarray, matrix: np.ndarray, *, window: int = 7, tolerance: float = 4.0,
@@ -183,8 +183,8 @@ class KeypointCopyMoveDetector:
                 evidence["matches_clustered"] = len(pairs)
             best, mask = self._transforms(gray, points, pairs, p, evidence, scale)
         score = float(1.0 - np.exp(-best / 8.0)) if best >= int(p["min_inliers"]) else 0.0
-        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape), params=p, version=self.version,
-                              evidence=evidence)
+        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape, ctx.map_max_pixels), params=p,
+                              version=self.version, evidence=evidence)
 
     @staticmethod
     def _transforms(gray: np.ndarray, points: np.ndarray, pairs: np.ndarray, p: dict[str, Any],
@@ -304,5 +304,5 @@ class BlockCopyMoveDetector:
         score = float(1.0 - np.exp(-best / (2.0 * int(p["min_votes"])))) if best else 0.0
         if not mask.any():
             score = min(score, 0.2)
-        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape), params=p, version=self.version,
-                              evidence=evidence)
+        return DetectorResult(score=score, map=mask_map(mask, full_gray.shape, ctx.map_max_pixels), params=p,
+                              version=self.version, evidence=evidence)

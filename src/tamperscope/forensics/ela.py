@@ -56,6 +56,7 @@ class ELADetector:
         ratio = np.mean(tiled(gray, grid_align(block), 8, levels), axis=0)
         heat = outlier_map(ratio)
         graded = outlier_map(ratio, 0.0, 6.0)
-        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"median_ratio": round(float(np.median(ratio)), 5)})

@@ -114,7 +114,8 @@ class DoubleQuantizationDetector:
         luma = ctx.jpeg_luma()
         cal = calibrated_luma(ctx.jpeg_bytes) if luma is not None and ctx.jpeg_bytes else None
         if luma is None or cal is None:
-            return DetectorResult(score=0.0, map=np.zeros(map_shape(shape), np.float32), params=p,
+            return DetectorResult(score=0.0, map=np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32),
+                                  params=p,
                                   version=self.version, evidence={"applicable": False})
         y, tables = luma
         table = tables[0].reshape(8, 8)
@@ -137,11 +138,11 @@ class DoubleQuantizationDetector:
             log_ratio += np.log(p_ref / p_obs)[bins] * (bins > 0)
         distance = float(np.mean(distances)) if distances else 0.0
         score = float(np.clip((distance - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0))
-        heat = np.zeros(map_shape(shape), np.float32)
+        heat = np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32)
         if score > 0:
             tampered = 1.0 / (1.0 + np.exp(-np.clip(cv2.blur(log_ratio, (3, 3)), -50, 50)))
             heat = placed_map((tampered * score).astype(np.float32), (tampered.shape[0] * 8, tampered.shape[1] * 8),
-                              shape)
+                              shape, ctx.map_max_pixels)
         return DetectorResult(score=score, map=heat, params=p, version=self.version,
                               evidence={"applicable": True, "calibrated_distance": round(distance, 5),
                                         "q_table_dc": float(table[0, 0])})
@@ -176,7 +177,8 @@ class JPEGGhostDetector:
         dip = (typical - profile).max(axis=0)
         heat = outlier_map(dip, float(p["z0"]), float(p["z1"]))
         ghost_q = np.asarray(p["qualities"])[(typical - profile).argmax(axis=0)]
-        return DetectorResult(score=outlier_score(heat), map=image_map(heat, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(heat, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"ghost_quality_mode": int(np.bincount(ghost_q[heat > 0.5].ravel()).argmax())
                                         if (heat > 0.5).any() else None})

@@ -59,6 +59,7 @@ class NoiseDetector:
         z = np.abs(robust_z(log_sigma))
         heat = np.clip((z - p["z0"]) / (p["z1"] - p["z0"]), 0.0, 1.0)
         graded = np.clip(z / p["z1"], 0.0, 1.0)
-        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"median_sigma": round(float(np.median(sigma)), 4)})

@@ -167,7 +167,8 @@ class SpectrumDetector:
         rows, cols = min(sx.shape[0], sy.shape[0]), min(sx.shape[1], sy.shape[1])
         strength = np.maximum(sx[:rows, :cols], sy[:rows, :cols])
         heat = np.clip((np.log(strength + 1e-6) - np.log(3.0)) / np.log(3.0), 0.0, 1.0) * score
-        full = placed_map(heat, (heat.shape[0] * block, heat.shape[1] * block), gray.shape)
+        full = placed_map(heat, (heat.shape[0] * block, heat.shape[1] * block), gray.shape,
+                          ctx.map_max_pixels)
         hf = high_frequency_excess(azimuthal_profile(gray))
         return DetectorResult(score=score, map=full, params=p, version=self.version,
                               evidence={"peak_ratio_x": round(rx, 3), "peak_freq_x": round(fx, 4),

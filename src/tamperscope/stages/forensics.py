@@ -11,9 +11,9 @@ they line up with the frame shown beside them. Coordinates inside the evidence s
 evidence names ``exif_orientation`` whenever it is not 1.
 
 Memory: detectors run one after the other and each map is written and dropped before the next detector starts;
-the local detectors work in tiles, and maps of images longer than
-:data:`~tamperscope.forensics.base.MAP_LONG_SIDE` are stored at that long side, with ``map_scale`` (map pixels per
-image pixel) in the evidence. A 49 MP image takes about 0.3 GB beside its decoded pixels.
+the local detectors work in tiles, and maps of images with more than
+:data:`~tamperscope.forensics.base.MAP_MAX_PIXELS` pixels are stored scaled down to that many, with ``map_scale``
+(map pixels per image pixel along a side) in the evidence. A 49 MP image takes about 0.3 GB beside its decoded pixels.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from tamperscope.forensics import iter_analyze
-from tamperscope.forensics.base import map_shape
+from tamperscope.forensics.base import MAP_MAX_PIXELS, map_shape
 from tamperscope.forensics.registry import DETECTORS, load_detector
 from tamperscope.media.decode import DecodeLimits, upright
 from tamperscope.media.png import encode_png
@@ -40,9 +40,9 @@ from tamperscope.store.models import Frame
 
 #: memory the nine detectors take on one image beyond its decoded pixels, reserved before they start: per image
 #: pixel (the luma and the block statistics), a fixed part (a tile's work, one map and its overlay at most
-#: MAP_LONG_SIDE long) and, for a JPEG, per pixel for its decoded luma and its calibrated re-compression (jpeg_dq)
+#: MAP_MAX_PIXELS) and, for a JPEG, per pixel for its decoded luma and its calibrated re-compression (jpeg_dq)
 FORENSICS_BYTES_PER_PIXEL = 4
-FORENSICS_FIXED_BYTES = 384 << 20
+FORENSICS_FIXED_BYTES = 192 << 20
 FORENSICS_JPEG_BYTES_PER_PIXEL = 12
 
 
@@ -80,9 +80,9 @@ def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> byte
 
 
 def map_background(image: np.ndarray) -> np.ndarray:
-    """``image`` at the size of its detectors' maps (:func:`~tamperscope.forensics.base.map_shape`; area
-    averaging when smaller), for the overlays."""
-    height, width = map_shape(image.shape)
+    """``image`` at the size of its detectors' maps (at most ``MAP_MAX_PIXELS``; area averaging when smaller), for
+    the overlays."""
+    height, width = map_shape(image.shape, MAP_MAX_PIXELS)
     if (height, width) == image.shape[:2]:
         return image
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -116,7 +116,7 @@ class ForensicsStage(Stage):
 
     name: ClassVar[str] = "forensics"
     # 1.1: maps and overlays of EXIF-rotated images upright, like the frames; 1.2: maps of images longer than
-    # MAP_LONG_SIDE stored at that side (map_scale in the evidence)
+    # MAP_MAX_PIXELS pixels stored scaled down to that many (map_scale in the evidence)
     version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = ("video",)
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
@@ -152,11 +152,12 @@ class ForensicsStage(Stage):
             tag = job.window_id.rsplit(":", 1)[-1]
             shown = upright(map_background(job.image), job.orientation)
             noted: dict[str, Any] = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
-            bounded = map_shape(job.image.shape)
+            bounded = map_shape(job.image.shape, MAP_MAX_PIXELS)
             if bounded != job.image.shape[:2]:  # map pixels per image pixel
                 noted["map_scale"] = round(bounded[1] / job.image.shape[1], 6)
             records = []
-            for name, result in iter_analyze(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget):
+            for name, result in iter_analyze(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget,
+                                             map_max_pixels=MAP_MAX_PIXELS):
                 ctx.check_budget()  # two map-sized PNGs per detector: a unit of work of their own
                 heat = upright(result.map, job.orientation)
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))

@@ -8,7 +8,8 @@ reason, exit 1, other exits, hangs), the share of typed rejections and the peak 
 the resource bombs (files declaring huge sizes from a few bytes) and prints each one's outcome and peak RSS.
 Exit-1 outcomes and hangs are stored with their stderr under ``OUT/crashers``.
 
-Usage: ``nice -n 10 .venv/bin/python bench/fuzz.py --n 300 --out /tmp/fuzz [--seed 0] [--timeout 180]``.
+Usage: ``nice -n 10 .venv/bin/python bench/fuzz.py --n 300 --out /tmp/fuzz [--seed 0] [--timeout 180]
+[--max-minutes 40]`` (a run past its time budget stops starting mutants and reports those it ran).
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="wall-clock budget per mutant, seconds")
     parser.add_argument("--out", type=Path, default=Path("fuzz-out"))
     parser.add_argument("--no-bombs", action="store_true", help="skip the resource bombs")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no mutant after this many minutes; the counts then cover the mutants run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     crashers = args.out / "crashers"
@@ -266,7 +269,11 @@ def main() -> int:
     mutants = args.out / "mutants"
     mutants.mkdir(exist_ok=True)
     log = open(args.out / "results.jsonl", "w")  # noqa: SIM115 - kept open for the whole run
+    started = time.monotonic()
     for i in range(args.n):
+        if args.max_minutes is not None and time.monotonic() - started > 60 * args.max_minutes:
+            print(f"time budget of {args.max_minutes:g} min reached: {i} of {args.n} mutants run")
+            break
         fmt = formats[i % len(formats)]
         data, names = mutate(seeds[fmt].read_bytes(), rng)
         path = mutants / f"{i:05d}-{fmt}{seeds[fmt].suffix}"
@@ -289,7 +296,7 @@ def main() -> int:
     log.close()
     rejected = counts["rejected"]
     typed = rejected - reasons["untyped"]
-    print("\noutcomes:", dict(counts))
+    print(f"\nmutants run: {sum(counts.values())}; outcomes:", dict(counts))
     print("typed rejection reasons:", dict(reasons))
     print(f"typed rejections: {typed}/{rejected} ({100.0 * typed / max(rejected, 1):.1f} %); exit 1: "
           f"{counts['exit1']}; hangs: {counts['hang']}; other exits: {counts['other']}")

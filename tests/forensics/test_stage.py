@@ -91,3 +91,28 @@ def test_pick_frames_prefers_keyframes_and_spreads_the_rest() -> None:
     frames = [Frame(frame_id=f"a:f{t:09d}", asset_id="a", t_ms=t, keyframe=t in (0, 500)) for t in range(0, 1000, 100)]
     chosen = pick_frames(frames, 4)
     assert [f.t_ms for f in chosen] == [0, 100, 500, 900]
+
+
+def test_maps_of_a_long_image_are_stored_at_the_map_side_with_their_scale(ws: Workspace, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the stage's ``MAP_MAX_PIXELS`` the heat maps and overlays are stored scaled down to that many pixels,
+    the evidence records the scale, and the scores are those of the full-size maps."""
+    from tamperscope.stages import forensics
+
+    rng = np.random.default_rng(8)
+    path = tmp_path / "long.jpg"
+    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(path, "JPEG", quality=85)
+    asset_id = ingest_path(ws, path).asset_id
+    analyze_asset(ws, asset_id, only=["video", "forensics"])
+    with ws.db.session() as s:
+        full = {r.module_name: r.score for r in s.scalars(select(Detection).where(Detection.asset_id == asset_id))}
+    monkeypatch.setattr(forensics, "MAP_MAX_PIXELS", 85 * 128)
+    analyze_asset(ws, asset_id, only=["forensics"], force=True)
+    with ws.db.session() as s:
+        rows = list(s.scalars(select(Detection).where(Detection.asset_id == asset_id, Detection.stage == "forensics")))
+        s.expunge_all()
+    assert len(rows) == 9
+    for r in rows:
+        assert _png(ws, r.saliency_uri).shape == _png(ws, r.overlay_uri).shape == (85, 128, 3)
+        assert r.evidence_json["map_scale"] == round(128 / 300, 6)
+        assert r.score == full[r.module_name]

@@ -17,11 +17,14 @@ import numpy as np
 from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
+    Tile,
     block_reduce,
+    grid_align,
+    image_map,
     outlier_map,
     outlier_score,
     prepare,
-    upsample,
+    tiled,
 )
 
 
@@ -30,6 +33,8 @@ class ELADetector:
 
     Regions that were compressed fewer times (pasted, retouched) re-compress with a larger error than the rest
     of a JPEG. Residuals are normalised by local gradient energy so that texture alone does not light up.
+    Works in tiles on the 8-pixel grid (re-compressing a tile gives the whole image's blocks), with an 8-pixel
+    halo for the Laplacian.
     """
 
     name: ClassVar[str] = "ela"
@@ -40,16 +45,18 @@ class ELADetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
-        g = gray.astype(np.float32)
         block = int(p["block"])
-        texture = block_reduce(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=1)), block) + 1.0
-        levels = []
-        for q in p["qualities"]:
-            diff = cv2.absdiff(gray, ctx.recompressed(image, int(q))).astype(np.float32)
-            levels.append(block_reduce(diff, block) / texture)
-        ratio = np.mean(levels, axis=0)
+
+        def levels(tile: np.ndarray, where: Tile) -> np.ndarray:
+            laplacian = cv2.Laplacian(tile.astype(np.float32), cv2.CV_32F, ksize=1)[where.inner]
+            texture = block_reduce(np.abs(laplacian), block) + 1.0
+            return np.stack([block_reduce(cv2.absdiff(tile, ctx.recompressed_tile(image, tile, int(q)))[where.inner]
+                                          .astype(np.float32), block) / texture for q in p["qualities"]])
+
+        ratio = np.mean(tiled(gray, grid_align(block), 8, levels), axis=0)
         heat = outlier_map(ratio)
         graded = outlier_map(ratio, 0.0, 6.0)
-        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"median_ratio": round(float(np.median(ratio)), 5)})

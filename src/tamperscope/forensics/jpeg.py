@@ -30,11 +30,16 @@ import numpy as np
 from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
+    Tile,
     block_reduce,
+    grid_align,
+    image_map,
+    map_shape,
     outlier_map,
     outlier_score,
+    placed_map,
     prepare,
-    upsample,
+    tiled,
 )
 
 ZIGZAG: list[tuple[int, int]] = sorted(((u, v) for u in range(8) for v in range(8)),
@@ -51,6 +56,13 @@ def block_dct(y: np.ndarray) -> np.ndarray:
     return np.matmul(np.matmul(c, blocks), c.T)
 
 
+def block_coefficients(y: np.ndarray, frequencies: list[tuple[int, int]]) -> np.ndarray:
+    """The ``(u, v)`` coefficients of :func:`block_dct` for each of ``frequencies``: shape (n, rows, cols), computed
+    in tiles on the 8-pixel grid, so only these coefficients of a large image are held."""
+    us, vs = np.array([f[0] for f in frequencies]), np.array([f[1] for f in frequencies])
+    return tiled(y, 8, 0, lambda tile, _: np.moveaxis(block_dct(tile)[:, :, us, vs], -1, 0))
+
+
 def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
     """Fridrich's calibration: decode, crop 4 x 4 pixels, re-encode with the file's own tables, return the Y plane.
 
@@ -64,9 +76,11 @@ def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
         if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG" or min(img.size) < 24:
             return None
         tables = [list(t) for _, t in sorted(img.quantization.items())]
-        rgb = np.asarray(img.convert("RGB"))[4:, 4:]
+        # the decoded image and its crop are the largest things held: no converted copy of an RGB file
+        cropped = (img if img.mode == "RGB" else img.convert("RGB")).crop((4, 4, *img.size))
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", qtables=tables)
+    with cropped:
+        cropped.save(buf, format="JPEG", qtables=tables)
     with Image.open(io.BytesIO(buf.getvalue())) as cal:
         cal.draft("L", cal.size)
         return np.asarray(cal.convert("L"))
@@ -100,18 +114,20 @@ class DoubleQuantizationDetector:
         luma = ctx.jpeg_luma()
         cal = calibrated_luma(ctx.jpeg_bytes) if luma is not None and ctx.jpeg_bytes else None
         if luma is None or cal is None:
-            return DetectorResult(score=0.0, map=np.zeros(shape, dtype=np.float32), params=p,
+            return DetectorResult(score=0.0, map=np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32),
+                                  params=p,
                                   version=self.version, evidence={"applicable": False})
         y, tables = luma
         table = tables[0].reshape(8, 8)
-        coeffs, ref = block_dct(y), block_dct(cal)
+        frequencies = ZIGZAG[1: 1 + int(p["frequencies"])]
+        coeffs, ref = block_coefficients(y, frequencies), block_coefficients(cal, frequencies)
         half = int(p["half_range"])
-        log_ratio = np.zeros(coeffs.shape[:2], dtype=np.float64)
+        log_ratio = np.zeros(coeffs.shape[1:], dtype=np.float64)
         distances = []
-        for u, v in ZIGZAG[1: 1 + int(p["frequencies"])]:
-            q = np.rint(coeffs[:, :, u, v] / table[u, v]).astype(np.int64)
+        for k, (u, v) in enumerate(frequencies):
+            q = np.rint(coeffs[k] / table[u, v]).astype(np.int64)
             h_obs = abs_histogram(q, half)
-            h_ref = abs_histogram(np.rint(ref[:, :, u, v] / table[u, v]).astype(np.int64), half)
+            h_ref = abs_histogram(np.rint(ref[k] / table[u, v]).astype(np.int64), half)
             if h_obs[1:half].sum() < 20:
                 continue
             n_obs, n_ref = h_obs[1:half] / h_obs[1:half].sum(), h_ref[1:half] / max(h_ref[1:half].sum(), 1.0)
@@ -122,18 +138,19 @@ class DoubleQuantizationDetector:
             log_ratio += np.log(p_ref / p_obs)[bins] * (bins > 0)
         distance = float(np.mean(distances)) if distances else 0.0
         score = float(np.clip((distance - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0))
-        heat = np.zeros(shape, dtype=np.float32)
+        heat = np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32)
         if score > 0:
             tampered = 1.0 / (1.0 + np.exp(-np.clip(cv2.blur(log_ratio, (3, 3)), -50, 50)))
-            up = upsample((tampered * score).astype(np.float32), (tampered.shape[0] * 8, tampered.shape[1] * 8))
-            heat[: up.shape[0], : up.shape[1]] = up[: shape[0], : shape[1]]
+            heat = placed_map((tampered * score).astype(np.float32), (tampered.shape[0] * 8, tampered.shape[1] * 8),
+                              shape, ctx.map_max_pixels)
         return DetectorResult(score=score, map=heat, params=p, version=self.version,
                               evidence={"applicable": True, "calibrated_distance": round(distance, 5),
                                         "q_table_dc": float(table[0, 0])})
 
 
 class JPEGGhostDetector:
-    """Farid's JPEG ghosts: per-quality normalised block differences; the deepest local dip marks a ghost."""
+    """Farid's JPEG ghosts: per-quality normalised block differences; the deepest local dip marks a ghost. The
+    block differences are computed in tiles on the 8-pixel grid (a tile re-compresses as the whole image does)."""
 
     name: ClassVar[str] = "jpeg_ghost"
     version: ClassVar[str] = "1.0"
@@ -143,20 +160,25 @@ class JPEGGhostDetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
-        g = gray.astype(np.float32)
         block = int(p["block"])
-        curves = []
-        for q in p["qualities"]:
-            diff = g - ctx.recompressed(image, int(q)).astype(np.float32)
-            d = block_reduce(diff * diff, block)
-            curves.append(d / (np.median(d) + 1e-6))
+
+        def differences(tile: np.ndarray, where: Tile) -> np.ndarray:
+            g = tile.astype(np.float32)
+            squares = []
+            for q in p["qualities"]:
+                diff = g - ctx.recompressed_tile(image, tile, int(q)).astype(np.float32)
+                squares.append(block_reduce(diff * diff, block))
+            return np.stack(squares)
+
+        curves = [d / (np.median(d) + 1e-6) for d in tiled(gray, grid_align(block), 0, differences)]
         stack = np.stack(curves)  # quality x rows x cols, each normalised by its image median
         profile = stack / (stack.max(axis=0, keepdims=True) + 1e-6)
         typical = np.median(profile.reshape(len(curves), -1), axis=1)[:, None, None]
         dip = (typical - profile).max(axis=0)
         heat = outlier_map(dip, float(p["z0"]), float(p["z1"]))
         ghost_q = np.asarray(p["qualities"])[(typical - profile).argmax(axis=0)]
-        return DetectorResult(score=outlier_score(heat), map=upsample(heat, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(heat, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"ghost_quality_mode": int(np.bincount(ghost_q[heat > 0.5].ravel()).argmax())
                                         if (heat > 0.5).any() else None})

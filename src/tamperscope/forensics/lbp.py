@@ -23,10 +23,10 @@ from skimage.feature import local_binary_pattern
 from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
+    image_map,
     outlier_map,
     outlier_score,
     prepare,
-    upsample,
 )
 
 
@@ -69,5 +69,6 @@ class LBPDetector:
         chi2 = 0.5 * (((hists - reference) ** 2) / (hists + reference + 1e-9)).sum(axis=2)
         heat = outlier_map(chi2, float(p["z0"]), float(p["z1"]))
         graded = outlier_map(chi2, 0.0, float(p["z1"]))
-        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version, evidence={"median_chi2": round(float(np.median(chi2)), 5)})

@@ -22,10 +22,12 @@ from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
     block_reduce,
+    grid_align,
+    image_map,
     outlier_score,
     prepare,
     robust_z,
-    upsample,
+    tiled,
 )
 
 
@@ -38,7 +40,8 @@ def haar_hh(gray: np.ndarray) -> np.ndarray:
 
 
 class NoiseDetector:
-    """Block-wise MAD noise estimate on the HH1 sub-band; two-sided robust outliers in log-sigma."""
+    """Block-wise MAD noise estimate on the HH1 sub-band; two-sided robust outliers in log-sigma. The sub-band
+    and its block medians are computed in tiles aligned to the blocks."""
 
     name: ClassVar[str] = "noise"
     version: ClassVar[str] = "1.0"
@@ -49,13 +52,14 @@ class NoiseDetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
-        hh = np.abs(haar_hh(gray))
         half = max(2, int(p["block"]) // 2)
-        sigma = block_reduce(hh, half, "median") / 0.6745
+        sigma = tiled(gray, grid_align(2 * half), 0,
+                      lambda tile, _: block_reduce(np.abs(haar_hh(tile)), half, "median")) / 0.6745
         log_sigma = np.log(sigma + 0.05)
         z = np.abs(robust_z(log_sigma))
         heat = np.clip((z - p["z0"]) / (p["z1"] - p["z0"]), 0.0, 1.0)
         graded = np.clip(z / p["z1"], 0.0, 1.0)
-        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version,
                               evidence={"median_sigma": round(float(np.median(sigma)), 4)})

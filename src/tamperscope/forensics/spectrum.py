@@ -20,12 +20,13 @@ References
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, prepare, upsample
+from tamperscope.forensics.base import AnalysisContext, DetectorResult, Tile, placed_map, prepare, tiles
 
 
 def second_derivative_profiles(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +57,17 @@ def periodicity(profile: np.ndarray) -> tuple[float, float]:
     return float(values[i] / (np.median(values) + 1e-9)), float(f[valid][i])
 
 
-def tile_strength(d2: np.ndarray, freq: float, block: int) -> np.ndarray:
-    """Per ``block``-wide tile row/column: relative spectral energy of the row-averaged profile at ``freq``."""
-    nby, nbx = d2.shape[0] // block, d2.shape[1] // block
-    tiles = d2[: nby * block, : nbx * block].reshape(nby, block, nbx, block).mean(axis=1)
+def band_means(d2: np.ndarray, block: int) -> np.ndarray:
+    """Means of ``d2`` over bands of ``block`` rows (the last partial band dropped): shape (rows // block, cols)."""
+    nby = d2.shape[0] // block
+    return d2[: nby * block].reshape(nby, block, d2.shape[1]).mean(axis=1)  # type: ignore[no-any-return]
+
+
+def band_strength(bands: np.ndarray, freq: float, block: int) -> np.ndarray:
+    """Per ``block`` x ``block`` tile: relative spectral energy at ``freq`` of its profile in the
+    :func:`band_means` of the second derivatives."""
+    nbx = bands.shape[1] // block
+    tiles = bands[:, : nbx * block].reshape(bands.shape[0], nbx, block)
     tiles = tiles - tiles.mean(axis=2, keepdims=True)
     spec = np.abs(np.fft.rfft(tiles * np.hanning(block), axis=2))
     f, valid = _valid_frequencies(block)
@@ -93,12 +101,49 @@ def high_frequency_excess(profile: np.ndarray) -> float:
     return float(np.mean(profile[tail] - (slope * r[tail] + intercept)))
 
 
+@dataclass
+class DerivativeStats:
+    """What the detector keeps of the absolute second derivatives of a whole image (:func:`derivative_stats`):
+    their column and row means (the profiles) and their :func:`band_means` along and across."""
+
+    profile_x: np.ndarray
+    profile_y: np.ndarray
+    bands_x: np.ndarray
+    bands_y: np.ndarray
+
+
+def derivative_stats(gray: np.ndarray, block: int) -> DerivativeStats:
+    """:class:`DerivativeStats` of ``gray``, computed in tiles aligned to ``block`` (each with the two pixels of
+    context the second derivative needs), so the full-resolution derivatives are never held at once."""
+    h, w = gray.shape
+    sums_x, sums_y = np.zeros(w - 2, np.float32), np.zeros(h - 2, np.float32)
+    bands_x = np.zeros((h // block, w - 2), np.float32)
+    bands_y = np.zeros((w // block, h - 2), np.float32)
+
+    def add(tile: Tile) -> None:
+        rows, cols = tile.outer[0].start, tile.outer[1].start  # no halo before a tile: inner starts at 0
+        inner_h, inner_w = tile.inner[0].stop, tile.inner[1].stop
+        dx, dy = second_derivative_profiles(gray[tile.outer])
+        dx, dy = dx[:inner_h, :inner_w], dy[:inner_h, :inner_w]
+        sums_x[cols: cols + dx.shape[1]] += dx.sum(axis=0)
+        sums_y[rows: rows + dy.shape[0]] += dy.sum(axis=1)
+        bands_x[rows // block: rows // block + inner_h // block, cols: cols + dx.shape[1]] = band_means(dx, block)
+        bands_y[cols // block: cols // block + inner_w // block, rows: rows + dy.shape[0]] = band_means(dy.T, block)
+
+    for row in tiles(gray.shape, block, 0):
+        for tile in row:
+            add(Tile((slice(tile.outer[0].start, min(h, tile.outer[0].stop + 2)),
+                      slice(tile.outer[1].start, min(w, tile.outer[1].stop + 2))), tile.inner))
+    return DerivativeStats(sums_x / np.float32(h), sums_y / np.float32(w), bands_x, bands_y)
+
+
 class SpectrumDetector:
     """Periodicity of the second-derivative profiles (global score, tile map at the peak) plus an azimuthal check.
 
     The image-level statistic follows Gallagher's observation that the variance of the second derivative of an
     interpolated signal is periodic (the averaged profile's spectrum peaks at the resampling frequency);
     Kirchner's analysis of linear-predictor residues [2]_ motivates excluding the JPEG grid harmonics.
+    Derivatives are taken in tiles (:func:`derivative_stats`); only their profiles and band means are kept.
     """
 
     name: ClassVar[str] = "spectrum"
@@ -110,21 +155,20 @@ class SpectrumDetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         gray = ctx.gray(image)
-        dx, dy = second_derivative_profiles(gray)
-        rx, fx = periodicity(dx.mean(axis=0))
-        ry, fy = periodicity(dy.mean(axis=1))
+        block = min(int(p["block"]), max(16, min(gray.shape) // 2))
+        stats = derivative_stats(gray, block)
+        rx, fx = periodicity(stats.profile_x)
+        ry, fy = periodicity(stats.profile_y)
         ratio = max(rx, ry)
         lo, hi = np.log(p["low"]), np.log(p["high"])
         score = float(np.clip((np.log(ratio) - lo) / (hi - lo), 0.0, 1.0))
-        block = min(int(p["block"]), max(16, min(gray.shape) // 2))
-        sx = tile_strength(dx, fx, block)
-        sy = tile_strength(dy.T, fy, block).T
+        sx = band_strength(stats.bands_x, fx, block)
+        sy = band_strength(stats.bands_y, fy, block).T
         rows, cols = min(sx.shape[0], sy.shape[0]), min(sx.shape[1], sy.shape[1])
         strength = np.maximum(sx[:rows, :cols], sy[:rows, :cols])
         heat = np.clip((np.log(strength + 1e-6) - np.log(3.0)) / np.log(3.0), 0.0, 1.0) * score
-        full = np.zeros(gray.shape, dtype=np.float32)
-        up = upsample(heat, (heat.shape[0] * block, heat.shape[1] * block))
-        full[: up.shape[0], : up.shape[1]] = up
+        full = placed_map(heat, (heat.shape[0] * block, heat.shape[1] * block), gray.shape,
+                          ctx.map_max_pixels)
         hf = high_frequency_excess(azimuthal_profile(gray))
         return DetectorResult(score=score, map=full, params=p, version=self.version,
                               evidence={"peak_ratio_x": round(rx, 3), "peak_freq_x": round(fx, 4),

@@ -22,11 +22,14 @@ import numpy as np
 from tamperscope.forensics.base import (
     AnalysisContext,
     DetectorResult,
+    Tile,
     block_reduce,
+    grid_align,
+    image_map,
     outlier_score,
     prepare,
     robust_z,
-    upsample,
+    tiled,
 )
 
 SRM_KERNELS: dict[str, np.ndarray] = {
@@ -41,7 +44,8 @@ SRM_KERNELS: dict[str, np.ndarray] = {
 
 
 class SRMDetector:
-    """Truncated SRM residuals, mean absolute value per block and filter, combined robust z-score."""
+    """Truncated SRM residuals, mean absolute value per block and filter, combined robust z-score. Residuals are
+    filtered in tiles with a halo of the largest kernel's radius."""
 
     name: ClassVar[str] = "srm"
     version: ClassVar[str] = "1.0"
@@ -51,15 +55,20 @@ class SRMDetector:
     def analyze(self, image: np.ndarray, *, context: AnalysisContext | None = None,
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
-        gray = ctx.gray(image).astype(np.float32)
-        t = float(p["truncation"])
-        zs = []
-        for kernel in SRM_KERNELS.values():
-            residual = cv2.filter2D(gray, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
-            energy = block_reduce(np.abs(np.clip(residual, -t, t)), int(p["block"]))
-            zs.append(np.abs(robust_z(np.log(energy + 0.02))))
+        gray = ctx.gray(image)
+        t, block = float(p["truncation"]), int(p["block"])
+
+        def energies(tile: np.ndarray, where: Tile) -> np.ndarray:
+            g = tile.astype(np.float32)
+            return np.stack([block_reduce(np.abs(np.clip(cv2.filter2D(g, cv2.CV_32F, kernel,
+                                                                      borderType=cv2.BORDER_REFLECT)[where.inner],
+                                                         -t, t)), block) for kernel in SRM_KERNELS.values()])
+
+        halo = max(k.shape[0] for k in SRM_KERNELS.values()) // 2
+        zs = [np.abs(robust_z(np.log(energy + 0.02))) for energy in tiled(gray, grid_align(block), halo, energies)]
         z = np.mean(zs, axis=0)
         heat = np.clip((z - p["z0"]) / (p["z1"] - p["z0"]), 0.0, 1.0)
         graded = np.clip(z / p["z1"], 0.0, 1.0)
-        return DetectorResult(score=outlier_score(heat), map=upsample(graded, gray.shape), params=p,
+        return DetectorResult(score=outlier_score(heat), map=image_map(graded, gray.shape, ctx.map_max_pixels),
+                              params=p,
                               version=self.version, evidence={"filters": list(SRM_KERNELS)})

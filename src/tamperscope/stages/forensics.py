@@ -9,6 +9,11 @@ Detectors see an image's stored pixel grid, where its JPEG blocks and quantisati
 are then turned upright by the EXIF orientation (:func:`~tamperscope.media.decode.upright`, as the frames are), so
 they line up with the frame shown beside them. Coordinates inside the evidence stay in the stored grid; the
 evidence names ``exif_orientation`` whenever it is not 1.
+
+Memory: detectors run one after the other and each map is written and dropped before the next detector starts;
+the local detectors work in tiles, and maps of images with more than
+:data:`~tamperscope.forensics.base.MAP_MAX_PIXELS` pixels are stored scaled down to that many, with ``map_scale``
+(map pixels per image pixel along a side) in the evidence. A 49 MP image takes about 0.3 GB beside its decoded pixels.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from tamperscope.forensics import analyze_image
+from tamperscope.forensics import iter_analyze
+from tamperscope.forensics.base import MAP_MAX_PIXELS, map_shape
 from tamperscope.forensics.registry import DETECTORS, load_detector
 from tamperscope.media.decode import DecodeLimits, upright
 from tamperscope.media.png import encode_png
@@ -32,15 +38,29 @@ from tamperscope.settings import Settings
 from tamperscope.stages.base import Stage, StageContext
 from tamperscope.store.models import Frame
 
-#: peak bytes per pixel of the nine detectors on one image, measured: 9 MP and 12 MP images peak 0.75 and 1.05 GB
-#: above the process's resident set before the stage (about 85 B/pixel), rounded up
-FORENSICS_BYTES_PER_PIXEL = 96
+#: memory the nine detectors take on one image beyond its decoded pixels, reserved before they start: per image
+#: pixel (the luma and the block statistics), a fixed part (a tile's work, one map and its overlay at most
+#: MAP_MAX_PIXELS) and, for a JPEG, per pixel for its decoded luma and its calibrated re-compression (jpeg_dq)
+FORENSICS_BYTES_PER_PIXEL = 4
+FORENSICS_FIXED_BYTES = 192 << 20
+FORENSICS_JPEG_BYTES_PER_PIXEL = 12
+
+
+#: rows of a map coloured or blended at a time, so the PNG writers' float temporaries stay a few MiB
+STRIP_ROWS = 256
+
+
+def _strips(rows: int) -> list[slice]:
+    return [slice(start, start + STRIP_ROWS) for start in range(0, rows, STRIP_ROWS)]
 
 
 def _jet(heat: np.ndarray) -> np.ndarray:
-    """A [0, 1] map as 8-bit JET colours, RGB."""
-    colour = cv2.applyColorMap(np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return np.ascontiguousarray(colour[:, :, ::-1])
+    """A [0, 1] map as 8-bit JET colours, RGB (computed in strips of rows)."""
+    out = np.empty((*heat.shape, 3), np.uint8)
+    for rows in _strips(heat.shape[0]):
+        level = np.clip(heat[rows] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out[rows] = cv2.applyColorMap(level, cv2.COLORMAP_JET)[:, :, ::-1]
+    return out
 
 
 def heatmap_png(heat: np.ndarray) -> bytes:
@@ -49,10 +69,23 @@ def heatmap_png(heat: np.ndarray) -> bytes:
 
 
 def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> bytes:
-    """The heat map blended over the RGB image, weighted by the heat itself, as a PNG."""
-    weight = (alpha * heat)[:, :, None]
-    blended = np.clip(image.astype(np.float32) * (1 - weight) + _jet(heat).astype(np.float32) * weight + 0.5, 0, 255)
-    return encode_png(blended.astype(np.uint8), 1)
+    """The heat map blended over the RGB image (of the map's size), weighted by the heat itself, as a PNG (blended in
+    strips of rows)."""
+    out = np.empty(image.shape, np.uint8)
+    for rows in _strips(heat.shape[0]):
+        weight = (alpha * heat[rows])[:, :, None]
+        out[rows] = np.clip(image[rows].astype(np.float32) * (1 - weight) + _jet(heat[rows]).astype(np.float32)
+                            * weight + 0.5, 0, 255)
+    return encode_png(out, 1)
+
+
+def map_background(image: np.ndarray) -> np.ndarray:
+    """``image`` at the size of its detectors' maps (at most ``MAP_MAX_PIXELS``; area averaging when smaller), for
+    the overlays."""
+    height, width = map_shape(image.shape, MAP_MAX_PIXELS)
+    if (height, width) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def pick_frames(frames: list[Frame], cap: int) -> list[Frame]:
@@ -82,7 +115,9 @@ class ForensicsStage(Stage):
     """Classical image forensics on images and on video frames."""
 
     name: ClassVar[str] = "forensics"
-    version: ClassVar[str] = "1.1"  # 1.1: maps and overlays of EXIF-rotated images upright, like the frames
+    # 1.1: maps and overlays of EXIF-rotated images upright, like the frames; 1.2: maps of images longer than
+    # MAP_MAX_PIXELS pixels stored scaled down to that many (map_scale in the evidence)
+    version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = ("video",)
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 
@@ -93,9 +128,13 @@ class ForensicsStage(Stage):
     def run(self, ctx: StageContext) -> StageOutput:
         out = StageOutput()
         if ctx.asset.media_type == MediaType.IMAGE:
-            limits = DecodeLimits(max_pixels=ctx.settings.limits.max_pixels,
-                                  reserve=lambda n: ctx.reserve_memory(n, "forensics at full resolution"))
+            limits = DecodeLimits(max_pixels=ctx.settings.limits.max_pixels, reserve=lambda n: ctx.reserve_memory(
+                n + FORENSICS_FIXED_BYTES, "forensics at full resolution"))
             image = ctx.media.image(limits, FORENSICS_BYTES_PER_PIXEL)
+            if image.jpeg is not None:
+                ctx.reserve_memory(image.rgb.shape[0] * image.rgb.shape[1] * (
+                    FORENSICS_BYTES_PER_PIXEL + FORENSICS_JPEG_BYTES_PER_PIXEL) + FORENSICS_FIXED_BYTES,
+                    "forensics of a JPEG at full resolution")
             jobs = [_Window("asset", image.rgb, image.jpeg, orientation=image.orientation)]
         else:
             with ctx.read_session() as s:
@@ -111,11 +150,15 @@ class ForensicsStage(Stage):
 
         def analyse(job: _Window) -> list[DetectionRecord]:
             tag = job.window_id.rsplit(":", 1)[-1]
-            shown = upright(job.image, job.orientation)
-            turned = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
+            shown = upright(map_background(job.image), job.orientation)
+            noted: dict[str, Any] = {"exif_orientation": job.orientation} if job.orientation != 1 else {}
+            bounded = map_shape(job.image.shape, MAP_MAX_PIXELS)
+            if bounded != job.image.shape[:2]:  # map pixels per image pixel
+                noted["map_scale"] = round(bounded[1] / job.image.shape[1], 6)
             records = []
-            for name, result in analyze_image(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget).items():
-                ctx.check_budget()  # two full-resolution PNGs per detector: a unit of work of their own
+            for name, result in iter_analyze(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget,
+                                             map_max_pixels=MAP_MAX_PIXELS):
+                ctx.check_budget()  # two map-sized PNGs per detector: a unit of work of their own
                 heat = upright(result.map, job.orientation)
                 saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))
                 overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
@@ -126,7 +169,8 @@ class ForensicsStage(Stage):
                     score=float(result.score) if applicable else None,
                     status="scored" if applicable else "not_applicable", t_start_ms=job.t_ms, t_end_ms=job.t_ms,
                     params=result.params,
-                    evidence={**result.evidence, **turned}, saliency_uri=saliency, overlay_uri=overlay))
+                    evidence={**result.evidence, **noted}, saliency_uri=saliency, overlay_uri=overlay))
+                del heat, result  # the map is stored: dropped before the next detector runs
             return records
 
         # Frames on ``workers`` threads (OpenCV and NumPy release the GIL), rows in frame order.

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,7 +92,9 @@ def build_clip_bank(tracks: Sequence[FaceTrack], cfg: ClipConfig, frame_cfg: Fra
     """Clips of :func:`clip_samples` and their embeddings (:func:`frame_embeddings`: with a frozen trunk one bank
     serves every cross-validation fold; with a fine-tuned one each fold's frame model needs its own bank)."""
     size = frame_cfg.input_size
-    identities, labels, resized = [], [], []
+    identities: list[tuple[str, ...]] = []
+    labels: list[int] = []
+    resized: list[np.ndarray] = []
     for frames, label, ids in clip_samples(tracks, cfg):
         resized.extend(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames)
         identities.append(ids)
@@ -146,11 +149,12 @@ def fit_clip(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], frame_mode
             cal_logits = head(x[ca])[:, 0].numpy()
         history.append({"epoch": epoch, "cal_auc": calibration_metrics(cal_logits, y[ca].numpy(), (1.0, 0.0))["auc"]})
     calibration = fit_temperature(cal_logits, y[ca].numpy())
-    metrics = {"cal": calibration_metrics(cal_logits, y[ca].numpy(), calibration), "history": history[-5:],
-               "embedding_check_max_abs_diff": embedding_check, "seconds": round(time.monotonic() - started, 1)}
+    metrics: dict[str, Any] = {
+        "cal": calibration_metrics(cal_logits, y[ca].numpy(), calibration), "history": history[-5:],
+        "embedding_check_max_abs_diff": embedding_check, "seconds": round(time.monotonic() - started, 1)}
     exported = ExportedClipModel(head, calibration).eval()
     onnx_path = out / "clip.onnx"
-    torch.onnx.export(exported, x[:1], str(onnx_path), input_names=["embeddings"], output_names=["logit"],
+    torch.onnx.export(exported, (x[:1],), str(onnx_path), input_names=["embeddings"], output_names=["logit"],
                       dynamic_axes={"embeddings": {0: "n"}, "logit": {0: "n"}}, opset_version=17, dynamo=False)
     metrics["export_max_abs_diff"] = check_export(exported, onnx_path, x[ca[:8]].numpy())
     spec = frames_model.spec

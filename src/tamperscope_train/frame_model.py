@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,7 +103,7 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
     has_mask = torch.tensor([s.mask is not None for s in samples])
     masks = torch.from_numpy(np.stack([s.mask.astype(np.float32) if s.mask is not None
                                        else np.zeros((side, side), np.float32) for s in samples]))
-    groups = [{"params": list(top.parameters()), "lr": cfg.lr}]
+    groups: list[dict[str, Any]] = [{"params": list(top.parameters()), "lr": cfg.lr}]
     if tuned:
         groups.append({"params": [p for b in tuned for p in b.parameters()], "lr": cfg.lr * cfg.tune_lr_scale})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -134,12 +135,13 @@ def fit_frame(items: Sequence[MediaItem], tracks: Sequence[FaceTrack], out: Path
     tail.eval()
     cal_logits = _logits(tail, x_all[ca])
     calibration = fit_temperature(cal_logits, labels[ca])
-    metrics = {"cal": calibration_metrics(cal_logits, labels[ca], calibration), "history": history,
-               "cal_by_kind": auc_by_kind(cal_logits, labels[ca], [samples[i].kind for i in ca]),
-               "imagenet_top5": check, "seconds": round(time.monotonic() - started, 1)}
+    metrics: dict[str, Any] = {
+        "cal": calibration_metrics(cal_logits, labels[ca], calibration), "history": history,
+        "cal_by_kind": auc_by_kind(cal_logits, labels[ca], [samples[i].kind for i in ca]),
+        "imagenet_top5": check, "seconds": round(time.monotonic() - started, 1)}
     exported = ExportedFrameModel(trunk, top, calibration, cfg.input_size).eval()
     onnx_path = out / "frame.onnx"
-    torch.onnx.export(exported, torch.zeros(1, 3, cfg.input_size, cfg.input_size), str(onnx_path),
+    torch.onnx.export(exported, (torch.zeros(1, 3, cfg.input_size, cfg.input_size),), str(onnx_path),
                       input_names=["crop"], output_names=["logit", "saliency", "embedding"],
                       dynamic_axes={"crop": {0: "n"}, "logit": {0: "n"}, "saliency": {0: "n"},
                                     "embedding": {0: "n"}}, opset_version=17, dynamo=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -85,7 +85,7 @@ def _finish(image: np.ndarray, size: int, rng: np.random.Generator, *, augment: 
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
-            image = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            image = cv2.cvtColor(cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
     side = size // 32
     small = None if mask is None else cv2.resize(np.ascontiguousarray(mask, np.float32), (side, side),
                                                  interpolation=cv2.INTER_AREA).astype(np.float16)
@@ -136,7 +136,7 @@ def normalise(images: np.ndarray) -> np.ndarray:
 def _onnx_trunk(trunk: Trunk, size: int, path: Path) -> Any:
     import onnxruntime as ort
 
-    torch.onnx.export(trunk.eval(), torch.zeros(1, 3, size, size), str(path), input_names=["x"],
+    torch.onnx.export(trunk.eval(), (torch.zeros(1, 3, size, size),), str(path), input_names=["x"],
                       output_names=["features"], dynamic_axes={"x": {0: "n"}, "features": {0: "n"}},
                       opset_version=17, dynamo=False)
     options = ort.SessionOptions()

@@ -27,7 +27,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tamperscope_train import training
+from tamperscope_train.config import FrameConfig
+from tamperscope_train.cross_validation import score_tracks, write_scores
+from tamperscope_train.dataset import media_tracks
+from tamperscope_train.frame_model import fit_frame
+from tamperscope_train.frame_samples import build_bank
 
 
 def read_manifest(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
@@ -68,17 +72,16 @@ def run_config(augment: str, mask_weight: float, tune: int, per_track: int, item
                trainable: set[str] | None = None) -> tuple[list[dict[str, Any]], float]:
     """``trainable``: file names the fold models may train on (all when ``None``); every held-out track is scored."""
     started = time.monotonic()
-    cfg = training.FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune)
+    cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
         fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)
                        and (trainable is None or t.item.path.name in trainable)]
         fold_items = [t.item for t in fold_tracks]
         fold_dir = out / f"{augment}-{mask_weight}-{tune}" / f"fold{fold}"
-        result = training.fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
-                                    say=lambda _: None)
-        scores += training.score_tracks(result.onnx, [t for t in tracks if set(t.item.identities) & set(excluded)],
-                                        fold)
+        result = fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
+                           say=lambda _: None)
+        scores += score_tracks(result.onnx, [t for t in tracks if set(t.item.identities) & set(excluded)], fold)
     return scores, (time.monotonic() - started) / 60
 
 
@@ -103,7 +106,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     if args.config:
-        items, tracks = training.media_tracks(args.data, (), 8.0, 240, args.cache, print)
+        items, tracks = media_tracks(args.data, (), 8.0, 240, args.cache, print)
         banks: dict[tuple[str, int], Any] = {}
         for spec in args.config:
             augment, weight, *rest = spec.split(":")
@@ -113,14 +116,14 @@ def main() -> None:
                 t0 = time.monotonic()
                 source = tracks if not args.train_split else [
                     t for t in tracks if manifest[t.item.path.name]["split"] == args.train_split]
-                banks[key] = training.build_bank(
-                    source, training.FrameConfig(augment=augment, per_track=args.per_track, tune=tune), args.out)
+                banks[key] = build_bank(source, FrameConfig(augment=augment, per_track=args.per_track, tune=tune),
+                                        args.out)
                 print(f"bank {key}: {len(banks[key].samples)} samples in {time.monotonic() - t0:.0f} s")
             trainable = ({n for n, r in manifest.items() if r["split"] == args.train_split}
                          if args.train_split else None)
             scores, minutes = run_config(augment, float(weight), tune, args.per_track, items, tracks, held_out,
                                          banks[key], args.out, trainable)
-            training.write_scores(args.out / f"scores-{augment}-{weight}-{tune}.csv", scores)
+            write_scores(args.out / f"scores-{augment}-{weight}-{tune}.csv", scores)
             label = f"{spec} (trained on {args.train_split} only)" if args.train_split else spec
             results.append(summarise(label, scores, manifest, minutes))
             print(results[-1], flush=True)

@@ -23,7 +23,9 @@ from sklearn.metrics import roc_auc_score
 
 from tamperscope.fusion.branches import top_fraction_mean
 from tamperscope.models.runtime import FrameModel
-from tamperscope_train import training
+from tamperscope_train.config import FrameConfig
+from tamperscope_train.cross_validation import crop_probabilities
+from tamperscope_train.dataset import media_tracks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from frame_ablation import read_manifest
@@ -38,9 +40,9 @@ AGGREGATES = {
 
 def track_probabilities(model: FrameModel, crops: np.ndarray, flip: bool) -> np.ndarray:
     """Per-crop probabilities; with ``flip``, the mean of the crop's and its mirror image's probability."""
-    probs = training.crop_probabilities(model, crops)
+    probs = crop_probabilities(model, crops)
     if flip:
-        probs = (probs + training.crop_probabilities(model, np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+        probs = (probs + crop_probabilities(model, np.ascontiguousarray(crops[:, :, ::-1]))) / 2
     return probs
 
 
@@ -52,8 +54,8 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     args = parser.parse_args()
     manifest, held_out = read_manifest(args.manifest)
-    cfg = training.FrameConfig()
-    _, tracks = training.media_tracks(args.data, (), cfg.fps, cfg.max_frames, args.cache, print)
+    cfg = FrameConfig()
+    _, tracks = media_tracks(args.data, (), cfg.fps, cfg.max_frames, args.cache, print)
     started = time.monotonic()
     rows: list[dict[str, object]] = []
     for fold, excluded in held_out.items():

@@ -6,14 +6,17 @@ Needs the ``train`` extra (torch); ``layout`` works without it. Errors map to ex
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from tamperscope.errors import TamperscopeError, UsageError, exit_code_for
+from tamperscope_train.config import ClipConfig, FrameConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train tamperscope's deep detectors on CPU (the `train` extra: pip install -e '.\\[train]').")
@@ -30,12 +33,13 @@ MaskWeightOption = Annotated[float, typer.Option(help="weight of the auxiliary b
 TuneOption = Annotated[int, typer.Option(help="fine-tune the trunk's last N blocks with the head (0: frozen trunk)")]
 
 
-def _training() -> Any:
+@contextmanager
+def _train_extra() -> Iterator[None]:
+    """Wraps the import of a training module: a missing torch (an optional extra) becomes a usage error."""
     try:
-        from tamperscope_train import training
-    except ImportError as exc:  # torch is an optional extra
+        yield
+    except ImportError as exc:
         raise UsageError(f"training needs the `train` extra (pip install -e '.[train]'): {exc}") from exc
-    return training
 
 
 @app.command("layout")
@@ -57,10 +61,11 @@ def train_frame(data: DataOption, out: Annotated[Path, typer.Option(help="output
                 input_size: int = 160, cut: int = 12, augment: AugmentOption = "strong",
                 mask_weight: MaskWeightOption = 0.5, tune: TuneOption = 0, cache: CacheOption = None) -> None:
     """Fine-tune EfficientNet-Lite0 on real faces vs self-blends and swaps; export frame.onnx + yaml + json."""
-    training = _training()
-    cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                               augment=augment, mask_weight=mask_weight, tune=tune, exclude=tuple(exclude or ()))
-    result = training.train_frame(data, out, cfg, cache=cache, say=console.print)
+    with _train_extra():
+        from tamperscope_train.frame_model import train_frame as train
+    cfg = FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
+                      augment=augment, mask_weight=mask_weight, tune=tune, exclude=tuple(exclude or ()))
+    result = train(data, out, cfg, cache=cache, say=console.print)
     console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
 
 
@@ -69,9 +74,10 @@ def train_clip(data: DataOption, out: Annotated[Path, typer.Option(help="output 
                frame_model: Annotated[Path, typer.Option(help="frame.onnx whose embeddings the clip model reads")],
                exclude: ExcludeOption = None, seed: int = 0, epochs: int = 30, cache: CacheOption = None) -> None:
     """Train the temporal head on real face runs vs temporally inconsistent blends; export clip.onnx."""
-    training = _training()
-    cfg = training.ClipConfig(seed=seed, epochs=epochs, exclude=tuple(exclude or ()))
-    result = training.train_clip(data, frame_model, out, cfg, cache=cache, say=console.print)
+    with _train_extra():
+        from tamperscope_train.clip_model import train_clip as train
+    cfg = ClipConfig(seed=seed, epochs=epochs, exclude=tuple(exclude or ()))
+    result = train(data, frame_model, out, cfg, cache=cache, say=console.print)
     console.print(f"wrote {result.onnx}, {result.spec}, {result.manifest}")
 
 
@@ -87,16 +93,16 @@ def train_cv(data: DataOption, out: Annotated[Path, typer.Option(help="writes OU
     """One frame + clip model per fold, each trained without the identity groups of its fold."""
     import csv
 
-    training = _training()
+    with _train_extra():
+        from tamperscope_train.cross_validation import train_cv as train
     with manifest.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     held_out = {fold: tuple(sorted({r["group"] for r in rows if r["fold"] == fold}))
                 for fold in sorted({r["fold"] for r in rows})}
-    frame_cfg = training.FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
-                                     augment=augment, mask_weight=mask_weight, tune=tune)
-    training.train_cv(data, out, held_out, frame_cfg=frame_cfg,
-                      clip_cfg=training.ClipConfig(seed=seed) if clip else None, cache=cache, final=final,
-                      say=console.print)
+    frame_cfg = FrameConfig(seed=seed, epochs=epochs, per_track=per_track, input_size=input_size, cut=cut,
+                            augment=augment, mask_weight=mask_weight, tune=tune)
+    train(data, out, held_out, frame_cfg=frame_cfg, clip_cfg=ClipConfig(seed=seed) if clip else None, cache=cache,
+          final=final, say=console.print)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.errors import UsageError
 from tamperscope.media.faces import FaceAnalyzer, aligned_crop_affine
+from tamperscope_train.config import Progress
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -186,6 +187,16 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
         if analyzer is not None:
             analyzer.close()
     return tracks
+
+
+def media_tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cache: Path | None,
+                 say: Progress) -> tuple[list[MediaItem], list[FaceTrack]]:
+    """The training folder's media (less the ``exclude`` identities) and their cached face tracks."""
+    items = [i for i in scan(data) if not set(i.identities) & set(exclude)]
+    say(f"{len(items)} media ({sum(i.label == 0 for i in items)} real) after excluding {len(exclude)} identities")
+    tracks = load_tracks(items, cache or data / ".tamperscope-cache", fps=fps, max_frames=max_frames,
+                         progress=False)
+    return items, tracks
 
 
 def link_layout(manifest: Path, root: Path, out: Path, *, fake_families: tuple[str, ...] = ()) -> int:

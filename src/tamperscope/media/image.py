@@ -17,15 +17,18 @@ from PIL import Image
 from tamperscope.errors import InputRejectedError, RejectReason
 from tamperscope.media.frames import DecodedFrame, normalised_size, scrub
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
-from tamperscope.media.orientation import exif_orientation, upright
+from tamperscope.media.orientation import exif_orientation, stored_view
 
 # HEIF/HEIC stills open through Pillow like every other image (intake validates them with the same decoder)
 pillow_heif.register_heif_opener()
 
 
-#: bytes per pixel :func:`read_image` holds at its peak: Pillow's image (up to 4), its RGB conversion and the
-#: array copy (3 + 3), resized copies
-DECODE_BYTES_PER_PIXEL = 12
+#: bytes per pixel a still image's decode holds at its peak: Pillow's decoded image (up to 4) beside the RGB array
+#: (3) (:func:`decode_rgb`), plus one for the file's bytes and a band's copies; the ``video`` stage's upright copy
+#: beside the cached stored grid (3 + 3) and its resized frames stay within it
+DECODE_BYTES_PER_PIXEL = 8
+#: rows moved from Pillow's decoded image into the array at a time: each band's own copies stay a few MB
+BAND_ROWS = 256
 
 
 def open_image(path: Path | BinaryIO, limits: DecodeLimits = NO_LIMITS,
@@ -60,10 +63,37 @@ def read_stored_image(path: Path, limits: DecodeLimits = NO_LIMITS,
     """Decode an image file once (Pillow; HEIF through pillow-heif), refused before decoding when past the pixel
     budget or the memory ``limits`` may reserve (:func:`open_image`)."""
     data = path.read_bytes()
+    rgb, orientation, image_format = _decode(io.BytesIO(data), path, limits, bytes_per_pixel, turn=False)
+    rgb.setflags(write=False)  # one decode shared by the stages: none may change it for the others
+    return StoredImage(rgb, orientation, data if image_format == "JPEG" else None)
+
+
+def decode_rgb(image: Image.Image, *, turn: bool) -> tuple[np.ndarray, int]:
+    """Decode an open image into ``H x W x 3`` uint8 RGB, turned upright when ``turn``, and its EXIF orientation.
+
+    The pixels of ``upright(np.asarray(image.convert("RGB")), orientation)`` (stored grid when not ``turn``),
+    filled band by band through :func:`~tamperscope.media.orientation.stored_view`, so Pillow's decoded image
+    and the array are the only full-size copies: no converted copy, no ``tobytes`` buffer, no turned copy.
+    """
+    image.load()  # before reading the orientation: a PNG's EXIF may follow its pixels
+    orientation = exif_orientation(image)
+    width, height = image.size
+    sideways = turn and orientation >= 5
+    rgb = np.empty((width, height, 3) if sideways else (height, width, 3), np.uint8)
+    stored = stored_view(rgb, orientation if turn else 1)
+    for top in range(0, height, BAND_ROWS):
+        band = image.crop((0, top, width, min(top + BAND_ROWS, height)))
+        stored[top:top + band.height] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+    return rgb, orientation
+
+
+def _decode(source: Path | BinaryIO, path: Path, limits: DecodeLimits, bytes_per_pixel: int, *,
+            turn: bool) -> tuple[np.ndarray, int, str | None]:
+    """:func:`decode_rgb` of ``source`` opened under ``limits`` and closed before returning, with Pillow's format
+    name; decoder failures become a rejection naming the media, not ``path``."""
     try:
-        with open_image(io.BytesIO(data), limits, bytes_per_pixel) as image:
-            return StoredImage(np.asarray(image.convert("RGB")), exif_orientation(image),
-                               data if image.format == "JPEG" else None)
+        with open_image(source, limits, bytes_per_pixel) as image:
+            return *decode_rgb(image, turn=turn), image.format
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,
                                  f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
@@ -89,9 +119,8 @@ def read_image(path: Path, *, long_side: int, detail_long_side: int = 0,
     DecodedFrame
         Index 0 at ``t_ms`` 0, marked key.
     """
-    stored = read_stored_image(path, limits)
-    return image_frame(upright(stored.rgb, stored.orientation), long_side=long_side,
-                       detail_long_side=detail_long_side)
+    rgb = _decode(path, path, limits, DECODE_BYTES_PER_PIXEL, turn=True)[0]
+    return image_frame(rgb, long_side=long_side, detail_long_side=detail_long_side)
 
 
 def image_frame(full: np.ndarray, *, long_side: int, detail_long_side: int = 0) -> DecodedFrame:

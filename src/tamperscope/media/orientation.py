@@ -45,3 +45,11 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     turn = _UPRIGHT.get(orientation)
     return array if turn is None else np.ascontiguousarray(turn(array))
 
+
+def stored_view(array: np.ndarray, orientation: int) -> np.ndarray:
+    """A view of an upright ``array`` indexed in the stored pixel grid (the inverse of :func:`upright`): stored
+    pixels written into it land upright in ``array``, so a decoder fills the upright array without a turned copy.
+    Orientations 2-5 and 7 undo themselves; 6 and 8 undo each other."""
+    turn = _UPRIGHT.get({6: 8, 8: 6}.get(orientation, orientation))
+    return array if turn is None else turn(array)
+

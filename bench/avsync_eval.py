@@ -29,8 +29,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from tamperscope.media.audio import AudioTrack, extract_audio
-from tamperscope.media.decode import VideoReader
 from tamperscope.media.faces import FaceAnalyzer
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.settings import Settings
 from tamperscope.temporal.avsync import OffsetResult, audio_features, estimate_offset, mouth_opening, sync_score
 from tamperscope.temporal.dense import DenseTrack, dense_landmarks

@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
-from tamperscope.media.decode import VideoReader
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.samples.talking_head import talking_head
 from tamperscope.settings import Settings

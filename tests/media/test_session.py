@@ -18,8 +18,8 @@ from PIL import Image
 from tamperscope.custody.intake import ingest_path
 from tamperscope.media import session as session_module
 from tamperscope.media.audio import AudioCollector, extract_audio
-from tamperscope.media.decode import VideoReader
 from tamperscope.media.session import FrameCache, MediaSession, StoredImage
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe import tools
 from tamperscope.settings import LimitSettings

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tamperscope.media.decode import VideoReader, detection_frame
-from tamperscope.media.shots import ShotDetector, cut_f1
+from tamperscope.media.shots import ShotDetector, cut_f1, detection_frame
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.samples.shots import KnownCuts, video_with_known_cuts
 
 
@@ -72,3 +73,11 @@ def test_cut_f1_on_generated_video(known: KnownCuts, detectors: tuple[str, ...])
           f"R={recall:.3f} F1={f1:.3f}; dissolve {known.dissolves} hit by {in_dissolve}")
     assert f1 >= 0.9
     assert 54 in hard  # the 0.3 s inserted shot is its own shot
+
+
+def test_detection_frame_is_small_bgr() -> None:
+    rgb = np.zeros((288, 512, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    small = detection_frame(rgb)
+    assert small.shape == (144, 256, 3)
+    assert small[..., 2].min() == 255 and small[..., 0].max() == 0

@@ -19,7 +19,9 @@ from sqlalchemy import select
 from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.verify import verify
 from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason
-from tamperscope.media.decode import DecodeLimits, VideoReader, open_image, read_image
+from tamperscope.media.image import open_image, read_image
+from tamperscope.media.limits import DecodeLimits
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.pipeline import registry
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe.structure import check_png

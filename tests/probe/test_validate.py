@@ -165,7 +165,8 @@ def test_valid_third_party_files_are_accepted_unless_analysis_cannot_decode_them
                                                                                  tmp_path: Path) -> None:
     """Each file is validated under an extension-less name, as the object store keeps it. A refusal is only
     ever the decode proof, and the analysis decoder indeed fails on that file."""
-    from tamperscope.media.decode import VideoReader, read_image
+    from tamperscope.media.image import read_image
+    from tamperscope.media.video_reader import VideoReader
 
     skip = {".json", ".csv", ".txt", ".tsv", ".md"}
     refused = {}

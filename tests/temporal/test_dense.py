@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tamperscope.media.decode import VideoReader
 from tamperscope.media.session import FrameCache, FrameRate
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.temporal.dense import (
     DenseTrack,
     dense_landmarks,

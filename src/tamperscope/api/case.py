@@ -18,7 +18,7 @@ from tamperscope.errors import NotFoundError
 from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.model import FusionModel, load_model
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
-from tamperscope.media.decode import upright_points
+from tamperscope.media.orientation import upright_points
 from tamperscope.probe.rules.explain import flag_sentence, flag_values
 from tamperscope.records import FaceRecord, ShotRecord
 from tamperscope.report.build import verdict_row

@@ -1,6 +1,6 @@
 """Audio extraction with PyAV: the first audio stream as 16 kHz mono, on the video stage's clock.
 
-Times are measured like :class:`tamperscope.media.decode.VideoReader` measures frame times (presentation
+Times are measured like :class:`tamperscope.media.video_reader.VideoReader` measures frame times (presentation
 time minus the container start time), so an audio sample at ``start_s + i / 16000`` and a video frame
 at ``t_ms / 1000`` are on the same clock and their difference is the container's audio-video offset.
 :class:`AudioCollector` takes decoded frames from any demux loop, so the video stage's decode pass can collect

@@ -20,13 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from tamperscope.media.audio import AudioTrack, extract_audio
-from tamperscope.media.decode import (
-    DECODE_BYTES_PER_PIXEL,
-    NO_LIMITS,
-    DecodeLimits,
-    StoredImage,
-    read_stored_image,
-)
+from tamperscope.media.image import DECODE_BYTES_PER_PIXEL, StoredImage, read_stored_image
+from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 
 
 class FrameRate:
@@ -96,7 +91,7 @@ class FrameCache:
 
     def frames(self, check: Callable[[], None] | None = None) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
         """``(t_ms, render)`` per frame; ``render()`` reads the pixels only when a consumer wants them. ``check``
-        (the reading stage's budget) runs before each frame, as a :class:`~tamperscope.media.decode.VideoReader`
+        (the reading stage's budget) runs before each frame, as a :class:`~tamperscope.media.video_reader.VideoReader`
         runs it before each decoded one."""
         for index, t_ms in enumerate(self.times):
             if check is not None:

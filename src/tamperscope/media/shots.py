@@ -14,6 +14,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -226,3 +227,24 @@ def cut_f1(found: list[int], truth: list[int], tolerance: int = 1) -> tuple[floa
     recall = hits / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
+
+
+def detection_frame(rgb: np.ndarray, width: int = 256) -> np.ndarray:
+    """BGR frame downscaled to ``width`` for shot detection (PySceneDetect's default working size).
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        Normalised RGB frame.
+    width : int
+        Target width; frames narrower than this are only converted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``h x width x 3`` uint8 BGR.
+    """
+    if rgb.shape[1] > width:
+        height = max(1, math.floor(rgb.shape[0] * width / rgb.shape[1]))
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, ToolError
-from tamperscope.media.decode import DecodeLimits, VideoReader, read_image, scrub
+from tamperscope.media.frames import scrub
+from tamperscope.media.image import read_image
+from tamperscope.media.limits import DecodeLimits
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.probe.harvest import ffprobe_command
 from tamperscope.probe.sniff import sniff_file
 from tamperscope.probe.structure import Structure, check_structure

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.errors import LimitExceededError
-from tamperscope.media.decode import DecodeLimits
+from tamperscope.media.limits import DecodeLimits
 from tamperscope.media.session import MediaSession
 from tamperscope.records import MediaType, StageOutput
 from tamperscope.settings import LimitSettings, Settings

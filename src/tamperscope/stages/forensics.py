@@ -6,7 +6,7 @@ use the frames the ``video`` stage stored (keyframes first, then an even spread 
 as a heatmap PNG (``saliency_uri``) and as an overlay on the analysed image (``overlay_uri``).
 
 Detectors see an image's stored pixel grid, where its JPEG blocks and quantisation tables live; maps and overlays
-are then turned upright by the EXIF orientation (:func:`~tamperscope.media.decode.upright`, as the frames are), so
+are then turned upright by the EXIF orientation (:func:`~tamperscope.media.orientation.upright`, as the frames are), so
 they line up with the frame shown beside them. Coordinates inside the evidence stay in the stored grid; the
 evidence names ``exif_orientation`` whenever it is not 1.
 
@@ -31,7 +31,8 @@ from sqlalchemy import select
 from tamperscope.forensics import iter_analyze
 from tamperscope.forensics.base import MAP_MAX_PIXELS, map_shape
 from tamperscope.forensics.registry import DETECTORS, load_detector
-from tamperscope.media.decode import DecodeLimits, upright
+from tamperscope.media.limits import DecodeLimits
+from tamperscope.media.orientation import upright
 from tamperscope.media.png import encode_png
 from tamperscope.records import DetectionRecord, MediaType, StageOutput
 from tamperscope.settings import Settings

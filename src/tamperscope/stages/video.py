@@ -23,13 +23,16 @@ import cv2
 import numpy as np
 
 from tamperscope.media.audio import AudioCollector
-from tamperscope.media.decode import DecodedFrame, VideoReader, detection_frame, image_frame, upright
 from tamperscope.media.faces import Face, FaceAnalyzer, assign_tracks, rescale
+from tamperscope.media.frames import DecodedFrame
+from tamperscope.media.image import image_frame
+from tamperscope.media.orientation import upright
 from tamperscope.media.png import encode_png
 from tamperscope.media.quality import FrameQuality, frame_quality, mark_near_duplicates
 from tamperscope.media.sampling import Sample, ShotAwareSampler, buffer_length
 from tamperscope.media.session import FrameRate
-from tamperscope.media.shots import Cut, ShotDetector
+from tamperscope.media.shots import Cut, ShotDetector, detection_frame
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.media.windows import Spool, letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
 from tamperscope.settings import VideoSettings

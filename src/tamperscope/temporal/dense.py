@@ -32,8 +32,9 @@ from typing import TypeVar, cast
 import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
-from tamperscope.media.decode import NO_LIMITS, DecodeLimits, VideoReader
+from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 from tamperscope.media.session import FrameCache, FrameRate
+from tamperscope.media.video_reader import VideoReader
 from tamperscope.temporal.mesh import N_LANDMARKS
 
 T = TypeVar("T")

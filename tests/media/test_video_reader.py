@@ -1,4 +1,4 @@
-"""Decoding: PTS timestamps (also VFR), rotation, sample aspect ratio, EXIF orientation, corrupt input."""
+"""The video reader: PTS timestamps (also VFR), rotation, sample aspect ratio, detail renderings, corrupt input."""
 
 from __future__ import annotations
 
@@ -7,18 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 from tamperscope.errors import InputRejectedError
-from tamperscope.media.decode import (
-    VideoReader,
-    detection_frame,
-    exif_orientation,
-    normalised_size,
-    read_image,
-    upright,
-    upright_points,
-)
+from tamperscope.media.frames import normalised_size
+from tamperscope.media.video_reader import VideoReader
 from tests.conftest import ffmpeg
 
 
@@ -84,54 +77,11 @@ def test_sample_aspect_ratio_is_honoured(tmp_path: Path, base: Path) -> None:
     assert _frames(anamorphic)[0].rgb.shape == (144, 256, 3)
 
 
-def test_image_is_read_upright(tmp_path: Path) -> None:
-    pixels = np.zeros((100, 200, 3), dtype=np.uint8)
-    pixels[:, :100] = (255, 0, 0)
-    path = tmp_path / "rotated.jpg"
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored rotated: display needs a 90 degree clockwise turn
-    Image.fromarray(pixels).save(path, exif=exif, quality=95)
-    frame = read_image(path, long_side=64)
-    assert frame.rgb.shape == (64, 32, 3)
-    assert frame.rgb[:20, :, 0].mean() > 200 and frame.rgb[-20:, :, 0].mean() < 60
-    assert frame.key and frame.t_ms == 0
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_upright_turns_arrays_as_pillow_turns_images(orientation: int) -> None:
-    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels)
-    image.getexif()[0x0112] = orientation
-    assert exif_orientation(image) == orientation
-    expected = np.asarray(ImageOps.exif_transpose(image))
-    np.testing.assert_array_equal(upright(pixels, orientation), expected)
-    np.testing.assert_array_equal(upright(pixels[:, :, 0], orientation), expected[:, :, 0])  # a map
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_points_move_with_the_pixels_they_name(orientation: int) -> None:
-    height, width = 5, 7
-    stored = np.arange(height * width).reshape(height, width)  # every pixel names itself
-    turned = upright(stored, orientation)
-    ys, xs = np.mgrid[0:height, 0:width]
-    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(float)
-    moved = upright_points(points, orientation, width, height).astype(int)
-    np.testing.assert_array_equal(turned[moved[:, 1], moved[:, 0]], stored[ys.ravel(), xs.ravel()])
-
-
 def test_corrupt_input_is_rejected(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)
     with pytest.raises(InputRejectedError):
         _frames(junk)
-
-
-def test_detection_frame_is_small_bgr() -> None:
-    rgb = np.zeros((288, 512, 3), dtype=np.uint8)
-    rgb[..., 0] = 255
-    small = detection_frame(rgb)
-    assert small.shape == (144, 256, 3)
-    assert small[..., 2].min() == 255 and small[..., 0].max() == 0
 
 
 def test_resolution_change_mid_stream_keeps_one_output_size(tmp_path: Path) -> None:
@@ -160,14 +110,6 @@ def test_detail_rendering_is_larger_and_upright(tmp_path: Path, base: Path) -> N
     assert np.abs(small.astype(int) - frame.rgb.astype(int)).mean() < 4
     with VideoReader(base, long_side=1024, detail_long_side=1280) as reader:
         assert next(iter(reader)).detail is None  # source (640) not larger than the normalised frame
-
-
-def test_image_detail(tmp_path: Path) -> None:
-    path = tmp_path / "big.png"
-    Image.fromarray(np.zeros((600, 1200, 3), np.uint8)).save(path)
-    frame = read_image(path, long_side=300, detail_long_side=900)
-    assert frame.detail is not None and frame.detail().shape == (450, 900, 3)
-    assert read_image(path, long_side=300).detail is None
 
 
 def test_raw_frames_rendered_on_demand_match_the_iteration(base: Path) -> None:

@@ -102,10 +102,14 @@ def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
     finally:
         ws.close()
     busy = marks["last"] - marks["started"]
+    analysed = [r for r in result.results if r.status == "analyzed"]
+    cpu, task_s = sum(r.cpu_s for r in analysed), sum(r.seconds for r in analysed)
     return {
         "workers": workers, "wall_s": round(result.seconds, 1), "tasks_s": round(busy, 1),
         "cluster_start_s": round(marks["cluster"] - start, 1),
         "files_per_min": round(len(clips) / result.seconds * 60, 2),
+        "cpu_s": round(cpu, 1), "cpu_s_per_file": round(cpu / max(len(analysed), 1), 2),
+        "cores_per_task": round(cpu / task_s, 2) if task_s else None,
         "statuses": dict(Counter(r.status for r in result.results)),
         "failed": {r.path: r.reason for r in result.results if r.status in ("failed", "rejected")},
         "peak_rss_mb_per_worker": {k: round(v) for k, v in sorted(peak.items())},
@@ -136,7 +140,8 @@ def main() -> int:
     lost_or_duplicated = {r["workers"]: r["counts"] != base["counts"] or r["stage_commits_max"] != 1 for r in runs}
     for r in runs:
         print(f"{r['workers']} worker(s): {r['wall_s']} s wall ({r['tasks_s']} s first start to last finish), "
-              f"{r['files_per_min']} files/min, speed-up {base['wall_s'] / r['wall_s']:.2f}x wall / "
+              f"{r['files_per_min']} files/min, {r['cpu_s_per_file']} CPU-s/file "
+              f"({r['cores_per_task']} cores per running task), speed-up {base['wall_s'] / r['wall_s']:.2f}x wall / "
               f"{base['tasks_s'] / r['tasks_s']:.2f}x tasks; peak RSS per worker (MB) "
               f"{list(r['peak_rss_mb_per_worker'].values())}; load {r['load_before']} -> {r['load_after']}; "
               f"statuses {r['statuses']}; verify {r['verify_rows']} rows / {r['verify_objects']} objects; "

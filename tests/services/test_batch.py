@@ -9,13 +9,18 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.verify import verify
+from tamperscope.media import decode
+from tamperscope.media.decode import VideoReader, set_max_threads
 from tamperscope.samples import demo as samples
+from tamperscope.services import batch
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
 from tamperscope.settings import BatchSettings, Settings
 from tamperscope.store import queries
@@ -114,6 +119,77 @@ def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_fold
         cluster_event = next(e for e in events if e.kind == "cluster")
         assert cluster_event.note is None and cluster_event.path == cluster.dashboard_link
         assert len(cluster.scheduler.workers) == 2  # the batch closed its client, not the cluster
+
+
+@pytest.fixture
+def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo a thread cap on this (the test) process afterwards: OpenCV's, the decoder's and the BLAS variables."""
+    for name in batch.THREAD_ENV:
+        original = os.environ.get(name)
+        monkeypatch.setenv(name, original or "recorded")  # monkeypatch puts back (or removes) it afterwards
+        if original is None:
+            monkeypatch.delenv(name)
+    before = cv2.getNumThreads()
+    yield
+    cv2.setNumThreads(before)
+    set_max_threads(0)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _decoding_threads(video: Path) -> int:
+    """How many threads this process gained while a reader decodes its first frames."""
+    before = _threads()
+    with VideoReader(video, long_side=64) as reader:
+        frames = iter(reader)
+        next(frames), next(frames)
+        gained = _threads() - before
+        frames.close()
+    return gained
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to cap")
+def test_limit_threads_caps_opencv_the_decoder_and_blas_of_this_process(small_video: Path,
+                                                                        restore_threads: None) -> None:
+    batch.limit_threads(1)
+    assert cv2.getNumThreads() == 1
+    assert {name: os.environ[name] for name in batch.THREAD_ENV} == dict.fromkeys(batch.THREAD_ENV, "1")
+    assert _decoding_threads(small_video) <= 0  # no decoder or filter threads
+    set_max_threads(0)
+    assert _decoding_threads(small_video) > 0  # uncapped, FFmpeg starts about one per core
+
+
+def test_a_thread_cluster_task_leaves_the_callers_threads_alone(tmp_path: Path, case_folder: Path,
+                                                               restore_threads: None) -> None:
+    cv2.setNumThreads(2)
+    settings = _settings(tmp_path, processes=False)
+    Workspace.open(settings).close()
+    result = batch.analyze_file(batch.worker_settings(settings), str(case_folder / "clip.mp4"), only=["metadata"])
+    assert result.status == "analyzed" and result.cpu_s > 0
+    assert (cv2.getNumThreads(), decode._max_threads) == (2, 0)
+
+
+def _worker_threads() -> dict[str, object]:
+    """What a worker process's thread caps are (run on the worker)."""
+    return {"opencv": cv2.getNumThreads(), "decoder": decode._max_threads,
+            "env": {name: os.environ.get(name) for name in batch.THREAD_ENV}}
+
+
+@pytest.mark.slow
+def test_worker_processes_start_with_their_blas_share_and_a_task_caps_the_rest(tmp_path: Path, case_folder: Path,
+                                                                               restore_threads: None) -> None:
+    settings = Settings(home=tmp_path / "home", actor="tester", batch=BatchSettings(workers=1, threads_per_worker=3))
+    Workspace.open(settings).close()
+    with batch.dask_client(settings.batch) as client:
+        (before,) = client.run(_worker_threads).values()
+        assert before["env"] == dict.fromkeys(batch.THREAD_ENV, "3")  # set before the process started (NumPy loaded)
+        result = client.submit(batch.analyze_file, batch.worker_settings(settings), str(case_folder / "clip.mp4"),
+                               only=["metadata"]).result()
+        (after,) = client.run(_worker_threads).values()
+    assert result.status == "analyzed"
+    assert (after["opencv"], after["decoder"]) == (3, 3)
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

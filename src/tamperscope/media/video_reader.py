@@ -26,6 +26,15 @@ from tamperscope.media.audio import AudioCollector, container_start
 from tamperscope.media.frames import DecodedFrame, normalised_size, scrub
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 
+#: most threads a reader's decoder and filter graphs use (0: no cap, FFmpeg's choice of about one per core)
+_max_threads = 0
+
+
+def set_max_threads(threads: int) -> None:
+    """Cap the decoder and filter threads of readers opened from now on (0: no cap); a batch worker sets its share."""
+    global _max_threads
+    _max_threads = threads
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -108,7 +117,7 @@ class VideoReader:
             raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, f"{path.name} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self._stream.codec_context.thread_count = threads
+        self._stream.codec_context.thread_count = min(threads or _max_threads, _max_threads or threads)
         if limits.max_pixels is not None:  # declared size first; then the decoder refuses larger frames itself
             width, height = self._stream.codec_context.width, self._stream.codec_context.height
             if width * height > limits.max_pixels:
@@ -156,6 +165,7 @@ class VideoReader:
             display_w, display_h = display_h, display_w
         out_w, out_h = size or normalised_size(round(display_w), round(display_h), long_side or self.long_side)
         graph = av.filter.Graph()
+        graph.threads = _max_threads
         nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                   time_base=self._stream.time_base)]
         # Scale in the source pixel format (SIMD area averaging), convert to RGB at the small size: 2x faster

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 from sqlalchemy import select
 
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.errors import InputRejectedError, PathNotFoundError, TamperscopeError, exit_code_for
+from tamperscope.media.decode import set_max_threads
 from tamperscope.nativelog import silence_native_stderr_for_process
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.runner import stages_to_run
@@ -57,6 +59,7 @@ class FileResult:
     seconds: float = 0.0
     worker: str | None = None  # pid@host of the process that ran it
     peak_rss_mb: float | None = None  # that process's peak resident memory so far
+    cpu_s: float = 0.0  # CPU time of that process and the tools it ran, over the task (its other tasks' included)
 
 
 @dataclass
@@ -122,6 +125,27 @@ def worker_settings(settings: Settings) -> Settings:
     })
 
 
+#: variables sizing the BLAS/OpenMP pools, read when such a library loads (NumPy's loads with Dask, before any task)
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that sizes BLAS/OpenMP pools at ``threads`` in a process started with it."""
+    return dict.fromkeys(THREAD_ENV, str(threads))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process's native thread pools at ``threads``, so a worker uses about its share of the cores.
+
+    OpenCV's pool and the video decoder's and filter graphs' threads at once; BLAS/OpenMP through the environment,
+    for libraries loaded from now on (a local cluster's workers start with it, :func:`dask_client`). Stages and ONNX
+    Runtime sessions take theirs from :func:`worker_settings`.
+    """
+    os.environ.update(thread_env(threads))
+    cv2.setNumThreads(threads)
+    set_max_threads(threads)
+
+
 _workspaces: dict[str, Workspace] = {}
 _workspaces_lock = threading.Lock()
 
@@ -143,6 +167,12 @@ def current_asset(ws: Workspace, sha256: str, only: list[str] | None = None) -> 
             return None
         previous = {run.stage: run for run in stage_runs(session, asset.asset_id)}
         return None if stages_to_run(previous, all_stages(), ws.settings, only=only) else asset.asset_id
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished child processes (ffprobe, ExifTool)."""
+    user, system, children_user, children_system, _ = os.times()
+    return user + system + children_user + children_system
 
 
 def _process() -> tuple[str, float]:
@@ -168,9 +198,11 @@ def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None
     """The task of one file: skip it when its asset is current, else ingest and analyse it with the analysis service.
 
     Typed errors (rejected input, a failing stage, a busy asset) become the result; anything else is raised so Dask
-    retries the task.
+    retries the task. A worker with a process of its own caps its native threads (not a thread cluster's caller).
     """
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), _cpu_seconds()
+    if settings.batch.processes or settings.batch.scheduler:
+        limit_threads(settings.batch.threads_per_worker)
     if settings.batch.quiet_native_logs:
         silence_native_stderr_for_process()
     ws = _worker_workspace(settings)
@@ -185,7 +217,7 @@ def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None
             publish({"kind": "stage", "path": path, "stage": phase, "process": worker})
 
     def done(result: FileResult) -> FileResult:
-        result.seconds = time.monotonic() - started
+        result.seconds, result.cpu_s = time.monotonic() - started, _cpu_seconds() - cpu_started
         result.worker, result.peak_rss_mb = _process()
         return result
 
@@ -223,12 +255,16 @@ def dashboard_served() -> bool:
 @contextlib.contextmanager
 def dask_client(batch: BatchSettings) -> Iterator[Any]:
     """A client of the scheduler ``batch.scheduler`` names, or of a local cluster started (and stopped) here."""
+    import dask
     from distributed import Client, LocalCluster
 
-    cluster = None if batch.scheduler else LocalCluster(
-        n_workers=batch.workers or os.cpu_count() or 1, threads_per_worker=batch.threads_per_worker,
-        processes=batch.processes, memory_limit=batch.memory_limit, dashboard_address=batch.dashboard_address,
-        silence_logs=logging.ERROR)
+    # worker processes get the BLAS/OpenMP sizes before they start (Dask's default is 1; this sets our share)
+    spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **thread_env(batch.threads_per_worker)}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+        cluster = None if batch.scheduler else LocalCluster(
+            n_workers=batch.workers or os.cpu_count() or 1, threads_per_worker=batch.threads_per_worker,
+            processes=batch.processes, memory_limit=batch.memory_limit, dashboard_address=batch.dashboard_address,
+            silence_logs=logging.ERROR)
     client = Client(batch.scheduler or cluster)
     try:
         yield client

@@ -152,8 +152,9 @@ class BatchSettings(BaseModel):
                                   "default: start a local cluster. Its workers must reach the same database, "
                                   "store and input paths")
     workers: int | None = Field(None, ge=1, description="local cluster: worker processes (default: CPU cores)")
-    threads_per_worker: int = Field(1, ge=1, description="Dask threads per worker; also the worker's stage and "
-                                    "ONNX Runtime threads, so a worker uses about this many cores")
+    threads_per_worker: int = Field(1, ge=1, description="Dask threads per worker; also the worker's stage, ONNX "
+                                    "Runtime, OpenCV, video decoder and BLAS/OpenMP threads, so a worker uses "
+                                    "about this many cores")
     processes: bool = Field(True, description="local cluster: workers are processes (False: threads of this one)")
     memory_limit: str = Field("auto", description="local cluster: memory per worker before Dask restarts it "
                               "(e.g. 4GiB; auto: the machine's memory shared evenly)")

@@ -4,7 +4,9 @@ Usage: ``nice -n 10 .venv/bin/python bench/batch.py [--count 40] [--seconds 2] [
 The clips are the shared corpus's face videos (``../shared/testdata/video/{real,fake}``), each trimmed to
 ``--seconds`` from t=1 s and scaled to ``--width`` into a temporary folder (never the repo). Each worker count
 analyses them into its own fresh workspace; the figures are the wall time (with and without the cluster start),
-files/min, the speed-up over 1 worker (goal >= 1.7 with 2), each worker's peak RSS, the load average, and the
+files/min, the speed-up over 1 worker (goal >= 1.7 with 2), the CPU-seconds per file (the workers' processes and
+tools over each task: the stable figure on a shared machine) and the cores a running task used on average, each
+worker's peak RSS, the load average, and the
 check that nothing was lost or duplicated: ``verify`` passes and every table's row count per asset equals the
 1-worker (sequential) run's, with each stage committed once per asset.
 """

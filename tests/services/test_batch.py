@@ -123,12 +123,11 @@ def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_fold
 
 @pytest.fixture
 def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo a thread cap on this (the test) process afterwards: OpenCV's, the decoder's and the BLAS variables."""
+    """Start without the BLAS variables (an earlier cluster in this process leaves Dask's; an exported one would win
+    over the batch's share) and undo a thread cap on this (the test) process afterwards."""
     for name in batch.THREAD_ENV:
-        original = os.environ.get(name)
-        monkeypatch.setenv(name, original or "recorded")  # monkeypatch puts back (or removes) it afterwards
-        if original is None:
-            monkeypatch.delenv(name)
+        monkeypatch.setenv(name, "recorded")  # so monkeypatch puts back (or removes) it afterwards
+        monkeypatch.delenv(name)
     before = cv2.getNumThreads()
     yield
     cv2.setNumThreads(before)

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.verify import verify
-from tamperscope.media import decode
-from tamperscope.media.decode import VideoReader, set_max_threads
+from tamperscope.media import video_reader
+from tamperscope.media.video_reader import VideoReader, set_max_threads
 from tamperscope.samples import demo as samples
 from tamperscope.services import batch
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
@@ -167,12 +167,12 @@ def test_a_thread_cluster_task_leaves_the_callers_threads_alone(tmp_path: Path, 
     Workspace.open(settings).close()
     result = batch.analyze_file(batch.worker_settings(settings), str(case_folder / "clip.mp4"), only=["metadata"])
     assert result.status == "analyzed" and result.cpu_s > 0
-    assert (cv2.getNumThreads(), decode._max_threads) == (2, 0)
+    assert (cv2.getNumThreads(), video_reader._max_threads) == (2, 0)
 
 
 def _worker_threads() -> dict[str, object]:
     """What a worker process's thread caps are (run on the worker)."""
-    return {"opencv": cv2.getNumThreads(), "decoder": decode._max_threads,
+    return {"opencv": cv2.getNumThreads(), "decoder": video_reader._max_threads,
             "env": {name: os.environ.get(name) for name in batch.THREAD_ENV}}
 
 

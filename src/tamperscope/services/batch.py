@@ -29,7 +29,7 @@ from sqlalchemy import select
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.errors import InputRejectedError, PathNotFoundError, TamperscopeError, exit_code_for
-from tamperscope.media.decode import set_max_threads
+from tamperscope.media.video_reader import set_max_threads
 from tamperscope.nativelog import silence_native_stderr_for_process
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.runner import stages_to_run

@@ -76,11 +76,11 @@ def frame_embeddings(images: np.ndarray, frame_cfg: FrameConfig, workdir: Path,
     A frozen trunk (``tune`` = 0) gives the same embeddings for every fold's model, computed here from the
     pretrained trunk; a fine-tuned trunk needs ``frame_model``, the exported model whose embeddings they are.
     """
-    if frame_cfg.tune == 0 or frame_model is None:
-        if frame_cfg.tune:
-            raise ValueError("a fine-tuned trunk's embeddings need its frame model")
+    if frame_cfg.tune == 0:
         features = trunk_features(images, frame_cfg, workdir)
         return trunk_embedding(torch.from_numpy(features)).numpy(), tuple(int(v) for v in features.shape[1:])
+    if frame_model is None:
+        raise ValueError("a fine-tuned trunk's embeddings need its frame model")
     spec = yaml.safe_load(frame_model.with_suffix(".yaml").read_text(encoding="utf-8"))
     model = FrameModel(frame_model, threads=torch.get_num_threads())
     emb = np.concatenate([model.predict(images[i:i + 64]).extra["embedding"] for i in range(0, len(images), 64)])

@@ -276,6 +276,11 @@ def grid_align(*blocks: int) -> int:
     return math.lcm(8, *blocks)
 
 
+def evenly_spread(count: int, keep: int) -> np.ndarray:
+    """Indices of at most ``keep`` of ``count`` items, evenly spread and deterministic (first and last kept)."""
+    return np.unique(np.linspace(0, count - 1, min(keep, count)).round().astype(int))
+
+
 def robust_z(values: np.ndarray) -> np.ndarray:
     """``(x - median) / (1.4826 MAD)`` with a floor on the scale, for outlier maps."""
     med = float(np.median(values))

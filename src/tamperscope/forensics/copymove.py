@@ -32,17 +32,19 @@ import cv2
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, map_shape, prepare, upsample
+from tamperscope.forensics.base import (
+    AnalysisContext,
+    DetectorResult,
+    evenly_spread,
+    map_shape,
+    prepare,
+    upsample,
+)
 
 #: matched point pairs kept in the evidence per transform or shift (evenly spread over the matches).
 MAX_PAIRS = 30
 #: descriptors whose nearest neighbours :func:`g2nn_matches` finds at a time
 MATCH_ROWS = 512
-
-
-def evenly_spread(count: int, keep: int) -> np.ndarray:
-    """Indices of at most ``keep`` of ``count`` items, evenly spread and deterministic (first and last kept)."""
-    return np.unique(np.linspace(0, count - 1, min(keep, count)).round().astype(int))
 
 
 def point_pairs(src: np.ndarray, dst: np.ndarray, scale: float, offset: float = 0.0) -> list[list[float]]:

@@ -138,11 +138,12 @@ class DoubleQuantizationDetector:
             log_ratio += np.log(p_ref / p_obs)[bins] * (bins > 0)
         distance = float(np.mean(distances)) if distances else 0.0
         score = float(np.clip((distance - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0))
-        heat = np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32)
         if score > 0:
             tampered = 1.0 / (1.0 + np.exp(-np.clip(cv2.blur(log_ratio, (3, 3)), -50, 50)))
             heat = placed_map((tampered * score).astype(np.float32), (tampered.shape[0] * 8, tampered.shape[1] * 8),
                               shape, ctx.map_max_pixels)
+        else:
+            heat = np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32)
         return DetectorResult(score=score, map=heat, params=p, version=self.version,
                               evidence={"applicable": True, "calibrated_distance": round(distance, 5),
                                         "q_table_dc": float(table[0, 0])})

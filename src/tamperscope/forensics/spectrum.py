@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from tamperscope.forensics.base import AnalysisContext, DetectorResult, Tile, placed_map, prepare, tiles
+from tamperscope.forensics.base import AnalysisContext, DetectorResult, placed_map, prepare, tiles
 
 
 def second_derivative_profiles(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,20 +120,18 @@ def derivative_stats(gray: np.ndarray, block: int) -> DerivativeStats:
     bands_x = np.zeros((h // block, w - 2), np.float32)
     bands_y = np.zeros((w // block, h - 2), np.float32)
 
-    def add(tile: Tile) -> None:
-        rows, cols = tile.outer[0].start, tile.outer[1].start  # no halo before a tile: inner starts at 0
-        inner_h, inner_w = tile.inner[0].stop, tile.inner[1].stop
-        dx, dy = second_derivative_profiles(gray[tile.outer])
-        dx, dy = dx[:inner_h, :inner_w], dy[:inner_h, :inner_w]
-        sums_x[cols: cols + dx.shape[1]] += dx.sum(axis=0)
-        sums_y[rows: rows + dy.shape[0]] += dy.sum(axis=1)
-        bands_x[rows // block: rows // block + inner_h // block, cols: cols + dx.shape[1]] = band_means(dx, block)
-        bands_y[cols // block: cols // block + inner_w // block, rows: rows + dy.shape[0]] = band_means(dy.T, block)
-
-    for row in tiles(gray.shape, block, 0):
+    for row in tiles(gray.shape, block):
         for tile in row:
-            add(Tile((slice(tile.outer[0].start, min(h, tile.outer[0].stop + 2)),
-                      slice(tile.outer[1].start, min(w, tile.outer[1].stop + 2))), tile.inner))
+            rows, cols = tile.outer[0].start, tile.outer[1].start  # no halo: the tile proper starts there
+            inner_h, inner_w = tile.inner[0].stop, tile.inner[1].stop
+            # two more pixels each way (clipped at the image's edge): the second derivative's context
+            dx, dy = second_derivative_profiles(gray[rows: rows + inner_h + 2, cols: cols + inner_w + 2])
+            dx, dy = dx[:inner_h, :inner_w], dy[:inner_h, :inner_w]
+            sums_x[cols: cols + dx.shape[1]] += dx.sum(axis=0)
+            sums_y[rows: rows + dy.shape[0]] += dy.sum(axis=1)
+            band_row, band_col = rows // block, cols // block
+            bands_x[band_row: band_row + inner_h // block, cols: cols + dx.shape[1]] = band_means(dx, block)
+            bands_y[band_col: band_col + inner_w // block, rows: rows + dy.shape[0]] = band_means(dy.T, block)
     return DerivativeStats(sums_x / np.float32(h), sums_y / np.float32(w), bands_x, bands_y)
 
 

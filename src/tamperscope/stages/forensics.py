@@ -29,7 +29,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from tamperscope.forensics import iter_analyze
-from tamperscope.forensics.base import MAP_MAX_PIXELS, map_shape
+from tamperscope.forensics.base import MAP_MAX_PIXELS, evenly_spread, map_shape
 from tamperscope.forensics.registry import DETECTORS, load_detector
 from tamperscope.media.limits import DecodeLimits
 from tamperscope.media.orientation import upright
@@ -96,8 +96,7 @@ def pick_frames(frames: list[Frame], cap: int) -> list[Frame]:
     chosen = keys[:cap]
     room = cap - len(chosen)
     if room > 0 and rest:
-        idx = np.unique(np.linspace(0, len(rest) - 1, min(room, len(rest))).round().astype(int))
-        chosen += [rest[i] for i in idx]
+        chosen += [rest[i] for i in evenly_spread(len(rest), room)]
     return sorted(chosen, key=lambda f: f.t_ms)
 
 

@@ -250,12 +250,12 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
     limits = ws.settings.limits
     prints = _stale_prints(done, stages, ws.settings, only=only, force=force)  # the stages to run, and their prints
     watchdog = Watchdog(_overrun_recorder(ws, asset, {s.name: s for s in stages}, prints, result, held),
-                        limits.stage_grace_s)
+                        asset.asset_id, limits.stage_timeout_s, limits.stage_grace_s)
 
     def execute(stage: Stage) -> tuple[StageOutput | None, str]:
         if not stage.applies_to(asset):
             return None, "not_applicable"
-        with watchdog.guard(stage.name, asset.asset_id, limits.stage_timeout_s):
+        with watchdog.guard(stage.name):
             ctx = StageContext(ws=ws, asset=asset, progress=progress, stage_name=stage.name, media=media,
                                budget=StageBudget.from_limits(stage.name, limits))
             ctx.report(0.0, "started")

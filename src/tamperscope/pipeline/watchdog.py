@@ -66,22 +66,21 @@ def before_exit(hook: ExitHook) -> Iterator[None]:
 
 
 class Watchdog:
-    """Guards the stage runs of one analysis: ``record`` writes an overrun's outcome (rows, audit events, the
-    asset's status, the lease) before the process ends; ``grace_s`` is how long past its budget a stage may run."""
+    """Guards the stage runs of one analysis (of ``asset_id``): ``record`` writes an overrun's outcome (rows, audit
+    events, the asset's status, the lease) before the process ends; a stage may run ``timeout_s + grace_s``."""
 
-    def __init__(self, record: Recorder, grace_s: float) -> None:
+    def __init__(self, record: Recorder, asset_id: str, timeout_s: float, grace_s: float) -> None:
         self.record = record
-        self.grace_s = grace_s
+        self.asset_id, self.timeout_s, self.grace_s = asset_id, timeout_s, grace_s
         self._armed: set[object] = set()
 
     @contextlib.contextmanager
-    def guard(self, stage: str, asset_id: str, timeout_s: float) -> Iterator[None]:
+    def guard(self, stage: str) -> Iterator[None]:
         """Arm the watchdog for the block (one stage run); a block that returns in time disarms it. A stage that
         returns after the watchdog fired blocks here until the process ends, so its output is never committed."""
         token = object()
         started = time.monotonic()
-        timer = threading.Timer(timeout_s + self.grace_s, self._fire, args=(token, stage, asset_id, timeout_s,
-                                                                            started))
+        timer = threading.Timer(self.timeout_s + self.grace_s, self._fire, args=(token, stage, started))
         timer.name, timer.daemon = f"watchdog-{stage}", True
         self._armed.add(token)
         timer.start()
@@ -92,12 +91,12 @@ class Watchdog:
                 self._armed.discard(token)
                 timer.cancel()
 
-    def _fire(self, token: object, stage: str, asset_id: str, timeout_s: float, started: float) -> None:
+    def _fire(self, token: object, stage: str, started: float) -> None:
         _ending.acquire()  # never released: the process ends below
         if token not in self._armed:  # the stage returned while the timer was waking up
             _ending.release()
             return
-        overrun = Overrun(stage=stage, asset_id=asset_id, timeout_s=timeout_s, grace_s=self.grace_s,
+        overrun = Overrun(stage=stage, asset_id=self.asset_id, timeout_s=self.timeout_s, grace_s=self.grace_s,
                           elapsed_s=time.monotonic() - started)
         error = overrun.error()
         with contextlib.suppress(Exception):

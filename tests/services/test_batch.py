@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 from sqlalchemy import select
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from tamperscope.custody.verify import verify
 from tamperscope.media import video_reader
@@ -129,7 +130,8 @@ def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, "recorded")  # so monkeypatch puts back (or removes) it afterwards
         monkeypatch.delenv(name)
     before = cv2.getNumThreads()
-    yield
+    with threadpool_limits():  # restores the BLAS/OpenMP pools' sizes on exit
+        yield
     cv2.setNumThreads(before)
     set_max_threads(0)
 
@@ -155,6 +157,7 @@ def test_limit_threads_caps_opencv_the_decoder_and_blas_of_this_process(small_vi
     batch.limit_threads(1)
     assert cv2.getNumThreads() == 1
     assert {name: os.environ[name] for name in batch.THREAD_ENV} == dict.fromkeys(batch.THREAD_ENV, "1")
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info())  # pools loaded before the cap too
     assert _decoding_threads(small_video) <= 0  # no decoder or filter threads
     set_max_threads(0)
     assert _decoding_threads(small_video) > 0  # uncapped, FFmpeg starts about one per core

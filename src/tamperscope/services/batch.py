@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 from sqlalchemy import select
+from threadpoolctl import threadpool_limits
 
 from tamperscope.custody.hashing import sha256_file
 from tamperscope.custody.intake import IntakeRecord
@@ -137,11 +138,13 @@ def thread_env(threads: int) -> dict[str, str]:
 def limit_threads(threads: int) -> None:
     """Cap this process's native thread pools at ``threads``, so a worker uses about its share of the cores.
 
-    OpenCV's pool and the video decoder's and filter graphs' threads at once; BLAS/OpenMP through the environment,
-    for libraries loaded from now on (a local cluster's workers start with it, :func:`dask_client`). Stages and ONNX
-    Runtime sessions take theirs from :func:`worker_settings`.
+    OpenCV's pool and the video decoder's and filter graphs' threads at once; BLAS/OpenMP pools already loaded
+    through threadpoolctl (a worker of a given scheduler loaded NumPy's before any task), and through the
+    environment for libraries loaded from now on (a local cluster's workers start with it, :func:`dask_client`).
+    Stages and ONNX Runtime sessions take theirs from :func:`worker_settings`.
     """
     os.environ.update(thread_env(threads))
+    threadpool_limits(limits=threads)
     cv2.setNumThreads(threads)
     set_max_threads(threads)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from tamperscope.errors import UsageError
+from tamperscope.evaluation.manifest import manifest_rows
 from tamperscope.fusion.branches import Row
 from tamperscope.settings import Settings
 
@@ -61,20 +62,8 @@ def read_image_manifest(manifest: Path, root: Path) -> list[ImageItem]:
     UsageError
         If the file or a column is missing, a listed image does not exist, or a group spans two folds.
     """
-    if not manifest.is_file():
-        raise UsageError(f"manifest {manifest} does not exist")
-    items = []
-    with manifest.open(newline="") as fh:
-        for rec in csv.DictReader(fh):
-            missing = {"path", "label", "kind", "group", "fold"} - {k for k, v in rec.items() if v not in (None, "")}
-            if missing:
-                raise UsageError(f"{manifest}: row {rec} lacks {', '.join(sorted(missing))}")
-            path = root / rec["path"]
-            if not path.is_file():
-                raise UsageError(f"{manifest}: {path} does not exist")
-            items.append(ImageItem(path, rec["path"], int(rec["label"]), rec["kind"], rec["group"], int(rec["fold"])))
-    if not items:
-        raise UsageError(f"{manifest} lists no images")
+    items = [ImageItem(path, rec["path"], int(rec["label"]), rec["kind"], rec["group"], int(rec["fold"]))
+             for path, rec in manifest_rows(manifest, root, {"path", "label", "kind", "group", "fold"}, "images")]
     folds_of: dict[str, set[int]] = {}
     for it in items:
         folds_of.setdefault(it.group, set()).add(it.fold)

@@ -14,6 +14,7 @@ from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate
 from tamperscope.fusion.model import Sample, auc_or_none, reliability
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, band_metrics
+from tamperscope.fusion.timeline import branch_values
 
 MODEL_ID = "image-v2"
 #: candidate branches of the shipped image model; each fit keeps those that raise the held-out AUC.
@@ -35,7 +36,7 @@ CAMERA_KINDS = ("camera",)
 
 def image_samples(records: Sequence[ImageRecord], branches: Sequence[str]) -> list[Sample]:
     """``({branch: features or None}, label)`` per image."""
-    return [({b: BRANCHES[b].extract(r.rows) for b in branches}, r.item.label) for r in records]
+    return [(branch_values(r.rows, branches), r.item.label) for r in records]
 
 
 def synthetic_augment(fitted: Sequence[ImageRecord], synthetic: Sequence[ImageRecord],

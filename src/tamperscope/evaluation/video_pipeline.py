@@ -3,7 +3,6 @@ models of its own fold (the stage results are cached in the evaluation workspace
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from tamperscope.errors import InputRejectedError, UsageError
+from tamperscope.errors import InputRejectedError
+from tamperscope.evaluation.manifest import manifest_rows
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.timeline import WindowSpan
 from tamperscope.settings import Settings
@@ -57,24 +57,13 @@ def read_video_manifest(manifest: Path, root: Path) -> list[VideoItem]:
     UsageError
         If the file is missing, a column is missing, or a listed video does not exist.
     """
-    if not manifest.is_file():
-        raise UsageError(f"manifest {manifest} does not exist")
     items = []
-    with manifest.open(newline="") as fh:
-        for rec in csv.DictReader(fh):
-            missing = {"path", "label", "fold"} - {k for k, v in rec.items() if v not in (None, "")}
-            if missing:
-                raise UsageError(f"{manifest}: row {rec} lacks {', '.join(sorted(missing))}")
-            path = root / rec["path"]
-            if not path.is_file():
-                raise UsageError(f"{manifest}: {path} does not exist")
-            label = int(rec["label"])
-            items.append(VideoItem(path=path, rel=rec["path"], label=label,
-                                   family=rec.get("family") or ("fake" if label else "real"),
-                                   identity=rec.get("identity") or "", group=rec.get("group") or "",
-                                   fold=int(rec["fold"]), split=rec.get("split") or ""))
-    if not items:
-        raise UsageError(f"{manifest} lists no videos")
+    for path, rec in manifest_rows(manifest, root, {"path", "label", "fold"}, "videos"):
+        label = int(rec["label"])
+        items.append(VideoItem(path=path, rel=rec["path"], label=label,
+                               family=rec.get("family") or ("fake" if label else "real"),
+                               identity=rec.get("identity") or "", group=rec.get("group") or "",
+                               fold=int(rec["fold"]), split=rec.get("split") or ""))
     return items
 
 

@@ -166,7 +166,7 @@ def landmark_acceleration(aligned: np.ndarray, t_ms: np.ndarray, *, reference_fp
     if n < 3:
         return accel
     second = np.linalg.norm(aligned[2:] - 2.0 * aligned[1:-1] + aligned[:-2], axis=-1).mean(axis=1)
-    interval = run_intervals(t_ms, np.isfinite(aligned).all(axis=(1, 2)))
+    interval = run_intervals(t_ms, valid_frames(aligned))
     accel[1:-1] = second * ((1000.0 / reference_fps) / interval[1:-1]) ** 2
     return accel
 

@@ -1,6 +1,8 @@
 import io
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data
 
@@ -47,3 +49,32 @@ def test_double_compression_scores_higher_than_single() -> None:
     assert s2.score > 0.5 > s1.score
     none = det.analyze(image)
     assert none.evidence == {"applicable": False} and none.score == 0.0
+
+
+def _colour_calibration(raw: bytes) -> np.ndarray:
+    """The calibration by its definition: the decoded RGB cropped by 4 x 4, re-encoded whole with all the file's
+    tables (as Pillow encodes a colour JPEG), and the Y plane of that re-encoding."""
+    with Image.open(io.BytesIO(raw)) as img:
+        tables = [list(t) for _, t in sorted(img.quantization.items())]
+        cropped = img.convert("RGB").crop((4, 4, *img.size))
+    buf = io.BytesIO()
+    cropped.save(buf, format="JPEG", qtables=tables)
+    with Image.open(buf) as cal:
+        cal.draft("L", cal.size)
+        return np.asarray(cal.convert("L"))
+
+
+@pytest.mark.parametrize(("mode", "options"), [
+    ("RGB", {"quality": 80}), ("RGB", {"quality": 60, "subsampling": 0}), ("RGB", {"quality": 92, "subsampling": 1}),
+    ("RGB", {"quality": 75, "progressive": True}), ("L", {"quality": 85}), ("CMYK", {"quality": 90})])
+def test_calibrated_luma_is_the_y_plane_of_the_colour_re_encoding(mode: str, options: dict[str, Any]) -> None:
+    # odd sizes, past several bands of rows: the grayscale re-encoding of the crop's luma, band by band, gives the
+    # same plane as re-encoding the cropped RGB (the encoder's Y is Pillow's L)
+    rng = np.random.default_rng(3)
+    image = np.clip(np.resize(data.astronaut(), (700, 301, 3)).astype(int) + rng.integers(-12, 13, (700, 301, 3)),
+                    0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).convert(mode).save(buf, "JPEG", **options)
+    cal = calibrated_luma(buf.getvalue())
+    assert cal is not None and cal.shape == (696, 297)
+    assert np.array_equal(cal, _colour_calibration(buf.getvalue()))

@@ -42,6 +42,9 @@ from tamperscope.forensics.base import (
     tiled,
 )
 
+#: rows of the decoded image turned into luma at a time by :func:`calibrated_luma`: each band's copies stay a few MB
+BAND_ROWS = 256
+
 ZIGZAG: list[tuple[int, int]] = sorted(((u, v) for u in range(8) for v in range(8)),
                                        key=lambda uv: (uv[0] + uv[1], uv[0] if (uv[0] + uv[1]) % 2 else uv[1]))
 
@@ -68,22 +71,27 @@ def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
 
     The crop breaks the 8 x 8 grid, so the re-encoded coefficients follow (approximately) the histogram a
     *single* compression with the file's table would give: the reference a double-compressed histogram departs
-    from.
+    from. Only the re-encoding's Y plane is read, and the encoder's Y of an RGB pixel is Pillow's ``convert("L")``
+    (the same fixed-point BT.601 weights), so the crop's luma, taken band by band, is re-encoded as a grayscale
+    JPEG with the luminance table: the same plane, without an RGB copy of the crop beside the decoded image.
     """
     from PIL import Image, JpegImagePlugin
 
     with Image.open(io.BytesIO(jpeg)) as img:
         if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG" or min(img.size) < 24:
             return None
-        tables = [list(t) for _, t in sorted(img.quantization.items())]
-        # the decoded image and its crop are the largest things held: no converted copy of an RGB file
-        cropped = (img if img.mode == "RGB" else img.convert("RGB")).crop((4, 4, *img.size))
+        table = list(img.quantization[min(img.quantization)])  # the Y table of the file's own re-encoding
+        width, height = img.size
+        luma = np.empty((height - 4, width - 4), np.uint8)
+        for top in range(4, height, BAND_ROWS):
+            band = img.crop((4, top, width, min(top + BAND_ROWS, height)))
+            luma[top - 4:top - 4 + band.height] = np.asarray(
+                (band if band.mode == "RGB" else band.convert("RGB")).convert("L"))
     buf = io.BytesIO()
-    with cropped:
-        cropped.save(buf, format="JPEG", qtables=tables)
-    with Image.open(io.BytesIO(buf.getvalue())) as cal:
-        cal.draft("L", cal.size)
-        return np.asarray(cal.convert("L"))
+    Image.fromarray(luma).save(buf, format="JPEG", qtables=[table])
+    del luma  # only the encoded bytes are kept while the calibrated plane is decoded
+    with Image.open(buf) as cal:
+        return np.asarray(cal)
 
 
 def abs_histogram(q: np.ndarray, half: int) -> np.ndarray:
@@ -111,8 +119,9 @@ class DoubleQuantizationDetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         shape = image.shape[:2]
-        luma = ctx.jpeg_luma()
-        cal = calibrated_luma(ctx.jpeg_bytes) if luma is not None and ctx.jpeg_bytes else None
+        # the calibration first: its decoded image is the largest thing held, and the luma is not held beside it
+        cal = calibrated_luma(ctx.jpeg_bytes) if ctx.jpeg_bytes else None
+        luma = ctx.jpeg_luma() if cal is not None else None
         if luma is None or cal is None:
             return DetectorResult(score=0.0, map=np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32),
                                   params=p,

@@ -31,11 +31,10 @@ def test_calibration_and_histogram_helpers() -> None:
     assert abs_histogram(np.array([-3, 0, 1, 25]), 20).tolist()[:4] == [1, 1, 0, 1]
     assert abs_histogram(np.array([-3, 0, 1, 25]), 20)[20] == 1
     raw = _encode(data.coffee(), 80)
-    cal = calibrated_luma(raw)
-    assert cal is not None and cal.shape == (396, 596)
-    png = io.BytesIO()
-    Image.fromarray(data.coffee()).save(png, "PNG")
-    assert calibrated_luma(png.getvalue()) is None
+    with Image.open(io.BytesIO(raw)) as img:
+        table = np.asarray(img.quantization[0])
+    cal = calibrated_luma(_decode(raw), table)
+    assert cal.shape == (396, 596) and cal.dtype == np.uint8
 
 
 def test_double_compression_scores_higher_than_single() -> None:
@@ -49,11 +48,18 @@ def test_double_compression_scores_higher_than_single() -> None:
     assert s2.score > 0.5 > s1.score
     none = det.analyze(image)
     assert none.evidence == {"applicable": False} and none.score == 0.0
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, "PNG")
+    assert det.analyze(image, context=AnalysisContext(jpeg_bytes=png.getvalue())).evidence == {"applicable": False}
+    # pixels of another grid than the file's (e.g. turned upright) are not its decoded image: not applicable
+    turned = det.analyze(np.ascontiguousarray(_decode(double).swapaxes(0, 1)),
+                         context=AnalysisContext(jpeg_bytes=double))
+    assert turned.evidence == {"applicable": False} and turned.map.shape == image.shape[1::-1]
 
 
 def _colour_calibration(raw: bytes) -> np.ndarray:
-    """The calibration by its definition: the decoded RGB cropped by 4 x 4, re-encoded whole with all the file's
-    tables (as Pillow encodes a colour JPEG), and the Y plane of that re-encoding."""
+    """The calibration by its definition (and the previous implementation): the file decoded, cropped by 4 x 4,
+    re-encoded whole as a colour JPEG with all the file's tables, and the Y plane of that re-encoding."""
     with Image.open(io.BytesIO(raw)) as img:
         tables = [list(t) for _, t in sorted(img.quantization.items())]
         cropped = img.convert("RGB").crop((4, 4, *img.size))
@@ -68,13 +74,15 @@ def _colour_calibration(raw: bytes) -> np.ndarray:
     ("RGB", {"quality": 80}), ("RGB", {"quality": 60, "subsampling": 0}), ("RGB", {"quality": 92, "subsampling": 1}),
     ("RGB", {"quality": 75, "progressive": True}), ("L", {"quality": 85}), ("CMYK", {"quality": 90})])
 def test_calibrated_luma_is_the_y_plane_of_the_colour_re_encoding(mode: str, options: dict[str, Any]) -> None:
-    # odd sizes, past several bands of rows: the grayscale re-encoding of the crop's luma, band by band, gives the
-    # same plane as re-encoding the cropped RGB (the encoder's Y is Pillow's L)
+    # odd sizes, past several bands of rows: the grayscale re-encoding of the decoded pixels' luma, band by band,
+    # gives the same plane as re-encoding the cropped file in colour (the encoder's Y is Pillow's L)
     rng = np.random.default_rng(3)
     image = np.clip(np.resize(data.astronaut(), (700, 301, 3)).astype(int) + rng.integers(-12, 13, (700, 301, 3)),
                     0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(image).convert(mode).save(buf, "JPEG", **options)
-    cal = calibrated_luma(buf.getvalue())
-    assert cal is not None and cal.shape == (696, 297)
+    with Image.open(buf) as img:
+        table = np.asarray(img.quantization[0])
+    cal = calibrated_luma(_decode(buf.getvalue()), table)
+    assert cal.shape == (696, 297)
     assert np.array_equal(cal, _colour_calibration(buf.getvalue()))

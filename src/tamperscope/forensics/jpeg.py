@@ -42,7 +42,7 @@ from tamperscope.forensics.base import (
     tiled,
 )
 
-#: rows of the decoded image turned into luma at a time by :func:`calibrated_luma`: each band's copies stay a few MB
+#: rows of the image turned into luma at a time by :func:`calibrated_luma`: each band's copies stay a few MB
 BAND_ROWS = 256
 
 ZIGZAG: list[tuple[int, int]] = sorted(((u, v) for u in range(8) for v in range(8)),
@@ -66,30 +66,26 @@ def block_coefficients(y: np.ndarray, frequencies: list[tuple[int, int]]) -> np.
     return tiled(y, 8, 0, lambda tile, _: np.moveaxis(block_dct(tile)[:, :, us, vs], -1, 0))
 
 
-def calibrated_luma(jpeg: bytes) -> np.ndarray | None:
-    """Fridrich's calibration: decode, crop 4 x 4 pixels, re-encode with the file's own tables, return the Y plane.
+def calibrated_luma(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Fridrich's calibration of a decoded JPEG (``rgb``, its luminance quantisation ``table`` as Pillow reads it):
+    the image cropped by 4 x 4 pixels, re-encoded with the table, and the Y plane of that re-encoding.
 
     The crop breaks the 8 x 8 grid, so the re-encoded coefficients follow (approximately) the histogram a
     *single* compression with the file's table would give: the reference a double-compressed histogram departs
-    from. Only the re-encoding's Y plane is read, and the encoder's Y of an RGB pixel is Pillow's ``convert("L")``
-    (the same fixed-point BT.601 weights), so the crop's luma, taken band by band, is re-encoded as a grayscale
-    JPEG with the luminance table: the same plane, without an RGB copy of the crop beside the decoded image.
+    from. Only the Y plane is read, and a JPEG encoder's Y of an RGB pixel is Pillow's ``convert("L")`` (libjpeg's
+    fixed-point BT.601 weights), so the crop's luma, taken band by band, is re-encoded as a grayscale JPEG: the
+    plane a colour re-encoding gives, with no copy of the image held beside it.
     """
-    from PIL import Image, JpegImagePlugin
+    from PIL import Image
 
-    with Image.open(io.BytesIO(jpeg)) as img:
-        if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.format != "JPEG" or min(img.size) < 24:
-            return None
-        table = list(img.quantization[min(img.quantization)])  # the Y table of the file's own re-encoding
-        width, height = img.size
-        luma = np.empty((height - 4, width - 4), np.uint8)
-        for top in range(4, height, BAND_ROWS):
-            band = img.crop((4, top, width, min(top + BAND_ROWS, height)))
-            luma[top - 4:top - 4 + band.height] = np.asarray(
-                (band if band.mode == "RGB" else band.convert("RGB")).convert("L"))
+    height, width = rgb.shape[:2]
+    luma = np.empty((height - 4, width - 4), np.uint8)
+    for top in range(4, height, BAND_ROWS):
+        band = np.ascontiguousarray(rgb[top:top + BAND_ROWS, 4:])
+        luma[top - 4:top - 4 + band.shape[0]] = np.asarray(Image.fromarray(band).convert("L"))
     buf = io.BytesIO()
-    Image.fromarray(luma).save(buf, format="JPEG", qtables=[table])
-    del luma  # only the encoded bytes are kept while the calibrated plane is decoded
+    Image.fromarray(luma).save(buf, format="JPEG", qtables=[[int(q) for q in table.ravel()]])
+    del luma  # only the encoded bytes are held while the calibrated plane is decoded
     with Image.open(buf) as cal:
         return np.asarray(cal)
 
@@ -109,6 +105,10 @@ class DoubleQuantizationDetector:
     Piva [2]_): per 8 x 8 block, the posterior that its coefficients follow the single-compression histogram
     rather than the observed (double-compressed) one; tampered regions pasted after the first compression
     light up. The map is scaled by the score, so it stays dark for single-compressed files.
+
+    ``image`` is the file's decoded RGB in its stored pixel grid (as the ``forensics`` stage and the evaluation
+    harness pass it): the calibration re-encodes these pixels rather than decoding the file a second time. An image
+    of another size than the file's is not applicable.
     """
 
     name: ClassVar[str] = "jpeg_dq"
@@ -119,17 +119,17 @@ class DoubleQuantizationDetector:
                 params: dict[str, Any] | None = None) -> DetectorResult:
         image, p, ctx = prepare(image, self.defaults, params, context)
         shape = image.shape[:2]
-        # the calibration first: its decoded image is the largest thing held, and the luma is not held beside it
-        cal = calibrated_luma(ctx.jpeg_bytes) if ctx.jpeg_bytes else None
-        luma = ctx.jpeg_luma() if cal is not None else None
-        if luma is None or cal is None:
+        luma = ctx.jpeg_luma()
+        if luma is None or luma[0].shape != shape or min(shape) < 24:  # no JPEG, not its pixel grid, or too small
             return DetectorResult(score=0.0, map=np.zeros(map_shape(shape, ctx.map_max_pixels), np.float32),
                                   params=p,
                                   version=self.version, evidence={"applicable": False})
         y, tables = luma
         table = tables[0].reshape(8, 8)
         frequencies = ZIGZAG[1: 1 + int(p["frequencies"])]
-        coeffs, ref = block_coefficients(y, frequencies), block_coefficients(cal, frequencies)
+        # the calibrated plane is dropped once its coefficients are taken, before the file's own are
+        ref = block_coefficients(calibrated_luma(image, table), frequencies)
+        coeffs = block_coefficients(y, frequencies)
         half = int(p["half_range"])
         log_ratio = np.zeros(coeffs.shape[1:], dtype=np.float64)
         distances = []

@@ -41,10 +41,11 @@ from tamperscope.store.models import Frame
 
 #: memory the nine detectors take on one image beyond its decoded pixels, reserved before they start: per image
 #: pixel (the luma and the block statistics), a fixed part (a tile's work, one map and its overlay at most
-#: MAP_MAX_PIXELS) and, for a JPEG, per pixel for its decoded luma and its calibrated re-compression (jpeg_dq)
+#: MAP_MAX_PIXELS) and, for a JPEG, per pixel for jpeg_dq's planes: the decoder's luma, the calibrated
+#: re-compression's and the copy of one being read (the calibration re-encodes the decoded pixels, no second decode)
 FORENSICS_BYTES_PER_PIXEL = 4
 FORENSICS_FIXED_BYTES = 192 << 20
-FORENSICS_JPEG_BYTES_PER_PIXEL = 12
+FORENSICS_JPEG_BYTES_PER_PIXEL = 3
 
 
 #: rows of a map coloured or blended at a time, so the PNG writers' float temporaries stay a few MiB

@@ -32,6 +32,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.media.faces import landmark_array
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.media.video_reader import VideoReader
@@ -313,7 +314,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
                 size = item.size
                 result = mesh.process(item.image)
                 if result.multi_face_landmarks:
-                    pts = np.array([[p.x, p.y, p.z] for p in result.multi_face_landmarks[0].landmark])
+                    pts = landmark_array(result.multi_face_landmarks[0])
                     row = np.empty((N_LANDMARKS, 3), np.float32)
                     row[:, 0] = item.origin[0] + pts[:, 0] * item.span[0]
                     row[:, 1] = item.origin[1] + pts[:, 1] * item.span[1]

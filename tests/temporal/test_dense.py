@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -40,8 +42,11 @@ def test_with_gaps_separates_ranges() -> None:
 
 def test_round_trip_bytes() -> None:
     track = DenseTrack(np.array([0, 40]), np.ones((2, 478, 3), np.float32), 320, 240, 25.0, 0.5, 1.5)
-    back = DenseTrack.from_bytes(track.to_bytes())
+    data = track.to_bytes()
+    back = DenseTrack.from_bytes(data)
     assert back.width == 320 and back.fps == 25.0 and np.array_equal(back.landmarks, track.landmarks)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # stored, not deflated: float landmarks hardly compress
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
 def test_guided_pass_matches_the_whole_frame_pass(make_clip, landmarks_of) -> None:

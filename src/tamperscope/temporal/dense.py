@@ -70,8 +70,10 @@ class DenseTrack:
     mesh_s: float = 0.0
 
     def to_bytes(self) -> bytes:
+        """Uncompressed ``.npz`` bytes: float landmarks deflate by under 10 % (9.4 of 10.3 MB for a minute at
+        30 fps) for 0.35-0.7 CPU-s."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
+        np.savez(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
                             meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
         return buffer.getvalue()
 

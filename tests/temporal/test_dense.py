@@ -14,8 +14,8 @@ from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.media.video_reader import VideoReader
 from tamperscope.temporal.dense import (
     DenseTrack,
+    GuidePath,
     dense_landmarks,
-    guide_boxes,
     limit_ranges,
     merge_ranges,
     prefetch,
@@ -27,10 +27,29 @@ def test_merge_ranges_pads_and_joins() -> None:
     assert merge_ranges([0, 125, 250, 5000, 5125], pad_ms=100) == [(0, 350), (4900, 5225)]
 
 
-def test_guide_boxes_interpolate_centres_with_a_steady_side() -> None:
+def test_guide_path_interpolates_centres_with_a_steady_side() -> None:
     guides = [(0, (0.0, 0.0, 10.0, 10.0)), (1000, (10.0, 0.0, 20.0, 10.0))]
-    assert guide_boxes(guides, 500) == pytest.approx((10.0, 5.0, 18.0))
-    assert guide_boxes(guides, 5000)[0] == pytest.approx(15.0)
+    assert GuidePath.of(guides).at(500) == pytest.approx((10.0, 5.0, 18.0))
+    assert GuidePath.of(guides).at(5000)[0] == pytest.approx(15.0)
+    assert GuidePath.of(guides, 2.0).at(500) == pytest.approx((20.0, 10.0, 36.0))
+
+
+def test_guide_path_equals_scaling_and_interpolating_the_boxes_per_frame() -> None:
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 400, (40, 2))
+    guides = [(int(t), (float(x), float(y), float(x + w), float(y + h)))
+              for t, (x, y), w, h in zip(np.arange(40) * 125, corners, rng.uniform(40, 90, 40),
+                                         rng.uniform(40, 90, 40), strict=True)]
+    factor = 640 / 512
+    path = GuidePath.of(guides, factor)
+    scaled = [(t, tuple(v * factor for v in b)) for t, b in guides]
+    times = np.array([t for t, _ in scaled], dtype=np.float64)
+    boxes = np.array([b for _, b in scaled], dtype=np.float64)
+    side = 1.8 * float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    for t_ms in range(-100, 5200, 33):
+        expected = (float(np.interp(t_ms, times, (boxes[:, 0] + boxes[:, 2]) / 2)),
+                    float(np.interp(t_ms, times, (boxes[:, 1] + boxes[:, 3]) / 2)), side)
+        assert path.at(t_ms) == expected  # exactly: the patches Face Mesh sees are unchanged
 
 
 def test_with_gaps_separates_ranges() -> None:

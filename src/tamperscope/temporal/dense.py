@@ -74,7 +74,7 @@ class DenseTrack:
         30 fps) for 0.35-0.7 CPU-s."""
         buffer = io.BytesIO()
         np.savez(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
-                            meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
+                 meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
         return buffer.getvalue()
 
     @classmethod

@@ -15,8 +15,8 @@
    (:func:`counting`): runs of each external tool (``-version`` queries apart), PyAV container opens, decode
    passes per stream kind with their frame counts (a pass over every frame is a full decode) and fetches of the
    raw file from the store. ``--serial`` runs one stage at a time (``workers=1``), so the process CPU-seconds
-   between a stage's first and last progress report are that stage's own; the machine is shared, so CPU-seconds
-   are the stable figure.
+   between a stage's first and last progress report are that stage's own, and a ``(between)`` row gives the rest
+   (each stage's commit and seal, the summary); the machine is shared, so CPU-seconds are the stable figure.
 
 Usage: ``.venv/bin/python bench/deep.py [--frame F.onnx] [--clip C.onnx] [--seconds 60] [--audio-from FILE]
 [--serial] [--skip-models] [--skip-analyze]``. Skips the analyze part with a message when ``../shared`` is absent.
@@ -252,6 +252,9 @@ def bench_analyze(video: Path, home: Path, seconds: float, serial: bool) -> None
         brief = {k: v for k, v in summary.items() if not isinstance(v, dict | list) and k != "traceback"}
         used = cpu_spans[stage][1] - cpu_spans[stage][0]
         print(f"{stage:10s} {first - start:8.1f} {last - first:7.1f} {used:7.1f} {status:15s} {brief}")
+    if serial:  # commits (rows, the seal's hashes of every stored object) and the summary run between stages
+        staged = sum(last - first for first, last in cpu_spans.values())
+        print(f"{'(between)':10s} {'':8s} {'':7s} {cpu - staged:7.1f} commits, seals and summary: total minus stages")
     print(f"ran: {', '.join(result.ran)}; not applicable: {', '.join(result.not_applicable) or '-'}; "
           f"failed: {result.failed or '-'}")
     frames = max((n for kinds, n in counts.decodes if "video" in kinds), default=0)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
+from mediapipe.framework.formats import landmark_pb2
 from skimage import data
 
 from tamperscope.media.faces import (
@@ -18,6 +19,7 @@ from tamperscope.media.faces import (
     aligned_crop,
     assign_tracks,
     iou,
+    landmark_array,
     rescale,
 )
 
@@ -112,3 +114,32 @@ def test_rescale_maps_to_smaller_frame() -> None:
     half = rescale(face, 0.5)
     assert half.box == (5.0, 10.0, 15.0, 20.0) and half.crop_box == (0.0, 0.0, 25.0, 25.0)
     assert half.landmarks is not None and float(half.landmarks[0, 2]) == 5.0
+
+
+def _by_attribute(landmark_list: landmark_pb2.NormalizedLandmarkList) -> np.ndarray:
+    return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], dtype=np.float64)
+
+
+def test_landmark_array_equals_the_attribute_values() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.5, 0.4, (478, 3)).astype(np.float32)
+    values[5] = 0.0  # explicitly set zeros are still on the wire (proto2)
+    plain = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in values:
+        plain.landmark.add(x=x, y=y, z=z)
+    fast = landmark_array(plain)
+    assert fast.dtype == np.float64 and fast.shape == (478, 3)
+    assert np.array_equal(fast, _by_attribute(plain)) and np.array_equal(fast, values.astype(np.float64))
+    plain.landmark[7].visibility = 0.9  # another layout: read attribute by attribute, same values
+    assert np.array_equal(landmark_array(plain), _by_attribute(plain))
+    assert landmark_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
+
+
+def test_landmark_array_of_a_face_mesh_result(photo: np.ndarray) -> None:
+    import mediapipe as mp
+
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True) as mesh:
+        result = mesh.process(np.ascontiguousarray(photo))
+    assert result.multi_face_landmarks
+    found = result.multi_face_landmarks[0]
+    assert np.array_equal(landmark_array(found), _by_attribute(found))

@@ -7,6 +7,7 @@ import contextlib
 import io
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from tamperscope.media.video_reader import VideoReader
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.probe import tools
 from tamperscope.settings import LimitSettings
+from tamperscope.stages.base import FRAMES_MEMO, StageContext
 from tamperscope.stages.metadata import thumbnail_size
+from tamperscope.store import queries
 from tamperscope.store.models import Asset
 from tamperscope.workspace import Workspace
 
@@ -150,3 +153,46 @@ def test_an_image_analysis_decodes_the_image_once(ws: Workspace, small_jpeg: Pat
     result = analyze_asset(ws, asset_id, only=["video", "forensics"])
     assert sorted(result.ran) == ["forensics", "video"] and not result.failed
     assert len(decoded) == 1
+
+
+def test_memo_makes_once_across_threads_until_forgotten() -> None:
+    media = MediaSession(contextlib.nullcontext)  # type: ignore[arg-type]
+    made: list[int] = []
+
+    def make() -> list[int]:
+        made.append(1)
+        return [len(made)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: media.memo("k", make), range(8)))
+    assert made == [1] and all(r is results[0] for r in results)
+    media.forget("k")
+    assert media.memo("k", make) == [2]
+    media.close()
+
+
+def test_stages_share_one_load_of_the_frames(ws: Workspace, small_video: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    asset_id = ingest_path(ws, small_video).asset_id
+    assert not analyze_asset(ws, asset_id, only=["video"]).failed
+    loads: list[str] = []
+    real = queries.frames
+
+    def counting(session: Any, aid: str) -> Any:
+        loads.append(aid)
+        return real(session, aid)
+
+    monkeypatch.setattr(queries, "frames", counting)
+    with ws.db.read_session() as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None
+        session.expunge(asset)
+    first = StageContext(ws=ws, asset=asset, stage_name="temporal")
+    second = StageContext(ws=ws, asset=asset, stage_name="deep", media=first.media)
+    frames = first.frames()
+    assert frames and second.frames() is frames and loads == [asset_id]
+    with ws.db.read_session() as session:
+        assert [f.frame_id for f in frames] == [f.frame_id for f in real(session, asset_id)]
+    first.media.forget(FRAMES_MEMO)  # the video stage does this before rewriting them
+    assert second.frames() == frames and len(loads) == 2
+    first.media.close()

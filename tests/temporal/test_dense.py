@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -12,8 +14,8 @@ from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.media.video_reader import VideoReader
 from tamperscope.temporal.dense import (
     DenseTrack,
+    GuidePath,
     dense_landmarks,
-    guide_boxes,
     limit_ranges,
     merge_ranges,
     prefetch,
@@ -25,10 +27,29 @@ def test_merge_ranges_pads_and_joins() -> None:
     assert merge_ranges([0, 125, 250, 5000, 5125], pad_ms=100) == [(0, 350), (4900, 5225)]
 
 
-def test_guide_boxes_interpolate_centres_with_a_steady_side() -> None:
+def test_guide_path_interpolates_centres_with_a_steady_side() -> None:
     guides = [(0, (0.0, 0.0, 10.0, 10.0)), (1000, (10.0, 0.0, 20.0, 10.0))]
-    assert guide_boxes(guides, 500) == pytest.approx((10.0, 5.0, 18.0))
-    assert guide_boxes(guides, 5000)[0] == pytest.approx(15.0)
+    assert GuidePath.of(guides).at(500) == pytest.approx((10.0, 5.0, 18.0))
+    assert GuidePath.of(guides).at(5000)[0] == pytest.approx(15.0)
+    assert GuidePath.of(guides, 2.0).at(500) == pytest.approx((20.0, 10.0, 36.0))
+
+
+def test_guide_path_equals_scaling_and_interpolating_the_boxes_per_frame() -> None:
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 400, (40, 2))
+    guides = [(int(t), (float(x), float(y), float(x + w), float(y + h)))
+              for t, (x, y), w, h in zip(np.arange(40) * 125, corners, rng.uniform(40, 90, 40),
+                                         rng.uniform(40, 90, 40), strict=True)]
+    factor = 640 / 512
+    path = GuidePath.of(guides, factor)
+    scaled = [(t, tuple(v * factor for v in b)) for t, b in guides]
+    times = np.array([t for t, _ in scaled], dtype=np.float64)
+    boxes = np.array([b for _, b in scaled], dtype=np.float64)
+    side = 1.8 * float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    for t_ms in range(-100, 5200, 33):
+        expected = (float(np.interp(t_ms, times, (boxes[:, 0] + boxes[:, 2]) / 2)),
+                    float(np.interp(t_ms, times, (boxes[:, 1] + boxes[:, 3]) / 2)), side)
+        assert path.at(t_ms) == expected  # exactly: the patches Face Mesh sees are unchanged
 
 
 def test_with_gaps_separates_ranges() -> None:
@@ -40,8 +61,11 @@ def test_with_gaps_separates_ranges() -> None:
 
 def test_round_trip_bytes() -> None:
     track = DenseTrack(np.array([0, 40]), np.ones((2, 478, 3), np.float32), 320, 240, 25.0, 0.5, 1.5)
-    back = DenseTrack.from_bytes(track.to_bytes())
+    data = track.to_bytes()
+    back = DenseTrack.from_bytes(data)
     assert back.width == 320 and back.fps == 25.0 and np.array_equal(back.landmarks, track.landmarks)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # stored, not deflated: float landmarks hardly compress
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
 def test_guided_pass_matches_the_whole_frame_pass(make_clip, landmarks_of) -> None:

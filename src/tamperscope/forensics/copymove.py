@@ -83,6 +83,9 @@ def verify_affine(gray: np.ndarray, matrix: np.ndarray, *, window: int = 7, tole
     h, w = gray.shape
     g = gray.astype(np.float32)
     full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    # the pixel grid and the textured pixels are the same for both directions: computed once
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    textured = cv2.blur(g * g, (window, window)) - cv2.blur(g, (window, window)) ** 2 > 4.0
     masks = []
     for m in (full, np.linalg.inv(full)):
         # warped(x) = g(m^-1 x): pixel x of the target equals the source pixel it was copied from
@@ -90,12 +93,10 @@ def verify_affine(gray: np.ndarray, matrix: np.ndarray, *, window: int = 7, tole
                                 borderValue=-1000.0)
         diff = cv2.blur(np.abs(g - warped), (window, window))
         inv = np.linalg.inv(m)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         sx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
         sy = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
         moved = np.hypot(sx - xx, sy - yy) >= min_shift
-        local_var = cv2.blur(g * g, (window, window)) - cv2.blur(g, (window, window)) ** 2
-        masks.append((diff < tolerance) & moved & (local_var > 4.0))
+        masks.append((diff < tolerance) & moved & textured)
     mask = (masks[0] | masks[1]).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)

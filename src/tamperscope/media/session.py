@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from tamperscope.media.audio import AudioTrack, extract_audio
 from tamperscope.media.image import DECODE_BYTES_PER_PIXEL, StoredImage, read_stored_image
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
+
+T = TypeVar("T")
 
 
 class FrameRate:
@@ -124,6 +127,8 @@ class MediaSession:
         self.dense_long_side = 0
         self.wants: set[str] = set()
         self.counts: dict[str, int] = {"fetches": 0}
+        self._memo: dict[str, Any] = {}
+        self._memo_lock = threading.Lock()
 
     def path(self) -> Path:
         """The local path of the raw bytes, fetched on first use and kept until :meth:`close`."""
@@ -150,6 +155,19 @@ class MediaSession:
                 height, width = self._image.rgb.shape[:2]
                 limits.image(width, height, bytes_per_pixel)
             return self._image
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """``make()`` once per session under ``key`` (later callers, also on other threads, get the same object):
+        for read-only views of earlier stages' rows that several stages load, such as the sampled frames."""
+        with self._memo_lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            return cast(T, self._memo[key])
+
+    def forget(self, key: str) -> None:
+        """Drop what :meth:`memo` keeps under ``key`` (its rows are about to be rewritten)."""
+        with self._memo_lock:
+            self._memo.pop(key, None)
 
     def set_audio(self, track: AudioTrack | None) -> None:
         """Keep the audio track the video stage's demux pass collected (None: the file has no audio)."""

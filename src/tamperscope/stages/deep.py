@@ -148,8 +148,7 @@ class DeepStage(Stage):
     def _frames(self, ctx: StageContext, model: FrameModel, scored: dict[tuple[str, int], _Scored]
                 ) -> list[DetectionRecord]:
         """One row per frame with a face: the best-scoring face; crops outside windows are scored here."""
-        with ctx.read_session() as s:
-            items = [(f.frame_id, f.t_ms, f.faces) for f in queries.frames(s, ctx.asset.asset_id)]
+        items = [(f.frame_id, f.t_ms, f.faces) for f in ctx.frames()]
         per_frame: dict[str, list[tuple[int, _Scored]]] = {}
         missing: list[tuple[str, int, np.ndarray]] = []
         for frame_id, _, faces in items:

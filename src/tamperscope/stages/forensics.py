@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import load_only
 
 from tamperscope.forensics import iter_analyze
 from tamperscope.forensics.base import MAP_MAX_PIXELS, evenly_spread, map_shape
@@ -138,9 +139,11 @@ class ForensicsStage(Stage):
                     "forensics of a JPEG at full resolution")
             jobs = [_Window("asset", image.rgb, image.jpeg, orientation=image.orientation)]
         else:
-            with ctx.read_session() as s:
-                frames = list(s.scalars(select(Frame).where(Frame.asset_id == ctx.asset.asset_id,
-                                                            Frame.uri.is_not(None)).order_by(Frame.t_ms)))
+            with ctx.read_session() as s:  # without faces_json: decoding its landmarks costs more than the query
+                frames = list(s.scalars(select(Frame).options(load_only(Frame.frame_id, Frame.t_ms, Frame.uri,
+                                                                        Frame.keyframe))
+                                        .where(Frame.asset_id == ctx.asset.asset_id, Frame.uri.is_not(None))
+                                        .order_by(Frame.t_ms)))
                 for f in frames:
                     s.expunge(f)
             jobs = []

@@ -46,9 +46,9 @@ def face_plan(ctx: StageContext) -> FacePlan:
     """The main face tracks to follow densely, planned from the ``video`` stage's shots, frames and windows."""
     cfg = ctx.settings.temporal
     with ctx.read_session() as session:
-        inputs = (queries.shots(session, ctx.asset.asset_id), queries.frames(session, ctx.asset.asset_id),
-                  queries.windows(session, ctx.asset.asset_id))
-    return plan_faces(*inputs, pad_ms=cfg.range_pad_ms, budget_ms=round(cfg.max_dense_s * 1000))
+        shots, windows = queries.shots(session, ctx.asset.asset_id), queries.windows(session, ctx.asset.asset_id)
+    return plan_faces(shots, ctx.frames(), windows, pad_ms=cfg.range_pad_ms,
+                      budget_ms=round(cfg.max_dense_s * 1000))
 
 
 def dense_for(ctx: StageContext, plan: FacePlan) -> tuple[DenseTrack, str]:

@@ -36,7 +36,7 @@ from tamperscope.media.video_reader import VideoReader
 from tamperscope.media.windows import Spool, letterbox, to_npy_bytes, window_id, window_spans
 from tamperscope.records import FaceRecord, MediaType, StageOutput, WindowRecord
 from tamperscope.settings import VideoSettings
-from tamperscope.stages.base import Stage, StageContext
+from tamperscope.stages.base import FRAMES_MEMO, Stage, StageContext
 
 MAX_IN_FLIGHT = 8
 
@@ -365,6 +365,7 @@ class VideoStage(Stage):
     settings_section: ClassVar[str | None] = "video"
 
     def run(self, ctx: StageContext) -> StageOutput:
+        ctx.media.forget(FRAMES_MEMO)  # this run rewrites the frames
         spool = Spool((ctx.settings.video.face_crop_size, ctx.settings.video.face_crop_size, 3))
         try:
             result = decode_and_sample(ctx, ctx.asset.media_type == MediaType.IMAGE, spool, report=ctx.report)

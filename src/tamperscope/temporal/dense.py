@@ -32,6 +32,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.media.faces import landmark_array
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 from tamperscope.media.session import FrameCache, FrameRate
 from tamperscope.media.video_reader import VideoReader
@@ -69,9 +70,11 @@ class DenseTrack:
     mesh_s: float = 0.0
 
     def to_bytes(self) -> bytes:
+        """Uncompressed ``.npz`` bytes: float landmarks deflate by under 10 % (9.4 of 10.3 MB for a minute at
+        30 fps) for 0.35-0.7 CPU-s."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
-                            meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
+        np.savez(buffer, t_ms=self.t_ms, landmarks=self.landmarks.astype(np.float32),
+                 meta=np.array([self.width, self.height, self.fps, self.decode_s, self.mesh_s]))
         return buffer.getvalue()
 
     @classmethod
@@ -122,27 +125,39 @@ def limit_ranges(ranges_ms: list[tuple[int, int]], budget_ms: int, *, chunk_ms: 
     return [chunks[i] for i in picks]
 
 
-def guide_boxes(guides: list[tuple[int, tuple[float, float, float, float]]], t_ms: int) -> tuple[float, float, float]:
-    """Patch centre and side at ``t_ms``, interpolated between the sampled face boxes of a track.
+@dataclass(frozen=True)
+class GuidePath:
+    """Patch centre and side over time, interpolated between the sampled face boxes of a track.
 
-    Parameters
+    Built once per dense pass (the box arrays and the median side), then read per frame with :meth:`at`.
+
+    Attributes
     ----------
-    guides : list of tuple
-        ``(t_ms, (x0, y0, x1, y1))`` face boxes of one track in time order, in decoded-frame pixels.
-    t_ms : int
-        Frame time.
-
-    Returns
-    -------
-    tuple of float
-        ``(cx, cy, side)``: side is 1.8 x the median box side (constant, so the patch scale is steady).
+    times : numpy.ndarray
+        Times of the sampled boxes (ms), in order.
+    cx, cy : numpy.ndarray
+        Box centres at those times, in decoded-frame pixels.
+    side : float
+        1.8 x the median box side (constant, so the patch scale is steady).
     """
-    times = np.array([g[0] for g in guides], dtype=np.float64)
-    boxes = np.array([g[1] for g in guides], dtype=np.float64)
-    cx = float(np.interp(t_ms, times, (boxes[:, 0] + boxes[:, 2]) / 2))
-    cy = float(np.interp(t_ms, times, (boxes[:, 1] + boxes[:, 3]) / 2))
-    side = 1.8 * float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
-    return cx, cy, side
+
+    times: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    side: float
+
+    @classmethod
+    def of(cls, guides: list[tuple[int, tuple[float, float, float, float]]], factor: float = 1.0) -> GuidePath:
+        """The path of ``(t_ms, (x0, y0, x1, y1))`` boxes in time order, scaled by ``factor`` into decoded-frame
+        pixels."""
+        times = np.array([g[0] for g in guides], dtype=np.float64)
+        boxes = np.array([g[1] for g in guides], dtype=np.float64) * factor
+        side = 1.8 * float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+        return cls(times, (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, side)
+
+    def at(self, t_ms: int) -> tuple[float, float, float]:
+        """``(cx, cy, side)`` at ``t_ms``."""
+        return float(np.interp(t_ms, self.times, self.cx)), float(np.interp(t_ms, self.times, self.cy)), self.side
 
 
 class _Failure:
@@ -227,7 +242,7 @@ def _patches(frames: Frames, ranges_ms: list[tuple[int, int]], *, max_fps: float
 
     rate = FrameRate(max_fps)
     end_all = max((b for _, b in ranges_ms), default=-1)
-    scaled: list[tuple[int, tuple[float, float, float, float]]] | None = None
+    path: GuidePath | None = None
     tick = time.perf_counter()
     for t_ms, render in frames:
         if t_ms > end_all:
@@ -236,11 +251,10 @@ def _patches(frames: Frames, ranges_ms: list[tuple[int, int]], *, max_fps: float
             continue
         rgb = render()
         height, width = rgb.shape[:2]
-        if guides and scaled is None:
-            factor = width / (guide_size or (width, height))[0]
-            scaled = [(t, (b[0] * factor, b[1] * factor, b[2] * factor, b[3] * factor)) for t, b in guides]
-        if scaled:
-            cx, cy, side = guide_boxes(scaled, t_ms)
+        if guides and path is None:
+            path = GuidePath.of(guides, width / (guide_size or (width, height))[0])
+        if path is not None:
+            cx, cy, side = path.at(t_ms)
             scale = patch / side
             matrix = np.array([[scale, 0.0, patch / 2 - scale * cx], [0.0, scale, patch / 2 - scale * cy]])
             image = cv2.warpAffine(rgb, matrix, (patch, patch), flags=cv2.INTER_LINEAR,
@@ -313,7 +327,7 @@ def dense_landmarks(path: Path, ranges_ms: list[tuple[int, int]], *, long_side: 
                 size = item.size
                 result = mesh.process(item.image)
                 if result.multi_face_landmarks:
-                    pts = np.array([[p.x, p.y, p.z] for p in result.multi_face_landmarks[0].landmark])
+                    pts = landmark_array(result.multi_face_landmarks[0])
                     row = np.empty((N_LANDMARKS, 3), np.float32)
                     row[:, 0] = item.origin[0] + pts[:, 0] * item.span[0]
                     row[:, 1] = item.origin[1] + pts[:, 1] * item.span[1]

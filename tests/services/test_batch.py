@@ -10,20 +10,22 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
 from distributed.diagnostics.plugin import SchedulerPlugin
-from sqlalchemy import select
+from sqlalchemy import func, select
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from tamperscope.custody.intake import IntakeRecord
 from tamperscope.custody.verify import verify
 from tamperscope.errors import BusyError, InputRejectedError, UsageError
+from tamperscope.media import session as media_session
 from tamperscope.media import video_reader
 from tamperscope.media.video_reader import VideoReader, set_max_threads
 from tamperscope.pipeline import registry
@@ -33,9 +35,9 @@ from tamperscope.samples import demo as samples
 from tamperscope.services import batch
 from tamperscope.services.analysis import run_analysis
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
-from tamperscope.settings import BatchSettings, Settings
+from tamperscope.settings import BatchSettings, LimitSettings, Settings
 from tamperscope.store import queries
-from tamperscope.store.models import Asset, AuditEvent, Detection, StageRun
+from tamperscope.store.models import AnalysisLease, Asset, AuditEvent, Detection, Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
 from tests.conftest import ffmpeg
 from tests.services import batch_stages
@@ -188,7 +190,9 @@ def _stored(ws: Workspace) -> dict[str, Any]:
         detections = sorted((sha[d.asset_id], d.stage, d.module_name, d.window_id, d.status, d.band,
                              round(d.score, 5) if d.score is not None else None)
                             for d in session.execute(select(Detection)).scalars())
-    return {"assets": assets, "stage_runs": runs, "detections": detections}
+        rows = {model.__tablename__: sorted((sha[asset], n) for asset, n in session.execute(
+            select(model.asset_id, func.count()).group_by(model.asset_id))) for model in (Shot, Frame, Window)}
+    return {"assets": assets, "stage_runs": runs, "detections": detections, **rows}
 
 
 def _sequential(settings: Settings, files: list[Path], home: Path) -> Workspace:
@@ -435,5 +439,73 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_file_is_analysed_once(t
         assert [r["reason"] for r in recovered] == ["holder process is gone"]
         assert recovered[0]["pid"] == int(process.split("@")[0])
         verify(ws)
+    finally:
+        ws.close()
+
+
+def _counted(counts: Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counts[name] += 1
+        return function(*args, **kwargs)
+
+    return counted
+
+
+@pytest.mark.slow
+def test_the_real_stages_in_a_graph_decode_as_often_and_store_the_same_rows_as_a_sequential_run(
+        tmp_path: Path, small_video: Path, small_jpeg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decodes: Counter[str] = Counter()  # video decode passes (intake's proof, the video stage, a temporal fallback),
+    monkeypatch.setattr(VideoReader, "__init__", _counted(decodes, "video", VideoReader.__init__))  # still images
+    for name in ("read_stored_image", "extract_audio"):  # decoded, audio tracks extracted apart from the decode pass
+        monkeypatch.setattr(media_session, name, _counted(decodes, name, getattr(media_session, name)))
+    files = [small_video, small_jpeg]
+    settings = _settings(tmp_path, processes=False)
+    result = run_batch(settings, files)
+    assert [r.status for r in result.results] == ["analyzed", "analyzed"]
+    assert {"temporal", "avsync", "deep", "fusion"} <= set(result.results[0].ran)
+    in_graph = dict(decodes)
+    decodes.clear()
+    ws, sequential = Workspace.open(settings), _sequential(settings, files, tmp_path / "sequential")
+    try:
+        assert in_graph == dict(decodes) and in_graph["video"] > 0 and "extract_audio" not in in_graph
+        assert _stored(ws) == _stored(sequential)
+        assert not verify(ws).problems
+    finally:
+        ws.close()
+        sequential.close()
+
+
+@pytest.mark.slow
+def test_a_stage_the_watchdog_ends_in_a_worker_process_fails_its_file_with_exit_3_and_the_batch_goes_on(
+        tmp_path: Path, case_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(registry, "STAGES", dict(batch_stages.HANGING))  # the client plans the workers' stages
+    monkeypatch.setenv("HANG_S", "120")  # the stand-in video stage hangs in native code on still images
+    files = [case_folder / "clip.mp4", case_folder / "photos" / "camera.jpg"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      preload=[batch_stages.__name__]) as cluster:
+        settings = _settings(tmp_path, scheduler=cluster.scheduler_address).model_copy(
+            update={"limits": LimitSettings(stage_timeout_s=1.0, stage_grace_s=0.5)})
+        started = time.monotonic()
+        result = run_batch(settings, files)
+        seconds = time.monotonic() - started
+    clip, camera = result.results
+    assert clip.status == "analyzed" and seconds < 120
+    assert (camera.status, camera.error_type, camera.exit_code) == ("rejected", "StageRejected", 3)
+    assert (camera.reason or "").startswith("video: LimitExceededError") and "fusion: skipped" in (camera.reason or "")
+    assert result.exit_code == 3
+    ws = Workspace.open(settings)
+    try:
+        with ws.db.read_session() as session:
+            video = session.get(StageRun, (camera.asset_id, "video"))
+            asset = session.get(Asset, camera.asset_id)
+            limited = [e.details_json for e in queries.audit_events(session, camera.asset_id)
+                       if e.action == "stage.limit_exceeded"]
+            leases = session.execute(select(AnalysisLease)).scalars().all()
+        assert video is not None and video.status == "limit_exceeded"
+        assert asset is not None and asset.status == "limit_exceeded" and not leases
+        assert len(limited) == 1 and limited[0]["watchdog"] is True  # ended once; its re-run found the result
+        assert not verify(ws).problems
     finally:
         ws.close()

@@ -140,7 +140,7 @@ def test_a_files_graph_keeps_the_decode_in_one_task_and_follows_the_stages_requi
     plan = batch.stage_tasks(stages)
     assert [(t.name, t.stages, t.after) for t in plan] == [
         ("metadata", ("metadata",), ()),
-        ("decode", ("video", "forensics", "temporal", "avsync"), ()),
+        ("decode", ("video", "forensics", "temporal", "avsync"), ("metadata",)),  # one lease at a time
         ("deep", ("deep",), ("decode",)),
         ("fusion", ("fusion",), ("metadata", "decode", "deep")),
     ]
@@ -226,8 +226,8 @@ def test_each_file_is_a_graph_of_its_stage_tasks_a_failing_stage_fails_only_its_
         recorder.tasks.clear()
         again = run_batch(settings, files)
 
-    # per file: ingest -> metadata | decode (video, forensics, temporal, avsync) -> deep -> fusion -> finish
-    full = {"ingest": set(), "metadata": {"ingest"}, "decode": {"ingest"}, "deep": {"ingest", "decode"},
+    # per file: ingest -> metadata -> decode (video, forensics, temporal, avsync) -> deep -> fusion -> finish
+    full = {"ingest": set(), "metadata": {"ingest"}, "decode": {"ingest", "metadata"}, "deep": {"ingest", "decode"},
             "fusion": {"ingest", "metadata", "decode", "deep"},
             "finish": {"ingest", "metadata", "decode", "deep", "fusion"}}
     assert len(graphs) == 3 and all(graph == full for graph in graphs.values())

@@ -1,14 +1,15 @@
 """Batch analysis on Dask: many files, each a small task graph of its stages, on a local cluster or a given scheduler.
 
 Each file is one graph: ``ingest`` (hash, skip when current, intake, begin the analysis) -> a task per group of
-stages (:func:`stage_tasks`: the stages sharing the video stage's single decode in one ``decode`` task, every
-other stage in its own, each after the tasks its stages require) -> ``finish`` (the asset's status, the file's
-outcome). Every stage task calls the runner (:func:`~tamperscope.pipeline.runner.analyze_asset` with its stages),
-so the lease, fingerprints, budgets and audit events stay there; the workers commit to the shared database and
-object store themselves, and the client only submits, follows and collects. A file whose asset is already current
-is skipped before intake (so re-running a batch resumes it), a file that fails is returned with its typed reason
-and never stops the others, and a worker that dies has its running task re-run by Dask (the analysis lease of the
-dead run is stale, so the re-run recovers it; stages committed before are current and not run again).
+stages (:func:`stage_tasks`: the stages sharing the video stage's single decode in one ``decode`` task, every other
+stage in its own, each after the tasks its stages require and the one before it, as they take turns on the asset's
+lease) -> ``finish`` (the asset's status, the file's outcome). Every stage task calls the runner
+(:func:`~tamperscope.pipeline.runner.analyze_asset` with its stages), so the lease, fingerprints, budgets and audit
+events stay there; the workers commit to the shared database and object store themselves, and the client only
+submits, follows and collects. A file whose asset is already current is skipped before intake (so re-running a batch
+resumes it), a file that fails is returned with its typed reason and never stops the others, and a worker that dies
+has its running task re-run by Dask (the analysis lease of the dead run is stale, so the re-run recovers it; stages
+committed before are current and not run again).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import dataclasses
 import graphlib
 import importlib.util
+import itertools
 import logging
 import os
 import resource
@@ -81,7 +83,7 @@ class FileResult:
     worker: str | None = None  # pid@host of the process that ran it
     peak_rss_mb: float | None = None  # that process's peak resident memory so far
     cpu_s: float = 0.0  # CPU time of that process and the tools it ran, over the task (its other tasks' included)
-    tasks: list[TaskRun] = field(default_factory=list)  # the tasks of its graph that ran (a batch; empty otherwise)
+    tasks: list[TaskRun] = field(default_factory=list)  # the tasks that ran it (in a batch, its graph's)
 
 
 @dataclass
@@ -321,9 +323,13 @@ class StageTask:
 
 
 def stage_tasks(stages: list[Stage], only: list[str] | None = None) -> list[StageTask]:
-    """The stage tasks of a file's graph, in dependency order: the stages of :data:`SHARED_DECODE` in one task
-    named ``decode``, every other stage (of ``only``, when given) in its own. A task follows every task that runs
-    a stage its stages require directly or through others, so one left out by ``only`` does not cut the order."""
+    """The stage tasks of a file's graph, in the order they run: the stages of :data:`SHARED_DECODE` in one task
+    named ``decode``, every other stage (of ``only``, when given) in its own.
+
+    A task follows every task that runs a stage its stages require, directly or through others (so one left out by
+    ``only`` does not cut the order), and the task before it: each task holds the asset's analysis lease while it
+    runs, so two tasks of one file never run at once, and a task that had to wait for the lease would hold a
+    worker idle meanwhile; ordering them in the graph leaves the worker to another file's tasks instead."""
     names = {s.name for s in stages}
     unknown = set(only or ()) - names
     if unknown:
@@ -339,13 +345,22 @@ def stage_tasks(stages: list[Stage], only: list[str] | None = None) -> list[Stag
         direct = requires[name]
         return direct.union(*(upstream(d) for d in direct))
 
-    after = {task: sorted({task_of[d] for m in group for d in upstream(m)} & set(members) - {task},
-                          key=list(members).index) for task, group in members.items()}
+    position = {task: i for i, task in enumerate(members)}  # the registry's (pipeline) order
+    after = {task: {task_of[d] for m in group for d in upstream(m)} & set(members) - {task}
+             for task, group in members.items()}
+    sorter = graphlib.TopologicalSorter(after)
     try:
-        order = list(graphlib.TopologicalSorter(after).static_order())
+        sorter.prepare()
     except graphlib.CycleError as exc:
         raise UsageError(f"the stages sharing the decode cannot run in one task: {exc.args[1]}") from exc
-    return [StageTask(task, tuple(members[task]), tuple(after[task])) for task in order]
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order += ready
+        sorter.done(*ready)
+    for previous, task in itertools.pairwise(order):
+        after[task].add(previous)
+    return [StageTask(task, tuple(members[task]), tuple(sorted(after[task], key=order.index))) for task in order]
 
 
 @dataclass

@@ -207,15 +207,24 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
 
 def begin_analysis(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False) -> str:
     """Begin an analysis run in parts: refuse a rejected asset or an unknown stage, record ``analysis.started``
-    once, and return the asset id. The asset's status changes only at :func:`finish_analysis`, so between parts
-    no lease is held on an asset marked analysing (which the next lease would take for a dead run)."""
+    once, and return the asset id.
+
+    The asset's status changes only at :func:`finish_analysis`, so between parts, when no lease is held, it is not
+    marked analysing (the next lease would take that for a dead run); an asset a dead run left marked analysing is
+    recovered here, under the lease, once, and set back to accepted until the finish.
+    """
     _check_only(only, all_stages())
-    with ws.db.session() as session:
-        asset = find_asset(session, ref)
+    with ws.db.read_session() as session:
+        asset_id = find_asset(session, ref).asset_id
+    with lease.hold(ws, asset_id), ws.db.session() as session:
+        asset = find_asset(session, asset_id)
         _refuse_rejected(asset)
-        append_event(session, action="analysis.started", who=ws.actor, asset_id=asset.asset_id,
+        if asset.status == AssetStatus.ANALYZING:
+            asset.status = AssetStatus.ACCEPTED
+            seal(session, who=ws.actor, asset_id=asset_id, groups=[f"assets/{asset_id}"])
+        append_event(session, action="analysis.started", who=ws.actor, asset_id=asset_id,
                      details={"only": only, "force": force, "parts": True})
-        return asset.asset_id
+    return asset_id
 
 
 def finish_analysis(ws: Workspace, result: RunResult) -> None:

@@ -5,10 +5,10 @@ The clips are the shared corpus's face videos (``../shared/testdata/video/{real,
 ``--seconds`` from t=1 s and scaled to ``--width`` into a temporary folder (never the repo). Each worker count
 analyses them into its own fresh workspace; the figures are the wall time (with and without the cluster start),
 files/min, the speed-up over 1 worker (goal >= 1.7 with 2), the CPU-seconds per file (the workers' processes and
-tools over each task: the stable figure on a shared machine) and the cores a running task used on average, each
-worker's peak RSS, the load average, and the
-check that nothing was lost or duplicated: ``verify`` passes and every table's row count per asset equals the
-1-worker (sequential) run's, with each stage committed once per asset.
+tools over each task of the file's graph: the stable figure on a shared machine) and the cores a running task used
+on average, the task seconds per kind of task (ingest, metadata, decode, deep, fusion, finish), each worker's peak
+RSS, the load average, and the check that nothing was lost or duplicated: ``verify`` passes and every table's row
+count per asset equals the 1-worker (sequential) run's, with each stage committed once per asset.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +94,10 @@ def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
     result = run_batch(settings, clips, on_event=on_event)
     load_after = os.getloadavg()
     peak: dict[str, float] = {}
-    for r in result.results:
-        if r.worker and r.peak_rss_mb:
-            peak[r.worker] = max(peak.get(r.worker, 0.0), r.peak_rss_mb)
+    by_task: dict[str, float] = defaultdict(float)
+    for task in (t for r in result.results for t in r.tasks):
+        peak[task.worker] = max(peak.get(task.worker, 0.0), task.peak_rss_mb)
+        by_task[task.task] += task.seconds
     ws = Workspace.open(settings)
     try:
         checked = verify(ws)
@@ -112,6 +113,7 @@ def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
         "files_per_min": round(len(clips) / result.seconds * 60, 2),
         "cpu_s": round(cpu, 1), "cpu_s_per_file": round(cpu / max(len(analysed), 1), 2),
         "cores_per_task": round(cpu / task_s, 2) if task_s else None,
+        "task_s_by_kind": {k: round(v, 1) for k, v in by_task.items()},
         "statuses": dict(Counter(r.status for r in result.results)),
         "failed": {r.path: r.reason for r in result.results if r.status in ("failed", "rejected")},
         "peak_rss_mb_per_worker": {k: round(v) for k, v in sorted(peak.items())},

@@ -1,33 +1,46 @@
-"""Batch analysis on Dask: every file analysed once by a worker through the analysis service, a malformed file listed
-with its typed reason, a re-run that skips what is current, and a worker killed mid-batch."""
+"""Batch analysis on Dask: every file a task graph of its stages, analysed once by the workers through the runner, a
+malformed file or a failing stage listed with its typed reason, the stored rows of a sequential run, a re-run that
+skips what is current, a worker killed mid-batch and a stage the watchdog ends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections import Counter
-from collections.abc import Iterator
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
-from sqlalchemy import select
+from distributed.diagnostics.plugin import SchedulerPlugin
+from sqlalchemy import func, select
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from tamperscope.custody.intake import IntakeRecord
 from tamperscope.custody.verify import verify
+from tamperscope.errors import BusyError, InputRejectedError, UsageError
+from tamperscope.media import session as media_session
 from tamperscope.media import video_reader
 from tamperscope.media.video_reader import VideoReader, set_max_threads
+from tamperscope.pipeline import registry
+from tamperscope.pipeline.registry import all_stages
+from tamperscope.pipeline.runner import RunResult
 from tamperscope.samples import demo as samples
 from tamperscope.services import batch
+from tamperscope.services.analysis import run_analysis
 from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
-from tamperscope.settings import BatchSettings, Settings
+from tamperscope.settings import BatchSettings, LimitSettings, Settings
 from tamperscope.store import queries
-from tamperscope.store.models import AuditEvent
+from tamperscope.store.models import AnalysisLease, Asset, AuditEvent, Detection, Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
 from tests.conftest import ffmpeg
+from tests.services import batch_stages
 
 
 def _video(path: Path, pattern: str, seconds: float) -> Path:
@@ -120,6 +133,170 @@ def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_fold
         cluster_event = next(e for e in events if e.kind == "cluster")
         assert cluster_event.note is None and cluster_event.path == cluster.dashboard_link
         assert len(cluster.scheduler.workers) == 2  # the batch closed its client, not the cluster
+
+
+def test_a_files_graph_keeps_the_decode_in_one_task_and_follows_the_stages_requirements() -> None:
+    stages = all_stages()
+    plan = batch.stage_tasks(stages)
+    assert [(t.name, t.stages, t.after) for t in plan] == [
+        ("metadata", ("metadata",), ()),
+        ("decode", ("video", "forensics", "temporal", "avsync"), ("metadata",)),  # one lease at a time
+        ("deep", ("deep",), ("decode",)),
+        ("fusion", ("fusion",), ("metadata", "decode", "deep")),
+    ]
+    task_of = {stage: task.name for task in plan for stage in task.stages}
+    assert sorted(task_of) == sorted(s.name for s in stages)  # every stage in exactly one task
+    position = {task.name: i for i, task in enumerate(plan)}
+    for task in plan:  # after the tasks of every stage its stages require, which come before it
+        assert {task_of[r] for s in stages if s.name in task.stages for r in s.requires} - {task.name} <= \
+            set(task.after)
+        assert all(position[a] < position[task.name] for a in task.after)
+    # a stage left out by --stage does not cut the order: fusion still follows video through deep
+    assert [(t.name, t.stages, t.after) for t in batch.stage_tasks(stages, ["fusion", "video"])] == [
+        ("decode", ("video",), ()), ("fusion", ("fusion",), ("decode",))]
+    with pytest.raises(UsageError, match="unknown stages: nope"):
+        batch.stage_tasks(stages, ["video", "nope"])
+
+
+class _GraphRecorder(SchedulerPlugin):
+    """A scheduler plugin recording every task that runs with the keys of the tasks it depends on."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.tasks: dict[str, set[str]] = {}
+
+    def transition(self, key: str, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish == "processing":
+            self.tasks[key] = {dep.key for dep in self.scheduler.tasks[key].dependencies}
+
+
+def _graphs(tasks: dict[str, set[str]]) -> dict[str, dict[str, set[str]]]:
+    """The recorded tasks per file (keys are ``<task>-<batch>-<file>``): task name -> the names it depends on."""
+    graphs: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    for key, deps in tasks.items():
+        name, file = key.split("-", 1)
+        assert {dep.split("-", 1)[1] for dep in deps} <= {file}  # a file's tasks depend on its own only
+        graphs[file][name] = {dep.split("-", 1)[0] for dep in deps}
+    return dict(graphs)
+
+
+def _stored(ws: Workspace) -> dict[str, Any]:
+    """What an analysis leaves, per asset by SHA-256 (the same in every workspace): status, stage runs, detections."""
+    with ws.db.read_session() as session:
+        sha = {a.asset_id: a.sha256 for a in session.execute(select(Asset)).scalars()}
+        assets = {a.sha256: (a.status, a.error) for a in session.execute(select(Asset)).scalars()}
+        runs = sorted((sha[r.asset_id], r.stage, r.status, r.error, r.fingerprint)
+                      for r in session.execute(select(StageRun)).scalars())
+        detections = sorted((sha[d.asset_id], d.stage, d.module_name, d.window_id, d.status, d.band,
+                             round(d.score, 5) if d.score is not None else None)
+                            for d in session.execute(select(Detection)).scalars())
+        rows = {model.__tablename__: sorted((sha[asset], n) for asset, n in session.execute(
+            select(model.asset_id, func.count()).group_by(model.asset_id))) for model in (Shot, Frame, Window)}
+    return {"assets": assets, "stage_runs": runs, "detections": detections, **rows}
+
+
+def _sequential(settings: Settings, files: list[Path], home: Path) -> Workspace:
+    """The files analysed one after another in this process, with a batch worker's settings, in the workspace
+    ``home``."""
+    ws = Workspace.open(batch.worker_settings(settings).model_copy(update={"home": home}))
+    for path in files:
+        with contextlib.suppress(InputRejectedError):  # a malformed file: rejected at intake as in the batch
+            run_analysis(ws, path, record=IntakeRecord(original_name=path.name, source=str(path.resolve())))
+    return ws
+
+
+@pytest.fixture
+def stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick stand-ins for the real stages (deep fails on still images) in this process's registry."""
+    monkeypatch.setattr(registry, "STAGES", dict(batch_stages.STAGES))
+
+
+def test_each_file_is_a_graph_of_its_stage_tasks_a_failing_stage_fails_only_its_file_and_rows_equal_a_sequential_run(
+        tmp_path: Path, case_folder: Path, stand_ins: None, restore_threads: None) -> None:
+    from distributed import LocalCluster
+
+    files = collect_files([case_folder])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        recorder = _GraphRecorder(cluster.scheduler)
+        cluster.scheduler.add_plugin(recorder)
+        settings = _settings(tmp_path, scheduler=cluster.scheduler_address)
+        events: list[BatchEvent] = []
+        result = run_batch(settings, files, on_event=events.append)
+        graphs = _graphs(recorder.tasks)
+        recorder.tasks.clear()
+        again = run_batch(settings, files)
+
+    # per file: ingest -> metadata -> decode (video, forensics, temporal, avsync) -> deep -> fusion -> finish
+    full = {"ingest": set(), "metadata": {"ingest"}, "decode": {"ingest", "metadata"}, "deep": {"ingest", "decode"},
+            "fusion": {"ingest", "metadata", "decode", "deep"},
+            "finish": {"ingest", "metadata", "decode", "deep", "fusion"}}
+    assert len(graphs) == 3 and all(graph == full for graph in graphs.values())
+    by_name = {Path(r.path).name: r for r in result.results}
+    clip, camera, broken = by_name["clip.mp4"], by_name["camera.jpg"], by_name["broken.mp4"]
+    assert (clip.status, sorted(clip.ran), clip.exit_code) == ("analyzed", sorted(batch_stages.STAGES), 0)
+    assert [t.task for t in clip.tasks] == ["ingest", "metadata", "decode", "deep", "fusion", "finish"]
+    assert clip.cpu_s == pytest.approx(sum(t.cpu_s for t in clip.tasks)) and clip.cpu_s > 0
+    assert clip.worker == max(clip.tasks, key=lambda t: t.seconds).worker
+    assert (camera.status, camera.error_type, camera.exit_code) == ("failed", "StageFailed", 1)
+    assert camera.reason == "deep: RuntimeError: no model for stills; fusion: skipped: deep failed"
+    assert sorted(camera.ran) == ["avsync", "forensics", "metadata", "temporal", "video"]
+    assert (broken.status, broken.error_type, broken.reason) == ("rejected", "InputRejectedError", "truncated")
+    assert [t.task for t in broken.tasks] == ["ingest"]  # the tasks after a rejected intake run nothing
+    assert result.exit_code == 1
+    kinds = Counter(e.kind for e in events)
+    assert kinds["started"] == kinds["finished"] == 3
+    assert {e.stage for e in events if e.kind == "stage" and e.path == str(case_folder / "clip.mp4")} == \
+        {"ingest", *batch_stages.STAGES}
+
+    # the re-run: the analysed file is current (only its ingest task works), the failed one runs again
+    assert [r.status for r in again.results] == ["current", "rejected", "failed"]
+    assert [t.task for t in again.results[0].tasks] == ["ingest"]
+
+    ws, sequential = Workspace.open(settings), _sequential(settings, files, tmp_path / "sequential")
+    try:
+        with ws.db.read_session() as session:  # one begin, one finish per analysis; no lease taken for a dead run
+            actions = [Counter(e.action for e in queries.audit_events(session, r.asset_id)) for r in (clip, camera)]
+        assert [(a["analysis.started"], a["analysis.finished"], a["analysis.recovered"]) for a in actions] == \
+            [(1, 1, 0), (2, 2, 0)]
+        commits = _stage_commits(ws)
+        assert set(commits.values()) == {1} and len(commits) == 7 + 5  # camera.jpg: deep failed, fusion skipped
+        assert not verify(ws).problems
+        assert _stored(ws) == _stored(sequential)
+    finally:
+        ws.close()
+        sequential.close()
+
+
+def test_a_typed_error_in_a_stage_task_fails_its_file_and_the_tasks_after_it_run_nothing(
+        tmp_path: Path, case_folder: Path, stand_ins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner_part = batch.analyze_asset
+
+    def busy_on_stills(ws: Workspace, ref: str, *, only: list[str] | None = None, **kwargs: Any) -> RunResult:
+        with ws.db.read_session() as session:
+            still = queries.find_asset(session, ref).media_type == "image"
+        if still and "video" in (only or []):
+            raise BusyError(f"asset {ref} is being analysed by another run")
+        return runner_part(ws, ref, only=only, **kwargs)
+
+    monkeypatch.setattr(batch, "analyze_asset", busy_on_stills)
+    settings = _settings(tmp_path, processes=False)
+    result = run_batch(settings, [case_folder / "clip.mp4", case_folder / "photos" / "camera.jpg"])
+    clip, camera = result.results
+    assert clip.status == "analyzed"
+    assert (camera.status, camera.error_type, camera.exit_code) == ("failed", "BusyError", 5)
+    assert camera.reason == f"asset {camera.asset_id} is being analysed by another run"
+    assert [t.task for t in camera.tasks] == ["ingest", "metadata", "decode"]  # not deep, fusion nor finish
+    assert result.exit_code == 5
+    ws = Workspace.open(settings)
+    try:
+        assert {stage for asset, stage in _stage_commits(ws) if asset == camera.asset_id} == {"metadata"}
+        with ws.db.read_session() as session:
+            asset = session.get(Asset, camera.asset_id)
+            actions = Counter(e.action for e in queries.audit_events(session, camera.asset_id))
+        assert asset is not None and asset.status == "accepted"  # unfinished, as a run that stopped: resumable
+        assert (actions["analysis.started"], actions["analysis.finished"]) == (1, 0)
+    finally:
+        ws.close()
 
 
 @pytest.fixture
@@ -262,5 +439,73 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_file_is_analysed_once(t
         assert [r["reason"] for r in recovered] == ["holder process is gone"]
         assert recovered[0]["pid"] == int(process.split("@")[0])
         verify(ws)
+    finally:
+        ws.close()
+
+
+def _counted(counts: Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counts[name] += 1
+        return function(*args, **kwargs)
+
+    return counted
+
+
+@pytest.mark.slow
+def test_the_real_stages_in_a_graph_decode_as_often_and_store_the_same_rows_as_a_sequential_run(
+        tmp_path: Path, small_video: Path, small_jpeg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decodes: Counter[str] = Counter()  # video decode passes (intake's proof, the video stage, a temporal fallback),
+    monkeypatch.setattr(VideoReader, "__init__", _counted(decodes, "video", VideoReader.__init__))  # still images
+    for name in ("read_stored_image", "extract_audio"):  # decoded, audio tracks extracted apart from the decode pass
+        monkeypatch.setattr(media_session, name, _counted(decodes, name, getattr(media_session, name)))
+    files = [small_video, small_jpeg]
+    settings = _settings(tmp_path, processes=False)
+    result = run_batch(settings, files)
+    assert [r.status for r in result.results] == ["analyzed", "analyzed"]
+    assert {"temporal", "avsync", "deep", "fusion"} <= set(result.results[0].ran)
+    in_graph = dict(decodes)
+    decodes.clear()
+    ws, sequential = Workspace.open(settings), _sequential(settings, files, tmp_path / "sequential")
+    try:
+        assert in_graph == dict(decodes) and in_graph["video"] > 0 and "extract_audio" not in in_graph
+        assert _stored(ws) == _stored(sequential)
+        assert not verify(ws).problems
+    finally:
+        ws.close()
+        sequential.close()
+
+
+@pytest.mark.slow
+def test_a_stage_the_watchdog_ends_in_a_worker_process_fails_its_file_with_exit_3_and_the_batch_goes_on(
+        tmp_path: Path, case_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(registry, "STAGES", dict(batch_stages.HANGING))  # the client plans the workers' stages
+    monkeypatch.setenv("HANG_S", "120")  # the stand-in video stage hangs in native code on still images
+    files = [case_folder / "clip.mp4", case_folder / "photos" / "camera.jpg"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      preload=[batch_stages.__name__]) as cluster:
+        settings = _settings(tmp_path, scheduler=cluster.scheduler_address).model_copy(
+            update={"limits": LimitSettings(stage_timeout_s=1.0, stage_grace_s=0.5)})
+        started = time.monotonic()
+        result = run_batch(settings, files)
+        seconds = time.monotonic() - started
+    clip, camera = result.results
+    assert clip.status == "analyzed" and seconds < 120
+    assert (camera.status, camera.error_type, camera.exit_code) == ("rejected", "StageRejected", 3)
+    assert (camera.reason or "").startswith("video: LimitExceededError") and "fusion: skipped" in (camera.reason or "")
+    assert result.exit_code == 3
+    ws = Workspace.open(settings)
+    try:
+        with ws.db.read_session() as session:
+            video = session.get(StageRun, (camera.asset_id, "video"))
+            asset = session.get(Asset, camera.asset_id)
+            limited = [e.details_json for e in queries.audit_events(session, camera.asset_id)
+                       if e.action == "stage.limit_exceeded"]
+            leases = session.execute(select(AnalysisLease)).scalars().all()
+        assert video is not None and video.status == "limit_exceeded"
+        assert asset is not None and asset.status == "limit_exceeded" and not leases
+        assert len(limited) == 1 and limited[0]["watchdog"] is True  # ended once; its re-run found the result
+        assert not verify(ws).problems
     finally:
         ws.close()

@@ -119,7 +119,8 @@ def analyze(
     = None,
 ) -> None:
     """Run every analysis stage that is not yet current; a killed run resumes where it stopped. Several files or a
-    folder are analysed in parallel on Dask, one task a file; re-running the same command skips what is done."""
+    folder are analysed in parallel on Dask, each file a task graph of its stages; re-running the same command skips
+    what is done."""
     from tamperscope.report.service import assign_case
     from tamperscope.services.analysis import as_target, format_verdict, run_analysis
 

@@ -1,5 +1,10 @@
 """Run the registered stages on one asset: in dependency order, independent stages in parallel,
-each stage committed atomically with its ``stage_runs`` row, so a killed run resumes where it stopped."""
+each stage committed atomically with its ``stage_runs`` row, so a killed run resumes where it stopped.
+
+An analysis runs in one call (:func:`analyze_asset`), or in parts (the batch's task graph per asset): it is begun
+once (:func:`begin_analysis`), each part runs some of the stages under the asset's lease (:func:`analyze_asset` with
+``part_of``), and it is finished once (:func:`finish_analysis`), which sets the asset's status from every part.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,28 @@ class RunResult:
     failed: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)  # stage -> reject reason, when a stage refused the input
     limited: dict[str, str] = field(default_factory=dict)  # stage -> the budget it exceeded (time, memory, ...)
+
+    @classmethod
+    def merged(cls, asset_id: str, parts: list[RunResult]) -> RunResult:
+        """One result of the parts of an analysis (each holds its own stages' outcomes)."""
+        result = cls(asset_id=asset_id)
+        for part in parts:
+            result.ran += part.ran
+            result.skipped += part.skipped
+            result.not_applicable += part.not_applicable
+            result.failed.update(part.failed)
+            result.rejected.update(part.rejected)
+            result.limited.update(part.limited)
+        return result
+
+    def restricted(self, stages: set[str]) -> RunResult:
+        """This result with only the outcomes of ``stages``."""
+        return RunResult(asset_id=self.asset_id, ran=[s for s in self.ran if s in stages],
+                         skipped=[s for s in self.skipped if s in stages],
+                         not_applicable=[s for s in self.not_applicable if s in stages],
+                         failed={k: v for k, v in self.failed.items() if k in stages},
+                         rejected={k: v for k, v in self.rejected.items() if k in stages},
+                         limited={k: v for k, v in self.limited.items() if k in stages})
 
 
 def _write_output(session: Session, stage: Stage, asset_id: str, output: StageOutput) -> None:
@@ -144,8 +171,21 @@ def stages_to_run(previous: dict[str, StageRun], stages: list[Stage], settings: 
     return set(_stale_prints(previous, stages, settings, only=only, force=force))
 
 
+def _refuse_rejected(asset: Asset) -> None:
+    """Raise :class:`InputRejectedError` for an asset intake rejected: there is nothing to analyse."""
+    if asset.status == AssetStatus.REJECTED:
+        raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
+                                 asset.error or "input was rejected at intake", asset_id=asset.asset_id)
+
+
+def _check_only(only: list[str] | None, stages: list[Stage]) -> None:
+    unknown = set(only or ()) - {s.name for s in stages}
+    if unknown:
+        raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
+
+
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
-                  progress: ProgressCallback | None = None) -> RunResult:
+                  progress: ProgressCallback | None = None, part_of: RunResult | None = None) -> RunResult:
     """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
     whose fingerprint changed re-runs, and so, through theirs, do the stages after it).
 
@@ -153,39 +193,75 @@ def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, for
     asset waits or fails with :class:`BusyError`, and a run that died is recovered by the next one. Each stage
     run is guarded by a :class:`~tamperscope.pipeline.watchdog.Watchdog`: a stage stuck past its wall-clock
     budget plus ``limits.stage_grace_s`` is recorded ``limit_exceeded`` and the process ends with exit code 3.
+
+    With ``part_of`` (the merged results of the parts it follows, :meth:`RunResult.merged`) this is one part of an
+    analysis begun by :func:`begin_analysis`: a stage whose requirement failed there is skipped as failed, the
+    asset's status and the ``analysis.started``/``finished`` events are left to the begin and the finish, and the
+    result holds only the outcomes of ``only``.
     """
     with ws.db.read_session() as session:
         asset_id = find_asset(session, ref).asset_id
     with lease.hold(ws, asset_id) as held:
-        return _analyze_leased(ws, asset_id, held, only=only, force=force, progress=progress)
+        return _analyze_leased(ws, asset_id, held, only=only, force=force, progress=progress, part_of=part_of)
+
+
+def begin_analysis(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False) -> str:
+    """Begin an analysis run in parts: refuse a rejected asset or an unknown stage, record ``analysis.started``
+    once, and return the asset id.
+
+    The asset's status changes only at :func:`finish_analysis`, so between parts, when no lease is held, it is not
+    marked analysing (the next lease would take that for a dead run); an asset a dead run left marked analysing is
+    recovered here, under the lease, once, and set back to accepted until the finish.
+    """
+    _check_only(only, all_stages())
+    with ws.db.read_session() as session:
+        asset_id = find_asset(session, ref).asset_id
+    with lease.hold(ws, asset_id), ws.db.session() as session:
+        asset = find_asset(session, asset_id)
+        _refuse_rejected(asset)
+        if asset.status == AssetStatus.ANALYZING:
+            asset.status = AssetStatus.ACCEPTED
+            seal(session, who=ws.actor, asset_id=asset_id, groups=[f"assets/{asset_id}"])
+        append_event(session, action="analysis.started", who=ws.actor, asset_id=asset_id,
+                     details={"only": only, "force": force, "parts": True})
+    return asset_id
+
+
+def finish_analysis(ws: Workspace, result: RunResult) -> None:
+    """Finish an analysis run in parts (:func:`begin_analysis`): under the asset's lease, set its status from
+    ``result`` (every part's outcomes, :meth:`RunResult.merged`) and record ``analysis.finished``."""
+    with lease.hold(ws, result.asset_id):
+        with ws.db.read_session() as session:
+            asset = find_asset(session, result.asset_id)
+            session.expunge(asset)
+        _finish(ws, asset, result)
 
 
 def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[str] | None, force: bool,
-                    progress: ProgressCallback | None) -> RunResult:
+                    progress: ProgressCallback | None, part_of: RunResult | None) -> RunResult:
     actor = ws.actor
     with ws.db.session() as session:
         asset = find_asset(session, ref)
-        if asset.status == AssetStatus.REJECTED:
-            raise InputRejectedError(RejectReason(asset.reject_reason or "corrupt_stream"),
-                                     asset.error or "input was rejected at intake", asset_id=asset.asset_id)
+        _refuse_rejected(asset)
         done = {run.stage: run for run in stage_runs(session, asset.asset_id)}
-        asset.status = AssetStatus.ANALYZING
-        append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
-                     details={"only": only, "force": force})
-        seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
+        if part_of is None:
+            asset.status = AssetStatus.ANALYZING
+            append_event(session, action="analysis.started", who=actor, asset_id=asset.asset_id,
+                         details={"only": only, "force": force})
+            seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
         session.expunge(asset)
     stages = all_stages()
-    if only:
-        unknown = set(only) - {s.name for s in stages}
-        if unknown:
-            raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
-    result = RunResult(asset_id=asset.asset_id)
+    _check_only(only, stages)
+    # a part starts from the outcomes before it, so its stages see which requirements failed
+    result = RunResult.merged(asset.asset_id, [part_of] if part_of is not None else [])
     media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis
     media.wants = set(only) if only else {s.name for s in stages}
     try:
         _run_stages(ws, asset, stages, done, media, result, held, only=only, force=force, progress=progress)
     finally:
         media.close()
+    if part_of is not None:
+        return result.restricted(media.wants)
     _finish(ws, asset, result)
     return result
 
@@ -319,4 +395,4 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
                 (result.ran if status == "done" else result.not_applicable).append(stage.name)
 
 
-__all__ = ["RunResult", "analyze_asset", "stages_to_run"]
+__all__ = ["RunResult", "analyze_asset", "begin_analysis", "finish_analysis", "stages_to_run"]

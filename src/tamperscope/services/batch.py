@@ -1,16 +1,24 @@
-"""Batch analysis on Dask: many files, one task each, on a local cluster or a given scheduler.
+"""Batch analysis on Dask: many files, each a small task graph of its stages, on a local cluster or a given scheduler.
 
-Every task calls the one analysis service (:func:`~tamperscope.services.analysis.run_analysis`) in a worker, which
-commits to the shared database and object store itself; the client only submits, follows and collects. A file
-whose asset is already current is skipped before intake (so re-running a batch resumes it), a file that fails is
-returned with its typed reason and never stops the others, and a worker that dies has its task re-run by Dask
-(the analysis lease of the dead run is stale, so the re-run recovers it).
+Each file is one graph: ``ingest`` (hash, skip when current, intake, begin the analysis) -> a task per group of
+stages (:func:`stage_tasks`: the stages sharing the video stage's single decode in one ``decode`` task, every other
+stage in its own, each after the tasks its stages require and the one before it, as they take turns on the asset's
+lease) -> ``finish`` (the asset's status, the file's outcome). Every stage task calls the runner
+(:func:`~tamperscope.pipeline.runner.analyze_asset` with its stages), so the lease, fingerprints, budgets and audit
+events stay there; the workers commit to the shared database and object store themselves, and the client only
+submits, follows and collects. A file whose asset is already current is skipped before intake (so re-running a batch
+resumes it), a file that fails is returned with its typed reason and never stops the others, and a worker that dies
+has its running task re-run by Dask (the analysis lease of the dead run is stale, so the re-run recovers it; stages
+committed before are current and not run again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import graphlib
 import importlib.util
+import itertools
 import logging
 import os
 import resource
@@ -28,15 +36,16 @@ from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
 from tamperscope.custody.hashing import sha256_file
-from tamperscope.custody.intake import IntakeRecord
-from tamperscope.errors import InputRejectedError, PathNotFoundError, TamperscopeError, exit_code_for
+from tamperscope.custody.intake import IntakeRecord, ingest_path
+from tamperscope.errors import InputRejectedError, PathNotFoundError, TamperscopeError, UsageError, exit_code_for
 from tamperscope.media.video_reader import set_max_threads
 from tamperscope.nativelog import silence_native_stderr_for_process
 from tamperscope.pipeline.registry import all_stages
-from tamperscope.pipeline.runner import stages_to_run
+from tamperscope.pipeline.runner import RunResult, analyze_asset, begin_analysis, finish_analysis, stages_to_run
 from tamperscope.records import AssetStatus
-from tamperscope.services.analysis import run_analysis
+from tamperscope.services.analysis import run_analysis, summarize
 from tamperscope.settings import BatchSettings, Settings
+from tamperscope.stages.base import Stage
 from tamperscope.store.models import Asset
 from tamperscope.store.queries import stage_runs
 from tamperscope.workspace import Workspace
@@ -46,8 +55,21 @@ STATUSES = ("analyzed", "current", "rejected", "failed")
 
 
 @dataclass
+class TaskRun:
+    """One task of a file's graph as it ran: which, in which process, its wall time, and that process's CPU time
+    (with the tools it ran; its other tasks' included) and peak resident memory."""
+
+    task: str
+    worker: str
+    seconds: float
+    cpu_s: float
+    peak_rss_mb: float
+
+
+@dataclass
 class FileResult:
-    """The outcome of one file of a batch, as plain data (it travels from a worker to the client)."""
+    """The outcome of one file of a batch, as plain data (it travels from a worker to the client). In a batch,
+    ``seconds`` and ``cpu_s`` add up its graph's tasks, and ``worker`` is the process of its longest task."""
 
     path: str
     status: str
@@ -61,6 +83,7 @@ class FileResult:
     worker: str | None = None  # pid@host of the process that ran it
     peak_rss_mb: float | None = None  # that process's peak resident memory so far
     cpu_s: float = 0.0  # CPU time of that process and the tools it ran, over the task (its other tasks' included)
+    tasks: list[TaskRun] = field(default_factory=list)  # the tasks that ran it (in a batch, its graph's)
 
 
 @dataclass
@@ -196,58 +219,244 @@ def _publisher(topic: str | None) -> Callable[[dict[str, Any]], None]:
     return lambda msg: worker.log_event(topic, msg)
 
 
-def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None, force: bool = False,
-                 topic: str | None = None) -> FileResult:
-    """The task of one file: skip it when its asset is current, else ingest and analyse it with the analysis service.
+class _Task:
+    """What every task of a batch does around its work: caps the process's native threads (a worker with a process
+    of its own, not a thread cluster's caller), opens the worker's workspace, publishes progress events to the
+    client and measures itself."""
 
-    Typed errors (rejected input, a failing stage, a busy asset) become the result; anything else is raised so Dask
-    retries the task. A worker with a process of its own caps its native threads (not a thread cluster's caller).
-    """
-    started, cpu_started = time.monotonic(), _cpu_seconds()
-    if settings.batch.processes or settings.batch.scheduler:
-        limit_threads(settings.batch.threads_per_worker)
-    if settings.batch.quiet_native_logs:
-        silence_native_stderr_for_process()
-    ws = _worker_workspace(settings)
-    publish = _publisher(topic)
-    worker, _ = _process()
-    publish({"kind": "started", "path": path, "process": worker})
-    stage_seen: set[str] = set()
+    def __init__(self, settings: Settings, name: str, path: str, topic: str | None) -> None:
+        self.name, self.path = name, path
+        self.started, self.cpu_started = time.monotonic(), _cpu_seconds()
+        if settings.batch.processes or settings.batch.scheduler:
+            limit_threads(settings.batch.threads_per_worker)
+        if settings.batch.quiet_native_logs:
+            silence_native_stderr_for_process()
+        self.ws = _worker_workspace(settings)
+        self.publish = _publisher(topic)
+        self.worker, _ = _process()
+        self.stages_seen: set[str] = set()
 
-    def on_progress(phase: str, _fraction: float, _message: str) -> None:
-        if phase not in stage_seen:
-            stage_seen.add(phase)
-            publish({"kind": "stage", "path": path, "stage": phase, "process": worker})
+    def started_file(self) -> None:
+        self.publish({"kind": "started", "path": self.path, "process": self.worker})
 
-    def done(result: FileResult) -> FileResult:
-        result.seconds, result.cpu_s = time.monotonic() - started, _cpu_seconds() - cpu_started
-        result.worker, result.peak_rss_mb = _process()
-        return result
+    def on_progress(self, phase: str, _fraction: float = 0.0, _message: str = "") -> None:
+        """The runner's progress callback: one ``stage`` event when a stage (or the intake) starts."""
+        if phase not in self.stages_seen:
+            self.stages_seen.add(phase)
+            self.publish({"kind": "stage", "path": self.path, "stage": phase, "process": self.worker})
 
-    try:
-        sha256, _ = sha256_file(path)
-        asset_id = None if force else current_asset(ws, sha256, only)
-        if asset_id is not None:
-            return done(FileResult(path=path, status="current", asset_id=asset_id))
-        source = Path(path)
-        outcome = run_analysis(ws, source, record=IntakeRecord(original_name=source.name,
-                                                               source=str(source.resolve())),
-                               only=only, force=force, progress=on_progress)
-    except InputRejectedError as exc:
-        return done(FileResult(path=path, status="rejected", asset_id=exc.asset_id, error_type=type(exc).__name__,
-                               reason=exc.reason.value, exit_code=exit_code_for(exc)))
-    except TamperscopeError as exc:
-        return done(FileResult(path=path, status="failed", error_type=type(exc).__name__, reason=str(exc),
-                               exit_code=exit_code_for(exc)))
-    run, summary = outcome.run, outcome.summary
-    result = FileResult(path=path, status="analyzed", asset_id=run.asset_id, ran=list(run.ran),
-                        verdict=summary.verdict)
+    def measured(self) -> TaskRun:
+        worker, peak_rss_mb = _process()
+        return TaskRun(task=self.name, worker=worker, seconds=time.monotonic() - self.started,
+                       cpu_s=_cpu_seconds() - self.cpu_started, peak_rss_mb=peak_rss_mb)
+
+
+def _typed_outcome(path: str, exc: TamperscopeError, asset_id: str | None = None) -> FileResult:
+    """A file stopped by a typed error: ``rejected`` for a refused input, else ``failed``, with its exit code."""
+    if isinstance(exc, InputRejectedError):
+        return FileResult(path=path, status="rejected", asset_id=exc.asset_id or asset_id,
+                          error_type=type(exc).__name__, reason=exc.reason.value, exit_code=exit_code_for(exc))
+    return FileResult(path=path, status="failed", asset_id=asset_id, error_type=type(exc).__name__, reason=str(exc),
+                      exit_code=exit_code_for(exc))
+
+
+def _analysed(path: str, run: RunResult, verdict: dict[str, Any] | None) -> FileResult:
+    """A file whose stages ran: ``analyzed``, or ``failed``/``rejected`` (exit 1/3) naming the stages that failed."""
+    result = FileResult(path=path, status="analyzed", asset_id=run.asset_id, ran=list(run.ran), verdict=verdict)
     if run.failed:
         result.status = "rejected" if run.rejected else "failed"
         result.error_type = "StageRejected" if run.rejected else "StageFailed"
         result.reason = "; ".join(f"{stage}: {error}" for stage, error in run.failed.items())
         result.exit_code = 3 if run.rejected else 1
-    return done(result)
+    return result
+
+
+def _timed(result: FileResult, runs: list[TaskRun]) -> FileResult:
+    """``result`` with the tasks that ran it: their summed time and CPU, and the process of the longest."""
+    result.tasks = runs
+    result.seconds, result.cpu_s = sum(r.seconds for r in runs), sum(r.cpu_s for r in runs)
+    if runs:
+        longest = max(runs, key=lambda r: r.seconds)
+        result.worker, result.peak_rss_mb = longest.worker, longest.peak_rss_mb
+    return result
+
+
+def analyze_file(settings: Settings, path: str, *, only: list[str] | None = None, force: bool = False,
+                 topic: str | None = None) -> FileResult:
+    """One file in one call: skip it when its asset is current, else ingest and analyse it with the analysis
+    service (the batch runs the same work as a task graph, :func:`run_batch`).
+
+    Typed errors (rejected input, a failing stage, a busy asset) become the result; anything else is raised (Dask
+    retries a task that raises). A worker with a process of its own caps its native threads.
+    """
+    task = _Task(settings, "analyze", path, topic)
+    task.started_file()
+    try:
+        sha256, _ = sha256_file(path)
+        asset_id = None if force else current_asset(task.ws, sha256, only)
+        if asset_id is not None:
+            return _timed(FileResult(path=path, status="current", asset_id=asset_id), [task.measured()])
+        source = Path(path)
+        outcome = run_analysis(task.ws, source, record=IntakeRecord(original_name=source.name,
+                                                                    source=str(source.resolve())),
+                               only=only, force=force, progress=task.on_progress)
+    except TamperscopeError as exc:
+        return _timed(_typed_outcome(path, exc), [task.measured()])
+    return _timed(_analysed(path, outcome.run, outcome.summary.verdict), [task.measured()])
+
+
+#: the stages that read what the video stage's single decode pass leaves in the analysis's media session (the still
+#: image, the dense pass's frames, the audio track, see :mod:`tamperscope.media.session`): they run in one task,
+#: so a file is decoded once; a stage that reads only stored rows or the raw bytes gets a task of its own
+SHARED_DECODE = ("video", "forensics", "temporal", "avsync")
+DECODE_TASK = "decode"
+
+
+@dataclass(frozen=True)
+class StageTask:
+    """One stage task of a file's graph: its name, the stages it runs (in one media session) and the tasks it
+    follows."""
+
+    name: str
+    stages: tuple[str, ...]
+    after: tuple[str, ...] = ()
+
+
+def stage_tasks(stages: list[Stage], only: list[str] | None = None) -> list[StageTask]:
+    """The stage tasks of a file's graph, in the order they run: the stages of :data:`SHARED_DECODE` in one task
+    named ``decode``, every other stage (of ``only``, when given) in its own.
+
+    A task follows every task that runs a stage its stages require, directly or through others (so one left out by
+    ``only`` does not cut the order), and the task before it: each task holds the asset's analysis lease while it
+    runs, so two tasks of one file never run at once, and a task that had to wait for the lease would hold a
+    worker idle meanwhile; ordering them in the graph leaves the worker to another file's tasks instead."""
+    names = {s.name for s in stages}
+    unknown = set(only or ()) - names
+    if unknown:
+        raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
+    task_of = {s.name: DECODE_TASK if s.name in SHARED_DECODE else s.name for s in stages}
+    requires = {s.name: set(s.requires) & names for s in stages}
+    members: dict[str, list[str]] = {}
+    for stage in stages:
+        if not only or stage.name in only:
+            members.setdefault(task_of[stage.name], []).append(stage.name)
+
+    def upstream(name: str) -> set[str]:
+        direct = requires[name]
+        return direct.union(*(upstream(d) for d in direct))
+
+    position = {task: i for i, task in enumerate(members)}  # the registry's (pipeline) order
+    after = {task: {task_of[d] for m in group for d in upstream(m)} & set(members) - {task}
+             for task, group in members.items()}
+    sorter = graphlib.TopologicalSorter(after)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise UsageError(f"the stages sharing the decode cannot run in one task: {exc.args[1]}") from exc
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order += ready
+        sorter.done(*ready)
+    for previous, task in itertools.pairwise(order):
+        after[task].add(previous)
+    return [StageTask(task, tuple(members[task]), tuple(sorted(after[task], key=order.index))) for task in order]
+
+
+@dataclass
+class AssetState:
+    """What a task of a file's graph hands on: the asset, the outcomes of the stages it ran, the file's outcome
+    once it is decided early (current, rejected, a typed error: the tasks after it then run nothing), and how the
+    task ran."""
+
+    path: str
+    asset_id: str | None = None
+    run: RunResult | None = None
+    outcome: FileResult | None = None
+    task: TaskRun | None = None
+
+
+def _decided(states: tuple[AssetState, ...]) -> FileResult | None:
+    return next((s.outcome for s in states if s.outcome is not None), None)
+
+
+def ingest_task(settings: Settings, path: str, *, only: list[str] | None = None, force: bool = False,
+                topic: str | None = None) -> AssetState:
+    """The first task of a file's graph: skip the file when its asset is current, else ingest it and begin its
+    analysis (:func:`~tamperscope.pipeline.runner.begin_analysis`)."""
+    task = _Task(settings, "ingest", path, topic)
+    task.started_file()
+    state = AssetState(path=path)
+    try:
+        sha256, _ = sha256_file(path)
+        state.asset_id = None if force else current_asset(task.ws, sha256, only)
+        if state.asset_id is not None:
+            state.outcome = FileResult(path=path, status="current", asset_id=state.asset_id)
+        else:
+            task.on_progress("ingest")
+            source = Path(path)
+            intake = ingest_path(task.ws, source, IntakeRecord(original_name=source.name, source=str(source.resolve())))
+            state.asset_id = begin_analysis(task.ws, intake.asset_id, only=only, force=force)
+    except TamperscopeError as exc:
+        state.outcome = _typed_outcome(path, exc, state.asset_id)
+    state.task = task.measured()
+    return state
+
+
+def stage_task(settings: Settings, name: str, stages: tuple[str, ...], ingest: AssetState, *after: AssetState,
+               force: bool = False, topic: str | None = None) -> AssetState:
+    """A stage task of a file's graph: run its stages that are not current through the runner, as a part of the
+    analysis the ingest began, after the tasks ``after`` (a stage whose requirement failed there is skipped as
+    failed). Nothing runs when an earlier task decided the file's outcome."""
+    decided = _decided((ingest, *after))
+    if decided is not None:
+        return AssetState(path=ingest.path, asset_id=ingest.asset_id, outcome=decided)
+    assert ingest.asset_id is not None
+    task = _Task(settings, name, ingest.path, topic)
+    state = AssetState(path=ingest.path, asset_id=ingest.asset_id)
+    prior = RunResult.merged(ingest.asset_id, [s.run for s in after if s.run is not None])
+    try:
+        state.run = analyze_asset(task.ws, ingest.asset_id, only=list(stages), force=force,
+                                  progress=task.on_progress, part_of=prior)
+    except TamperscopeError as exc:
+        state.outcome = _typed_outcome(ingest.path, exc, ingest.asset_id)
+    state.task = task.measured()
+    return state
+
+
+def finish_task(settings: Settings, ingest: AssetState, *parts: AssetState, topic: str | None = None) -> FileResult:
+    """The last task of a file's graph: finish the analysis (the asset's status from every part's outcomes and
+    ``analysis.finished``, :func:`~tamperscope.pipeline.runner.finish_analysis`) and return the file's outcome with
+    the tasks that ran it."""
+    runs = [s.task for s in (ingest, *parts) if s.task is not None]
+    decided = _decided((ingest, *parts))
+    if decided is not None:
+        return _timed(dataclasses.replace(decided), runs)
+    assert ingest.asset_id is not None
+    task = _Task(settings, "finish", ingest.path, topic)
+    merged = RunResult.merged(ingest.asset_id, [p.run for p in parts if p.run is not None])
+    try:
+        finish_analysis(task.ws, merged)
+        result = _analysed(ingest.path, merged, summarize(task.ws, merged.asset_id).verdict)
+    except TamperscopeError as exc:
+        result = _typed_outcome(ingest.path, exc, ingest.asset_id)
+    return _timed(result, [*runs, task.measured()])
+
+
+def _submit_file(client: Any, settings: Settings, plan: list[StageTask], path: str, label: str, *,
+                 only: list[str] | None, force: bool, topic: str) -> Any:
+    """Submit one file's graph (keys ``<task>-<label>``); return the future of its ``finish`` task (the client
+    holds no other, so Dask releases each task's result once the tasks after it have it)."""
+    retries = settings.batch.retries
+    ingest = client.submit(ingest_task, settings, path, only=only, force=force, topic=topic, key=f"ingest-{label}",
+                           retries=retries)
+    parts: dict[str, Any] = {}
+    for task in plan:
+        parts[task.name] = client.submit(stage_task, settings, task.name, task.stages, ingest,
+                                         *(parts[a] for a in task.after), force=force, topic=topic,
+                                         key=f"{task.name}-{label}", retries=retries)
+    return client.submit(finish_task, settings, ingest, *parts.values(), topic=topic, key=f"finish-{label}",
+                         retries=retries)
 
 
 def dashboard_served() -> bool:
@@ -283,10 +492,12 @@ def dask_client(batch: BatchSettings) -> Iterator[Any]:
 
 def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None = None, force: bool = False,
               on_event: EventCallback | None = None) -> BatchResult:
-    """Analyse ``files`` in parallel on Dask (``settings.batch``), one task per file; return every outcome.
+    """Analyse ``files`` in parallel on Dask (``settings.batch``), each a task graph of its stages; return every
+    outcome.
 
     ``on_event`` hears ``cluster`` (once: ``path`` is the dashboard address, ``worker`` the worker count),
     ``started`` and ``stage`` (from the workers, on a client thread) and ``finished`` (on this thread) events.
+    An unknown stage in ``only`` raises :class:`UsageError` before anything starts.
     """
     from distributed import as_completed
 
@@ -294,6 +505,7 @@ def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None =
         if on_event is not None:
             on_event(event)
 
+    plan = stage_tasks(all_stages(), only)
     Workspace.open(settings).close()  # migrate once here, before the workers open the database
     started = time.monotonic()
     topic = f"tamperscope-batch-{uuid.uuid4().hex}"
@@ -314,15 +526,15 @@ def run_batch(settings: Settings, files: list[Path], *, only: list[str] | None =
                             worker=msg.get("process")))
 
         client.subscribe_topic(topic, on_worker_event)
-        futures = {client.submit(analyze_file, task_settings, absolute, only=only, force=force, topic=topic,
-                                 key=f"analyze-{topic[-8:]}-{index}", retries=settings.batch.retries): path
+        futures = {_submit_file(client, task_settings, plan, absolute, f"{topic[-8:]}-{index}", only=only,
+                                force=force, topic=topic): path
                    for index, (absolute, path) in enumerate(given.items())}
         for future in as_completed(futures):
             path = futures[future]
             try:
                 result = future.result()
                 result.path = path
-            except Exception as exc:  # retries spent, or the task's workers kept dying (KilledWorker)
+            except Exception as exc:  # retries spent, or a task's workers kept dying (KilledWorker)
                 result = FileResult(path=path, status="failed", error_type=type(exc).__name__, reason=str(exc),
                                     exit_code=1)
             results[path] = result

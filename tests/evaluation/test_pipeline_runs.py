@@ -51,3 +51,28 @@ def test_video_pipeline_lists_what_intake_rejects_and_evaluates_nothing_of_it(tm
         assert list(rejected) == ["fake/bogus.mp4"]
         reason, _, message = rejected["fake/bogus.mp4"].partition(": ")
         assert RejectReason(reason) and message
+
+
+def test_video_pipeline_runs_only_the_named_stages_and_rejects_unknown_ones(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    from tamperscope.errors import UsageError
+
+    clip = tmp_path / "data" / "clip.mp4"
+    clip.parent.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1",
+                    "-pix_fmt", "yuv420p", str(clip)], check=True)
+    item = video_pipeline.VideoItem(clip, "real/clip.mp4", 0, "real", "i1", "g1", 0)
+    settings = Settings(home=tmp_path / "home", actor="eval")
+    records, rejected = video_pipeline.run_pipeline([item], settings, None, stages=["metadata"])
+    assert not rejected and records[0].ran == ["metadata"]
+    ws = Workspace.open(settings)
+    try:
+        with ws.db.session() as s:
+            assert {r.stage for r in s.query(StageRun)} == {"metadata"}
+    finally:
+        ws.close()
+    with pytest.raises(UsageError, match="fusion"):
+        video_pipeline.run_pipeline([item], settings, None, stages=["fusion"])

@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
             help="frames per video the classical forensics stage analyses (runtime)")] = 8,
         write_artifact: Annotated[bool, typer.Option(
             help="write the shipped fusion/artifacts/video-v3.json")] = True,
+        stage: Annotated[list[str] | None, typer.Option(
+            help="run only this stage (repeatable; e.g. deep to re-score with new fold models); the other stages' "
+                 "stored rows are read as they are")] = None,
     ) -> None:
         """Ingest and analyse every manifest video once (cached), then cross-validate each branch and the fusion."""
         from tamperscope.errors import UsageError
@@ -69,5 +72,5 @@ def register(app: typer.Typer) -> None:
 
         evaluate_videos(data, manifest, out, settings=settings, models_dir=models_dir,
                         artifact_dir=ARTIFACTS if write_artifact else None, target_precision=target_precision,
-                        c=c, calibration=calibration, progress=on_video)
+                        c=c, calibration=calibration, progress=on_video, stages=stage)
         console.print((out / "metrics.md").read_text())

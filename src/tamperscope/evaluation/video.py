@@ -86,7 +86,8 @@ def ship_model(records: Sequence[VideoRecord], fused: SystemResult, summary: dic
 def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: Settings,
                     models_dir: Path | None = None, artifact_dir: Path | None = ARTIFACTS,
                     target_precision: float = 0.9, c: float = 1.0, calibration: str = "temperature",
-                    progress: Callable[[VideoRecord, int, int], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[VideoRecord, int, int], None] | None = None,
+                    stages: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the whole evaluation (see the module docstring); returns the summary written to ``metrics.json``.
 
     Parameters
@@ -111,12 +112,15 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
         ``temperature`` or ``platt``.
     progress
         Called after each video's pipeline run.
+    stages
+        Run only these stages, reading the others' stored rows as they are (``run_pipeline``); recorded in the
+        summary and the artifact.
     """
     t0 = time.perf_counter()
     items = read_video_manifest(manifest, data_dir)
     if len({it.fold for it in items}) < 2:
         raise UsageError("the manifest needs at least two folds")
-    records, rejected = run_pipeline(items, settings, models_dir, progress)
+    records, rejected = run_pipeline(items, settings, models_dir, progress, stages)
     t_pipeline = time.perf_counter() - t0
     results = []
     skipped = []
@@ -134,7 +138,7 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
         "manifest": manifest.name, "manifest_sha256": sha256_file(manifest)[0], "videos": len(records),
         "positives": int(labels.sum()), "folds": len({r.item.fold for r in records}),
         "target_precision": target_precision, "calibration": calibration, "c": c,
-        "splice_fraction": SPLICE_FRACTION,
+        "splice_fraction": SPLICE_FRACTION, "stages_run": list(stages) if stages else "all",
         "models": {str(k): {n: (str(p), sha256_file(p)[0]) if p else None
                             for n, p in zip(("frame", "clip"), fold_model_paths(models_dir, k), strict=True)}
                    for k in sorted({r.item.fold for r in records})},
@@ -152,6 +156,7 @@ def evaluate_videos(data_dir: Path, manifest: Path, out_dir: Path, *, settings: 
         training = {"manifest": manifest.name, "manifest_sha256": summary["manifest_sha256"],
                     "videos": len(records), "folds": summary["folds"], "models": summary["models"],
                     "settings": summary["settings"], "splice_fraction": SPLICE_FRACTION,
+                    "stages_run": summary["stages_run"],
                     "features": "deep scores of the fold models that never saw each video's identity group"}
         model = ship_model(records, fused, summary, c=c, calibration=calibration,
                            target_precision=target_precision, training=training)

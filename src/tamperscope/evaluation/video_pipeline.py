@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from tamperscope.errors import InputRejectedError
+from tamperscope.errors import InputRejectedError, UsageError
 from tamperscope.evaluation.manifest import manifest_rows
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.timeline import WindowSpan
@@ -102,7 +102,7 @@ def load_rows(ws: Workspace, asset_id: str) -> tuple[list[Row], list[WindowSpan]
 
 def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Path | None,
                  progress: Callable[[VideoRecord, int, int], None] | None = None,
-                 ) -> tuple[list[VideoRecord], dict[str, str]]:
+                 stages: Sequence[str] | None = None) -> tuple[list[VideoRecord], dict[str, str]]:
     """Ingest and analyse every video (all stages but fusion), fold by fold with that fold's deep models.
 
     Parameters
@@ -115,6 +115,9 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
         Directory with ``fold<k>/frame.onnx`` and ``fold<k>/clip.onnx``; ``None``: no deep models.
     progress
         Called after each video with its record, the count done and the total.
+    stages
+        Run only these stages (default: :func:`pipeline_stages`); the other stages' stored rows are read as they
+        are, current or not. For re-scoring a workspace with new deep models: ``["deep"]``.
 
     Returns
     -------
@@ -127,7 +130,11 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
     from tamperscope.services.analysis import run_analysis
     from tamperscope.workspace import Workspace
 
-    stages = pipeline_stages()
+    known = pipeline_stages()
+    unknown = sorted(set(stages or ()) - set(known))
+    if unknown:
+        raise UsageError(f"unknown evaluation stage(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    run_only = list(stages) if stages else known
     records: dict[int, VideoRecord] = {}
     rejected: dict[str, str] = {}
     done = 0
@@ -146,7 +153,7 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
                 record = IntakeRecord(original_name=item.path.name, source=item.rel, label=str(item.label),
                                       subject=item.group or None)
                 try:
-                    run = run_analysis(ws, item.path, record=record, only=stages).run
+                    run = run_analysis(ws, item.path, record=record, only=run_only).run
                 except InputRejectedError as exc:  # the product rejects it: it is not evaluated, and listed
                     rejected[item.rel] = f"{exc.reason.value}: {exc.message}"
                     done += 1

@@ -73,7 +73,8 @@ class FaceRecord:
     """One stored face on one sampled frame (an entry of ``frames.faces_json``), in frame pixels.
 
     ``landmarks`` are rounded ``[x, y, z]`` points (empty when the mesh failed); ``crop_uri`` is the stored
-    aligned crop; ``crop_box`` the frame region it covers.
+    aligned crop; ``crop_box`` the frame region it covers. The JSON forms share the landmark lists instead of
+    copying them: 478 points a face make copies the bulk of an analysis's garbage-collector work.
     """
 
     track_id: int
@@ -86,7 +87,7 @@ class FaceRecord:
     def to_json(self) -> dict[str, Any]:
         """The JSON form stored in ``frames.faces_json``."""
         return {"track_id": self.track_id, "box": list(self.box), "score": self.score,
-                "landmarks": [list(p) for p in self.landmarks], "crop_uri": self.crop_uri,
+                "landmarks": self.landmarks, "crop_uri": self.crop_uri,
                 "crop_box": None if self.crop_box is None else list(self.crop_box)}
 
     @classmethod
@@ -95,7 +96,7 @@ class FaceRecord:
         box = tuple(float(v) for v in data["box"])
         crop_box = data.get("crop_box")
         return cls(track_id=int(data.get("track_id", 0)), box=box,  # type: ignore[arg-type]
-                   score=float(data.get("score", 0.0)), landmarks=[list(p) for p in data.get("landmarks") or []],
+                   score=float(data.get("score", 0.0)), landmarks=data.get("landmarks") or [],
                    crop_uri=data.get("crop_uri"),
                    crop_box=None if crop_box is None else tuple(float(v) for v in crop_box))  # type: ignore[arg-type]
 

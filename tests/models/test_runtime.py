@@ -6,10 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from tamperscope.errors import NotFoundError, UsageError
 from tamperscope.models.runtime import ClipModel, FrameModel, ModelSpec, load_model, preprocess
+
+SHIPPED_FRAME = Path(__file__).resolve().parents[2] / "src" / "tamperscope" / "models" / "weights" / "frame.onnx"
 
 
 def test_frame_model_scores_follow_normalised_mean(tmp_path: Path, mean_model: Callable[..., Path]) -> None:
@@ -53,3 +56,24 @@ def test_preprocess_layout_keeps_leading_axes() -> None:
     out = preprocess(x, spec)
     assert out.shape == (2, 3, 3, 16, 16) and out.dtype == np.float32
     assert np.allclose(out[:, :, 0], 1.0) and np.allclose(out[:, :, 1:], 0.0)
+
+
+@pytest.mark.skipif(not SHIPPED_FRAME.is_file(), reason="no shipped frame model")
+def test_idle_threads_sleep_and_outputs_match_a_spinning_session() -> None:
+    model = load_model(SHIPPED_FRAME, threads=2)
+    options = model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    spinning_options = ort.SessionOptions()
+    spinning_options.intra_op_num_threads = 2
+    spinning_options.inter_op_num_threads = 1
+    spinning = ort.InferenceSession(str(SHIPPED_FRAME), spinning_options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    crops = rng.integers(0, 256, (6, 200, 180, 3), dtype=np.uint8)
+    x = preprocess(crops, model.spec)
+    ours = model.session.run(model.output_names, {model.input_name: x})
+    theirs = spinning.run(model.output_names, {model.input_name: x})
+    assert len(ours) == len(theirs) >= 1
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()

@@ -5,11 +5,16 @@ Evidence is grouped per asset: ``assets/<a>``, ``shots/<a>``, ``frames/<a>``, ``
 SHA-256 of the bytes: the raw upload and everything under ``derived/<a>/``). An ``evidence.sealed`` event holds
 the whole current content of each group it names, so the last seal of a group is what the group must be.
 :func:`compare` names every row and object that changed, is missing, or was added since its seal.
+
+The seals of one analysis (one after each stage) hash each unchanged object once (:class:`ObjectDigests`);
+``verify`` (:func:`current_state`) always hashes every object from its bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
 from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
 SEAL_ACTION = "evidence.sealed"
@@ -95,9 +101,62 @@ def asset_object_keys(store: ObjectStore, asset_id: str, storage_key: str) -> li
     return [k for k in upload_keys(storage_key) if store.exists(k)] + derived
 
 
-def asset_objects(store: ObjectStore, asset_id: str, storage_key: str) -> dict[str, str]:
-    """Hashes of one asset's objects: compute them before the write transaction, not while holding the lock."""
-    return hash_objects(store, asset_object_keys(store, asset_id, storage_key))
+class ObjectDigests:
+    """SHA-256 of stored objects, remembered for one analysis so that each seal after a stage hashes only the
+    objects written (or changed in any way) since the previous seal, instead of all of them again.
+
+    A digest is reused only while the file's identity is unchanged: device, inode, size, modification and change
+    times (every write of the store replaces the file, so a new inode; any other change of its bytes moves its
+    change time, which no user can set back). A file changed less than ``settle_s`` before it was hashed is not
+    remembered, as its next change could fall on the same coarse timestamp. Objects of a remote store have no
+    such identity and are hashed every time. A reused digest can only be the one a seal already recorded for
+    those bytes: ``verify`` still re-hashes every object and names any change.
+    """
+
+    def __init__(self, store: ObjectStore, *, settle_s: float = 1.0) -> None:
+        self.store = store
+        self.settle_ns = int(settle_s * 1e9)
+        self.hashed = 0  # objects hashed from their bytes, for tests and measurements
+        self._known: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    def _identity(self, key: str) -> tuple[int, ...]:
+        try:
+            st = os.stat(self.store.path(key))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} is not in the store") from exc
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def of(self, keys: Iterable[str]) -> dict[str, str]:
+        """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed."""
+        if not self.store.is_local:
+            hashed = hash_objects(self.store, keys)
+            self.hashed += len(hashed)
+            return hashed
+        digests: dict[str, str] = {}
+        for key in keys:
+            before = self._identity(key)
+            known = self._known.get(key)
+            if known is not None and known[0] == before:
+                digests[key] = known[1]
+                continue
+            started = time.time_ns()
+            digests[key] = self.store.sha256(key)[0]
+            self.hashed += 1
+            if self._identity(key) == before and before[4] < started - self.settle_ns:
+                self._known[key] = (before, digests[key])
+            else:
+                self._known.pop(key, None)
+        return digests
+
+
+def asset_objects(store: ObjectStore, asset_id: str, storage_key: str,
+                  digests: ObjectDigests | None = None) -> dict[str, str]:
+    """Hashes of one asset's objects: compute them before the write transaction, not while holding the lock.
+
+    ``digests`` (one per analysis) reuses the hashes of objects unchanged since its previous call.
+    """
+    keys = asset_object_keys(store, asset_id, storage_key)
+    return hash_objects(store, keys) if digests is None else digests.of(keys)
 
 
 def seal(session: Session, *, who: str, asset_id: str, groups: Iterable[str],

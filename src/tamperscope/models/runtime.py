@@ -105,6 +105,20 @@ def preprocess(crops: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2).reshape((*lead, 3, size, size)))
 
 
+def session_options(threads: int) -> ort.SessionOptions:
+    """CPU session options: ``threads`` intra-op threads that sleep when idle instead of spinning.
+
+    Spinning idle threads wait for the next operator by busy-looping; on a few shared cores that burns CPU the
+    other stages need (measured on the deep stage: 12.2-12.9 -> 8.1-8.9 CPU-ms per crop), with the same outputs.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 @dataclass
 class Prediction:
     """Scores in [0, 1] (higher = more likely manipulated) and the raw network outputs."""
@@ -136,10 +150,7 @@ class OnnxModel:
         self.spec = spec if spec is not None else load_spec(path.with_suffix(".yaml"))
         if self.spec.kind != self.kind:
             raise UsageError(f"{path} is a {self.spec.kind} model, not a {self.kind} model")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
-from tamperscope.custody.seal import asset_objects, seal
+from tamperscope.custody.seal import ObjectDigests, asset_objects, seal
 from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, UsageError
 from tamperscope.media.session import MediaSession
 from tamperscope.pipeline.registry import all_stages
@@ -256,19 +256,20 @@ def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[st
     result = RunResult.merged(asset.asset_id, [part_of] if part_of is not None else [])
     media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis
     media.wants = set(only) if only else {s.name for s in stages}
+    digests = ObjectDigests(ws.store)  # the seals of this analysis hash each unchanged object once
     try:
-        _run_stages(ws, asset, stages, done, media, result, held, only=only, force=force, progress=progress)
+        _run_stages(ws, asset, stages, done, media, result, held, digests, only=only, force=force, progress=progress)
     finally:
         media.close()
     if part_of is not None:
         return result.restricted(media.wants)
-    _finish(ws, asset, result)
+    _finish(ws, asset, result, digests)
     return result
 
 
-def _finish(ws: Workspace, asset: Asset, result: RunResult, **extra: Any) -> None:
+def _finish(ws: Workspace, asset: Asset, result: RunResult, digests: ObjectDigests | None = None, **extra: Any) -> None:
     """Set the asset's status from the run's outcome and record ``analysis.finished`` (with ``extra`` details)."""
-    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key)
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key, digests)
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None
@@ -318,8 +319,8 @@ def _overrun_recorder(ws: Workspace, asset: Asset, stages: dict[str, Stage], pri
 
 
 def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str, StageRun], media: MediaSession,
-                result: RunResult, held: lease.Lease, *, only: list[str] | None, force: bool,
-                progress: ProgressCallback | None) -> None:
+                result: RunResult, held: lease.Lease, digests: ObjectDigests, *, only: list[str] | None,
+                force: bool, progress: ProgressCallback | None) -> None:
     """Run the stages not yet current, in dependency order, ``ws.settings.workers`` at a time, each under the
     watchdog (:mod:`tamperscope.pipeline.watchdog`)."""
     actor = ws.actor
@@ -341,7 +342,7 @@ def _run_stages(ws: Workspace, asset: Asset, stages: list[Stage], done: dict[str
 
     def commit(stage: Stage, output: StageOutput | None, status: str) -> None:
         params = stage.params(ws.settings)
-        objects = asset_objects(ws.store, asset.asset_id, asset.storage_key) if output is not None else None
+        objects = None if output is None else asset_objects(ws.store, asset.asset_id, asset.storage_key, digests)
         with ws.db.session() as session:
             if output is not None:
                 _write_output(session, stage, asset.asset_id, output)

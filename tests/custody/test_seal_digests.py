@@ -1,0 +1,110 @@
+"""The seals of an analysis hash each unchanged object once (:class:`ObjectDigests`), and seal exactly what
+hashing every object again would."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tamperscope.custody import seal as seal_module
+from tamperscope.custody.intake import ingest_path
+from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.custody.seal import ObjectDigests, asset_objects, hash_objects
+from tamperscope.custody.verify import verify
+from tamperscope.errors import NotFoundError
+from tamperscope.pipeline import runner
+from tamperscope.settings import Settings
+from tamperscope.workspace import Workspace
+
+SETTLE_S = 0.05
+
+
+def _settle() -> None:
+    time.sleep(SETTLE_S * 3)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    store = ObjectStore(str(tmp_path / "objects"))
+    for n in range(4):
+        store.put_bytes(f"derived/a/stage/{n}.bin", bytes([n]) * (1000 + n))
+    return store
+
+
+def test_unchanged_objects_are_hashed_once(store: ObjectStore) -> None:
+    keys = store.list("derived/a/")
+    _settle()
+    digests = ObjectDigests(store, settle_s=SETTLE_S)
+    first = digests.of(keys)
+    assert first == hash_objects(store, keys) and digests.hashed == 4
+    assert digests.of(keys) == first and digests.hashed == 4
+
+
+def test_every_change_is_hashed_again(store: ObjectStore) -> None:
+    keys = store.list("derived/a/")
+    _settle()
+    digests = ObjectDigests(store, settle_s=SETTLE_S)
+    digests.of(keys)
+    store.put_bytes(keys[0], b"\xff" * 1000)  # same size, replaced as every store write is
+    path = Path(store.path(keys[1]))
+    before = path.stat()
+    with open(path, "r+b") as handle:  # in place, same size, its modification time set back
+        handle.write(b"\xee")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    store.put_bytes("derived/a/stage/new.bin", b"new")
+    keys = store.list("derived/a/")
+    again = digests.of(keys)
+    assert again == hash_objects(store, keys)
+    assert again[keys[0]] == hashlib.sha256(b"\xff" * 1000).hexdigest()
+    assert digests.hashed == 4 + 3
+    store.delete(keys[2])
+    with pytest.raises(NotFoundError):
+        digests.of(keys)
+
+
+def test_a_fresh_object_is_hashed_again_until_it_settles(store: ObjectStore) -> None:
+    keys = store.list("derived/a/")
+    digests = ObjectDigests(store, settle_s=60.0)  # everything here changed less than a minute ago
+    digests.of(keys)
+    digests.of(keys)
+    assert digests.hashed == 8
+
+
+@pytest.mark.slow
+def test_every_seal_of_an_analysis_equals_hashing_every_object(settings: Settings, small_video: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = Workspace.open(settings.model_copy(update={"workers": 1}))  # no stage writes while another seals
+    seals: list[dict[str, str]] = []
+    spies: list[ObjectDigests] = []
+
+    def both(store: ObjectStore, asset_id: str, storage_key: str,
+             digests: ObjectDigests | None = None) -> dict[str, str]:
+        sealed = asset_objects(store, asset_id, storage_key, digests)
+        assert sealed == asset_objects(store, asset_id, storage_key)  # what every seal hashed before
+        seals.append(sealed)
+        if digests is not None and digests not in spies:
+            spies.append(digests)
+        return sealed
+
+    monkeypatch.setattr(runner, "asset_objects", both)
+    asset_id = ingest_path(ws, small_video).asset_id
+    result = runner.analyze_asset(ws, asset_id)
+    assert not result.failed and len(seals) == len(result.ran) + 1  # each stage's commit and the finish
+    assert len(spies) == 1 and 0 < spies[0].hashed < sum(len(s) for s in seals)
+    assert len(seals[-1]) > 10
+    checked = verify(ws, asset_id)
+    assert not checked.problems and checked.objects_checked == len(seals[-1])
+    ws.close()
+
+
+def test_remote_stores_are_hashed_every_time(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = store.list("derived/a/")
+    monkeypatch.setattr(store, "is_local", False)
+    digests = ObjectDigests(store, settle_s=0.0)
+    assert digests.of(keys) == digests.of(keys) == hash_objects(store, keys)
+    assert digests.hashed == 8
+    assert seal_module.asset_objects(store, "a", "raw/none", digests) == hash_objects(store, keys)

@@ -7,7 +7,8 @@ import io
 from rich.console import Console
 
 from tamperscope.cli.batch import BatchDisplay, outcome_text, result_table
-from tamperscope.services.batch import BatchEvent, BatchResult, FileResult
+from tamperscope.services.batch import BatchEvent, BatchResult
+from tamperscope.services.batch_tasks import FileResult
 
 VERDICT = {"probability": 0.91, "band": "likely_manipulated", "status": "scored", "policy": "video-v3/p90"}
 RESULTS = [FileResult(path="a.mp4", status="analyzed", asset_id="aaaa", verdict=VERDICT, seconds=12.0),

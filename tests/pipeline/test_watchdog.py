@@ -16,8 +16,8 @@ from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.verify import verify
 from tamperscope.pipeline import registry
 from tamperscope.services import jobs
-from tamperscope.services.batch import analyze_file
-from tamperscope.settings import LimitSettings, Settings
+from tamperscope.services.batch import run_batch
+from tamperscope.settings import BatchSettings, LimitSettings, Settings
 from tamperscope.store import jobqueue
 from tamperscope.store.models import AnalysisLease, Asset, AuditEvent, StageRun
 from tamperscope.workspace import Workspace
@@ -86,10 +86,12 @@ def test_a_stage_hung_in_native_code_ends_analyze_with_exit_3_and_the_next_run_d
     assert runs["hanging"] == "limit_exceeded" and "after_hang" not in runs and status == "limit_exceeded"
     assert leases == 0 and not verify(ws).problems
 
-    # a batch task (Dask re-runs the task of a worker that died) gets the typed result at once
+    # a batch's tasks (Dask re-runs the task of a worker that died) get the typed result at once: on a thread
+    # cluster, so its tasks run this process's stages
     monkeypatch.setattr(registry, "STAGES", dict(STAGES))
     monkeypatch.setenv("HANG_S", "120")
-    result = analyze_file(ws.settings, str(small_jpeg))
+    threads = ws.settings.model_copy(update={"batch": BatchSettings(workers=1, processes=False)})
+    (result,) = run_batch(threads, [small_jpeg]).results
     assert (result.status, result.exit_code, result.asset_id) == ("rejected", 3, asset_id)
     assert result.error_type == "StageRejected" and "hanging: LimitExceededError" in (result.reason or "")
     ws.close()

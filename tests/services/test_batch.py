@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,9 +33,10 @@ from tamperscope.pipeline import registry
 from tamperscope.pipeline.registry import all_stages
 from tamperscope.pipeline.runner import RunResult
 from tamperscope.samples import demo as samples
-from tamperscope.services import batch
+from tamperscope.services import batch, batch_tasks
 from tamperscope.services.analysis import run_analysis
-from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, collect_files, run_batch
+from tamperscope.services.batch import BatchEvent, BatchResult, collect_files, run_batch
+from tamperscope.services.batch_tasks import FileResult
 from tamperscope.settings import BatchSettings, LimitSettings, Settings
 from tamperscope.store import queries
 from tamperscope.store.models import AnalysisLease, Asset, AuditEvent, Detection, Frame, Shot, StageRun, Window
@@ -137,7 +139,7 @@ def test_a_given_scheduler_runs_the_batch_and_stays_up(tmp_path: Path, case_fold
 
 def test_a_files_graph_keeps_the_decode_in_one_task_and_follows_the_stages_requirements() -> None:
     stages = all_stages()
-    plan = batch.stage_tasks(stages)
+    plan = batch_tasks.stage_tasks(stages)
     assert [(t.name, t.stages, t.after) for t in plan] == [
         ("metadata", ("metadata",), ()),
         ("decode", ("video", "forensics", "temporal", "avsync"), ("metadata",)),  # one lease at a time
@@ -152,10 +154,10 @@ def test_a_files_graph_keeps_the_decode_in_one_task_and_follows_the_stages_requi
             set(task.after)
         assert all(position[a] < position[task.name] for a in task.after)
     # a stage left out by --stage does not cut the order: fusion still follows video through deep
-    assert [(t.name, t.stages, t.after) for t in batch.stage_tasks(stages, ["fusion", "video"])] == [
+    assert [(t.name, t.stages, t.after) for t in batch_tasks.stage_tasks(stages, ["fusion", "video"])] == [
         ("decode", ("video",), ()), ("fusion", ("fusion",), ("decode",))]
     with pytest.raises(UsageError, match="unknown stages: nope"):
-        batch.stage_tasks(stages, ["video", "nope"])
+        batch_tasks.stage_tasks(stages, ["video", "nope"])
 
 
 class _GraphRecorder(SchedulerPlugin):
@@ -198,7 +200,7 @@ def _stored(ws: Workspace) -> dict[str, Any]:
 def _sequential(settings: Settings, files: list[Path], home: Path) -> Workspace:
     """The files analysed one after another in this process, with a batch worker's settings, in the workspace
     ``home``."""
-    ws = Workspace.open(batch.worker_settings(settings).model_copy(update={"home": home}))
+    ws = Workspace.open(batch_tasks.worker_settings(settings).model_copy(update={"home": home}))
     for path in files:
         with contextlib.suppress(InputRejectedError):  # a malformed file: rejected at intake as in the batch
             run_analysis(ws, path, record=IntakeRecord(original_name=path.name, source=str(path.resolve())))
@@ -269,7 +271,7 @@ def test_each_file_is_a_graph_of_its_stage_tasks_a_failing_stage_fails_only_its_
 
 def test_a_typed_error_in_a_stage_task_fails_its_file_and_the_tasks_after_it_run_nothing(
         tmp_path: Path, case_folder: Path, stand_ins: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner_part = batch.analyze_asset
+    runner_part = batch_tasks.analyze_asset
 
     def busy_on_stills(ws: Workspace, ref: str, *, only: list[str] | None = None, **kwargs: Any) -> RunResult:
         with ws.db.read_session() as session:
@@ -278,7 +280,7 @@ def test_a_typed_error_in_a_stage_task_fails_its_file_and_the_tasks_after_it_run
             raise BusyError(f"asset {ref} is being analysed by another run")
         return runner_part(ws, ref, only=only, **kwargs)
 
-    monkeypatch.setattr(batch, "analyze_asset", busy_on_stills)
+    monkeypatch.setattr(batch_tasks, "analyze_asset", busy_on_stills)
     settings = _settings(tmp_path, processes=False)
     result = run_batch(settings, [case_folder / "clip.mp4", case_folder / "photos" / "camera.jpg"])
     clip, camera = result.results
@@ -303,7 +305,7 @@ def test_a_typed_error_in_a_stage_task_fails_its_file_and_the_tasks_after_it_run
 def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Start without the BLAS variables (an earlier cluster in this process leaves Dask's; an exported one would win
     over the batch's share) and undo a thread cap on this (the test) process afterwards."""
-    for name in batch.THREAD_ENV:
+    for name in batch_tasks.THREAD_ENV:
         monkeypatch.setenv(name, "recorded")  # so monkeypatch puts back (or removes) it afterwards
         monkeypatch.delenv(name)
     before = cv2.getNumThreads()
@@ -331,9 +333,9 @@ def _decoding_threads(video: Path) -> int:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to cap")
 def test_limit_threads_caps_opencv_the_decoder_and_blas_of_this_process(small_video: Path,
                                                                         restore_threads: None) -> None:
-    batch.limit_threads(1)
+    batch_tasks.limit_threads(1)
     assert cv2.getNumThreads() == 1
-    assert {name: os.environ[name] for name in batch.THREAD_ENV} == dict.fromkeys(batch.THREAD_ENV, "1")
+    assert {name: os.environ[name] for name in batch_tasks.THREAD_ENV} == dict.fromkeys(batch_tasks.THREAD_ENV, "1")
     assert all(pool["num_threads"] == 1 for pool in threadpool_info())  # pools loaded before the cap too
     assert _decoding_threads(small_video) <= 0  # no decoder or filter threads
     set_max_threads(0)
@@ -343,17 +345,17 @@ def test_limit_threads_caps_opencv_the_decoder_and_blas_of_this_process(small_vi
 def test_a_thread_cluster_task_leaves_the_callers_threads_alone(tmp_path: Path, case_folder: Path,
                                                                restore_threads: None) -> None:
     cv2.setNumThreads(2)
-    settings = _settings(tmp_path, processes=False)
-    Workspace.open(settings).close()
-    result = batch.analyze_file(batch.worker_settings(settings), str(case_folder / "clip.mp4"), only=["metadata"])
+    (result,) = run_batch(_settings(tmp_path, processes=False), [case_folder / "clip.mp4"], only=["metadata"]).results
     assert result.status == "analyzed" and result.cpu_s > 0
+    assert {t.worker for t in result.tasks} == {f"{os.getpid()}@{socket.gethostname()}"}  # all in this process
     assert (cv2.getNumThreads(), video_reader._max_threads) == (2, 0)
 
 
 def _worker_threads() -> dict[str, object]:
     """What a worker process's thread caps are (run on the worker)."""
-    return {"opencv": cv2.getNumThreads(), "decoder": video_reader._max_threads,
-            "env": {name: os.environ.get(name) for name in batch.THREAD_ENV}}
+    return {"process": f"{os.getpid()}@{socket.gethostname()}", "opencv": cv2.getNumThreads(),
+            "decoder": video_reader._max_threads,
+            "env": {name: os.environ.get(name) for name in batch_tasks.THREAD_ENV}}
 
 
 @pytest.mark.slow
@@ -363,11 +365,13 @@ def test_worker_processes_start_with_their_blas_share_and_a_task_caps_the_rest(t
     Workspace.open(settings).close()
     with batch.dask_client(settings.batch) as client:
         (before,) = client.run(_worker_threads).values()
-        assert before["env"] == dict.fromkeys(batch.THREAD_ENV, "3")  # set before the process started (NumPy loaded)
-        result = client.submit(batch.analyze_file, batch.worker_settings(settings), str(case_folder / "clip.mp4"),
-                               only=["metadata"]).result()
+        assert before["env"] == dict.fromkeys(batch_tasks.THREAD_ENV, "3")  # before the process started (NumPy loaded)
+        on_cluster = settings.model_copy(update={"batch": settings.batch.model_copy(
+            update={"scheduler": client.scheduler.address})})
+        (result,) = run_batch(on_cluster, [case_folder / "clip.mp4"], only=["metadata"]).results
         (after,) = client.run(_worker_threads).values()
     assert result.status == "analyzed"
+    assert {t.worker for t in result.tasks} == {after["process"]}  # its tasks ran in the worker process
     assert (after["opencv"], after["decoder"]) == (3, 3)
 
 

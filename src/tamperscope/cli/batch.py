@@ -18,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tamperscope.services.analysis import format_verdict
-from tamperscope.services.batch import BatchEvent, BatchResult, FileResult, run_batch
+from tamperscope.services.batch import BatchEvent, BatchResult, run_batch
+from tamperscope.services.batch_tasks import FileResult
 from tamperscope.settings import Settings
 
 

@@ -26,12 +26,12 @@ from tamperscope.media.audio import AudioCollector, container_start
 from tamperscope.media.frames import DecodedFrame, normalised_size, scrub
 from tamperscope.media.limits import NO_LIMITS, DecodeLimits
 
-#: most threads a reader's decoder and filter graphs use (0: no cap, FFmpeg's choice of about one per core)
+#: most threads a reader's decoder uses (0: no cap, FFmpeg's choice of about one per core)
 _max_threads = 0
 
 
 def set_max_threads(threads: int) -> None:
-    """Cap the decoder and filter threads of readers opened from now on (0: no cap); a batch worker sets its share."""
+    """Cap the decoder threads of readers opened from now on (0: no cap); a batch worker sets its share."""
     global _max_threads
     _max_threads = threads
 
@@ -165,7 +165,7 @@ class VideoReader:
             display_w, display_h = display_h, display_w
         out_w, out_h = size or normalised_size(round(display_w), round(display_h), long_side or self.long_side)
         graph = av.filter.Graph()
-        graph.threads = _max_threads
+        graph.threads = 1  # slice threads cost more CPU than they save at these sizes (same pixels either way)
         nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                   time_base=self._stream.time_base)]
         # Scale in the source pixel format (SIMD area averaging), convert to RGB at the small size: 2x faster

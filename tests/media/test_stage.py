@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from tamperscope.media.windows import load_window
 from tamperscope.pipeline.runner import analyze_asset
 from tamperscope.samples.shots import face_video, video_with_known_cuts
 from tamperscope.settings import Settings
-from tamperscope.stages.video import decode_png
+from tamperscope.stages.video import collector_paused, decode_png
 from tamperscope.store.models import Frame, Shot, StageRun, Window
 from tamperscope.workspace import Workspace
 
@@ -108,3 +109,19 @@ def test_image_is_one_shot_one_frame(ws: Workspace, small_jpeg: Path) -> None:
     assert len(shots) == 1 and len(frames) == 1 and len(windows) == 1
     assert frames[0].keyframe and (frames[0].width, frames[0].height) == (512, 384)
     assert shots[0].t_start_ms == shots[0].t_end_ms == 0
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_paused_while_building_and_left_as_it_was(enabled: bool) -> None:
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            rows = [[float(n), 0.5, 1.5] for n in range(5000)]  # far past the young generation's threshold
+            assert gc.get_count()[0] >= len(rows)  # no young collection ran in between (it resets the count)
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError), collector_paused():
+            raise RuntimeError("building failed")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()

@@ -160,8 +160,8 @@ class BatchSettings(BaseModel):
                               "(e.g. 4GiB; auto: the machine's memory shared evenly)")
     dashboard_address: str = Field(":0", description="local cluster: where the Dask dashboard listens "
                                    "(:0 a free port; needs bokeh to be served)")
-    retries: int = Field(1, ge=0, description="re-runs of a file's task after an unexpected error; a worker "
-                         "that dies is replaced and its task re-run by Dask in any case")
+    retries: int = Field(1, ge=0, description="re-runs of each task of a file's graph after an unexpected error; "
+                         "a worker that dies is replaced and its running task re-run by Dask in any case")
     lease_wait_s: float = Field(600.0, ge=0.0, description="how long a file waits for another live run of the "
                                 "same asset (a duplicate file in the batch, another user) before it fails as busy")
     quiet_native_logs: bool = Field(True, description="workers point file descriptor 2 at /dev/null, so native "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from tamperscope.errors import InputRejectedError, UsageError
+from tamperscope.errors import InputRejectedError
 from tamperscope.evaluation.manifest import manifest_rows
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.timeline import WindowSpan
@@ -127,13 +127,12 @@ def run_pipeline(items: Sequence[VideoItem], settings: Settings, models_dir: Pat
         Rejected video (manifest path) -> the typed reason.
     """
     from tamperscope.custody.intake import IntakeRecord
+    from tamperscope.pipeline.registry import check_known
     from tamperscope.services.analysis import run_analysis
     from tamperscope.workspace import Workspace
 
     known = pipeline_stages()
-    unknown = sorted(set(stages or ()) - set(known))
-    if unknown:
-        raise UsageError(f"unknown evaluation stage(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    check_known(stages, known)
     run_only = list(stages) if stages else known
     records: dict[int, VideoRecord] = {}
     rejected: dict[str, str] = {}

@@ -6,6 +6,7 @@ Only stages whose module exists are listed; ``tests/pipeline/test_registry.py`` 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 from tamperscope.errors import UsageError
 from tamperscope.stages.base import Stage
@@ -34,3 +35,11 @@ def load_stage(name: str) -> Stage:
 
 def all_stages() -> list[Stage]:
     return [load_stage(name) for name in STAGES]
+
+
+def check_known(names: Iterable[str] | None, known: Iterable[str]) -> None:
+    """Raise :class:`UsageError` naming every one of ``names`` (e.g. an ``only`` list) that is not in ``known``."""
+    known = list(known)
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise UsageError(f"unknown stages: {', '.join(unknown)}; known: {', '.join(known)}")

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from tamperscope.custody import lease
 from tamperscope.custody.audit import append_event
 from tamperscope.custody.seal import ObjectDigests, asset_objects, seal
-from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason, UsageError
+from tamperscope.errors import InputRejectedError, LimitExceededError, RejectReason
 from tamperscope.media.session import MediaSession
-from tamperscope.pipeline.registry import all_stages
+from tamperscope.pipeline.registry import all_stages, check_known
 from tamperscope.pipeline.watchdog import Overrun, Watchdog
 from tamperscope.records import AssetStatus, StageOutput
 from tamperscope.settings import LimitSettings, Settings
@@ -178,12 +178,6 @@ def _refuse_rejected(asset: Asset) -> None:
                                  asset.error or "input was rejected at intake", asset_id=asset.asset_id)
 
 
-def _check_only(only: list[str] | None, stages: list[Stage]) -> None:
-    unknown = set(only or ()) - {s.name for s in stages}
-    if unknown:
-        raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
-
-
 def analyze_asset(ws: Workspace, ref: str, *, only: list[str] | None = None, force: bool = False,
                   progress: ProgressCallback | None = None, part_of: RunResult | None = None) -> RunResult:
     """Run every stage not yet current for the asset (:func:`~tamperscope.stages.base.fingerprint`: a stage
@@ -213,7 +207,7 @@ def begin_analysis(ws: Workspace, ref: str, *, only: list[str] | None = None, fo
     marked analysing (the next lease would take that for a dead run); an asset a dead run left marked analysing is
     recovered here, under the lease, once, and set back to accepted until the finish.
     """
-    _check_only(only, all_stages())
+    check_known(only, (s.name for s in all_stages()))
     with ws.db.read_session() as session:
         asset_id = find_asset(session, ref).asset_id
     with lease.hold(ws, asset_id), ws.db.session() as session:
@@ -251,7 +245,7 @@ def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[st
             seal(session, who=actor, asset_id=asset.asset_id, groups=[f"assets/{asset.asset_id}"])
         session.expunge(asset)
     stages = all_stages()
-    _check_only(only, stages)
+    check_known(only, (s.name for s in stages))
     # a part starts from the outcomes before it, so its stages see which requirements failed
     result = RunResult.merged(asset.asset_id, [part_of] if part_of is not None else [])
     media = open_session(ws, asset)  # one fetch, one decode, shared by every stage of this analysis

@@ -35,7 +35,7 @@ from tamperscope.custody.intake import IntakeRecord, ingest_path
 from tamperscope.errors import InputRejectedError, TamperscopeError, UsageError, exit_code_for
 from tamperscope.media.video_reader import set_max_threads
 from tamperscope.nativelog import silence_native_stderr_for_process
-from tamperscope.pipeline.registry import all_stages
+from tamperscope.pipeline.registry import all_stages, check_known
 from tamperscope.pipeline.runner import RunResult, analyze_asset, begin_analysis, finish_analysis, stages_to_run
 from tamperscope.records import AssetStatus
 from tamperscope.services.analysis import summarize
@@ -252,9 +252,7 @@ def stage_tasks(stages: list[Stage], only: list[str] | None = None) -> list[Stag
     runs, so two tasks of one file never run at once, and a task that had to wait for the lease would hold a
     worker idle meanwhile; ordering them in the graph leaves the worker to another file's tasks instead."""
     names = {s.name for s in stages}
-    unknown = set(only or ()) - names
-    if unknown:
-        raise UsageError(f"unknown stages: {', '.join(sorted(unknown))}")
+    check_known(only, names)
     task_of = {s.name: DECODE_TASK if s.name in SHARED_DECODE else s.name for s in stages}
     requires = {s.name: set(s.requires) & names for s in stages}
     members: dict[str, list[str]] = {}

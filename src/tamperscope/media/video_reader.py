@@ -36,6 +36,13 @@ def set_max_threads(threads: int) -> None:
     _max_threads = threads
 
 
+def decoder_threads(requested: int) -> int:
+    """The decoder threads a reader asking for ``requested`` (0: FFmpeg's choice) gets under the cap."""
+    if not _max_threads:
+        return requested
+    return min(requested, _max_threads) if requested else _max_threads
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the decoder knows before the first frame.
@@ -117,7 +124,7 @@ class VideoReader:
             raise InputRejectedError(RejectReason.NO_DECODABLE_STREAM, f"{path.name} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self._stream.codec_context.thread_count = min(threads or _max_threads, _max_threads or threads)
+        self._stream.codec_context.thread_count = decoder_threads(threads)
         if limits.max_pixels is not None:  # declared size first; then the decoder refuses larger frames itself
             width, height = self._stream.codec_context.width, self._stream.codec_context.height
             if width * height > limits.max_pixels:

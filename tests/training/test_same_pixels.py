@@ -80,7 +80,6 @@ def test_max_frames_caps_the_grid(videos: tuple[Path, Path]) -> None:
     assert [(k, t_ms) for k, t_ms, _ in sampled] == [(0, 0), (1, 267), (2, 500)]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("which", [0, 1], ids=["upright", "rotated"])
 def test_video_crops_equal_the_stage_crops(ws: Workspace, videos: tuple[Path, Path], which: int,
                                            tmp_path: Path) -> None:
@@ -95,7 +94,6 @@ def test_video_crops_equal_the_stage_crops(ws: Workspace, videos: tuple[Path, Pa
         np.testing.assert_array_equal(track.crops[n], stage[int(track.t_ms[n])])
 
 
-@pytest.mark.slow
 def test_image_with_exif_orientation_gives_the_stage_crop(ws: Workspace, tmp_path: Path) -> None:
     path, upright = _exif_image(tmp_path / "photo.jpg")
     (_, _, rgb), = face_frames(path, 8.0, 240)
@@ -106,3 +104,9 @@ def test_image_with_exif_orientation_gives_the_stage_crop(ws: Workspace, tmp_pat
     track = load_tracks(scan(tmp_path / "data"), tmp_path / "cache", fps=8.0, max_frames=240, progress=False)[0]
     assert list(track.t_ms) == [0]
     np.testing.assert_array_equal(track.crops[0], _stage_crops(ws, path)[0])
+
+
+def test_an_image_the_runtime_refuses_gives_no_frames(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8 not a picture")
+    assert list(face_frames(junk, 8.0, 240)) == []

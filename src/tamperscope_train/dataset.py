@@ -7,10 +7,12 @@ Layouts understood by :func:`scan`:
 * FaceForensics++ -- ``DIR/original_sequences/<source>/<quality>/videos/NNN.mp4`` (real, identity ``NNN``) and
   ``DIR/manipulated_sequences/<method>/<quality>/videos/AAA_BBB.mp4`` (fake, identities ``AAA`` and ``BBB``).
 
-Each medium is decoded once, sampled at a fixed rate, and its largest face per sampled frame is cut out with the
-runtime's aligned crop (:func:`tamperscope.media.faces.aligned_crop`), with the 478 landmarks mapped into crop
-pixels. Results are cached as ``.npz`` under the content hash of the file and the extraction parameters, so a
-re-run (or a cross-validation fold) does not decode again. No torch here: the trainer imports it.
+Each medium is decoded once by the runtime's own readers (:func:`face_frames`: the frames the ``video`` stage
+detects faces on), sampled at a fixed rate, and its largest face per sampled frame is cut out with the runtime's
+aligned crop (:func:`tamperscope.media.faces.aligned_crop`), with the 478 landmarks mapped into crop pixels: a
+training crop has the pixels of the run-time crop of the same source frame. Results are cached as ``.npz`` under
+the content hash of the file and the extraction parameters, so a re-run (or a cross-validation fold) does not
+decode again. No torch here: the trainer imports it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 
 from tamperscope.custody.hashing import sha256_file
-from tamperscope.errors import UsageError
+from tamperscope.errors import InputRejectedError, UsageError
 from tamperscope.media.faces import FaceAnalyzer, aligned_crop_affine
+from tamperscope.media.image import read_image
+from tamperscope.media.video_reader import VideoReader
+from tamperscope.settings import VideoSettings
 from tamperscope_train.config import Progress
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -106,41 +109,45 @@ def scan(data: Path) -> list[MediaItem]:
     return items
 
 
-def _frames(path: Path, fps: float, max_frames: int, long_side: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """``(grid index, t_ms, RGB frame)`` sampled at ``fps`` (an image is one frame at t = 0)."""
+def face_frames(path: Path, fps: float, max_frames: int, video: VideoSettings | None = None) -> Iterator[
+        tuple[int, int, np.ndarray]]:
+    """``(grid index, t_ms, RGB frame)`` sampled at ``fps``: the frames the ``video`` stage detects faces on.
+
+    Decoded by the runtime's readers with ``video``'s sizes (the defaults: what the shipped pipeline runs), so a
+    training crop has the pixels of the run-time crop of the same source frame: a video through
+    :class:`~tamperscope.media.video_reader.VideoReader` (rotation, square pixels, area scaling in one filter
+    graph; only the frames on the grid are rendered), an image through
+    :func:`~tamperscope.media.image.read_image` (EXIF orientation applied; one frame at t = 0, none when the
+    runtime would refuse it). Either way the frame is the detail rendering at ``face_detect_long_side`` when
+    there is one, else the normalised frame, as in the stage.
+    """
+    video = video if video is not None else VideoSettings()
+    detect_long_side = video.face_detect_long_side
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            yield 0, 0, _fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side)
+        try:
+            image = read_image(path, long_side=video.long_side, detail_long_side=detect_long_side)
+        except InputRejectedError:
+            return
+        yield 0, 0, image.detail() if image.detail is not None else image.rgb
         return
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+    with VideoReader(path, long_side=video.long_side, detail_long_side=detect_long_side) as reader:
         next_k, taken = 0, 0
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            k = int(np.floor(frame.time * fps + 1e-6))
+        for index, t_ms, key, raw in reader.raw_frames():
+            k = int(np.floor(t_ms * fps / 1000 + 1e-6))
             if k < next_k:
                 continue
-            yield k, round(frame.time * 1000), _fit(frame.to_ndarray(format="rgb24"), long_side)
+            frame = reader.decoded(index, t_ms, key, raw)
+            yield k, t_ms, frame.detail() if frame.detail is not None else frame.rgb
             next_k, taken = k + 1, taken + 1
             if taken >= max_frames:
                 return
 
 
-def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    scale = long_side / max(rgb.shape[:2])
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-
-
 def extract(item: MediaItem, analyzer: FaceAnalyzer, *, fps: float, max_frames: int,
-            long_side: int = 1280) -> FaceTrack:
+            video: VideoSettings | None = None) -> FaceTrack:
     """Largest face per sampled frame, cropped as at run time, with landmarks in crop pixels."""
     crops, marks, times, grid = [], [], [], []
-    for k, t_ms, rgb in _frames(item.path, fps, max_frames, long_side):
+    for k, t_ms, rgb in face_frames(item.path, fps, max_frames, video):
         faces = [f for f in analyzer.detect(rgb) if f.landmarks is not None]
         if not faces:
             continue
@@ -163,7 +170,10 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
                 progress: bool = True) -> list[FaceTrack]:
     """Face tracks of every item, from the cache when the same bytes were extracted with the same parameters."""
     cache.mkdir(parents=True, exist_ok=True)
-    params = {"fps": fps, "max_frames": max_frames, "crop_size": crop_size, "margin": margin, "v": 1}
+    video = VideoSettings()
+    # v2: frames from the runtime's readers (v1: a PyAV loop of its own, other pixels)
+    params = {"fps": fps, "max_frames": max_frames, "crop_size": crop_size, "margin": margin, "v": 2,
+              "long_side": video.long_side, "detect_long_side": video.face_detect_long_side}
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     tracks: list[FaceTrack] = []
     analyzer: FaceAnalyzer | None = None
@@ -176,7 +186,7 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
                 continue
             if analyzer is None:
                 analyzer = FaceAnalyzer(crop_size=crop_size, crop_margin=margin, max_faces=2)
-            track = extract(item, analyzer, fps=fps, max_frames=max_frames)
+            track = extract(item, analyzer, fps=fps, max_frames=max_frames, video=video)
             tmp = target.with_suffix(".tmp.npz")
             np.savez(tmp, crops=track.crops, landmarks=track.landmarks, t_ms=track.t_ms, grid=track.grid)
             tmp.replace(target)

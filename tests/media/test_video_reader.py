@@ -120,3 +120,18 @@ def test_raw_frames_rendered_on_demand_match_the_iteration(base: Path) -> None:
         rendered = {index: reader.render(frame) for index, _, _, frame in raw if index % 7 == 0}
     assert [(i, t, k) for i, t, k, _ in raw] == [(f.index, f.t_ms, f.key) for f in frames]
     assert rendered and all(np.array_equal(rgb, frames[i].rgb) for i, rgb in rendered.items())
+
+
+def test_decoded_subset_equals_the_iteration(tmp_path: Path, base: Path) -> None:
+    """``decoded`` on some raw frames (what training uses) gives those frames' ``rgb`` and ``detail`` as iterated."""
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-i", str(base), "-metadata:s:v:0", "rotate=90", "-c", "copy", str(rotated))
+    with VideoReader(rotated, long_side=128, detail_long_side=400) as reader:
+        every = {f.index: (f.rgb, f.detail()) for f in reader if f.detail is not None}
+    with VideoReader(rotated, long_side=128, detail_long_side=400) as reader:
+        picked = [reader.decoded(*raw) for raw in reader.raw_frames() if raw[0] % 9 == 4]
+    assert len(every) == 60 and len(picked) == 7
+    for frame in picked:
+        assert frame.detail is not None and frame.detail().shape == (400, 225, 3)
+        np.testing.assert_array_equal(frame.rgb, every[frame.index][0])
+        np.testing.assert_array_equal(frame.detail(), every[frame.index][1])

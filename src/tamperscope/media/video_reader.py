@@ -262,15 +262,19 @@ class VideoReader:
         graph.push(frame)
         return graph.vpull().to_ndarray()
 
+    def decoded(self, index: int, t_ms: int, key: bool, frame: av.VideoFrame) -> DecodedFrame:
+        """A frame of :meth:`raw_frames` as iteration yields it (normalised ``rgb``, ``detail`` and ``second`` on
+        demand): for passes that keep only some frames but need the very pixels the ``video`` stage sees."""
+        rgb = self.render(frame)
+        detail = functools.partial(self._render_detail, frame) if self._offer_detail else None
+        second = functools.partial(self.render_at, frame, self.second_long_side) if self.second_long_side else None
+        return DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail, second=second)
+
     def __iter__(self) -> Iterator[DecodedFrame]:
         index = 0
         try:
             for index, t_ms, key, frame in self.raw_frames():
-                rgb = self.render(frame)
-                detail = functools.partial(self._render_detail, frame) if self._offer_detail else None
-                second = functools.partial(self.render_at, frame, self.second_long_side) \
-                    if self.second_long_side else None
-                yield DecodedFrame(index=index, t_ms=t_ms, key=key, rgb=rgb, detail=detail, second=second)
+                yield self.decoded(index, t_ms, key, frame)
         except av.FFmpegError as exc:  # a rendering error; decoding errors are handled in raw_frames
             if index == 0:
                 raise InputRejectedError(RejectReason.CORRUPT_STREAM,

@@ -1,5 +1,5 @@
-"""The seals of an analysis hash each unchanged object once (:class:`ObjectDigests`), and seal exactly what
-hashing every object again would."""
+"""The seals of an analysis hash each unchanged object once (:class:`ObjectDigests`), never read back the bytes
+the store itself wrote, and seal exactly what hashing every object again would."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from tamperscope.custody import seal as seal_module
 from tamperscope.custody.intake import ingest_path
-from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.custody.objectstore import DigestMemo, ObjectStore
 from tamperscope.custody.seal import ObjectDigests, asset_objects, hash_objects
 from tamperscope.custody.verify import verify
 from tamperscope.errors import NotFoundError
@@ -29,10 +29,11 @@ def _settle() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> ObjectStore:
-    store = ObjectStore(str(tmp_path / "objects"))
+    """A store over four objects another process wrote (so this one has no digests of them yet)."""
+    writer = ObjectStore(str(tmp_path / "objects"))
     for n in range(4):
-        store.put_bytes(f"derived/a/stage/{n}.bin", bytes([n]) * (1000 + n))
-    return store
+        writer.put_bytes(f"derived/a/stage/{n}.bin", bytes([n]) * (1000 + n))
+    return ObjectStore(str(tmp_path / "objects"))
 
 
 def test_unchanged_objects_are_hashed_once(store: ObjectStore) -> None:
@@ -60,7 +61,7 @@ def test_every_change_is_hashed_again(store: ObjectStore) -> None:
     again = digests.of(keys)
     assert again == hash_objects(store, keys)
     assert again[keys[0]] == hashlib.sha256(b"\xff" * 1000).hexdigest()
-    assert digests.hashed == 4 + 3
+    assert digests.hashed == 4 + 1  # the object changed in place; the two this store wrote are known from the write
     store.delete(keys[2])
     with pytest.raises(NotFoundError):
         digests.of(keys)
@@ -72,6 +73,33 @@ def test_a_fresh_object_is_hashed_again_until_it_settles(store: ObjectStore) -> 
     digests.of(keys)
     digests.of(keys)
     assert digests.hashed == 8
+
+
+def test_the_bytes_a_store_wrote_are_not_read_back(tmp_path: Path) -> None:
+    store = ObjectStore(str(tmp_path / "objects"))
+    for n in range(3):
+        store.put_bytes(f"derived/a/stage/{n}.bin", bytes([n]) * 500)
+    keys = store.list("derived/a/")
+    digests = ObjectDigests(store, settle_s=60.0)  # fresh, yet known: the digests are those of the bytes written
+    assert digests.of(keys) == hash_objects(store, keys) and digests.hashed == 0
+    path = Path(store.path(keys[0]))
+    with open(path, "r+b") as handle:  # changed behind the store's back: its identity moves, so it is hashed
+        handle.write(b"\xee")
+    assert digests.of(keys) == hash_objects(store, keys) and digests.hashed == 1
+    store.delete(keys[1])
+    store.put_bytes(keys[1], b"other")
+    assert digests.of(keys)[keys[1]] == hashlib.sha256(b"other").hexdigest() and digests.hashed == 2
+
+
+def test_the_memo_keeps_the_most_recently_used_digests(tmp_path: Path) -> None:
+    memo = DigestMemo(max_entries=2)
+    identity = (1, 2, 3, 4, 5)
+    memo.put("a", identity, "da")
+    memo.put("b", identity, "db")
+    assert memo.get("a", identity) == "da"  # a is now the most recently used
+    memo.put("c", identity, "dc")
+    assert memo.get("b", identity) is None and memo.get("a", identity) == "da" and memo.get("c", identity) == "dc"
+    assert memo.get("a", (1, 2, 3, 4, 6)) is None  # another identity: not this file's digest
 
 
 @pytest.mark.slow

@@ -16,7 +16,9 @@ import io
 import os
 import stat
 import tempfile
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +44,12 @@ T = TypeVar("T")
 #: fsspec protocols whose first path component is a bucket (container) that can itself be missing
 BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 #: error codes of S3 and S3-compatible servers that mean the credentials may not do this
+#: how many objects' digests a store remembers for its seals (about 250 bytes each)
+DIGEST_MEMO_ENTRIES = 100_000
+#: a local file's identity: device, inode, size, modification and change times (every store write replaces the
+#: file, so a new inode; any other change of its bytes moves its change time, which no user can set back)
+FileIdentity = tuple[int, int, int, int, int]
+
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                  "InvalidToken", "AccountProblem", "Forbidden", "403"}
 
@@ -132,6 +140,36 @@ class _GuardedReader(io.RawIOBase):
         super().close()
 
 
+class DigestMemo:
+    """SHA-256 digests of local objects, each with the file identity it was taken under: shared by every seal the
+    process makes with one store (the analyses and batch parts it runs), bounded, least recently used out first."""
+
+    def __init__(self, max_entries: int = DIGEST_MEMO_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[FileIdentity, str]] = OrderedDict()
+        self._lock = threading.Lock()  # stages write objects from several threads
+
+    def get(self, key: str, identity: FileIdentity) -> str | None:
+        """The remembered digest of ``key`` if the file still has the identity it had then, else None."""
+        with self._lock:
+            known = self._entries.get(key)
+            if known is None or known[0] != identity:
+                return None
+            self._entries.move_to_end(key)
+            return known[1]
+
+    def put(self, key: str, identity: FileIdentity, digest: str) -> None:
+        with self._lock:
+            self._entries[key] = (identity, digest)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
 class ObjectStore:
     """Put, get and list objects by key; the same code path for local disks and object storage.
 
@@ -150,6 +188,7 @@ class ObjectStore:
         if callable(getattr(self.fs, "connect", None)):
             self.fs.connect()  # the client, and the AWS_* variables it reads, are fixed when the store opens
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.digests = DigestMemo()  # local objects only: a remote object has no identity to check against
         protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
         self.bucket = self.root.split("/", 1)[0] if protocols & BUCKET_PROTOCOLS else None
         if self.is_local:
@@ -157,6 +196,14 @@ class ObjectStore:
 
     def path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"
+
+    def identity(self, key: str) -> FileIdentity:
+        """A local object's file identity (:data:`FileIdentity`)."""
+        try:
+            st = os.stat(self.path(key))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} is not in the store") from exc
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
     def uri(self, key: str) -> str:
         """A stable, location-independent reference stored in the database."""
@@ -331,7 +378,13 @@ class ObjectStore:
     # -- artifacts -----------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes) -> str:
-        """Write an artifact atomically (temp name, then rename) and return its URI."""
+        """Write an artifact atomically (temp name, then rename) and return its URI.
+
+        A local store remembers the digest of the bytes it wrote under the file's new identity (:class:`DigestMemo`),
+        so the seal after the stage need not read them back. Should the file change in place within the same clock
+        tick, its identity could stay the same: the seal then holds the bytes written here, and ``verify``, which
+        hashes every object, names the change.
+        """
         if self.is_local:
             target = Path(self.path(key))
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -344,6 +397,7 @@ class ObjectStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
+            self.digests.put(key, self.identity(key), hashlib.sha256(data).hexdigest())
         else:
             self._call("put", key, self.fs.pipe_file, self.path(key), data)
         return self.uri(key)
@@ -380,6 +434,7 @@ class ObjectStore:
             yield local
 
     def delete(self, key: str) -> None:
+        self.digests.forget(key)
         with contextlib.suppress(FileNotFoundError):
             self._call("delete", key, self.fs.rm_file, self.path(key))
 

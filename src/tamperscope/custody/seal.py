@@ -13,7 +13,6 @@ The seals of one analysis (one after each stage) hash each unchanged object once
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
 from tamperscope.custody.objectstore import ObjectStore
-from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
 SEAL_ACTION = "evidence.sealed"
@@ -102,29 +100,22 @@ def asset_object_keys(store: ObjectStore, asset_id: str, storage_key: str) -> li
 
 
 class ObjectDigests:
-    """SHA-256 of stored objects, remembered for one analysis so that each seal after a stage hashes only the
-    objects written (or changed in any way) since the previous seal, instead of all of them again.
+    """SHA-256 of stored objects for the seals of an analysis, so that each seal hashes only the objects written
+    (or changed in any way) since they were last hashed, instead of all of them again.
 
-    A digest is reused only while the file's identity is unchanged: device, inode, size, modification and change
-    times (every write of the store replaces the file, so a new inode; any other change of its bytes moves its
-    change time, which no user can set back). A file changed less than ``settle_s`` before it was hashed is not
-    remembered, as its next change could fall on the same coarse timestamp. Objects of a remote store have no
-    such identity and are hashed every time. A reused digest can only be the one a seal already recorded for
-    those bytes: ``verify`` still re-hashes every object and names any change.
+    Digests live in the store's :class:`~tamperscope.custody.objectstore.DigestMemo`, so every seal one process
+    makes with that store shares them (the parts of a batch analysis run as separate tasks), with the digests of
+    the bytes the store itself wrote. A digest is reused only while the file's identity is unchanged (device,
+    inode, size, modification and change times). A file changed less than ``settle_s`` before it was hashed is not
+    remembered, as its next change could fall on the same coarse timestamp. Objects of a remote store have no such
+    identity and are hashed every time. A reused digest can only be the one a seal already recorded, or that of
+    the bytes the store wrote: ``verify`` still re-hashes every object and names any change.
     """
 
     def __init__(self, store: ObjectStore, *, settle_s: float = 1.0) -> None:
         self.store = store
         self.settle_ns = int(settle_s * 1e9)
         self.hashed = 0  # objects hashed from their bytes, for tests and measurements
-        self._known: dict[str, tuple[tuple[int, ...], str]] = {}
-
-    def _identity(self, key: str) -> tuple[int, ...]:
-        try:
-            st = os.stat(self.store.path(key))
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"object {key} is not in the store") from exc
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
     def of(self, keys: Iterable[str]) -> dict[str, str]:
         """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed."""
@@ -132,20 +123,21 @@ class ObjectDigests:
             hashed = hash_objects(self.store, keys)
             self.hashed += len(hashed)
             return hashed
+        memo = self.store.digests
         digests: dict[str, str] = {}
         for key in keys:
-            before = self._identity(key)
-            known = self._known.get(key)
-            if known is not None and known[0] == before:
-                digests[key] = known[1]
+            before = self.store.identity(key)
+            known = memo.get(key, before)
+            if known is not None:
+                digests[key] = known
                 continue
             started = time.time_ns()
             digests[key] = self.store.sha256(key)[0]
             self.hashed += 1
-            if self._identity(key) == before and before[4] < started - self.settle_ns:
-                self._known[key] = (before, digests[key])
+            if self.store.identity(key) == before and before[4] < started - self.settle_ns:
+                memo.put(key, before, digests[key])
             else:
-                self._known.pop(key, None)
+                memo.forget(key)
         return digests
 
 

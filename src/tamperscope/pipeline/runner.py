@@ -228,7 +228,7 @@ def finish_analysis(ws: Workspace, result: RunResult) -> None:
         with ws.db.read_session() as session:
             asset = find_asset(session, result.asset_id)
             session.expunge(asset)
-        _finish(ws, asset, result)
+        _finish(ws, asset, result, ObjectDigests(ws.store))
 
 
 def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[str] | None, force: bool,

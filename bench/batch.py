@@ -90,9 +90,9 @@ def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
         if event.kind == "finished":
             marks["last"] = time.monotonic()
 
-    load_before, start = os.getloadavg(), time.monotonic()
+    load_before, start, client_cpu = os.getloadavg(), time.monotonic(), time.process_time()
     result = run_batch(settings, clips, on_event=on_event)
-    load_after = os.getloadavg()
+    load_after, client_cpu = os.getloadavg(), time.process_time() - client_cpu
     peak: dict[str, float] = {}
     by_task: dict[str, float] = defaultdict(float)
     for task in (t for r in result.results for t in r.tasks):
@@ -113,6 +113,7 @@ def run(clips: list[Path], home: Path, workers: int) -> dict[str, Any]:
         "files_per_min": round(len(clips) / result.seconds * 60, 2),
         "cpu_s": round(cpu, 1), "cpu_s_per_file": round(cpu / max(len(analysed), 1), 2),
         "cores_per_task": round(cpu / task_s, 2) if task_s else None,
+        "client_cpu_s": round(client_cpu, 1),
         "task_s_by_kind": {k: round(v, 1) for k, v in by_task.items()},
         "statuses": dict(Counter(r.status for r in result.results)),
         "failed": {r.path: r.reason for r in result.results if r.status in ("failed", "rejected")},

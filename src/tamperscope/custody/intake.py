@@ -95,7 +95,7 @@ def _revalidate(ws: Workspace, duplicate: IntakeResult, tmp_key: str, local: Pat
         ws.store.delete(tmp_key)
         return _unless_rejected(duplicate)
     key = raw_key(duplicate.sha256, "raw")
-    ws.store.promote(tmp_key, key)
+    ws.store.promote(tmp_key, key, duplicate.sha256)
     # both copies hold the bytes hashed at upload (the quarantined one unless purged); a rejected asset has no
     # derived objects to hash
     quarantined = raw_key(duplicate.sha256, "quarantine")
@@ -156,7 +156,7 @@ def _intake(ws: Workspace, record: IntakeRecord, sha256: str, size: int, tmp_key
     now = datetime.now(UTC)
     area = "quarantine" if rejection else "raw"
     key = raw_key(sha256, area)
-    ws.store.promote(tmp_key, key)
+    ws.store.promote(tmp_key, key, sha256)
     asset = Asset(
         asset_id=asset_id,
         sha256=sha256,

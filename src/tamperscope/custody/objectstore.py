@@ -356,8 +356,11 @@ class ObjectStore:
         with self.open(key) as handle:
             return sha256_stream(handle)
 
-    def promote(self, tmp_key: str, key: str) -> bool:
-        """Atomically move a finished upload into place, read-only; False if the key already existed."""
+    def promote(self, tmp_key: str, key: str, sha256: str | None = None) -> bool:
+        """Atomically move a finished upload into place, read-only; False if the key already existed.
+
+        ``sha256``, the digest verified while the upload was written, is remembered for the seals of a local
+        store (:class:`DigestMemo`), so they need not read the upload back."""
         if self.exists(key):
             self.delete(tmp_key)
             return False
@@ -371,6 +374,8 @@ class ObjectStore:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+            if sha256 is not None:
+                self.digests.put(key, self.identity(key), sha256)
         else:
             self._call("promote", key, self.fs.mv, self.path(tmp_key), self.path(key))
         return True

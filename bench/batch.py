@@ -1,14 +1,15 @@
 """Batch analysis on a local Dask cluster: 40 short face videos with 1 and with 2 worker processes.
 
-Usage: ``nice -n 10 .venv/bin/python bench/batch.py [--count 40] [--seconds 2] [--workers 1,2] [--out FILE]``.
-The clips are the shared corpus's face videos (``../shared/testdata/video/{real,fake}``), each trimmed to
-``--seconds`` from t=1 s and scaled to ``--width`` into a temporary folder (never the repo). Each worker count
-analyses them into its own fresh workspace; the figures are the wall time (with and without the cluster start),
-files/min, the speed-up over 1 worker (goal >= 1.7 with 2), the CPU-seconds per file (the workers' processes and
-tools over each task of the file's graph: the stable figure on a shared machine) and the cores a running task used
-on average, the task seconds per kind of task (ingest, metadata, decode, deep, fusion, finish), each worker's peak
-RSS, the load average, and the check that nothing was lost or duplicated: ``verify`` passes and every table's row
-count per asset equals the 1-worker (sequential) run's, with each stage committed once per asset.
+Usage: ``nice -n 10 .venv/bin/python bench/batch.py [--count 40] [--seconds 2] [--workers 1,2] [--out FILE]``. The
+clips are the shared corpus's face videos (``../shared/testdata/video/{real,fake}``), each trimmed to ``--seconds``
+from t=1 s and scaled to ``--width`` into a temporary folder (never the repo). Each worker count analyses them into
+its own fresh workspace; the figures are the wall time (with and without the cluster start), files/min, the speed-up
+over 1 worker (goal >= 1.7 with 2), the CPU-seconds per file (the workers' processes and tools over each task of the
+file's graph: the stable figure on a shared machine) and the cores a running task used on average, the CPU of the
+client process (which holds the local scheduler), the task seconds per kind of task (ingest, metadata, decode, deep,
+fusion, finish), each worker's peak RSS, the load average, and the check that nothing was lost or duplicated:
+``verify`` passes and every table's row count per asset equals the 1-worker (sequential) run's, with each stage
+committed once per asset.
 """
 
 from __future__ import annotations

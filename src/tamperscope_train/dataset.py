@@ -118,8 +118,8 @@ def face_frames(path: Path, fps: float, max_frames: int, video: VideoSettings | 
     :class:`~tamperscope.media.video_reader.VideoReader` (rotation, square pixels, area scaling in one filter
     graph; only the frames on the grid are rendered), an image through
     :func:`~tamperscope.media.image.read_image` (EXIF orientation applied; one frame at t = 0, none when the
-    runtime would refuse it). Either way the frame is the detail rendering at ``face_detect_long_side`` when
-    there is one, else the normalised frame, as in the stage.
+    runtime would refuse it). Either way it is the frame's
+    :meth:`~tamperscope.media.frames.DecodedFrame.face_view`, as in the stage.
     """
     video = video if video is not None else VideoSettings()
     detect_long_side = video.face_detect_long_side
@@ -128,7 +128,7 @@ def face_frames(path: Path, fps: float, max_frames: int, video: VideoSettings | 
             image = read_image(path, long_side=video.long_side, detail_long_side=detect_long_side)
         except InputRejectedError:
             return
-        yield 0, 0, image.detail() if image.detail is not None else image.rgb
+        yield 0, 0, image.face_view()
         return
     with VideoReader(path, long_side=video.long_side, detail_long_side=detect_long_side) as reader:
         next_k, taken = 0, 0
@@ -137,7 +137,7 @@ def face_frames(path: Path, fps: float, max_frames: int, video: VideoSettings | 
             if k < next_k:
                 continue
             frame = reader.decoded(index, t_ms, key, raw)
-            yield k, t_ms, frame.detail() if frame.detail is not None else frame.rgb
+            yield k, t_ms, frame.face_view()
             next_k, taken = k + 1, taken + 1
             if taken >= max_frames:
                 return

@@ -47,6 +47,11 @@ class DecodedFrame:
     detail: Callable[[], np.ndarray] | None = None
     second: Callable[[], np.ndarray] | None = None
 
+    def face_view(self) -> np.ndarray:
+        """The pixels faces are detected on: the detail rendering when there is one, else ``rgb`` (the video stage
+        and training both look here, so a training crop is the run-time crop of the same frame)."""
+        return self.detail() if self.detail is not None else self.rgb
+
 
 def normalised_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     """Width and height scaled so the longer side equals ``long_side`` (aspect ratio kept).

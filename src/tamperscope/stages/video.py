@@ -117,11 +117,11 @@ class _FramePipeline:
     def _detect(self, frame: DecodedFrame) -> list[Face]:
         """Faces in normalised-frame pixels, found on the larger detail rendering when there is one."""
         assert self.faces is not None
-        if frame.detail is None:
-            return self.faces.detect(frame.rgb)
-        detail = frame.detail()
-        factor = frame.rgb.shape[1] / detail.shape[1]
-        return [rescale(face, factor) for face in self.faces.detect(detail)]
+        view = frame.face_view()
+        if view is frame.rgb:
+            return self.faces.detect(view)
+        factor = frame.rgb.shape[1] / view.shape[1]
+        return [rescale(face, factor) for face in self.faces.detect(view)]
 
     def _work(self, sample: Sample[DecodedFrame]) -> SampledFrame:
         faces: list[Face] = []

@@ -5,7 +5,8 @@ fold is trained without that fold's identity groups (``fit_frame`` on a sample b
 scores the face tracks of the held-out identities, as ``tamperscope-train cv`` does. The table gives the
 out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, on the development
 videos and per family, and the training minutes. ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
-by ``tamperscope-train cv`` (e.g. the shipped recipe) to the table.
+by ``tamperscope-train cv`` (e.g. the shipped recipe) to the table; ``--models NAME=DIR`` scores fold models trained
+before on the crops of ``--cache`` (e.g. models trained on another decoder's crops, scored on the run-time pixels).
 
 Usage::
 
@@ -98,6 +99,9 @@ def main() -> None:
     parser.add_argument("--config", action="append", default=[],
                         help="AUGMENT:MASK_WEIGHT[:TUNE] (TUNE: trunk blocks fine-tuned, default 0), repeatable")
     parser.add_argument("--scores", action="append", default=[], help="NAME=cv_frame_scores.csv, repeatable")
+    parser.add_argument("--models", action="append", default=[],
+                        help="NAME=DIR: score DIR/fold<k>/frame.onnx (fold models trained before) on the held-out "
+                             "tracks of --cache, without training; repeatable")
     parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
     parser.add_argument("--train-split", default=None,
                         help="train only on manifest rows of this split (e.g. dev: the previous data), score all")
@@ -105,8 +109,17 @@ def main() -> None:
     manifest, held_out = read_manifest(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    if args.config:
+    if args.config or args.models:
         items, tracks = media_tracks(args.data, (), 8.0, 240, args.cache, print)
+    for spec in args.models:
+        name, folder = spec.split("=", 1)
+        scores = [row for fold, excluded in held_out.items()
+                  for row in score_tracks(Path(folder) / f"fold{fold}" / "frame.onnx",
+                                          [t for t in tracks if set(t.item.identities) & set(excluded)], fold)]
+        write_scores(args.out / f"scores-{name}.csv", scores)
+        results.append(summarise(name, scores, manifest, None))
+        print(results[-1], flush=True)
+    if args.config:
         banks: dict[tuple[str, int], Any] = {}
         for spec in args.config:
             augment, weight, *rest = spec.split(":")

@@ -70,10 +70,10 @@ def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[
 
 def run_config(augment: str, mask_weight: float, tune: int, per_track: int, items: list[Any], tracks: list[Any],
                held_out: dict[str, tuple], bank: Any, out: Path,
-               trainable: set[str] | None = None) -> tuple[list[dict[str, Any]], float]:
+               trainable: set[str] | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], float]:
     """``trainable``: file names the fold models may train on (all when ``None``); every held-out track is scored."""
     started = time.monotonic()
-    cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune)
+    cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune, seed=seed)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
         fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--models", action="append", default=[],
                         help="NAME=DIR: score DIR/fold<k>/frame.onnx (fold models trained before) on the held-out "
                              "tracks of --cache, without training; repeatable")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample bank and the training")
     parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
     parser.add_argument("--train-split", default=None,
                         help="train only on manifest rows of this split (e.g. dev: the previous data), score all")
@@ -129,13 +130,13 @@ def main() -> None:
                 t0 = time.monotonic()
                 source = tracks if not args.train_split else [
                     t for t in tracks if manifest[t.item.path.name]["split"] == args.train_split]
-                banks[key] = build_bank(source, FrameConfig(augment=augment, per_track=args.per_track, tune=tune),
-                                        args.out)
+                banks[key] = build_bank(source, FrameConfig(augment=augment, per_track=args.per_track, tune=tune,
+                                                            seed=args.seed), args.out)
                 print(f"bank {key}: {len(banks[key].samples)} samples in {time.monotonic() - t0:.0f} s")
             trainable = ({n for n, r in manifest.items() if r["split"] == args.train_split}
                          if args.train_split else None)
             scores, minutes = run_config(augment, float(weight), tune, args.per_track, items, tracks, held_out,
-                                         banks[key], args.out, trainable)
+                                         banks[key], args.out, trainable, args.seed)
             write_scores(args.out / f"scores-{augment}-{weight}-{tune}.csv", scores)
             label = f"{spec} (trained on {args.train_split} only)" if args.train_split else spec
             results.append(summarise(label, scores, manifest, minutes))

@@ -6,6 +6,7 @@ Each failure case prints its measured time to the typed error (``pytest -s`` sho
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -20,7 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from tamperscope.custody.intake import IntakeRecord, ingest_path, ingest_stream
-from tamperscope.custody.objectstore import raw_key
+from tamperscope.custody.objectstore import ObjectStore, raw_key
+from tamperscope.custody.seal import ObjectDigests, hash_objects
 from tamperscope.custody.verify import verify
 from tamperscope.errors import IntegrityError, StoreError, StoreFailure, exit_code_for, http_status_for
 from tamperscope.pipeline.runner import analyze_asset
@@ -101,6 +103,23 @@ def test_ingest_analyse_and_verify_on_s3(moto: MotoServer, tmp_path: Path, small
     with pytest.raises(IntegrityError):
         verify(ws)
     assert _store_events(ws) == []
+    ws.close()
+
+
+def test_seals_on_s3_reuse_digests_by_entity_tag(moto: MotoServer, tmp_path: Path, small_video: Path) -> None:
+    """A seal does not download an object whose entity tag is the one it was hashed (or written) under."""
+    ws = _workspace(tmp_path, store=StoreSettings())
+    raw = raw_key(ingest_path(ws, small_video).sha256)
+    artifact = "derived/x/stage/a.bin"
+    ws.store.put_bytes(artifact, b"a" * 100)
+    keys = [raw, artifact]
+    writer = ObjectDigests(ws.store)  # the upload's verified hash and the written bytes' are known
+    assert writer.of(keys) == hash_objects(ws.store, keys) and writer.hashed == 0
+    other = ObjectDigests(ObjectStore(ws.store.url, ws.store.settings))  # another process: hashes once
+    assert other.of(keys) == hash_objects(ws.store, keys) and other.hashed == 2
+    assert other.of(keys) == hash_objects(ws.store, keys) and other.hashed == 2
+    ws.store.put_bytes(artifact, b"b" * 100)  # rewritten with other bytes: a new entity tag
+    assert other.of(keys)[artifact] == hashlib.sha256(b"b" * 100).hexdigest() and other.hashed == 3
     ws.close()
 
 

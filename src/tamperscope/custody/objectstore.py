@@ -46,9 +46,11 @@ BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 #: error codes of S3 and S3-compatible servers that mean the credentials may not do this
 #: how many objects' digests a store remembers for its seals (about 250 bytes each)
 DIGEST_MEMO_ENTRIES = 100_000
-#: a local file's identity: device, inode, size, modification and change times (every store write replaces the
-#: file, so a new inode; any other change of its bytes moves its change time, which no user can set back)
-FileIdentity = tuple[int, int, int, int, int]
+#: what shows that an object is unchanged: for a local file its device, inode, size, modification and change
+#: times (every store write replaces the file, so a new inode; any other change of its bytes moves its change time,
+#: which no user can set back); for a remote object its size and entity tag (S3's ETag is computed from the bytes,
+#: so any rewrite with other bytes changes it)
+ObjectIdentity = tuple[object, ...]
 
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                  "InvalidToken", "AccountProblem", "Forbidden", "403"}
@@ -141,16 +143,17 @@ class _GuardedReader(io.RawIOBase):
 
 
 class DigestMemo:
-    """SHA-256 digests of local objects, each with the file identity it was taken under: shared by every seal the
-    process makes with one store (the analyses and batch parts it runs), bounded, least recently used out first."""
+    """SHA-256 digests of objects, each with the identity (:data:`ObjectIdentity`) it was taken under: shared by every
+    seal the process makes with one store (the analyses and batch parts it runs), bounded, least recently used out
+    first."""
 
     def __init__(self, max_entries: int = DIGEST_MEMO_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[FileIdentity, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[ObjectIdentity, str]] = OrderedDict()
         self._lock = threading.Lock()  # stages write objects from several threads
 
-    def get(self, key: str, identity: FileIdentity) -> str | None:
-        """The remembered digest of ``key`` if the file still has the identity it had then, else None."""
+    def get(self, key: str, identity: ObjectIdentity) -> str | None:
+        """The remembered digest of ``key`` if the object still has the identity it had then, else None."""
         with self._lock:
             known = self._entries.get(key)
             if known is None or known[0] != identity:
@@ -158,7 +161,7 @@ class DigestMemo:
             self._entries.move_to_end(key)
             return known[1]
 
-    def put(self, key: str, identity: FileIdentity, digest: str) -> None:
+    def put(self, key: str, identity: ObjectIdentity, digest: str) -> None:
         with self._lock:
             self._entries[key] = (identity, digest)
             self._entries.move_to_end(key)
@@ -188,7 +191,7 @@ class ObjectStore:
         if callable(getattr(self.fs, "connect", None)):
             self.fs.connect()  # the client, and the AWS_* variables it reads, are fixed when the store opens
         self.is_local = isinstance(self.fs, LocalFileSystem)
-        self.digests = DigestMemo()  # local objects only: a remote object has no identity to check against
+        self.digests = DigestMemo()
         protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
         self.bucket = self.root.split("/", 1)[0] if protocols & BUCKET_PROTOCOLS else None
         if self.is_local:
@@ -197,13 +200,26 @@ class ObjectStore:
     def path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"
 
-    def identity(self, key: str) -> FileIdentity:
-        """A local object's file identity (:data:`FileIdentity`)."""
+    def identity(self, key: str) -> ObjectIdentity | None:
+        """The object's :data:`ObjectIdentity`; None for a remote store that gives no entity tag."""
+        if self.is_local:
+            try:
+                st = os.stat(self.path(key))
+            except FileNotFoundError as exc:
+                raise NotFoundError(f"object {key} is not in the store") from exc
+            return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
         try:
-            st = os.stat(self.path(key))
+            info = self._call("info", key, self.fs.info, self.path(key))
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        tag = info.get("ETag") or info.get("etag")
+        return None if tag is None else (info.get("size"), str(tag))
+
+    def _remember(self, key: str, sha256: str) -> None:
+        """Remember the digest of bytes this store just wrote under ``key`` (see :meth:`put_bytes`)."""
+        identity = self.identity(key)
+        if identity is not None:
+            self.digests.put(key, identity, sha256)
 
     def uri(self, key: str) -> str:
         """A stable, location-independent reference stored in the database."""
@@ -359,8 +375,8 @@ class ObjectStore:
     def promote(self, tmp_key: str, key: str, sha256: str | None = None) -> bool:
         """Atomically move a finished upload into place, read-only; False if the key already existed.
 
-        ``sha256``, the digest verified while the upload was written, is remembered for the seals of a local
-        store (:class:`DigestMemo`), so they need not read the upload back."""
+        ``sha256``, the digest verified while the upload was written, is remembered for the seals
+        (:class:`DigestMemo`), so they need not read the upload back."""
         if self.exists(key):
             self.delete(tmp_key)
             return False
@@ -375,9 +391,11 @@ class ObjectStore:
             finally:
                 os.close(dir_fd)
             if sha256 is not None:
-                self.digests.put(key, self.identity(key), sha256)
+                self._remember(key, sha256)
         else:
             self._call("promote", key, self.fs.mv, self.path(tmp_key), self.path(key))
+            if sha256 is not None:
+                self._remember(key, sha256)
         return True
 
     # -- artifacts -----------------------------------------------------------------------------
@@ -385,10 +403,10 @@ class ObjectStore:
     def put_bytes(self, key: str, data: bytes) -> str:
         """Write an artifact atomically (temp name, then rename) and return its URI.
 
-        A local store remembers the digest of the bytes it wrote under the file's new identity (:class:`DigestMemo`),
-        so the seal after the stage need not read them back. Should the file change in place within the same clock
-        tick, its identity could stay the same: the seal then holds the bytes written here, and ``verify``, which
-        hashes every object, names the change.
+        The store remembers the digest of the bytes it wrote under the object's new identity (:class:`DigestMemo`),
+        so the seal after the stage need not read them back. Should the object change between the write and the
+        look at its identity (or a local file in place within the same clock tick), the seal holds the bytes
+        written here, and ``verify``, which hashes every object, names the change.
         """
         if self.is_local:
             target = Path(self.path(key))
@@ -402,9 +420,9 @@ class ObjectStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            self.digests.put(key, self.identity(key), hashlib.sha256(data).hexdigest())
         else:
             self._call("put", key, self.fs.pipe_file, self.path(key), data)
+        self._remember(key, hashlib.sha256(data).hexdigest())
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:

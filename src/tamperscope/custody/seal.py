@@ -23,7 +23,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
-from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.custody.objectstore import ObjectIdentity, ObjectStore
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
 SEAL_ACTION = "evidence.sealed"
@@ -105,11 +105,12 @@ class ObjectDigests:
 
     Digests live in the store's :class:`~tamperscope.custody.objectstore.DigestMemo`, so every seal one process
     makes with that store shares them (the parts of a batch analysis run as separate tasks), with the digests of
-    the bytes the store itself wrote. A digest is reused only while the file's identity is unchanged (device,
-    inode, size, modification and change times). A file changed less than ``settle_s`` before it was hashed is not
-    remembered, as its next change could fall on the same coarse timestamp. Objects of a remote store have no such
-    identity and are hashed every time. A reused digest can only be the one a seal already recorded, or that of
-    the bytes the store wrote: ``verify`` still re-hashes every object and names any change.
+    the bytes the store itself wrote. A digest is reused only while the object's identity is unchanged (a local
+    file's device, inode, size and times; a remote object's size and entity tag). A local file changed less than
+    ``settle_s`` before it was hashed is not remembered, as its next change could fall on the same coarse
+    timestamp; an entity tag is computed from the bytes, so it needs no such wait. A remote store without entity
+    tags is hashed every time. A reused digest can only be the one a seal already recorded, or that of the bytes
+    the store wrote: ``verify`` still re-hashes every object and names any change.
     """
 
     def __init__(self, store: ObjectStore, *, settle_s: float = 1.0) -> None:
@@ -119,26 +120,31 @@ class ObjectDigests:
 
     def of(self, keys: Iterable[str]) -> dict[str, str]:
         """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed."""
-        if not self.store.is_local:
-            hashed = hash_objects(self.store, keys)
-            self.hashed += len(hashed)
-            return hashed
         memo = self.store.digests
         digests: dict[str, str] = {}
         for key in keys:
             before = self.store.identity(key)
-            known = memo.get(key, before)
+            known = None if before is None else memo.get(key, before)
             if known is not None:
                 digests[key] = known
                 continue
             started = time.time_ns()
             digests[key] = self.store.sha256(key)[0]
             self.hashed += 1
-            if self.store.identity(key) == before and before[4] < started - self.settle_ns:
+            if before is not None and self._settled(before, started) and self.store.identity(key) == before:
                 memo.put(key, before, digests[key])
             else:
                 memo.forget(key)
         return digests
+
+    def _settled(self, identity: ObjectIdentity, hashing_started_ns: int) -> bool:
+        """Whether a digest taken under ``identity`` may be remembered: a local file must have last changed
+        ``settle_s`` before the hashing began; a remote object's entity tag needs no wait."""
+        if not self.store.is_local:
+            return True
+        changed_ns = identity[4]
+        assert isinstance(changed_ns, int)
+        return changed_ns < hashing_started_ns - self.settle_ns
 
 
 def asset_objects(store: ObjectStore, asset_id: str, storage_key: str,

@@ -113,6 +113,7 @@ def test_seals_on_s3_reuse_digests_by_entity_tag(moto: MotoServer, tmp_path: Pat
     artifact = "derived/x/stage/a.bin"
     ws.store.put_bytes(artifact, b"a" * 100)
     keys = [raw, artifact]
+    assert ws.store.list_identities("derived/x/") == {artifact: ws.store.identity(artifact)}  # one listing
     writer = ObjectDigests(ws.store)  # the upload's verified hash and the written bytes' are known
     assert writer.of(keys) == hash_objects(ws.store, keys) and writer.hashed == 0
     other = ObjectDigests(ObjectStore(ws.store.url, ws.store.settings))  # another process: hashes once

@@ -13,7 +13,7 @@ import pytest
 from tamperscope.custody import seal as seal_module
 from tamperscope.custody.intake import ingest_path
 from tamperscope.custody.objectstore import DigestMemo, ObjectStore, raw_key
-from tamperscope.custody.seal import ObjectDigests, asset_objects, hash_objects
+from tamperscope.custody.seal import ObjectDigests, asset_object_identities, asset_objects, hash_objects
 from tamperscope.custody.verify import verify
 from tamperscope.errors import NotFoundError
 from tamperscope.pipeline import runner
@@ -99,6 +99,12 @@ def test_an_ingested_upload_is_not_read_back(settings: Settings, small_video: Pa
     assert digests.of(keys) == hash_objects(ws.store, keys) == {keys[0]: asset.sha256}
     assert digests.hashed == 0
     ws.close()
+
+
+def test_a_listing_gives_the_same_identities_as_a_look_at_each_object(store: ObjectStore) -> None:
+    keys = store.list("derived/a/")
+    assert store.list_identities("derived/a/") == {key: store.identity(key) for key in keys}
+    assert asset_object_identities(store, "a", "raw/none") == store.list_identities("derived/a/")
 
 
 def test_the_memo_keeps_the_most_recently_used_digests(tmp_path: Path) -> None:

@@ -212,6 +212,10 @@ class ObjectStore:
             info = self._call("info", key, self.fs.info, self.path(key))
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
+        return self._remote_identity(info)
+
+    @staticmethod
+    def _remote_identity(info: dict[str, Any]) -> ObjectIdentity | None:
         tag = info.get("ETag") or info.get("etag")
         return None if tag is None else (info.get("size"), str(tag))
 
@@ -461,13 +465,27 @@ class ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             self._call("delete", key, self.fs.rm_file, self.path(key))
 
-    def list(self, prefix: str) -> list[str]:
-        """Keys below ``prefix``, sorted."""
+    def _find(self, prefix: str, *, detail: bool) -> Any:
         try:
-            found = self._call("list", prefix, self.fs.find, self.path(prefix))
+            found = self._call("list", prefix, self.fs.find, self.path(prefix), detail=detail)
         except FileNotFoundError:
-            found = []
+            found = {} if detail else []
         if not found and self._bucket_missing():
             raise self._failed(StoreFailure.BUCKET_MISSING, "list", prefix, "the bucket does not exist")
+        return found
+
+    def _key(self, path: str) -> str:
         root = self.root.rstrip("/") + "/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in found)
+        return path[len(root):] if path.startswith(root) else path
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys below ``prefix``, sorted."""
+        return sorted(self._key(p) for p in self._find(prefix, detail=False))
+
+    def list_identities(self, prefix: str) -> dict[str, ObjectIdentity | None]:
+        """Keys below ``prefix``, sorted, with their :data:`ObjectIdentity`: for a remote store from the one listing
+        (no request per object), for a local one from each file's status."""
+        if self.is_local:
+            return {key: self.identity(key) for key in self.list(prefix)}
+        found = self._find(prefix, detail=True)
+        return {self._key(path): self._remote_identity(found[path]) for path in sorted(found)}

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
 from tamperscope.custody.objectstore import ObjectIdentity, ObjectStore
+from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
 SEAL_ACTION = "evidence.sealed"
@@ -99,6 +100,21 @@ def asset_object_keys(store: ObjectStore, asset_id: str, storage_key: str) -> li
     return [k for k in upload_keys(storage_key) if store.exists(k)] + derived
 
 
+def asset_object_identities(store: ObjectStore, asset_id: str,
+                            storage_key: str) -> dict[str, ObjectIdentity | None]:
+    """:func:`asset_object_keys` with each object's identity, in as few store calls as it takes (one listing of the
+    derived artifacts, one look at each place the upload can be)."""
+    found: dict[str, ObjectIdentity | None] = {}
+    for key in upload_keys(storage_key):
+        try:
+            found[key] = store.identity(key)
+        except NotFoundError:
+            continue
+    derived = store.list_identities(f"derived/{asset_id}/")
+    found.update((key, identity) for key, identity in derived.items() if not _is_temporary(key))
+    return found
+
+
 class ObjectDigests:
     """SHA-256 of stored objects for the seals of an analysis, so that each seal hashes only the objects written
     (or changed in any way) since they were last hashed, instead of all of them again.
@@ -118,12 +134,15 @@ class ObjectDigests:
         self.settle_ns = int(settle_s * 1e9)
         self.hashed = 0  # objects hashed from their bytes, for tests and measurements
 
-    def of(self, keys: Iterable[str]) -> dict[str, str]:
-        """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed."""
+    def of(self, keys: Iterable[str],
+           identities: Mapping[str, ObjectIdentity | None] | None = None) -> dict[str, str]:
+        """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed.
+
+        ``identities`` (from :func:`asset_object_identities`) spares a look at each object's identity."""
         memo = self.store.digests
         digests: dict[str, str] = {}
         for key in keys:
-            before = self.store.identity(key)
+            before = identities[key] if identities is not None else self.store.identity(key)
             known = None if before is None else memo.get(key, before)
             if known is not None:
                 digests[key] = known
@@ -153,8 +172,10 @@ def asset_objects(store: ObjectStore, asset_id: str, storage_key: str,
 
     ``digests`` (one per analysis) reuses the hashes of objects unchanged since its previous call.
     """
-    keys = asset_object_keys(store, asset_id, storage_key)
-    return hash_objects(store, keys) if digests is None else digests.of(keys)
+    if digests is None:
+        return hash_objects(store, asset_object_keys(store, asset_id, storage_key))
+    found = asset_object_identities(store, asset_id, storage_key)
+    return digests.of(found, found)
 
 
 def seal(session: Session, *, who: str, asset_id: str, groups: Iterable[str],

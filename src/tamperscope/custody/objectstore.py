@@ -43,7 +43,6 @@ T = TypeVar("T")
 
 #: fsspec protocols whose first path component is a bucket (container) that can itself be missing
 BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
-#: error codes of S3 and S3-compatible servers that mean the credentials may not do this
 #: how many objects' digests a store remembers for its seals (about 250 bytes each)
 DIGEST_MEMO_ENTRIES = 100_000
 #: what shows that an object is unchanged: for a local file its device, inode, size, modification and change
@@ -51,7 +50,7 @@ DIGEST_MEMO_ENTRIES = 100_000
 #: which no user can set back); for a remote object its size and entity tag (S3's ETag is computed from the bytes,
 #: so any rewrite with other bytes changes it)
 ObjectIdentity = tuple[object, ...]
-
+#: error codes of S3 and S3-compatible servers that mean the credentials may not do this
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                  "InvalidToken", "AccountProblem", "Forbidden", "403"}
 
@@ -394,12 +393,10 @@ class ObjectStore:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-            if sha256 is not None:
-                self._remember(key, sha256)
         else:
             self._call("promote", key, self.fs.mv, self.path(tmp_key), self.path(key))
-            if sha256 is not None:
-                self._remember(key, sha256)
+        if sha256 is not None:
+            self._remember(key, sha256)
         return True
 
     # -- artifacts -----------------------------------------------------------------------------

@@ -96,8 +96,7 @@ def upload_keys(storage_key: str) -> list[str]:
 
 def asset_object_keys(store: ObjectStore, asset_id: str, storage_key: str) -> list[str]:
     """The upload (raw and/or quarantined copy) and every derived artifact of one asset."""
-    derived = [k for k in store.list(f"derived/{asset_id}/") if not _is_temporary(k)]
-    return [k for k in upload_keys(storage_key) if store.exists(k)] + derived
+    return list(asset_object_identities(store, asset_id, storage_key))
 
 
 def asset_object_identities(store: ObjectStore, asset_id: str,

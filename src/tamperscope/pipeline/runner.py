@@ -228,7 +228,7 @@ def finish_analysis(ws: Workspace, result: RunResult) -> None:
         with ws.db.read_session() as session:
             asset = find_asset(session, result.asset_id)
             session.expunge(asset)
-        _finish(ws, asset, result, ObjectDigests(ws.store))
+        _finish(ws, asset, result)
 
 
 def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[str] | None, force: bool,
@@ -262,8 +262,10 @@ def _analyze_leased(ws: Workspace, ref: str, held: lease.Lease, *, only: list[st
 
 
 def _finish(ws: Workspace, asset: Asset, result: RunResult, digests: ObjectDigests | None = None, **extra: Any) -> None:
-    """Set the asset's status from the run's outcome and record ``analysis.finished`` (with ``extra`` details)."""
-    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key, digests)
+    """Set the asset's status from the run's outcome and record ``analysis.finished`` (with ``extra`` details).
+
+    Every finish (a whole run, a batch's finish part, a watchdog's) seals with the store's remembered digests."""
+    objects = asset_objects(ws.store, asset.asset_id, asset.storage_key, digests or ObjectDigests(ws.store))
     with ws.db.session() as session:
         stored = session.get(Asset, asset.asset_id)
         assert stored is not None

@@ -76,13 +76,13 @@ def run_config(augment: str, mask_weight: float, tune: int, per_track: int, item
     cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune, seed=seed)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
-        fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)
+        fold_tracks = [t for t in tracks if not t.item.shows_any(excluded)
                        and (trainable is None or t.item.path.name in trainable)]
         fold_items = [t.item for t in fold_tracks]
         fold_dir = out / f"{augment}-{mask_weight}-{tune}" / f"fold{fold}"
         result = fit_frame(fold_items, fold_tracks, fold_dir, replace(cfg, exclude=excluded), bank=bank,
                            say=lambda _: None)
-        scores += score_tracks(result.onnx, [t for t in tracks if set(t.item.identities) & set(excluded)], fold)
+        scores += score_tracks(result.onnx, [t for t in tracks if t.item.shows_any(excluded)], fold)
     return scores, (time.monotonic() - started) / 60
 
 
@@ -116,7 +116,7 @@ def main() -> None:
         name, folder = spec.split("=", 1)
         scores = [row for fold, excluded in held_out.items()
                   for row in score_tracks(Path(folder) / f"fold{fold}" / "frame.onnx",
-                                          [t for t in tracks if set(t.item.identities) & set(excluded)], fold)]
+                                          [t for t in tracks if t.item.shows_any(excluded)], fold)]
         write_scores(args.out / f"scores-{name}.csv", scores)
         results.append(summarise(name, scores, manifest, None))
         print(results[-1], flush=True)

@@ -61,7 +61,7 @@ def main() -> None:
     for fold, excluded in held_out.items():
         model = FrameModel(args.models / f"fold{fold}" / "frame.onnx")
         for track in tracks:
-            if not set(track.item.identities) & set(excluded) or not len(track.crops):
+            if not track.item.shows_any(excluded) or not len(track.crops):
                 continue
             row: dict[str, object] = {"path": track.item.path.name, "label": track.item.label,
                                       "split": manifest[track.item.path.name]["split"]}

@@ -40,15 +40,15 @@ def train_cv(data: Path, out: Path, held_out: dict[str, tuple[str, ...]], *, fra
     scores: list[dict[str, Any]] = []
     for fold, excluded in sorted(held_out.items()):
         say(f"fold {fold}: leaving out {', '.join(excluded)}")
-        fold_items = [i for i in items if not set(i.identities) & set(excluded)]
-        fold_tracks = [t for t in tracks if not set(t.item.identities) & set(excluded)]
+        fold_items = [i for i in items if not i.shows_any(excluded)]
+        fold_tracks = [t for t in tracks if not t.item.shows_any(excluded)]
         fold_dir = out / f"fold{fold}"
         frame = fit_frame(fold_items, fold_tracks, fold_dir, _with_exclude(frame_cfg, excluded), bank=bank, say=say)
         results[fold] = frame
         if clip_cfg is not None:
             results[fold] = fit_clip(fold_items, fold_tracks, frame.onnx, fold_dir,
                                      _with_exclude(clip_cfg, excluded), bank=clip_bank, say=say)
-        held = [t for t in tracks if set(t.item.identities) & set(excluded)]
+        held = [t for t in tracks if t.item.shows_any(excluded)]
         scores.extend(score_tracks(frame.onnx, held, fold))
     write_scores(out / "cv_frame_scores.csv", scores)
     if final is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,10 @@ class MediaItem:
     label: int
     identities: tuple[str, ...]
     family: str
+
+    def shows_any(self, identities: Iterable[str]) -> bool:
+        """Whether one of ``identities`` appears in this medium (splits keep such media out of a fold's training)."""
+        return not set(self.identities).isdisjoint(identities)
 
 
 @dataclass
@@ -202,7 +206,7 @@ def load_tracks(items: list[MediaItem], cache: Path, *, fps: float = 8.0, max_fr
 def media_tracks(data: Path, exclude: Sequence[str], fps: float, max_frames: int, cache: Path | None,
                  say: Progress) -> tuple[list[MediaItem], list[FaceTrack]]:
     """The training folder's media (less the ``exclude`` identities) and their cached face tracks."""
-    items = [i for i in scan(data) if not set(i.identities) & set(exclude)]
+    items = [i for i in scan(data) if not i.shows_any(exclude)]
     say(f"{len(items)} media ({sum(i.label == 0 for i in items)} real) after excluding {len(exclude)} identities")
     tracks = load_tracks(items, cache or data / ".tamperscope-cache", fps=fps, max_frames=max_frames,
                          progress=False)

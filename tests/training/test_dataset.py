@@ -9,7 +9,7 @@ import pytest
 
 from tamperscope.errors import UsageError
 from tamperscope.samples.talking_head import astronaut_rig, talking_head
-from tamperscope_train.dataset import link_layout, load_tracks, scan
+from tamperscope_train.dataset import MediaItem, link_layout, load_tracks, scan
 
 
 def _touch(path: Path) -> Path:
@@ -76,3 +76,9 @@ def test_face_tracks_are_extracted_once_and_cached(tmp_path: Path) -> None:
     cached = load_tracks(items, tmp_path / "cache", fps=8.0, max_frames=12, progress=False)[0]
     np.testing.assert_array_equal(cached.crops, first.crops)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_a_medium_shows_an_identity_when_any_of_its_people_is_left_out() -> None:
+    swap = MediaItem(Path("183_253.mp4"), 1, ("183", "253"), "FaceSwap")
+    assert swap.shows_any(["253"]) and swap.shows_any(("999", "183"))
+    assert not swap.shows_any(["999"]) and not swap.shows_any([])

@@ -1,6 +1,7 @@
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,7 +9,8 @@ from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.pipeline.runner import analyze_asset
-from tamperscope.stages.forensics import pick_frames
+from tamperscope.stages.forensics import map_pngs, pick_frames
+from tamperscope.stages.video import decode_png
 from tamperscope.store.models import Detection, Frame
 from tamperscope.workspace import Workspace
 
@@ -116,3 +118,19 @@ def test_maps_of_a_long_image_are_stored_at_the_map_side_with_their_scale(ws: Wo
         assert _png(ws, r.saliency_uri).shape == _png(ws, r.overlay_uri).shape == (85, 128, 3)
         assert r.evidence_json["map_scale"] == round(128 / 300, 6)
         assert r.score == full[r.module_name]
+
+
+def test_map_pngs_colour_the_heat_once_and_blend_it_by_its_own_weight() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)  # more rows than one blending strip
+    heat = rng.random((300, 200)).astype(np.float32)
+    heat[:20] = 0.0
+    heat_png, overlay_png = map_pngs(image, heat)
+    jet = decode_png(heat_png)
+    level = np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(jet, cv2.applyColorMap(level, cv2.COLORMAP_JET)[:, :, ::-1])
+    overlay = decode_png(overlay_png).astype(np.int16)
+    weight = (0.5 * heat)[:, :, None]
+    reference = np.clip(image * (1 - weight) + jet * weight + 0.5, 0, 255).astype(np.int16)
+    assert np.abs(overlay - reference).max() <= 1
+    np.testing.assert_array_equal(overlay[:20], image[:20])  # no heat: the image untouched

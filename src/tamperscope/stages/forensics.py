@@ -49,7 +49,7 @@ FORENSICS_FIXED_BYTES = 192 << 20
 FORENSICS_JPEG_BYTES_PER_PIXEL = 3
 
 
-#: rows of a map coloured or blended at a time, so the PNG writers' float temporaries stay a few MiB
+#: rows of a map coloured or blended at a time, so the blend weights stay a few MiB
 STRIP_ROWS = 256
 
 
@@ -66,20 +66,20 @@ def _jet(heat: np.ndarray) -> np.ndarray:
     return out
 
 
-def heatmap_png(heat: np.ndarray) -> bytes:
-    """A [0, 1] map as an 8-bit JET colour PNG (deterministic ISA-L encoder, 3x faster than libpng level 3)."""
-    return encode_png(_jet(heat), 1)
+def map_pngs(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> tuple[bytes, bytes]:
+    """A [0, 1] map as a JET colour PNG, and the same colours blended over the RGB image (of the map's size),
+    weighted by ``alpha`` times the heat, as a PNG.
 
-
-def overlay_png(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> bytes:
-    """The heat map blended over the RGB image (of the map's size), weighted by the heat itself, as a PNG (blended in
-    strips of rows)."""
-    out = np.empty(image.shape, np.uint8)
+    The colours are computed once for both; the blend runs in 8 bits (``cv2.blendLinear``, per-pixel weights) in
+    strips of rows, 2x faster than float32 arithmetic and within one grey level of it. Both PNGs use the
+    deterministic ISA-L encoder (3x faster than libpng level 3).
+    """
+    jet = _jet(heat)
+    blended = np.empty(image.shape, np.uint8)
     for rows in _strips(heat.shape[0]):
-        weight = (alpha * heat[rows])[:, :, None]
-        out[rows] = np.clip(image[rows].astype(np.float32) * (1 - weight) + _jet(heat[rows]).astype(np.float32)
-                            * weight + 0.5, 0, 255)
-    return encode_png(out, 1)
+        weight = (alpha * heat[rows]).astype(np.float32)
+        blended[rows] = cv2.blendLinear(image[rows], jet[rows], 1.0 - weight, weight)
+    return encode_png(jet, 1), encode_png(blended, 1)
 
 
 def map_background(image: np.ndarray) -> np.ndarray:
@@ -118,8 +118,9 @@ class ForensicsStage(Stage):
 
     name: ClassVar[str] = "forensics"
     # 1.1: maps and overlays of EXIF-rotated images upright, like the frames; 1.2: maps of images longer than
-    # MAP_MAX_PIXELS pixels stored scaled down to that many (map_scale in the evidence)
-    version: ClassVar[str] = "1.2"
+    # MAP_MAX_PIXELS pixels stored scaled down to that many (map_scale in the evidence); 1.3: overlays blended in
+    # 8 bits (pixels within one grey level of 1.2's; scores and maps unchanged)
+    version: ClassVar[str] = "1.3"
     requires: ClassVar[tuple[str, ...]] = ("video",)
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 
@@ -163,10 +164,9 @@ class ForensicsStage(Stage):
             for name, result in iter_analyze(job.image, jpeg_bytes=job.jpeg, between=ctx.check_budget,
                                              map_max_pixels=MAP_MAX_PIXELS):
                 ctx.check_budget()  # two map-sized PNGs per detector: a unit of work of their own
-                heat = upright(result.map, job.orientation)
-                saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heatmap_png(heat))
-                overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"),
-                                                 overlay_png(shown, heat))
+                heat_png, overlay_png = map_pngs(shown, upright(result.map, job.orientation))
+                saliency = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_heat.png"), heat_png)
+                overlay = ctx.ws.store.put_bytes(ctx.derived_key(f"{tag}/{name}_overlay.png"), overlay_png)
                 applicable = result.evidence.get("applicable", True)
                 records.append(DetectionRecord(
                     module_name=f"forensics.{name}", module_version=result.version, window_id=job.window_id,
@@ -174,7 +174,7 @@ class ForensicsStage(Stage):
                     status="scored" if applicable else "not_applicable", t_start_ms=job.t_ms, t_end_ms=job.t_ms,
                     params=result.params,
                     evidence={**result.evidence, **noted}, saliency_uri=saliency, overlay_uri=overlay))
-                del heat, result  # the map is stored: dropped before the next detector runs
+                del heat_png, overlay_png, result  # the map is stored: dropped before the next detector runs
             return records
 
         # Frames on ``workers`` threads (OpenCV and NumPy release the GIL), rows in frame order.

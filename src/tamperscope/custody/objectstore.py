@@ -16,9 +16,7 @@ import io
 import os
 import stat
 import tempfile
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from tamperscope.custody.digests import DigestMemo, ObjectIdentity, local_identity, remote_identity
 from tamperscope.custody.hashing import CHUNK_SIZE, sha256_file, sha256_stream
 from tamperscope.errors import (
     InputRejectedError,
@@ -43,13 +42,6 @@ T = TypeVar("T")
 
 #: fsspec protocols whose first path component is a bucket (container) that can itself be missing
 BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
-#: how many objects' digests a store remembers for its seals (about 250 bytes each)
-DIGEST_MEMO_ENTRIES = 100_000
-#: what shows that an object is unchanged: for a local file its device, inode, size, modification and change
-#: times (every store write replaces the file, so a new inode; any other change of its bytes moves its change time,
-#: which no user can set back); for a remote object its size and entity tag (S3's ETag is computed from the bytes,
-#: so any rewrite with other bytes changes it)
-ObjectIdentity = tuple[object, ...]
 #: error codes of S3 and S3-compatible servers that mean the credentials may not do this
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                  "InvalidToken", "AccountProblem", "Forbidden", "403"}
@@ -141,37 +133,6 @@ class _GuardedReader(io.RawIOBase):
         super().close()
 
 
-class DigestMemo:
-    """SHA-256 digests of objects, each with the identity (:data:`ObjectIdentity`) it was taken under: shared by every
-    seal the process makes with one store (the analyses and batch parts it runs), bounded, least recently used out
-    first."""
-
-    def __init__(self, max_entries: int = DIGEST_MEMO_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[ObjectIdentity, str]] = OrderedDict()
-        self._lock = threading.Lock()  # stages write objects from several threads
-
-    def get(self, key: str, identity: ObjectIdentity) -> str | None:
-        """The remembered digest of ``key`` if the object still has the identity it had then, else None."""
-        with self._lock:
-            known = self._entries.get(key)
-            if known is None or known[0] != identity:
-                return None
-            self._entries.move_to_end(key)
-            return known[1]
-
-    def put(self, key: str, identity: ObjectIdentity, digest: str) -> None:
-        with self._lock:
-            self._entries[key] = (identity, digest)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
-
 class ObjectStore:
     """Put, get and list objects by key; the same code path for local disks and object storage.
 
@@ -206,17 +167,12 @@ class ObjectStore:
                 st = os.stat(self.path(key))
             except FileNotFoundError as exc:
                 raise NotFoundError(f"object {key} is not in the store") from exc
-            return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+            return local_identity(st)
         try:
             info = self._call("info", key, self.fs.info, self.path(key))
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
-        return self._remote_identity(info)
-
-    @staticmethod
-    def _remote_identity(info: dict[str, Any]) -> ObjectIdentity | None:
-        tag = info.get("ETag") or info.get("etag")
-        return None if tag is None else (info.get("size"), str(tag))
+        return remote_identity(info)
 
     def _remember(self, key: str, sha256: str) -> None:
         """Remember the digest of bytes this store just wrote under ``key`` (see :meth:`put_bytes`)."""
@@ -485,4 +441,4 @@ class ObjectStore:
         if self.is_local:
             return {key: self.identity(key) for key in self.list(prefix)}
         found = self._find(prefix, detail=True)
-        return {self._key(path): self._remote_identity(found[path]) for path in sorted(found)}
+        return {self._key(path): remote_identity(found[path]) for path in sorted(found)}

@@ -6,6 +6,9 @@ called by the CLI only) -> services -> pipeline / report -> stages (the ``stages
 and the contract ``stages.base``) -> algorithm cores (media, forensics, temporal, probe, fusion, models,
 samples) -> workspace -> store / custody -> records / settings / errors / redact.
 Every import counts, including those inside functions: a lazy import hides a dependency, it does not remove it.
+
+Sizes (issue 14): every module is under 400 lines (generated migrations aside), and no function of a stage or a
+service spans more than 80 lines; past that, split along a seam.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
     ("tamperscope.custody.lease", "tamperscope.workspace"):
         "the analysis lease takes the workspace for its db and actor: pass those instead",
 }
+
+#: every module stays under this many lines
+MAX_MODULE_LINES = 400
+#: no function in these packages spans more lines than this (``def`` line to last line, decorators aside)
+MAX_FUNCTION_LINES = 80
+FUNCTION_LIMITED = ("stages", "services")
+#: generated code, exempt from the module limit
+SIZE_EXEMPT = "store/migrations/versions/"
 
 
 def _modules(package: Path = PACKAGE) -> dict[str, Path]:
@@ -140,3 +151,59 @@ def test_the_runtime_package_never_imports_training_code() -> None:
     """torch and the training package are the ``train`` extra: the runtime reads exported ONNX files only."""
     offenders = {m: sorted(r & {"torch", "torchvision", "tamperscope_train"}) for m, r in _third_party_roots().items()}
     assert {m: r for m, r in offenders.items() if r} == {}
+
+
+def _long_modules(package: Path = PACKAGE) -> list[str]:
+    """Modules of ``package`` at or over :data:`MAX_MODULE_LINES`, each with its length."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines >= MAX_MODULE_LINES and not name.startswith(SIZE_EXEMPT):
+            found.append(f"{name}: {lines} lines")
+    return found
+
+
+def _long_functions(package: Path = PACKAGE) -> list[str]:
+    """Functions (methods and nested ones included) of :data:`FUNCTION_LIMITED` over :data:`MAX_FUNCTION_LINES`,
+    each with its place and length."""
+    found = []
+    for folder in FUNCTION_LIMITED:
+        for path in sorted((package / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+            for node in sorted(functions, key=lambda n: n.lineno):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(package).as_posix()}:{node.lineno} {node.name}: {lines} lines")
+    return found
+
+
+def test_modules_and_stage_and_service_functions_stay_small() -> None:
+    """A module or a stage/service function past its limit has grown more than one concern: split it at a seam."""
+    long_modules, long_functions = _long_modules(), _long_functions()
+    assert long_modules == [], f"modules of {MAX_MODULE_LINES} lines or more, split them: {'; '.join(long_modules)}"
+    assert long_functions == [], (f"functions over {MAX_FUNCTION_LINES} lines in {'/'.join(FUNCTION_LIMITED)}, "
+                                  f"split them: {'; '.join(long_functions)}")
+
+
+def test_the_size_check_names_each_offender(tmp_path: Path) -> None:
+    """Limits hold at their edge (80 and 399 lines pass), methods and nested functions count, other packages'
+    functions and the migrations do not."""
+    package = tmp_path / "tamperscope"
+    for folder in ("stages", "services", "forensics", "store/migrations/versions"):
+        (package / folder).mkdir(parents=True)
+
+    def function(name: str, lines: int, indent: str = "") -> str:
+        return f"{indent}def {name}() -> None:\n" + f"{indent}    pass\n" * (lines - 1)
+
+    (package / "stages" / "deep.py").write_text("\n" + function("at_limit", 80) + function("over", 81))
+    nested = "async " + function("outer", 1) + function("inner", 81, "    ")
+    jobs = "class Job:\n" + function("method", 82, "    ") + nested
+    (package / "services" / "jobs.py").write_text(jobs + "\n" * (MAX_MODULE_LINES - jobs.count("\n")))
+    ela = function("long_but_not_in_a_stage", 200)
+    (package / "forensics" / "ela.py").write_text(ela + "\n" * (MAX_MODULE_LINES - 1 - ela.count("\n")))
+    (package / "store" / "migrations" / "versions" / "0001.py").write_text("x = 1\n" * 900)
+    assert _long_functions(package) == ["stages/deep.py:82 over: 81 lines", "services/jobs.py:2 method: 82 lines",
+                                        "services/jobs.py:84 outer: 82 lines", "services/jobs.py:85 inner: 81 lines"]
+    assert _long_modules(package) == ["services/jobs.py: 400 lines"]

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tamperscope.custody import seal as seal_module
+from tamperscope.custody.digests import DigestMemo
 from tamperscope.custody.intake import ingest_path
-from tamperscope.custody.objectstore import DigestMemo, ObjectStore, raw_key
+from tamperscope.custody.objectstore import ObjectStore, raw_key
 from tamperscope.custody.seal import ObjectDigests, asset_object_identities, asset_objects, hash_objects
 from tamperscope.custody.verify import verify
 from tamperscope.errors import NotFoundError

@@ -16,9 +16,7 @@ import io
 import os
 import stat
 import tempfile
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +25,9 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from tamperscope.custody.digests import DigestMemo, ObjectIdentity, local_identity, remote_identity
 from tamperscope.custody.hashing import CHUNK_SIZE, sha256_file, sha256_stream
+from tamperscope.custody.storeclient import classify, storage_options
 from tamperscope.errors import (
     InputRejectedError,
     NotFoundError,
@@ -35,7 +35,6 @@ from tamperscope.errors import (
     StoreError,
     StoreFailure,
     TamperscopeError,
-    UsageError,
 )
 from tamperscope.settings import StoreSettings
 
@@ -43,83 +42,11 @@ T = TypeVar("T")
 
 #: fsspec protocols whose first path component is a bucket (container) that can itself be missing
 BUCKET_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
-#: how many objects' digests a store remembers for its seals (about 250 bytes each)
-DIGEST_MEMO_ENTRIES = 100_000
-#: what shows that an object is unchanged: for a local file its device, inode, size, modification and change
-#: times (every store write replaces the file, so a new inode; any other change of its bytes moves its change time,
-#: which no user can set back); for a remote object its size and entity tag (S3's ETag is computed from the bytes,
-#: so any rewrite with other bytes changes it)
-ObjectIdentity = tuple[object, ...]
-#: error codes of S3 and S3-compatible servers that mean the credentials may not do this
-_DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                 "InvalidToken", "AccountProblem", "Forbidden", "403"}
 
 
 def raw_key(sha256: str, area: str = "raw") -> str:
     """Key of an upload's bytes in ``area`` ("raw" or "quarantine")."""
     return f"{area}/sha256/{sha256[0:2]}/{sha256[2:4]}/{sha256}"
-
-
-def storage_options(url: str, settings: StoreSettings) -> dict[str, Any]:
-    """fsspec options for ``url``: for S3, the endpoint, region and a client whose every call is bounded
-    (connect and read timeouts, a fixed number of attempts with back-off, done by botocore alone)."""
-    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
-        return {}
-    options: dict[str, Any] = {
-        "config_kwargs": {"connect_timeout": settings.connect_timeout_s, "read_timeout": settings.read_timeout_s,
-                          "retries": {"total_max_attempts": settings.attempts, "mode": "standard"}},
-        "default_block_size": settings.block_size,
-        "use_listings_cache": False,  # several machines write one bucket: never answer from a stale listing
-        "skip_instance_cache": True,  # a client per store: AWS_* variables are read when the store opens
-        "session": _bounded_session(),
-    }
-    if settings.endpoint_url:
-        options["endpoint_url"] = settings.endpoint_url
-    if settings.region:
-        options["client_kwargs"] = {"region_name": settings.region}
-    return options
-
-
-def _bounded_session() -> Any:
-    """An AWS session whose S3 requests carry no ``Expect: 100-continue``: aiohttp waits for the interim "100"
-    reply without any timeout, so a server that accepts the connection and never answers would hang an upload
-    forever (measured; with the header gone the read timeout applies). The cost: a refused PUT sends its body
-    (at most one part) before the refusal arrives."""
-    try:
-        from aiobotocore.session import AioSession
-        from botocore.handlers import add_expect_header
-    except ImportError as exc:
-        raise UsageError("an s3:// store needs the s3 extra: pip install 'tamperscope[s3]'") from exc
-
-    session = AioSession()
-    session.unregister("before-call.s3", add_expect_header)
-    return session
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def classify(exc: BaseException) -> StoreFailure:
-    """The typed reason of a store client's exception (S3 error codes, botocore/aiohttp/OS network errors)."""
-    chain = list(_causes(exc))
-    codes = {str(((getattr(e, "response", None) or {}).get("Error") or {}).get("Code", "")) for e in chain}
-    names = " ".join(type(e).__name__ for e in chain)
-    text = " ".join(str(e) for e in chain).lower()
-    if codes & _DENIED_CODES or any(isinstance(e, PermissionError) for e in chain):
-        return StoreFailure.ACCESS_DENIED
-    if "NoSuchBucket" in codes or "bucket does not exist" in text:
-        return StoreFailure.BUCKET_MISSING
-    if "Timeout" in names or any(isinstance(e, TimeoutError) for e in chain):
-        return StoreFailure.TIMEOUT
-    if "Connect" in names or any(isinstance(e, ConnectionError) for e in chain):
-        return StoreFailure.UNREACHABLE
-    return StoreFailure.FAILED
 
 
 class _GuardedReader(io.RawIOBase):
@@ -139,37 +66,6 @@ class _GuardedReader(io.RawIOBase):
             with contextlib.suppress(Exception):
                 self._handle.close()
         super().close()
-
-
-class DigestMemo:
-    """SHA-256 digests of objects, each with the identity (:data:`ObjectIdentity`) it was taken under: shared by every
-    seal the process makes with one store (the analyses and batch parts it runs), bounded, least recently used out
-    first."""
-
-    def __init__(self, max_entries: int = DIGEST_MEMO_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[ObjectIdentity, str]] = OrderedDict()
-        self._lock = threading.Lock()  # stages write objects from several threads
-
-    def get(self, key: str, identity: ObjectIdentity) -> str | None:
-        """The remembered digest of ``key`` if the object still has the identity it had then, else None."""
-        with self._lock:
-            known = self._entries.get(key)
-            if known is None or known[0] != identity:
-                return None
-            self._entries.move_to_end(key)
-            return known[1]
-
-    def put(self, key: str, identity: ObjectIdentity, digest: str) -> None:
-        with self._lock:
-            self._entries[key] = (identity, digest)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
 
 
 class ObjectStore:
@@ -206,17 +102,12 @@ class ObjectStore:
                 st = os.stat(self.path(key))
             except FileNotFoundError as exc:
                 raise NotFoundError(f"object {key} is not in the store") from exc
-            return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+            return local_identity(st)
         try:
             info = self._call("info", key, self.fs.info, self.path(key))
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {key} is not in the store") from exc
-        return self._remote_identity(info)
-
-    @staticmethod
-    def _remote_identity(info: dict[str, Any]) -> ObjectIdentity | None:
-        tag = info.get("ETag") or info.get("etag")
-        return None if tag is None else (info.get("size"), str(tag))
+        return remote_identity(info)
 
     def _remember(self, key: str, sha256: str) -> None:
         """Remember the digest of bytes this store just wrote under ``key`` (see :meth:`put_bytes`)."""
@@ -485,4 +376,4 @@ class ObjectStore:
         if self.is_local:
             return {key: self.identity(key) for key in self.list(prefix)}
         found = self._find(prefix, detail=True)
-        return {self._key(path): self._remote_identity(found[path]) for path in sorted(found)}
+        return {self._key(path): remote_identity(found[path]) for path in sorted(found)}

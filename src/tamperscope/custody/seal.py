@@ -23,7 +23,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
-from tamperscope.custody.objectstore import ObjectIdentity, ObjectStore
+from tamperscope.custody.digests import ObjectIdentity
+from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
@@ -118,7 +119,7 @@ class ObjectDigests:
     """SHA-256 of stored objects for the seals of an analysis, so that each seal hashes only the objects written
     (or changed in any way) since they were last hashed, instead of all of them again.
 
-    Digests live in the store's :class:`~tamperscope.custody.objectstore.DigestMemo`, so every seal one process
+    Digests live in the store's :class:`~tamperscope.custody.digests.DigestMemo`, so every seal one process
     makes with that store shares them (the parts of a batch analysis run as separate tasks), with the digests of
     the bytes the store itself wrote. A digest is reused only while the object's identity is unchanged (a local
     file's device, inode, size and times; a remote object's size and entity tag). A local file changed less than

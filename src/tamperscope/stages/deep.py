@@ -78,6 +78,7 @@ class DeepStage(Stage):
     name: ClassVar[str] = "deep"
     version: ClassVar[str] = "1.1"  # 1.1: Grad-CAM kept for 8 frames (was 3)
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 60
 
     def params(self, settings: Settings) -> dict[str, Any]:
         """Which models run, and the frame limit (their bytes enter the fingerprint via :meth:`model_files`)."""

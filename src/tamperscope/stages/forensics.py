@@ -121,6 +121,7 @@ class ForensicsStage(Stage):
     # MAP_MAX_PIXELS pixels stored scaled down to that many (map_scale in the evidence)
     version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 30
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 
     def params(self, settings: Settings) -> dict[str, Any]:

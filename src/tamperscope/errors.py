@@ -128,6 +128,15 @@ class AuthError(TamperscopeError):
     """A request without a valid API token."""
 
 
+class StageRegistryError(TamperscopeError):
+    """The stages package is inconsistent (two stages share a name, a stage requires an unknown stage, or stages
+    require each other in a cycle): a defect of the installed code, not of the request, so an internal failure."""
+
+    def __init__(self, message: str, stages: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.stages = stages
+
+
 class StoreFailure(StrEnum):
     """Why an object-store operation failed; stored in the ``store.failed`` audit event."""
 

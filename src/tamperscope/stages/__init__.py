@@ -4,5 +4,6 @@
 ``metadata`` (probe), ``video`` (decode, shots, frames, faces, windows), ``forensics`` (classical detectors),
 ``temporal`` (blinks, head pose, landmarks), ``avsync`` (audio-video offset), ``deep`` (frame and clip models) and
 ``fusion`` (verdict and timeline). Each calls the algorithm cores of its package; the cores never import a stage.
-The registry (:mod:`tamperscope.pipeline.registry`) names them in pipeline order.
+A new stage is a new module here: the registry (:mod:`tamperscope.pipeline.registry`) finds every
+:class:`~.base.Stage` subclass with a ``name`` in these modules and puts them in pipeline order.
 """

@@ -55,6 +55,7 @@ class AVSyncStage(Stage):
     name: ClassVar[str] = "avsync"
     version: ClassVar[str] = VERSION
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 50
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO})
     settings_section: ClassVar[str | None] = "temporal"
     settings_fields: ClassVar[tuple[str, ...] | None] = AVSYNC_SETTINGS

@@ -175,15 +175,19 @@ class StageContext:
 class Stage:
     """Base class of a pipeline stage: set ``name`` and ``version``, implement :meth:`run`; the rest has defaults.
 
-    A stage declares the stages whose rows it reads (``requires``), the tables it rewrites beyond its own
-    detections (``owns_tables``, a subset of ``("shots", "frames")``), the media types it applies to
-    (``media_types``, None for all) and the settings its results depend on (``settings_section``, narrowed to
-    ``settings_fields``). Whether a stored result is current is decided by :func:`fingerprint` alone.
+    A subclass with a ``name`` in a module of :mod:`tamperscope.stages` is a registered stage
+    (:mod:`tamperscope.pipeline.registry` finds it). A stage declares the stages whose rows it reads
+    (``requires``), the tables it rewrites beyond its own detections (``owns_tables``, a subset of
+    ``("shots", "frames")``), the media types it applies to (``media_types``, None for all) and the settings its
+    results depend on (``settings_section``, narrowed to ``settings_fields``). Whether a stored result is current
+    is decided by :func:`fingerprint` alone.
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
+    #: pipeline-order tie-break among stages whose ``requires`` are met together: lower first, then by name
+    order: ClassVar[int] = 100
     owns_tables: ClassVar[tuple[str, ...]] = ()
     media_types: ClassVar[frozenset[str] | None] = None
     settings_section: ClassVar[str | None] = None

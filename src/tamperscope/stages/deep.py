@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
@@ -21,12 +21,14 @@ import numpy as np
 from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import UsageError
 from tamperscope.media.windows import load_window
-from tamperscope.models.runtime import ClipModel, FrameModel
 from tamperscope.records import DetectionRecord, StageOutput
 from tamperscope.settings import Settings
 from tamperscope.stages.base import Stage, StageContext
 from tamperscope.stages.video import decode_png
 from tamperscope.store import queries
+
+if TYPE_CHECKING:  # onnxruntime is imported when the stage runs, not when the registry lists the stages
+    from tamperscope.models.runtime import ClipModel, FrameModel
 
 #: frames whose Grad-CAM map is kept: the highest-scoring ones, as many as the case page's face strip shows
 SALIENCY_FRAMES = 8
@@ -76,6 +78,7 @@ class DeepStage(Stage):
     name: ClassVar[str] = "deep"
     version: ClassVar[str] = "1.1"  # 1.1: Grad-CAM kept for 8 frames (was 3)
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 60
 
     def params(self, settings: Settings) -> dict[str, Any]:
         """Which models run, and the frame limit (their bytes enter the fingerprint via :meth:`model_files`)."""
@@ -91,6 +94,8 @@ class DeepStage(Stage):
 
     def run(self, ctx: StageContext) -> StageOutput:
         """Score face crops per frame and windows per clip (each crop goes through the frame model once)."""
+        from tamperscope.models.runtime import ClipModel, FrameModel
+
         m = ctx.settings.models
         out = StageOutput()
         frame_model = FrameModel(m.frame_path, threads=m.threads) if m.frame_path is not None else None

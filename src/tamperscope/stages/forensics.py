@@ -122,6 +122,7 @@ class ForensicsStage(Stage):
     # 8 bits (pixels within one grey level of 1.2's; scores and maps unchanged)
     version: ClassVar[str] = "1.3"
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 30
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 
     def params(self, settings: Settings) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class FusionStage(Stage):
     name: ClassVar[str] = "fusion"
     version: ClassVar[str] = "1.2"
     requires: ClassVar[tuple[str, ...]] = ("metadata", "forensics", "temporal", "avsync", "deep")
+    order: ClassVar[int] = 1000  # the verdict: after any stage ready together with it
 
     def _model(self, media_type: str | None) -> FusionModel:
         return load_model(MODEL_FOR_MEDIA.get(media_type or "", MODEL_FOR_MEDIA["image"]))

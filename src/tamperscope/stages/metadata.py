@@ -75,6 +75,7 @@ class MetadataStage(Stage):
 
     name: ClassVar[str] = "metadata"
     version: ClassVar[str] = "0.2.0"
+    order: ClassVar[int] = 10
 
     def params(self, settings: Settings) -> dict[str, Any]:
         return {"probe_max_packets": settings.limits.probe_max_packets, "rules_version": RULES_VERSION,

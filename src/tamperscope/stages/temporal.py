@@ -106,6 +106,7 @@ class TemporalStage(Stage):
     name: ClassVar[str] = "temporal"
     version: ClassVar[str] = VERSION
     requires: ClassVar[tuple[str, ...]] = ("video",)
+    order: ClassVar[int] = 40
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO})
     settings_section: ClassVar[str | None] = "temporal"
     settings_fields: ClassVar[tuple[str, ...] | None] = TEMPORAL_SETTINGS

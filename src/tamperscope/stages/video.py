@@ -375,6 +375,7 @@ class VideoStage(Stage):
 
     name: ClassVar[str] = "video"
     version: ClassVar[str] = "0.3.0"
+    order: ClassVar[int] = 20
     owns_tables: ClassVar[tuple[str, ...]] = ("shots", "frames")
     media_types: ClassVar[frozenset[str] | None] = frozenset({MediaType.VIDEO, MediaType.IMAGE})
     settings_section: ClassVar[str | None] = "video"

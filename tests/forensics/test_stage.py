@@ -23,6 +23,8 @@ def test_image_gets_forensic_maps_and_a_banded_verdict(ws: Workspace, small_jpeg
         rows = list(s.scalars(select(Detection).where(Detection.asset_id == asset_id)))
     forensic = [r for r in rows if r.stage == "forensics"]
     assert len(forensic) == 9 and all(r.window_id == "asset" for r in forensic)
+    (copymove,) = [r for r in forensic if r.module_name == "forensics.copymove_keypoint"]
+    assert copymove.params_json["min_side"] == 768  # a small photo is up-scaled for SIFT; video frames are not
     for r in forensic:
         heat = ws.store.get_bytes(ws.store.key_of(r.saliency_uri))
         assert heat[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,6 +85,8 @@ def test_video_frames_are_analysed_per_window_with_a_cap(ws: Workspace, small_vi
     assert len(forensic) == 3 * 9 and all(r.t_start_ms is not None for r in forensic)
     dq = [r for r in forensic if r.module_name == "forensics.jpeg_dq"]
     assert all(r.status == "not_applicable" and r.score is None for r in dq)  # PNG frames carry no JPEG tables
+    copymove = [r for r in forensic if r.module_name == "forensics.copymove_keypoint"]
+    assert len(copymove) == 3 and all(r.params_json["min_side"] == 0 for r in copymove)
     (verdict,) = [r for r in rows if r.module_name == "fusion"]
     # image-v1 is calibrated on JPEG photos only: a video gets an explicit non-verdict, not a band
     assert (verdict.status, verdict.band, verdict.score) == ("insufficient_data", None, None)

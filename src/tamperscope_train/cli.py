@@ -27,8 +27,9 @@ DataOption = Annotated[Path, typer.Option("--data", help="folder with real/ (and
 ExcludeOption = Annotated[list[str] | None, typer.Option(
     "--exclude", help="identity (real/<identity>/ folder or FF++ number) left out of training; repeatable")]
 CacheOption = Annotated[Path | None, typer.Option(help="face-crop cache (default DATA/.tamperscope-cache)")]
-AugmentOption = Annotated[str, typer.Option(help="basic (flip, JPEG 60-95) or strong (+ resolution loss, blur, "
-                                                 "colour, JPEG 30-95)")]
+AugmentOption = Annotated[str, typer.Option(help="basic (flip, JPEG 60-95), strong (+ resolution loss, blur, "
+                                                 "colour, JPEG 30-95) or heavy (more of each, JPEG 20-95, "
+                                                 "sometimes twice)")]
 MaskWeightOption = Annotated[float, typer.Option(help="weight of the auxiliary blend-mask loss (0: off)")]
 TuneOption = Annotated[int, typer.Option(help="fine-tune the trunk's last N blocks with the head (0: frozen trunk)")]
 

@@ -33,7 +33,7 @@ class FrameConfig(DataConfig):
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    #: ``basic``: flip + JPEG 60-95 (v2); ``strong``: also resolution loss, blur, colour and JPEG 30-95 (v3).
+    #: a preset of ``frame_samples.AUGMENTATIONS``: ``basic`` (v2), ``strong`` (v3) or ``heavy``.
     augment: str = "strong"
     #: weight of the auxiliary blend-mask loss (Face X-ray / SBI-style boundary supervision); 0 switches it off.
     mask_weight: float = 0.5

@@ -51,17 +51,52 @@ def _select(track: FaceTrack, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, len(track.crops) - 1, count).round().astype(int))
 
 
-def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class Augmentation:
+    """How hard the transport degradations shared by real and fake samples are (probabilities and ranges).
+
+    Every preset draws its random numbers in the same order, so a preset's samples depend only on the seed.
+    """
+
+    degrade: bool
+    resize_p: float = 0.0
+    resize_scale: tuple[float, float] = (0.35, 0.9)
+    blur_p: float = 0.0
+    colour_p: float = 0.0
+    jpeg_p: float = 0.7
+    jpeg_quality: tuple[int, int] = (60, 96)
+    #: probability of a second, earlier JPEG compression (a re-encoded upload), heavy only
+    double_jpeg_p: float = 0.0
+
+
+#: ``basic`` (v2): flip + JPEG 60-95; ``strong`` (v3): + resolution loss, blur, colour and JPEG 30-95; ``heavy``:
+#: more and deeper resolution loss, more blur, JPEG on almost every sample, sometimes twice (the collections'
+#: resolution and compression moved the v3 scores more than the manipulation did)
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "basic": Augmentation(degrade=False),
+    "strong": Augmentation(degrade=True, resize_p=0.4, blur_p=0.2, colour_p=0.5, jpeg_p=0.8, jpeg_quality=(30, 96)),
+    "heavy": Augmentation(degrade=True, resize_p=0.7, resize_scale=(0.25, 0.9), blur_p=0.3, colour_p=0.5,
+                          jpeg_p=0.95, jpeg_quality=(20, 96), double_jpeg_p=0.3),
+}
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB) if ok else image
+
+
+def _degrade(image: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
     """Transport degradations shared by real and fake samples: resolution loss (c40, small faces), blur, colour."""
-    if rng.random() < 0.4:
+    if rng.random() < aug.resize_p:
         height, width = image.shape[:2]
-        scale = rng.uniform(0.35, 0.9)
+        scale = rng.uniform(*aug.resize_scale)
         small = cv2.resize(image, (max(8, round(width * scale)), max(8, round(height * scale))),
                            interpolation=cv2.INTER_AREA)
         image = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.2:
+    if rng.random() < aug.blur_p:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
-    if rng.random() < 0.5:
+    if rng.random() < aug.colour_p:
         gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
         image = np.clip(image.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
     return image
@@ -74,18 +109,16 @@ def _finish(image: np.ndarray, size: int, rng: np.random.Generator, *, augment: 
     ``mask`` (crop resolution, float) comes back at the trunk's resolution (``size // 32``), the target of the
     auxiliary blend-mask output.
     """
+    aug = AUGMENTATIONS[augment]
     if rng.random() < 0.5:
         image = image[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
-    strong = augment == "strong"
-    if strong:
-        image = _degrade(np.ascontiguousarray(image), rng)
-    if rng.random() < (0.8 if strong else 0.7):
-        quality = int(rng.integers(30, 96) if strong else rng.integers(60, 96))
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            image = cv2.cvtColor(cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
+    if aug.degrade:
+        image = _degrade(np.ascontiguousarray(image), rng, aug)
+    if aug.double_jpeg_p and rng.random() < aug.double_jpeg_p:
+        image = _jpeg(image, int(rng.integers(*aug.jpeg_quality)))
+    if rng.random() < aug.jpeg_p:
+        image = _jpeg(image, int(rng.integers(*aug.jpeg_quality)))
     side = size // 32
     small = None if mask is None else cv2.resize(np.ascontiguousarray(mask, np.float32), (side, side),
                                                  interpolation=cv2.INTER_AREA).astype(np.float16)

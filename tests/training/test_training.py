@@ -101,3 +101,28 @@ def test_fine_tuned_trunk_is_exported_and_feeds_the_clip_model(tmp_path: Path,
     assert clip.metrics["embedding_check_max_abs_diff"] < 1e-4
     with pytest.raises(ValueError, match="fine-tuned"):
         frame_embeddings(crops, cfg, tmp_path)
+
+
+def test_augmentation_presets_degrade_in_order_of_strength_and_keep_the_mask_aligned() -> None:
+    from tamperscope_train.frame_samples import AUGMENTATIONS, _finish
+
+    crop = face_crop()
+    quarter = crop.shape[0] // 4
+    crop[:quarter, :quarter] = 255  # a white corner tells whether a sample was flipped
+    mask = np.zeros(crop.shape[:2], np.float32)
+    mask[:, : crop.shape[1] // 2] = 1.0  # left half: a flip must carry it to the right
+    plain = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    detail_change = {}
+    for name in AUGMENTATIONS:
+        rng = np.random.default_rng(0)
+        changes = []
+        for _ in range(60):
+            img, small = _finish(crop, 64, rng, augment=name, mask=mask)
+            assert img.shape == (64, 64, 3) and small is not None and small.shape == (2, 2)
+            gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            unflipped = gray[:16, :16].mean() > gray[:16, -16:].mean()
+            assert (small[:, 0].mean() > small[:, 1].mean()) == unflipped  # the mask follows the pixels
+            diff = (gray if unflipped else gray[:, ::-1]) - plain
+            changes.append(np.abs(diff - cv2.GaussianBlur(diff, (0, 0), 2)).mean())  # detail lost or added
+        detail_change[name] = float(np.mean(changes))
+    assert detail_change["basic"] < detail_change["strong"] < detail_change["heavy"]

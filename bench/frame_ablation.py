@@ -1,7 +1,7 @@
 """Frame-model ablation on the pooled identity-disjoint folds: each training change against the previous recipe.
 
-For each configuration (augmentation ``basic``/``strong``/``heavy`` x auxiliary blend-mask loss weight), one frame model per
-fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
+For each configuration (augmentation ``basic``/``strong``/``heavy`` x auxiliary blend-mask loss weight), one frame
+model per fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
 scores the face tracks of the held-out identities, as ``tamperscope-train cv`` does. The table gives the
 out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, on the development
 videos and per family, and the training minutes. ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written

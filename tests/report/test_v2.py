@@ -147,6 +147,7 @@ def _noise_image(width: int, height: int, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow  # renders the PDF twice with every image at 12 MP: 9 s, the fast tier's longest case
 def test_pdf_of_a_12_megapixel_image_stays_under_5_mb(analysed: tuple[Workspace, str]) -> None:
     """Every frame and map of the analysed image replaced by 12 MP bytes: the PDF embeds downscaled copies."""
     ws, asset_id = analysed

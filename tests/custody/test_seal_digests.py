@@ -108,6 +108,22 @@ def test_a_listing_gives_the_same_identities_as_a_look_at_each_object(store: Obj
     assert asset_object_identities(store, "a", "raw/none") == store.list_identities("derived/a/")
 
 
+def test_a_listing_skips_writes_in_flight_and_files_gone_before_their_status(store: ObjectStore,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage writing beside a seal's listing renames its temporary file away at any moment (it made a
+    ``--force`` re-analysis fail with "derived/.../.tmp-... is not in the store")."""
+    in_flight = Path(store.path("derived/a/stage/.tmp-abc123"))
+    in_flight.write_bytes(b"half written")
+    listed = store.list("derived/a/")
+    assert "derived/a/stage/.tmp-abc123" in listed
+    gone = ["derived/a/stage/.tmp-renamed", "derived/a/stage/deleted.bin"]  # listed, then gone before the stat
+    monkeypatch.setattr(store, "list", lambda prefix: sorted(listed + gone))
+    expected = {key: store.identity(key) for key in listed if ".tmp-" not in key}
+    assert len(expected) == 4
+    assert store.list_identities("derived/a/") == expected
+    assert asset_object_identities(store, "a", "raw/none") == expected
+
+
 def test_the_memo_keeps_the_most_recently_used_digests(tmp_path: Path) -> None:
     memo = DigestMemo(max_entries=2)
     identity = (1, 2, 3, 4, 5)

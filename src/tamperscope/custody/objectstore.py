@@ -68,6 +68,15 @@ class _GuardedReader(io.RawIOBase):
         super().close()
 
 
+#: name prefix of the temporary file a local write goes through before its rename (:meth:`ObjectStore.put_bytes`)
+IN_FLIGHT_PREFIX = ".tmp-"
+
+
+def in_flight(key: str) -> bool:
+    """Whether ``key`` names the temporary file of a local write in flight, not an object."""
+    return key.rsplit("/", 1)[-1].startswith(IN_FLIGHT_PREFIX)
+
+
 class ObjectStore:
     """Put, get and list objects by key; the same code path for local disks and object storage.
 
@@ -303,7 +312,7 @@ class ObjectStore:
         if self.is_local:
             target = Path(self.path(key))
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=IN_FLIGHT_PREFIX)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     self._call("put", key, handle.write, data)
@@ -372,8 +381,18 @@ class ObjectStore:
 
     def list_identities(self, prefix: str) -> dict[str, ObjectIdentity | None]:
         """Keys below ``prefix``, sorted, with their :data:`ObjectIdentity`: for a remote store from the one listing
-        (no request per object), for a local one from each file's status."""
+        (no request per object), for a local one from each file's status. A local listing leaves out the temporary
+        files of writes in flight and any file gone before its status was read: a write running beside the
+        listing (another stage's artifact) renames its temporary file away at any moment."""
         if self.is_local:
-            return {key: self.identity(key) for key in self.list(prefix)}
+            identities: dict[str, ObjectIdentity | None] = {}
+            for key in self.list(prefix):
+                if in_flight(key):
+                    continue
+                try:
+                    identities[key] = self.identity(key)
+                except NotFoundError:
+                    continue
+            return identities
         found = self._find(prefix, detail=True)
         return {self._key(path): remote_identity(found[path]) for path in sorted(found)}

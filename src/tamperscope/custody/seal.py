@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
 from tamperscope.custody.digests import ObjectIdentity
-from tamperscope.custody.objectstore import ObjectStore
+from tamperscope.custody.objectstore import ObjectStore, in_flight
 from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
@@ -85,7 +85,7 @@ def hash_objects(store: ObjectStore, keys: Iterable[str]) -> dict[str, str]:
 
 
 def _is_temporary(key: str) -> bool:
-    return key.startswith("tmp/") or key.rsplit("/", 1)[-1].startswith(".tmp-")
+    return key.startswith("tmp/") or in_flight(key)
 
 
 def upload_keys(storage_key: str) -> list[str]:

@@ -380,19 +380,18 @@ class ObjectStore:
         return sorted(self._key(p) for p in self._find(prefix, detail=False))
 
     def list_identities(self, prefix: str) -> dict[str, ObjectIdentity | None]:
-        """Keys below ``prefix``, sorted, with their :data:`ObjectIdentity`: for a remote store from the one listing
-        (no request per object), for a local one from each file's status. A local listing leaves out the temporary
-        files of writes in flight and any file gone before its status was read: a write running beside the
-        listing (another stage's artifact) renames its temporary file away at any moment."""
-        if self.is_local:
-            identities: dict[str, ObjectIdentity | None] = {}
-            for key in self.list(prefix):
-                if in_flight(key):
-                    continue
-                try:
-                    identities[key] = self.identity(key)
-                except NotFoundError:
-                    continue
-            return identities
-        found = self._find(prefix, detail=True)
-        return {self._key(path): remote_identity(found[path]) for path in sorted(found)}
+        """The objects below ``prefix``, sorted, with their :data:`ObjectIdentity`: for a remote store from the one
+        listing (no request per object), for a local one from each file's status. Writes in flight are not objects
+        yet, and a local file gone before its status was read is gone: a write beside the listing (another stage's
+        artifact) renames its temporary file away at any moment."""
+        if not self.is_local:
+            found = self._find(prefix, detail=True)
+            paths = {self._key(path): path for path in sorted(found)}
+            return {key: remote_identity(found[path]) for key, path in paths.items() if not in_flight(key)}
+        identities: dict[str, ObjectIdentity | None] = {}
+        for key in self.list(prefix):
+            if in_flight(key):
+                continue
+            with contextlib.suppress(NotFoundError):
+                identities[key] = self.identity(key)
+        return identities

@@ -110,8 +110,7 @@ def asset_object_identities(store: ObjectStore, asset_id: str,
             found[key] = store.identity(key)
         except NotFoundError:
             continue
-    derived = store.list_identities(f"derived/{asset_id}/")
-    found.update((key, identity) for key, identity in derived.items() if not _is_temporary(key))
+    found.update(store.list_identities(f"derived/{asset_id}/"))
     return found
 
 
@@ -134,15 +133,15 @@ class ObjectDigests:
         self.settle_ns = int(settle_s * 1e9)
         self.hashed = 0  # objects hashed from their bytes, for tests and measurements
 
-    def of(self, keys: Iterable[str],
-           identities: Mapping[str, ObjectIdentity | None] | None = None) -> dict[str, str]:
-        """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed.
+    def of(self, keys: Iterable[str]) -> dict[str, str]:
+        """SHA-256 of each object, hashed from its bytes unless it is unchanged since it was last hashed."""
+        return self.of_identified({key: self.store.identity(key) for key in keys})
 
-        ``identities`` (from :func:`asset_object_identities`) spares a look at each object's identity."""
+    def of_identified(self, identities: Mapping[str, ObjectIdentity | None]) -> dict[str, str]:
+        """:meth:`of` for objects whose identities were already read (:func:`asset_object_identities`)."""
         memo = self.store.digests
         digests: dict[str, str] = {}
-        for key in keys:
-            before = identities[key] if identities is not None else self.store.identity(key)
+        for key, before in identities.items():
             known = None if before is None else memo.get(key, before)
             if known is not None:
                 digests[key] = known
@@ -174,8 +173,7 @@ def asset_objects(store: ObjectStore, asset_id: str, storage_key: str,
     """
     if digests is None:
         return hash_objects(store, asset_object_keys(store, asset_id, storage_key))
-    found = asset_object_identities(store, asset_id, storage_key)
-    return digests.of(found, found)
+    return digests.of_identified(asset_object_identities(store, asset_id, storage_key))
 
 
 def seal(session: Session, *, who: str, asset_id: str, groups: Iterable[str],

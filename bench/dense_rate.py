@@ -4,10 +4,10 @@ its rate (30 fps) and from every other of its frames (15 fps), on the dense cach
 The ``temporal`` and ``avsync`` stages share one Face Mesh pass at ``temporal.max_fps``; Face Mesh is most of the
 ``temporal`` stage's CPU (7.1 of 9.6 CPU-s for a 60 s 720p video), so halving the rate would halve it. This reads
 the cached passes (``derived/<asset>/temporal/dense-*.npz``) of a workspace that ``tamperscope eval-video`` filled,
-runs the cue detectors on every frame and on every other frame (a gap wider than three frame intervals splits
-ranges, as the stage's ``with_gaps`` does), and prints per cue: the AUC at each rate, how well the two scores agree,
-and the blink events found. Dropping frames of a tracked pass approximates a pass run at the lower rate (the tracker
-then also sees larger motions between frames).
+runs the cue detectors on every frame and on every other frame (a gap wider than three frame intervals ends a
+range, and the stage's ``with_gaps`` separates the ranges), and prints per cue: the AUC at each rate, how well
+the two scores agree, and the blink events found. Dropping frames of a tracked pass approximates a pass run at
+the lower rate (the tracker then also sees larger motions between frames).
 
 Usage: ``.venv/bin/python bench/dense_rate.py --workspace /work/eval/ws5
 [--manifest src/tamperscope/evaluation/manifests/pool_video.csv]``.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +29,27 @@ from tamperscope.temporal.blinks import analyze_blinks
 from tamperscope.temporal.dense import DenseTrack
 from tamperscope.temporal.head_pose import analyze_head_pose
 from tamperscope.temporal.landmarks import analyze_landmarks
+from tamperscope.temporal.tracks import with_gaps
 
 ROOT = Path(__file__).resolve().parents[1]
 CUES = ("blink", "pose", "landmarks")
 
 
-def split_gaps(t: np.ndarray, lm: np.ndarray, gap_ms: float) -> tuple[np.ndarray, np.ndarray]:
-    """A NaN row between frames further apart than ``gap_ms``, so no detector differences across a gap."""
-    breaks = np.flatnonzero(np.diff(t) > gap_ms) + 1
-    if len(breaks) == 0:
-        return t, lm
-    return np.insert(t, breaks, (t[breaks - 1] + t[breaks]) / 2.0), np.insert(lm, breaks, np.nan, axis=0)
+def ranges_of(t_ms: np.ndarray, gap_ms: float) -> list[tuple[int, int]]:
+    """The time ranges of a pass, split where consecutive frames lie further apart than ``gap_ms`` (the cache keeps
+    the frames, not the face plan's ranges)."""
+    starts = np.r_[0, np.flatnonzero(np.diff(t_ms) > gap_ms) + 1]
+    ends = np.r_[starts[1:] - 1, len(t_ms) - 1]
+    return [(int(t_ms[a]), int(t_ms[b])) for a, b in zip(starts, ends, strict=True)]
 
 
-def cues(t: np.ndarray, lm: np.ndarray, size: tuple[int, int], gap_ms: float) -> dict[str, Any]:
-    t, lm = split_gaps(t, lm, gap_ms)
+def cues(track: DenseTrack, step: int, gap_ms: float) -> dict[str, Any]:
+    """The cue scores of every ``step``-th frame of ``track``, with the stage's gap rows (``with_gaps``)."""
+    every = replace(track, t_ms=track.t_ms[::step], landmarks=track.landmarks[::step])
+    t, lm = with_gaps(every, ranges_of(every.t_ms, gap_ms))
     blink = analyze_blinks(lm, t, drop=0.3, min_face_s=10.0)
-    return {"blink": blink.score, "blinks": len(blink.events), "pose": analyze_head_pose(lm, t, size).score,
+    return {"blink": blink.score, "blinks": len(blink.events),
+            "pose": analyze_head_pose(lm, t, (track.width, track.height)).score,
             "landmarks": analyze_landmarks(lm, t).score}
 
 
@@ -66,10 +71,9 @@ def main() -> None:
         track = DenseTrack.from_bytes(path.read_bytes())
         if len(track.t_ms) < 10 or track.fps < 24:
             continue
-        t, lm, size, step = track.t_ms.astype(np.float64), track.landmarks.astype(np.float64), (
-            track.width, track.height), 1000.0 / track.fps
-        rows.append({"label": labels[name], "full": cues(t, lm, size, 3 * step),
-                     "half": cues(t[::2], lm[::2], size, 6 * step)})
+        interval = 1000.0 / track.fps
+        rows.append({"label": labels[name], "full": cues(track, 1, 3 * interval),
+                     "half": cues(track, 2, 6 * interval)})
     print(f"{len(rows)} videos with a dense pass at >= 24 fps")
     y = np.array([r["label"] for r in rows])
     for cue in CUES:

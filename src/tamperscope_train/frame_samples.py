@@ -55,7 +55,8 @@ def _select(track: FaceTrack, count: int) -> np.ndarray:
 class Augmentation:
     """How hard the transport degradations shared by real and fake samples are (probabilities and ranges).
 
-    Every preset draws its random numbers in the same order, so a preset's samples depend only on the seed.
+    ``degrade`` and a zero ``double_jpeg_p`` skip their random draws, so ``basic`` and ``strong`` draw exactly what
+    they drew before the presets were data and earlier runs reproduce for their seeds.
     """
 
     degrade: bool

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -342,6 +343,31 @@ def test_limit_threads_caps_opencv_the_decoder_and_blas_of_this_process(small_vi
     assert _decoding_threads(small_video) > 0  # uncapped, FFmpeg starts about one per core
 
 
+_PAGE_FAULTS = """
+import resource
+from tamperscope.services.batch_tasks import tune_allocator
+
+def faults() -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        b"\\x01" * (8 << 20)  # a frame-sized buffer (malloc, as OpenCV's and the decoder's), written, then freed
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+untuned = faults()
+assert tune_allocator()
+print(untuned, faults())
+"""
+
+
+def test_a_tuned_worker_reuses_freed_frame_memory_instead_of_faulting_it_in_again() -> None:
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}  # as a Dask nanny starts its workers
+    done = subprocess.run([sys.executable, "-c", _PAGE_FAULTS], env=env, capture_output=True, text=True, check=True)
+    untuned, tuned = map(int, done.stdout.split())
+    pages = (8 << 20) // resource.getpagesize()
+    assert untuned >= 20 * pages * 0.9  # each array mapped and faulted in page by page again
+    assert tuned <= 2 * pages  # the heap grows once and the memory is reused
+
+
 def test_a_thread_cluster_task_leaves_the_callers_threads_alone(tmp_path: Path, case_folder: Path,
                                                                restore_threads: None) -> None:
     cv2.setNumThreads(2)
@@ -355,6 +381,7 @@ def _worker_threads() -> dict[str, object]:
     """What a worker process's thread caps are (run on the worker)."""
     return {"process": f"{os.getpid()}@{socket.gethostname()}", "opencv": cv2.getNumThreads(),
             "decoder": video_reader._max_threads,
+            "allocator_tuned": batch_tasks.tune_allocator.cache_info().currsize == 1,
             "env": {name: os.environ.get(name) for name in batch_tasks.THREAD_ENV}}
 
 
@@ -366,13 +393,14 @@ def test_worker_processes_start_with_their_blas_share_and_a_task_caps_the_rest(t
     with batch.dask_client(settings.batch) as client:
         (before,) = client.run(_worker_threads).values()
         assert before["env"] == dict.fromkeys(batch_tasks.THREAD_ENV, "3")  # before the process started (NumPy loaded)
+        assert not before["allocator_tuned"]
         on_cluster = settings.model_copy(update={"batch": settings.batch.model_copy(
             update={"scheduler": client.scheduler.address})})
         (result,) = run_batch(on_cluster, [case_folder / "clip.mp4"], only=["metadata"]).results
         (after,) = client.run(_worker_threads).values()
     assert result.status == "analyzed"
     assert {t.worker for t in result.tasks} == {after["process"]}  # its tasks ran in the worker process
-    assert (after["opencv"], after["decoder"]) == (3, 3)
+    assert (after["opencv"], after["decoder"], after["allocator_tuned"]) == (3, 3, True)
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

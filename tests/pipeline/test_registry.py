@@ -20,7 +20,7 @@ from tamperscope.stages.base import Stage
 
 # the order the hand-written registry listed before discovery; the batch task graph and job steps follow it
 PIPELINE = ["metadata", "video", "forensics", "temporal", "avsync", "deep", "fusion"]
-HEAVY = ("mediapipe", "onnxruntime", "torch")
+HEAVY = ("mediapipe", "onnxruntime", "torch", "scipy.signal", "scipy.stats")  # imported when a stage runs
 
 
 def test_every_registered_stage_loads_and_fits_the_protocol() -> None:

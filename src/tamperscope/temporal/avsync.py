@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from tamperscope.temporal.mesh import LIP_PAIRS, check_landmarks, interocular
 
@@ -159,6 +158,10 @@ def band_envelope(samples: np.ndarray, rate: int, band_hz: tuple[float, float] =
     """RMS envelope (:func:`audio_envelope`) of the audio band-passed to ``band_hz`` (4th-order Butterworth)."""
     x = np.asarray(samples, dtype=np.float64)
     high = min(band_hz[1], 0.45 * rate)
+    # Imported here, as in blinks.py: scipy.signal takes ~0.7 s CPU to import, which every analysis paid when the
+    # runner imported the stage modules, images and videos without audio included.
+    from scipy import signal
+
     sos = signal.butter(4, [band_hz[0], high], btype="bandpass", fs=rate, output="sos")
     return audio_envelope(signal.sosfilt(sos, x), rate)
 
@@ -239,6 +242,8 @@ def modulation_band(values: np.ndarray, band_hz: tuple[float, float] = MODULATIO
         return values
     idx = np.arange(len(values))
     filled = np.interp(idx, idx[finite], values[finite])
+    from scipy import signal  # imported here: see band_envelope
+
     sos = signal.butter(2, band_hz, btype="bandpass", fs=RATE_HZ, output="sos")
     out = signal.sosfiltfilt(sos, filled - filled[finite].mean())
     out[~finite] = np.nan

@@ -77,7 +77,7 @@ class FrameCache:
             self._file.truncate(0)
             self.times.clear()
             return
-        self._file.write(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+        self._file.write(np.ascontiguousarray(rgb, dtype=np.uint8).data)  # the array's own buffer, not a bytes copy
         self.times.append(t_ms)
 
     def finish(self, fps: float) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 #: how many objects' digests a store remembers for its seals (about 250 bytes each)
 DIGEST_MEMO_ENTRIES = 100_000
@@ -17,9 +17,19 @@ DIGEST_MEMO_ENTRIES = 100_000
 ObjectIdentity = tuple[object, ...]
 
 
-def local_identity(st: os.stat_result) -> ObjectIdentity:
+class LocalIdentity(NamedTuple):
+    """The :data:`ObjectIdentity` of a local file."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int  # when its bytes or status last changed: a seal remembers a digest only once this has settled
+
+
+def local_identity(st: os.stat_result) -> LocalIdentity:
     """The :data:`ObjectIdentity` of a local file from its status."""
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return LocalIdentity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def remote_identity(info: dict[str, Any]) -> ObjectIdentity | None:

@@ -23,7 +23,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
-from tamperscope.custody.digests import ObjectIdentity
+from tamperscope.custody.digests import LocalIdentity, ObjectIdentity
 from tamperscope.custody.objectstore import ObjectStore, in_flight
 from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
@@ -158,11 +158,9 @@ class ObjectDigests:
     def _settled(self, identity: ObjectIdentity, hashing_started_ns: int) -> bool:
         """Whether a digest taken under ``identity`` may be remembered: a local file must have last changed
         ``settle_s`` before the hashing began; a remote object's entity tag needs no wait."""
-        if not self.store.is_local:
+        if not isinstance(identity, LocalIdentity):
             return True
-        changed_ns = identity[4]
-        assert isinstance(changed_ns, int)
-        return changed_ns < hashing_started_ns - self.settle_ns
+        return identity.ctime_ns < hashing_started_ns - self.settle_ns
 
 
 def asset_objects(store: ObjectStore, asset_id: str, storage_key: str,

@@ -19,7 +19,8 @@
    (each stage's commit and seal, the summary); the machine is shared, so CPU-seconds are the stable figure.
 
 Usage: ``.venv/bin/python bench/deep.py [--frame F.onnx] [--clip C.onnx] [--seconds 60] [--audio-from FILE]
-[--serial] [--skip-models] [--skip-analyze]``. Skips the analyze part with a message when ``../shared`` is absent.
+[--serial] [--skip-models] [--skip-analyze] [--verbose]``. Skips the analyze part with a message when
+``../shared`` is absent.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from sqlalchemy import select
 
 from tamperscope.custody.intake import ingest_path
 from tamperscope.models.runtime import ClipModel, FrameModel, load_model
+from tamperscope.nativelog import native_stderr_silenced
 from tamperscope.services.analysis import run_analysis
 from tamperscope.settings import Settings
 from tamperscope.store.models import StageRun
@@ -281,6 +283,7 @@ def main() -> int:
     parser.add_argument("--serial", action="store_true", help="one stage at a time: CPU-seconds per stage")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="keep native libraries' log lines (MediaPipe, TFLite)")
     args = parser.parse_args()
     if not args.skip_models:
         bench_models(args.frame, args.clip, args.threads)
@@ -292,7 +295,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tamperscope-bench-") as tmp:
         video = Path(tmp) / "face60.mp4"
         make_video(video, args.seconds, args.audio_from)
-        bench_analyze(video, Path(tmp) / "home", args.seconds, args.serial)
+        with native_stderr_silenced(not args.verbose):  # as the CLI does
+            bench_analyze(video, Path(tmp) / "home", args.seconds, args.serial)
     return 0
 
 

@@ -129,8 +129,9 @@ class AuthError(TamperscopeError):
 
 
 class StageRegistryError(TamperscopeError):
-    """The stages package is inconsistent (two stages share a name, a stage requires an unknown stage, or stages
-    require each other in a cycle): a defect of the installed code, not of the request, so an internal failure."""
+    """The stages package is inconsistent (a stage module fails to import, two stages share a name, a stage
+    requires an unknown stage, or stages require each other in a cycle): a defect of the installed code, not of the
+    request, so an internal failure."""
 
     def __init__(self, message: str, stages: tuple[str, ...]) -> None:
         super().__init__(message)

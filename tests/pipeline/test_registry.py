@@ -119,6 +119,17 @@ def test_two_stages_with_one_name_are_a_registry_error(extra_dir: tuple[Path, st
     assert caught.value.stages == ("forensics",)
 
 
+def test_a_stage_module_that_fails_to_import_is_a_registry_error_naming_it(extra_dir: tuple[Path, str]) -> None:
+    directory, module = extra_dir
+    _module(directory, module, """
+        import tamperscope.no_such_module
+        """)
+    with pytest.raises(StageRegistryError, match=f"stage module tamperscope.stages.{module} does not import: "
+                                                 "ModuleNotFoundError.*no_such_module") as caught:
+        discover()
+    assert caught.value.stages == ()
+
+
 def test_requiring_an_unknown_stage_is_a_registry_error() -> None:
     with pytest.raises(StageRegistryError, match="late requires nope, gone") as caught:
         pipeline_order([_stage("first"), _stage("late", ("first", "nope", "gone"))])

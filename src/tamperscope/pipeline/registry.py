@@ -22,10 +22,15 @@ PACKAGE = "tamperscope.stages"
 
 
 def find_stages(package: str = PACKAGE) -> list[type[Stage]]:
-    """The stage classes (a ``name`` set) that the modules of ``package`` define, in module order."""
+    """The stage classes (a ``name`` set) that the modules of ``package`` define, in module order; a module that
+    fails to import is a :class:`StageRegistryError` naming it and the error, not a bare traceback."""
     found: list[type[Stage]] = []
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__, f"{package}."):
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except Exception as exc:  # any error of the module's own code: a defect of the installed stages
+            raise StageRegistryError(f"stage module {info.name} does not import: {type(exc).__name__}: {exc}",
+                                     ()) from exc
         found += [cls for cls in vars(module).values()
                   if isinstance(cls, type) and issubclass(cls, Stage) and cls.name and cls.__module__ == info.name]
     return found

@@ -25,6 +25,7 @@ PROGRESS = re.compile(r"^\[\s*(\d+\.\d)%\] (\w+)")
 NATIVE = ("W0000", "absl::", "XNNPACK", "inference_feedback_manager")
 
 
+@pytest.mark.slow
 def test_piped_analyze_prints_progress_lines_without_native_noise_and_show_leads_with_the_verdict(
         tmp_path: Path, small_jpeg: Path) -> None:
     home = tmp_path / "home"

@@ -244,6 +244,7 @@ def test_bucket_deleted_mid_upload(moto: MotoServer, tmp_path: Path) -> None:
     ws.close()
 
 
+@pytest.mark.slow
 def test_server_stopped_mid_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server (its own: it is stopped) dies after two 5 MiB parts went up: the next part fails typed in bound."""
     server = start_moto()

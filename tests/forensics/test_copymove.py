@@ -1,5 +1,6 @@
 import cv2
 import numpy as np
+import pytest
 from skimage import data
 
 from tamperscope.forensics.copymove import BlockCopyMoveDetector, KeypointCopyMoveDetector
@@ -49,6 +50,7 @@ def test_block_method_finds_translated_clone_in_low_texture() -> None:
     assert ((lines[:, 0] >= 50) & (lines[:, 0] <= 130) & (lines[:, 1] >= 50) & (lines[:, 1] <= 130)).all()
 
 
+@pytest.mark.slow
 def test_keypoint_matches_clustered_are_capped() -> None:
     """Found by bench/fuzz.py: a 13 KB JPEG of repeated blocks gave 5822 matches and Ward linkage took 1.1 GB.
     A tiled random texture does the same; at most ``max_matches`` are clustered, in bounded memory."""

@@ -228,6 +228,20 @@ def test_heic_is_accepted_and_decoded(tmp_path: Path) -> None:
     assert (validation.container, validation.width, validation.height) == ("heif", 96, 64)
 
 
+def test_a_heic_using_a_feature_libheif_lacks_is_rejected_typed(tmp_path: Path) -> None:
+    """Found by bench/fuzz.py (seed 7): a bit flip in the version of the ``meta`` box made pillow-heif raise
+    ``SyntaxError`` (its "unsupported feature"), which intake let through as a traceback and exit 1."""
+    path = _heic(tmp_path / "photo", (96, 64))
+    data = bytearray(path.read_bytes())
+    meta = data.find(b"meta")
+    data[meta + 4] = 16  # the full box's version byte: libheif implements version 0 only
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputRejectedError) as caught:
+        validate_file(path, LIMITS)
+    assert caught.value.reason is RejectReason.UNSUPPORTED_FORMAT
+    assert "version 16" in str(caught.value)
+
+
 def test_a_file_the_decoder_refuses_is_rejected_typed_without_its_path(tmp_path: Path) -> None:
     """A TIFF whose header and probe are fine but whose strip data does not inflate."""
     path = tmp_path / "store" / "raw" / "ab"

@@ -94,7 +94,7 @@ def _decode(source: Path | BinaryIO, path: Path, limits: DecodeLimits, bytes_per
     try:
         with open_image(source, limits, bytes_per_pixel) as image:
             return *decode_rgb(image, turn=turn), image.format
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError) as exc:  # EOF/Syntax: HEIF
         raise InputRejectedError(RejectReason.CORRUPT_STREAM,
                                  f"cannot read image: {type(exc).__name__}: {scrub(str(exc), path)}") from exc
 

@@ -165,7 +165,9 @@ def _validate_heif(path: Path, mime: str, structure: Structure | None, limits: L
     try:
         heif = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True)
         width, height = heif.size
-    except (ValueError, RuntimeError, OSError) as exc:
+    except SyntaxError as exc:  # pillow-heif's way of saying libheif does not implement a feature the file uses
+        raise InputRejectedError(RejectReason.UNSUPPORTED_FORMAT, f"HEIF feature not supported: {exc}") from exc
+    except (ValueError, EOFError, RuntimeError, OSError) as exc:  # the other errors pillow-heif documents
         raise InputRejectedError(RejectReason.CORRUPT_STREAM, f"HEIF header unreadable: {exc}") from exc
     if width * height > limits.max_pixels:
         raise InputRejectedError(RejectReason.TOO_MANY_PIXELS, f"{width}x{height} exceeds {limits.max_pixels}")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tamperscope.custody.audit import append_event, canonical_json
 from tamperscope.custody.digests import LocalIdentity, ObjectIdentity
-from tamperscope.custody.objectstore import ObjectStore, in_flight
+from tamperscope.custody.objectstore import ObjectStore
 from tamperscope.errors import NotFoundError
 from tamperscope.store.models import Asset, AuditEvent, Detection, Frame, Report, Shot, Window
 
@@ -82,10 +82,6 @@ def row_groups(session: Session, tables: Iterable[str], asset_ids: Iterable[str]
 def hash_objects(store: ObjectStore, keys: Iterable[str]) -> dict[str, str]:
     """SHA-256 of each stored object (streamed)."""
     return {key: store.sha256(key)[0] for key in keys}
-
-
-def _is_temporary(key: str) -> bool:
-    return key.startswith("tmp/") or in_flight(key)
 
 
 def upload_keys(storage_key: str) -> list[str]:
@@ -206,7 +202,7 @@ def current_state(session: Session, store: ObjectStore) -> Groups:
     groups = row_groups(session, TABLES)
     owners = {key: aid for aid, stored in session.execute(select(Asset.asset_id, Asset.storage_key)).all()
               for key in upload_keys(stored)}
-    for key in [k for area in ("raw", "quarantine", "derived") for k in store.list(area) if not _is_temporary(k)]:
+    for key in [k for area in ("raw", "quarantine", "derived") for k in store.list_identities(area)]:
         if key in owners:
             group = f"objects/{owners[key]}"
         elif key.startswith("derived/"):

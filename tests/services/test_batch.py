@@ -377,9 +377,10 @@ def test_a_thread_cluster_task_leaves_the_callers_threads_alone(tmp_path: Path, 
     assert (cv2.getNumThreads(), video_reader._max_threads) == (2, 0)
 
 
-def _worker_threads() -> dict[str, object]:
-    """What a worker process's thread caps are (run on the worker)."""
+def _worker_threads(dask_worker: Any) -> dict[str, object]:
+    """What a worker process's thread caps are, and whether Dask's profiler samples it (run on the worker)."""
     return {"process": f"{os.getpid()}@{socket.gethostname()}", "opencv": cv2.getNumThreads(),
+            "profiler": "profile" in dask_worker.periodic_callbacks,
             "decoder": video_reader._max_threads,
             "allocator_tuned": batch_tasks.tune_allocator.cache_info().currsize == 1,
             "env": {name: os.environ.get(name) for name in batch_tasks.THREAD_ENV}}
@@ -394,6 +395,7 @@ def test_worker_processes_start_with_their_blas_share_and_a_task_caps_the_rest(t
         (before,) = client.run(_worker_threads).values()
         assert before["env"] == dict.fromkeys(batch_tasks.THREAD_ENV, "3")  # before the process started (NumPy loaded)
         assert not before["allocator_tuned"]
+        assert not before["profiler"]  # off by default: it costs CPU on every worker thread
         on_cluster = settings.model_copy(update={"batch": settings.batch.model_copy(
             update={"scheduler": client.scheduler.address})})
         (result,) = run_batch(on_cluster, [case_folder / "clip.mp4"], only=["metadata"]).results

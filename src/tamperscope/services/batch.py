@@ -118,7 +118,9 @@ def dask_client(batch: BatchSettings) -> Iterator[Any]:
 
     # worker processes get the BLAS/OpenMP sizes before they start (Dask's default is 1; this sets our share)
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **thread_env(batch.threads_per_worker)}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+    # the nannies hand this configuration to the workers they start
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
+                          "distributed.worker.profile.enabled": batch.worker_profiler}):
         cluster = None if batch.scheduler else LocalCluster(
             n_workers=batch.workers or os.cpu_count() or 1, threads_per_worker=batch.threads_per_worker,
             processes=batch.processes, memory_limit=batch.memory_limit, dashboard_address=batch.dashboard_address,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,6 +87,21 @@ def test_reading_names_band_precision_and_the_similar_calibration_cases() -> Non
     confident = reading(model, "likely_real", 0.05)
     assert confident["band_precision"] == {"precision": model.metrics["cv"]["likely_real"]["precision"],
                                            "n": model.metrics["cv"]["likely_real"]["n"]}
+
+
+def test_reading_a_confident_band_also_gives_the_shipped_thresholds_optimistic_precision() -> None:
+    shipped = load_model("video-v3")
+    cv = {**shipped.metrics["cv"], "n": 256, "likely_manipulated": {"n": 0, "precision": None}}
+    model = replace(shipped, metrics={**shipped.metrics, "cv": cv, "cv_shipped_policy": {
+        "likely_manipulated": {"n": 10, "precision": 0.9}, "likely_real": {"n": 0, "precision": None}}})
+    out = reading(model, "likely_manipulated", 0.7)
+    assert out["band_precision"] == {"precision": None, "n": 0}  # no fold's own thresholds put a case there
+    assert out["shipped_band_precision"] == {"precision": 0.9, "n": 10}
+    assert ("chosen on 256 out-of-fold evaluation cases; of the 10 it puts in this band, 90 % were manipulated "
+            "(optimistic") in out["sentences"][1]
+    real = reading(model, "likely_real", 0.05)  # the shipped thresholds put no case there: no second sentence
+    assert real["shipped_band_precision"] == {"precision": None, "n": 0} and "optimistic" not in " ".join(
+        real["sentences"])
 
 
 def test_every_metadata_rule_has_a_sentence_that_quotes_its_values() -> None:

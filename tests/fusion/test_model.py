@@ -1,8 +1,10 @@
 import json
 
 import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
 
-from tamperscope.fusion.model import FusionModel, fit, load_model
+from tamperscope.fusion.model import FusionModel, fit, fit_logistic, load_model, sigmoid
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, ThresholdPolicy
 
 
@@ -62,3 +64,19 @@ def test_shipped_image_v2_artifact_is_the_image_default_and_records_its_cv() -> 
     assert cv["n"] == model.training["real_images"] and 0.0 <= cv["auc"] <= 1.0
     assert sum(cv["camera_bands"].values()) == 6
     assert cv["camera_bands"]["likely_manipulated"] == 0
+
+
+def test_a_score_never_counts_as_evidence_of_authenticity() -> None:
+    rng = np.random.default_rng(1)
+    labels = (rng.random(400) < 0.4).astype(int)
+    # "a" rises with manipulation; "b" falls with it, as the temporal scores do on real collections
+    train = [({"forensics": {"a": float(rng.normal(1.5 * y, 1)), "b": float(rng.normal(-1.5 * y, 1))}}, int(y))
+             for y in labels]
+    free = LogisticRegression().fit([[v["forensics"]["a"], v["forensics"]["b"]] for v, _ in train], labels)
+    assert free.coef_[0][1] < 0  # an unconstrained fit would read "b" inverted
+    model = fit_logistic("t", {"forensics": ["a", "b"]}, train)
+    assert model.coef["forensics.a"] > 0 and model.coef["forensics.b"] == 0.0
+    inverted = fit_logistic("t", {"forensics": ["b"]}, train)  # nothing left: the model says the base rate
+    assert inverted.coef["forensics.b"] == 0.0
+    assert float(sigmoid(inverted.intercept)) == pytest.approx(labels.mean())
+    assert inverted.logit({"forensics": {"b": -3.0}})[0] == inverted.logit({"forensics": {"b": 3.0}})[0]

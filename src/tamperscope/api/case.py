@@ -73,13 +73,16 @@ def _pct(x: float | None) -> str:
 def reading(model: FusionModel, band: str | None, probability: float | None) -> dict[str, Any]:
     """What ``probability`` means under ``model``'s policy: band precision and the similar calibration cases.
 
-    ``band_precision`` is the cross-validated precision of the band (NPV for *likely real*) with its size;
+    ``band_precision`` is the cross-validated precision of the band (NPV for *likely real*) with its size, each
+    fold's own thresholds applied to its held-out cases; ``shipped_band_precision`` the same for the shipped
+    thresholds on the out-of-fold cases they were chosen on (optimistic);
     ``similar`` is the calibration reliability bin holding ``probability`` (how many cases, what share of them
     manipulated). ``sentences`` says the same for people.
     """
     policy = model.policy
     cv = model.metrics.get("cv", {})
     stats = cv.get(band or "", {}) if band in (LIKELY_MANIPULATED, LIKELY_REAL) else {}
+    shipped = model.metrics.get("cv_shipped_policy", {}).get(band or "", {}) if stats else {}
     bins = model.metrics.get("cal", {}).get("reliability", [])
     similar = next((b for b in bins if probability is not None and b["lo"] <= probability
                     and (probability < b["hi"] or b["hi"] >= 1.0)), None)
@@ -98,6 +101,11 @@ def reading(model: FusionModel, band: str | None, probability: float | None) -> 
         sentences.append(
             f"Cases the cross-validated policy put in this band were {truth} {_pct(stats.get('precision'))} of the "
             f"time (n = {stats.get('n', 0)}); target {_pct(policy.target_precision)}.")
+        if shipped.get("n"):
+            sentences.append(
+                f"The shipped threshold was chosen on {cv.get('n', '?')} out-of-fold evaluation cases; of the "
+                f"{shipped['n']} it puts in this band, {_pct(shipped.get('precision'))} were {truth} (optimistic: "
+                "measured on the cases it was chosen on).")
     if similar is not None:
         sentences.append(
             f"Of the {similar['n']} calibration cases with p in [{similar['lo']:.1f}, {similar['hi']:.1f}), "
@@ -109,6 +117,8 @@ def reading(model: FusionModel, band: str | None, probability: float | None) -> 
     return {"policy_version": policy.version, "high": policy.high, "low": policy.low,
             "target_precision": policy.target_precision, "high_closed": closed_high, "low_closed": closed_low,
             "band_precision": {"precision": stats.get("precision"), "n": stats.get("n")} if stats else None,
+            "shipped_band_precision": {"precision": shipped.get("precision"), "n": shipped.get("n")} if shipped
+            else None,
             "unsure_share": cv.get("unsure_share"), "evaluated": cv.get("n"), "auc": auc,
             "similar": None if similar is None else {"lo": similar["lo"], "hi": similar["hi"], "n": similar["n"],
                                                       "share_manipulated": similar["accuracy"]},

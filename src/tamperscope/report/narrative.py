@@ -149,38 +149,41 @@ METHODS: tuple[Method, ...] = (
     Method("Deep face model (frame)", ("deep.frame",),
            "EfficientNet-Lite0 face-crop classifier (shipped v3) giving a calibrated probability per face and a "
            "Grad-CAM map of the regions that drove it.",
-           "Video AUC 0.656 out of fold on 256 labelled videos (0.715 on the model's own CV scores); FF++ "
-           "Face2Face 0.25, FaceSwap 0.39, NeuralTextures 0.42 (docs/model-card.md).",
+           "Video AUC 0.683 out of fold on 256 labelled videos (0.694 for its raw top-10 % score); FF++ "
+           "Face2Face 0.18, FaceSwap 0.35, NeuralTextures 0.42 (docs/model-card.md).",
            "Scores move with the source collection's resolution and compression more than with manipulation; "
            "families without texture artefacts stay below chance; needs a detectable face."),
     Method("Deep clip model", ("deep.clip",),
            "A GRU over 16 consecutive face crops of one track, for temporal inconsistency.",
-           "Video AUC 0.610 out of fold (docs/model-card.md).",
+           "Video AUC 0.664 out of fold (docs/model-card.md).",
            "Short tracks (under 16 sampled faces) give no score; camera motion and cuts read as inconsistency."),
     Method("Temporal face cues", ("temporal.",),
            "Blink rate, head-pose consistency and landmark stability over a face track.",
-           "Video AUC 0.668, but it ranks reals above fakes for every family except talking heads; evidence only, "
-           "not a fusion candidate (docs/model-card.md).",
+           "Read the right way round (a higher score never counts as evidence of authenticity) it does not "
+           "separate: video AUC 0.49 out of fold; its scores rank reals above fakes for most families. Evidence "
+           "only, not a fusion candidate (docs/model-card.md).",
            "Depends on the collection (frame rate, pose, occlusion) more than on manipulation."),
     Method("Audio-visual sync", ("avsync.",),
            "Lip motion against speech energy: the offset and bilabial closures.",
-           "Video AUC 0.676, mostly from whether a video has speech; does not separate lip-sync or talking-head "
-           "fakes from real speech (AUC 0.40-0.55) (docs/temporal.md).",
+           "Read the right way round it does not separate: video AUC 0.45 out of fold (71 of 256 videos have "
+           "speech and a face); lip-sync fakes 0.70 (docs/temporal.md, docs/model-card.md).",
            "Silent or music videos, off-screen speakers; evidence for dubbing, not a deepfake detector."),
     Method("Fusion and threshold policy", ("fusion",),
            "Logistic regression over the branches the shipped model kept, temperature-calibrated; the policy maps "
            "p to a band at 90 % target precision.",
-           "image-v2: AUC 0.646 on 28 real images, both bands closed; video-v3 (= the calibrated frame model): AUC "
-           "0.656 on 256 videos, both bands closed (docs/threshold-policy.md).",
-           "With both bands closed every verdict is 'unsure'; p is calibrated on small collections (28 images, "
+           "image-v2: AUC 0.646 on 28 real images, both bands closed; video-v3: AUC 0.681 on 256 videos, 'likely "
+           "manipulated' from p >= 0.62 (9 of the 10 out-of-fold videos there manipulated, on the probabilities "
+           "the threshold was chosen on), 'likely real' closed (docs/threshold-policy.md).",
+           "Every image and most videos are 'unsure'; p is calibrated on small collections (28 images, "
            "256 videos) and does not transfer to very different material."),
 )
 
 LIMITATIONS: tuple[str, ...] = (
     "No tool output is proof of manipulation or of authenticity; the report supports, not replaces, an examiner's "
     "judgement.",
-    "The shipped threshold policies have both bands closed (no threshold reached 90 % precision on held-out data), "
-    "so every verdict is 'unsure'; the calibrated probability and the module evidence are what the report offers.",
+    "No threshold reached 90 % precision for 'likely real' on held-out data, nor for images at all: every image and "
+    "most videos are 'unsure', and 'likely manipulated' for a video rests on 10 evaluation videos (9 manipulated); "
+    "the calibrated probability and the module evidence are what the report offers.",
     "Calibration rests on small collections (28 real images; 256 videos, 83 manipulated): a file unlike them "
     "(other cameras, compression, generators) may score in ways these figures do not describe.",
     "Classical detectors react to texture, edges, compression and content; a bright map region is a place to look, "

@@ -1,6 +1,6 @@
-"""The fusion model: standardised branch features with explicit missing indicators, logistic regression,
-Platt or temperature calibration, and a JSON artifact (no pickle) carrying coefficients, training manifest and
-metrics.
+"""The fusion model: standardised branch features with explicit missing indicators, logistic regression with
+non-negative weights, Platt or temperature calibration, and a JSON artifact (no pickle) carrying coefficients,
+training manifest and metrics.
 
 Missing branches are *masked*: their features are set to the training mean (0 after standardisation) and the
 branch's ``missing`` indicator is 1, so the model learns (or, with no missing data in training, ignores) the
@@ -146,7 +146,8 @@ def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
 def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], train: Sequence[Sample],
                  *, c: float = 1.0, target_precision: float = 0.9,
                  sample_weight: Sequence[float] | None = None) -> FusionModel:
-    """Standardise the features and fit the logistic regression; uncalibrated (``a = 1``, ``b = 0``), policy unset.
+    """Standardise the features and fit the logistic regression with every weight >= 0 (no score counts as evidence
+    of authenticity); uncalibrated (``a = 1``, ``b = 0``), policy unset.
 
     Parameters
     ----------

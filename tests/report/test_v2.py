@@ -110,6 +110,12 @@ def test_verdict_reading_quotes_similar_cases_only_when_there_are_enough() -> No
     text = verdict_sentence("unsure", 0.3, {"policy_version": "x/p90"}, calibration)
     assert "both bands closed" in text and "Of the 40" in text and "25 %" in text
     assert "too few" in verdict_sentence("unsure", 0.7, {"policy_version": "x/p90"}, calibration)
+    opened = {**calibration, "high": 0.62, "reliability": [{"lo": 0.6, "hi": 0.7, "n": 19, "manipulated_share": 0.74}]}
+    confident = verdict_sentence("likely_manipulated", 0.66, {"policy_version": "x/p90"}, opened)
+    assert confident.startswith("Likely manipulated: p reached the threshold where x/p90")
+    assert "optimistic" in confident and "Of the 19" in confident and "74 %" in confident
+    assert "unsure" in verdict_sentence("unsure", 0.5, {"policy_version": "x/p90"}, opened).lower()
+    assert "both bands closed" not in verdict_sentence("unsure", 0.5, {"policy_version": "x/p90"}, opened)
 
 
 def test_case_and_examiner_are_recorded_and_reported(analysed: tuple[Workspace, str], tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-ima
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
 
 VERDICT_MEANING: dict[str, str] = {
-    LIKELY_MANIPULATED: "The calibrated evidence strongly indicates manipulation; review the flagged modules.",
+    LIKELY_MANIPULATED: ("The calibrated probability is at or above the level where the policy reached its target "
+                         "precision for 'manipulated' in evaluation; review the evidence behind it before any "
+                         "conclusion."),
     LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
     UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",
 }

@@ -74,7 +74,8 @@ def verdict_sentence(band: str | None, probability: float | None, evidence: Mapp
                     "often such files are manipulated.")
     if band == LIKELY_MANIPULATED:
         return (f"Likely manipulated: p reached the threshold where {policy} measured at least its target precision "
-                f"on held-out data. {reading}")
+                "on out-of-fold evaluation data (the data the threshold was chosen on, so an optimistic figure). "
+                f"{reading}")
     if band == LIKELY_REAL:
         return f"Likely real: p is below the level where {policy} measured its target precision for 'real'. {reading}"
     closed = calibration is not None and band_closed(calibration.get("high")) and not calibration.get("low")

@@ -201,3 +201,9 @@ def test_video_report_shows_face_crops_and_the_fused_timeline(tmp_path: Path) ->
     assert "Face evidence" in text
     if any(p["score"] is not None for p in report["timelines"].get("fusion.window", [])):
         assert "Fused timeline" in text
+
+
+def test_the_fusion_method_quotes_the_shipped_models_cross_validated_auc() -> None:
+    text = next(m for m in METHODS if m.prefixes == ("fusion",)).measured
+    for model_id in ("image-v2", "video-v3"):  # a refit that changes the figure must change the report's words
+        assert f"{model_id}: AUC {load_model(model_id).metrics['cv']['auc']:.3f} out of fold" in text

@@ -204,24 +204,21 @@ def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], tr
     # collection that composition is a confound (talking-head fakes have speech far more often than the reals).
     fitted = [col for col in proto.columns if not col.endswith(".missing")]
     x_train = np.array([[proto.design(v)[col] for col in fitted] for v, _ in train]).reshape(len(train), len(fitted))
-    weights_fit = None if sample_weight is None else weights
     # Every feature is a score of manipulation (more is more suspicious), so none may count as evidence of
     # authenticity. Correlated aggregates of one detector pull against each other in a free fit (the frame
     # model's median got -0.19 beside its top-10 % mean, which ranked videos below either aggregate alone): the
     # most negative feature is dropped and the rest refit until every weight is >= 0 (backward elimination).
     kept = list(range(len(fitted)))
-    weights_of: dict[str, float] = {}
-    intercept = 0.0
     while kept:
         clf = LogisticRegression(C=c, max_iter=1000)
-        clf.fit(x_train[:, kept], y_train, sample_weight=weights_fit)
+        clf.fit(x_train[:, kept], y_train, sample_weight=None if sample_weight is None else weights)
+        if clf.coef_[0].min() >= 0.0:
+            break
+        del kept[int(clf.coef_[0].argmin())]
+    if kept:
         weights_of = {fitted[i]: float(w) for i, w in zip(kept, clf.coef_[0], strict=True)}
         intercept = float(clf.intercept_[0])
-        worst = min(kept, key=lambda i: weights_of[fitted[i]])
-        if weights_of[fitted[worst]] >= 0.0:
-            break
-        kept.remove(worst)
-    if not kept:  # every feature inverted: the model says the base rate
+    else:  # every feature inverted: the model says the base rate
         rate = float(np.average(y_train, weights=weights))
         weights_of, intercept = {}, float(np.log(rate / (1.0 - rate)))
     coef = {col: 0.0 for col in proto.columns} | weights_of

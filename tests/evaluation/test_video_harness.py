@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -79,10 +80,11 @@ def test_eval_video_runs_each_fold_with_its_models_and_caches(tmp_path: Path) ->
                     for r in s.scalars(select(StageRun).where(StageRun.stage == "deep"))}
     finally:
         ws.close()
-    videos = (out / "videos.csv").read_text().splitlines()[1:]
-    for line in videos:
-        fold, asset_id = line.split(",")[4], line.split(",")[5]
-        assert deep[asset_id] == str(models / f"fold{fold}" / "frame.onnx")
+    with (out / "videos.csv").open(newline="") as fh:
+        videos = list(csv.DictReader(fh))
+    assert len(videos) == 4
+    for video in videos:
+        assert deep[video["asset_id"]] == str(models / f"fold{video['fold']}" / "frame.onnx")
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert sum(line.endswith(", cached") for line in second.output.splitlines()) == 4, second.output

@@ -13,7 +13,7 @@ from tamperscope.errors import UsageError
 from tamperscope.evaluation.video import ship_model
 from tamperscope.evaluation.video_pipeline import VideoItem, VideoRecord, fold_model_paths, read_video_manifest
 from tamperscope.evaluation.video_systems import VIDEO_BRANCHES, evaluate_system, splicer, system_metrics
-from tamperscope.evaluation.video_tables import write_outputs
+from tamperscope.evaluation.video_tables import metrics_markdown, write_outputs
 from tamperscope.fusion.branches import Row
 from tamperscope.fusion.model import FusionModel
 from tamperscope.fusion.policy import band_metrics
@@ -57,6 +57,37 @@ def test_band_and_system_metrics() -> None:
     s = system_metrics(np.array([0.1, 0.2, 0.9, 0.8, 0.15]), labels, ["real", "real", "a", "a", "b"], bands)
     assert s["families"]["a"] == {"auc": 1.0, "n": 2} and s["families"]["b"]["auc"] == 0.5
     assert s["auc"] == pytest.approx(5 / 6) and 0.0 <= s["ece"] <= 1.0 and s["reliability"]
+
+
+def test_a_family_is_also_compared_with_the_reals_of_its_own_sources() -> None:
+    """A detector that scores one collection low overall ranks that collection's fakes below other collections'
+    reals: against every real the family looks missed, against the reals of its own source it is found."""
+    probs = np.array([0.1, 0.2, 0.6, 0.7, 0.4, 0.5, 0.8, 0.9])
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    families = ["real", "real", "real", "real", "swap", "swap", "talk", "talk"]
+    controls = {"source": ["lowres", "lowres", "studio", "studio", "lowres", "lowres", "studio", "generator"],
+                "group": ["a", "b", "c", "d", "a", "x", "", ""]}
+    m = system_metrics(probs, labels, families, ["unsure"] * 8, controls)
+    swap, talk = m["families"]["swap"], m["families"]["talk"]
+    assert swap["auc"] == pytest.approx(0.5)
+    assert swap["within_source"] == {"auc": 1.0, "fakes": 2, "reals": 2}
+    assert talk["within_source"] == {"auc": 1.0, "fakes": 1, "reals": 2}  # no real from "generator": left out
+    assert swap["within_group"] == {"auc": 1.0, "fakes": 1, "reals": 1}
+    assert talk["within_group"] == {"auc": None, "fakes": 0, "reals": 0}
+    # every within-collection pair is ordered (4 + 2 pairs in 2 collections), while the pooled AUC is not
+    assert m["within_source"] == {"auc": 1.0, "pairs": 6, "strata": 2, "by_stratum": {
+        "lowres": {"auc": 1.0, "fakes": 2, "reals": 2}, "studio": {"auc": 1.0, "fakes": 1, "reals": 2}}}
+    assert m["auc"] == pytest.approx(0.75)
+    flipped = system_metrics(probs[[2, 3, 0, 1, 4, 5, 6, 7]], labels, families, ["unsure"] * 8, controls)
+    assert flipped["within_source"]["auc"] == pytest.approx(2 / 6)  # lowres fakes now below both lowres reals
+    summary = {"manifest": "m.csv", "videos": 8, "positives": 4, "folds": 2, "target_precision": 0.9,
+               "calibration": "platt", "c": 1.0, "systems": {"fused": {**m, "branch_present": {}}},
+               "timing": {"pipeline_s": 1.0, "fit_s": 1.0, "video_seconds": 8.0, "total_s": 2.0}}
+    md = metrics_markdown(summary)
+    assert "against the reals of the same collections" in md and "swap (n=2/2) | talk (n=1/2)" in md
+    assert "| fused | 0.750 | 1.000 (6, 2) | 1.000 (1, 1) |" in md and "| lowres (n=2/2) | 1.000 |" in md
+    assert "| fused | 0.500 | 1.000 |" in md and "| fused | 1.000 | 1.000 |" in md and "| fused | 1.000 | - |" in md
+    assert set(system_metrics(probs, labels, families, ["unsure"] * 8)["families"]["swap"]) == {"auc", "n"}
 
 
 def test_fused_system_is_cross_validated_with_window_timeline(records: list[VideoRecord]) -> None:
@@ -114,7 +145,9 @@ def test_manifest_and_fold_models(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label,family,identity,group,fold\nv.mp4,1,lipsync,a,g,3\n")
     [item] = read_video_manifest(manifest, tmp_path)
-    assert (item.label, item.family, item.fold) == (1, "lipsync", 3)
+    assert (item.label, item.family, item.fold, item.source) == (1, "lipsync", 3, "")
+    (tmp_path / "MANIFEST.tsv").write_text("path\tsha256\tsource_repo\nv.mp4\t00\tlab/lipsync-demo\n")
+    assert read_video_manifest(manifest, tmp_path)[0].source == "lab/lipsync-demo"
     manifest.write_text("path,label,fold\nmissing.mp4,0,0\n")
     with pytest.raises(UsageError):
         read_video_manifest(manifest, tmp_path)

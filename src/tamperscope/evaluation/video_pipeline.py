@@ -3,6 +3,7 @@ models of its own fold (the stage results are cached in the evaluation workspace
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class VideoItem:
     group: str
     fold: int
     split: str = ""
+    source: str = ""
 
 
 @dataclass
@@ -49,8 +51,19 @@ class VideoRecord:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def data_sources(root: Path) -> dict[str, str]:
+    """``{path: source repository}`` from the data directory's ``MANIFEST.tsv`` (empty when it has none): which
+    collection each file came from, so a family's fakes can also be compared with the reals of their own sources."""
+    listing = root / "MANIFEST.tsv"
+    if not listing.is_file():
+        return {}
+    with listing.open(newline="") as fh:
+        return {rec["path"]: rec.get("source_repo") or "" for rec in csv.DictReader(fh, delimiter="\t")}
+
+
 def read_video_manifest(manifest: Path, root: Path) -> list[VideoItem]:
-    """Parse a video manifest; paths are resolved against ``root``.
+    """Parse a video manifest; paths are resolved against ``root``, sources read from ``root``'s listing
+    (:func:`data_sources`) unless the manifest has a ``source`` column.
 
     Raises
     ------
@@ -58,12 +71,14 @@ def read_video_manifest(manifest: Path, root: Path) -> list[VideoItem]:
         If the file is missing, a column is missing, or a listed video does not exist.
     """
     items = []
+    sources = data_sources(root)
     for path, rec in manifest_rows(manifest, root, {"path", "label", "fold"}, "videos"):
         label = int(rec["label"])
         items.append(VideoItem(path=path, rel=rec["path"], label=label,
                                family=rec.get("family") or ("fake" if label else "real"),
                                identity=rec.get("identity") or "", group=rec.get("group") or "",
-                               fold=int(rec["fold"]), split=rec.get("split") or ""))
+                               fold=int(rec["fold"]), split=rec.get("split") or "",
+                               source=rec.get("source") or sources.get(rec["path"], "")))
     return items
 
 

@@ -3,7 +3,7 @@ the metrics of its out-of-fold probabilities."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,17 +71,57 @@ def splicer(records: Sequence[VideoRecord], branches: Sequence[str], *,
     return augment
 
 
-def system_metrics(probs: np.ndarray, labels: np.ndarray, families: Sequence[str],
-                   bands: Sequence[str]) -> dict[str, Any]:
-    """Video-level AUC (overall, per family against all reals), ECE + reliability curve, band metrics."""
+def system_metrics(probs: np.ndarray, labels: np.ndarray, families: Sequence[str], bands: Sequence[str],
+                   controls: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Video-level AUC (overall, per family against all reals), ECE + reliability curve, band metrics.
+
+    ``controls`` maps a key (``source``: the collection a file came from; ``group``: its identity group) to each
+    video's value. Per key, each family also gets ``within_<key>``: AUC, fakes and reals of the family's fakes
+    that share a value with some real video, against those reals only. A detector that scores one collection's
+    material low overall then is not read as missing that family's manipulation.
+    """
     fam = np.array(families)
-    per_family = {}
+    per_family: dict[str, dict[str, Any]] = {}
     for f in sorted({f for f, y in zip(families, labels, strict=True) if y == 1}):
+        fakes = (fam == f) & (labels == 1)
         sel = (labels == 0) | (fam == f)
-        per_family[f] = {"auc": auc_or_none(labels[sel], probs[sel]), "n": int(((fam == f) & (labels == 1)).sum())}
+        per_family[f] = {"auc": auc_or_none(labels[sel], probs[sel]), "n": int(fakes.sum())}
+        for key, values in (controls or {}).items():
+            value = np.array(values)
+            shared = sorted({v for v in value[fakes] if v} & set(value[labels == 0].tolist()))
+            reals = (labels == 0) & np.isin(value, shared)
+            paired = fakes & np.isin(value, shared)
+            per_family[f][f"within_{key}"] = {"auc": auc_or_none(labels[reals | paired], probs[reals | paired]),
+                                              "fakes": int(paired.sum()), "reals": int(reals.sum())}
+    within = {f"within_{key}": stratified_auc(probs, labels, values) for key, values in (controls or {}).items()}
     curve, ece = reliability(probs, labels)
-    return {"n": len(labels), "positives": int(labels.sum()), "auc": auc_or_none(labels, probs),
+    return {"n": len(labels), "positives": int(labels.sum()), "auc": auc_or_none(labels, probs), **within,
             "families": per_family, "ece": ece, "reliability": curve, **band_metrics(bands, labels)}
+
+
+def stratified_auc(probs: np.ndarray, labels: np.ndarray, strata: Sequence[str]) -> dict[str, Any]:
+    """AUC over only the (fake, real) pairs that share a stratum (empty strata values are left out): the
+    Mann-Whitney statistic summed over strata, so differences between strata cannot raise it. ``pairs`` and
+    ``strata`` count what it rests on; ``by_stratum`` gives each stratum's own AUC and counts."""
+    value = np.array(strata)
+    concordant, pairs = 0.0, 0
+    by_stratum: dict[str, dict[str, Any]] = {}
+    for stratum in sorted(set(value.tolist()) - {""}):
+        sel = value == stratum
+        positives, negatives = int(labels[sel].sum()), int((labels[sel] == 0).sum())
+        auc = auc_or_none(labels[sel], probs[sel])
+        if auc is None:
+            continue
+        concordant += auc * positives * negatives
+        pairs += positives * negatives
+        by_stratum[stratum] = {"auc": auc, "fakes": positives, "reals": negatives}
+    return {"auc": concordant / pairs if pairs else None, "pairs": pairs, "strata": len(by_stratum),
+            "by_stratum": by_stratum}
+
+
+def controls_of(records: Sequence[VideoRecord]) -> dict[str, list[str]]:
+    """The per-video keys :func:`system_metrics` compares a family within: source collection and identity group."""
+    return {"source": [r.item.source for r in records], "group": [r.item.group for r in records]}
 
 
 def fold_mean_auc(probs: np.ndarray, labels: np.ndarray, folds: Sequence[Any]) -> float | None:
@@ -147,7 +187,8 @@ def evaluate_system(name: str, branches: Sequence[str], records: Sequence[VideoR
                         select_gain=SELECT_GAIN if select else None,
                         augment_for=(lambda chosen: splicer(records, chosen)) if select else None)
     labels = np.array([y for _, y in samples])
-    metrics = system_metrics(cv.probabilities, labels, [r.item.family for r in records], cv.bands)
+    metrics = system_metrics(cv.probabilities, labels, [r.item.family for r in records], cv.bands,
+                             controls_of(records))
     metrics["auc_fold_mean"] = fold_mean_auc(cv.probabilities, labels, folds)
     if select:
         metrics["selected_branches"] = {str(k): list(m.branches) for k, m in cv.models.items()}
@@ -155,7 +196,8 @@ def evaluate_system(name: str, branches: Sequence[str], records: Sequence[VideoR
     if dev.any() and not dev.all():
         metrics["dev"] = system_metrics(cv.probabilities[dev], labels[dev],
                                         [r.item.family for r, d in zip(records, dev, strict=True) if d],
-                                        [b for b, d in zip(cv.bands, dev, strict=True) if d])
+                                        [b for b, d in zip(cv.bands, dev, strict=True) if d],
+                                        controls_of([r for r, d in zip(records, dev, strict=True) if d]))
     metrics["branch_present"] = {b: sum(v[b] is not None for v, _ in samples) for b in branches}
     if name in RAW_SCORES:
         metrics["raw"] = raw_auc(records, *RAW_SCORES[name])

@@ -50,6 +50,7 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
                                          else f for f in families) + " |", "|---" * (len(families) + 1) + "|"]
     for name, m in systems.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(m["families"].get(f, {}).get("auc")) for f in families) + " |")
+    lines += _within_tables(systems, families)
     dev = {name: m["dev"] for name, m in systems.items() if "dev" in m}
     if dev:
         dev_families = sorted({f for m in dev.values() for f in m["families"]})
@@ -85,6 +86,50 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: the keys a family is also compared within (:func:`~tamperscope.evaluation.video_systems.controls_of`)
+WITHIN = {"source": "the same collections (source repositories of the shared data)",
+          "group": "the same identity groups"}
+
+
+def _within_tables(systems: dict[str, Any], families: list[str]) -> list[str]:
+    """The AUC over same-key pairs only, then per key of :data:`WITHIN` each family's fakes against the reals that
+    share that key with them."""
+    reference = next(iter(systems.values()), {})
+    keys = [key for key in WITHIN if f"within_{key}" in reference]
+    if not keys:
+        return []
+    lines = ["", "## Within collections and identity groups", "",
+             "AUC over only the (manipulated, real) pairs that share the key: differences between collections "
+             "cannot raise it, so a gap to the pooled AUC is what the system tells apart by collection rather than "
+             "by manipulation. Cells: AUC (pairs, strata with both classes).", "",
+             "| system | AUC | " + " | ".join(f"within {WITHIN[key]}" for key in keys) + " |",
+             "|---" * (len(keys) + 2) + "|"]
+    for name, m in systems.items():
+        cells = [f"{_fmt(m[f'within_{key}']['auc'])} ({m[f'within_{key}']['pairs']}, {m[f'within_{key}']['strata']})"
+                 for key in keys]
+        lines.append(f"| {name} | {_fmt(m['auc'])} | " + " | ".join(cells) + " |")
+    strata = reference["within_source"]["by_stratum"] if "within_source" in reference else {}
+    if strata:
+        lines += ["", "Per collection with both classes (AUC; n = manipulated / real):", "",
+                  "| collection | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+        for stratum, c in strata.items():
+            lines.append(f"| {stratum} (n={c['fakes']}/{c['reals']}) | " + " | ".join(
+                _fmt(m["within_source"]["by_stratum"].get(stratum, {}).get("auc")) for m in systems.values()) + " |")
+    for key in keys:
+        counts = {f: reference["families"][f][f"within_{key}"] for f in families
+                  if f"within_{key}" in reference["families"].get(f, {})}
+        lines += ["", f"## Video-level AUC per family against the reals of {WITHIN[key]}", "",
+                  "Only the family's fakes that share the key with some real video, against those reals (n = fakes / "
+                  "reals). A family far lower in the all-reals table than here is scored low with its whole "
+                  "collection, not missed for its manipulation.", "",
+                  "| system | " + " | ".join(f"{f} (n={c['fakes']}/{c['reals']})" for f, c in counts.items()) + " |",
+                  "|---" * (len(counts) + 1) + "|"]
+        for name, m in systems.items():
+            lines.append(f"| {name} | " + " | ".join(
+                _fmt(m["families"].get(f, {}).get(f"within_{key}", {}).get("auc")) for f in counts) + " |")
+    return lines
+
+
 def write_outputs(summary: dict[str, Any], results: Sequence[SystemResult], records: Sequence[VideoRecord],
                   out_dir: Path) -> None:
     """``metrics.md``, ``metrics.json``, ``metrics.csv``, ``videos.csv`` and ``windows.csv`` under ``out_dir``."""
@@ -96,24 +141,28 @@ def write_outputs(summary: dict[str, Any], results: Sequence[SystemResult], reco
         w = csv.writer(fh)
         w.writerow(["system", "auc", "auc_fold_mean", "raw_auc", "unit_auc", "unit_n", "ece", "unsure_share",
                     "likely_manipulated_precision", "likely_manipulated_n", "likely_real_precision", "likely_real_n",
-                    *(f"auc_{f}" for f in families)])
+                    *(f"auc_{f}" for f in families),
+                    *(f"auc_within_{key}_{f}" for key in WITHIN for f in families)])
         for name, m in summary["systems"].items():
             unit = m.get("unit", {})
             w.writerow([name, m["auc"], m.get("auc_fold_mean"), m.get("raw", {}).get("auc"), unit.get("auc"),
                         unit.get("n"), m["ece"],
                         m["unsure_share"], m[LIKELY_MANIPULATED]["precision"], m[LIKELY_MANIPULATED]["n"],
                         m[LIKELY_REAL]["precision"], m[LIKELY_REAL]["n"],
-                        *(m["families"].get(f, {}).get("auc") for f in families)])
+                        *(m["families"].get(f, {}).get("auc") for f in families),
+                        *(m["families"].get(f, {}).get(f"within_{key}", {}).get("auc")
+                          for key in WITHIN for f in families)])
     with (out_dir / "videos.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         feature_cols = [(b, f) for b in BRANCHES for f in BRANCHES[b].features]
-        w.writerow(["path", "label", "family", "group", "fold", "asset_id", "seconds",
+        w.writerow(["path", "label", "family", "source", "group", "fold", "asset_id", "seconds",
                     *(f"p_{r.name}" for r in results), *(f"band_{r.name}" for r in results),
                     *(f"{b}.{f}" for b, f in feature_cols)])
         for i, rec in enumerate(records):
             values = branch_values(rec.rows, list(BRANCHES))
             flat = {f"{b}.{f}": v for b, fv in values.items() if fv is not None for f, v in fv.items()}
-            w.writerow([rec.item.rel, rec.item.label, rec.item.family, rec.item.group, rec.item.fold, rec.asset_id,
+            w.writerow([rec.item.rel, rec.item.label, rec.item.family, rec.item.source, rec.item.group,
+                        rec.item.fold, rec.asset_id,
                         round(rec.seconds, 2), *(f"{r.probabilities[i]:.6f}" for r in results),
                         *(r.bands[i] for r in results),
                         *(f"{flat[f'{b}.{f}']:.6f}" if f"{b}.{f}" in flat else "" for b, f in feature_cols)])

@@ -3,8 +3,10 @@
 For each configuration (augmentation ``basic``/``strong``/``heavy`` x auxiliary blend-mask loss weight), one frame
 model per fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
 scores the face tracks of the held-out identities, as ``tamperscope-train cv`` does. The table gives the
-out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, on the development
-videos and per family, and the training minutes. ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
+out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, within collections (only
+fake-real pairs from the same source repository of ``--listing``), on the development videos and per family, and
+the training minutes. ``--synthetic-fakes-only`` trains without the labelled fake videos (self-blends and swaps of
+the real crops only). ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
 by ``tamperscope-train cv`` (e.g. the shipped recipe) to the table; ``--models NAME=DIR`` scores fold models trained
 before on the crops of ``--cache`` (e.g. models trained on another decoder's crops, scored on the run-time pixels).
 
@@ -28,11 +30,14 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from tamperscope.evaluation.video_systems import stratified_auc
 from tamperscope_train.config import FrameConfig
 from tamperscope_train.cross_validation import score_tracks, write_scores
 from tamperscope_train.dataset import media_tracks
 from tamperscope_train.frame_model import fit_frame
 from tamperscope_train.frame_samples import build_bank
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_manifest(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
@@ -55,12 +60,25 @@ def auc(rows: list[dict[str, Any]], key: str) -> float | None:
     return float(roc_auc_score(labels, np.array([float(r[key]) for r in rows])))
 
 
+def read_sources(listing: Path) -> dict[str, str]:
+    """File name -> source repository (the collection) from the shared data's ``MANIFEST.tsv`` (empty if absent)."""
+    if not listing.is_file():
+        return {}
+    with listing.open(newline="") as fh:
+        return {Path(r["path"]).name: r.get("source_repo") or "" for r in csv.DictReader(fh, delimiter="\t")}
+
+
 def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[str, str]],
-              minutes: float | None) -> dict[str, Any]:
-    """AUCs of one configuration's out-of-fold track scores (tracks without faces are left out)."""
+              minutes: float | None, sources: dict[str, str] | None = None) -> dict[str, Any]:
+    """AUCs of one configuration's out-of-fold track scores (tracks without faces are left out), pooled and within
+    collections (only fake-real pairs of the same source repository)."""
     rows = [{**r, **{k: manifest[r["path"]][k] for k in ("family", "split")}} for r in scores if r["mean"] != ""]
+    within = stratified_auc(np.array([float(r["top10_mean"]) for r in rows]),
+                            np.array([int(r["label"]) for r in rows]),
+                            [(sources or {}).get(r["path"], "") for r in rows])
     out: dict[str, Any] = {"name": name, "videos": len(rows), "minutes": minutes,
                            "auc_mean": auc(rows, "mean"), "auc_top10": auc(rows, "top10_mean"),
+                           "within_top10": within["auc"],
                            "dev_auc_top10": auc([r for r in rows if r["split"] == "dev"], "top10_mean")}
     reals = [r for r in rows if r["label"] in (0, "0")]
     for family in sorted({r["family"] for r in rows} - {"real"}):
@@ -70,10 +88,12 @@ def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[
 
 def run_config(augment: str, mask_weight: float, tune: int, per_track: int, items: list[Any], tracks: list[Any],
                held_out: dict[str, tuple], bank: Any, out: Path,
-               trainable: set[str] | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], float]:
+               trainable: set[str] | None = None, seed: int = 0,
+               labelled_fakes: bool = True) -> tuple[list[dict[str, Any]], float]:
     """``trainable``: file names the fold models may train on (all when ``None``); every held-out track is scored."""
     started = time.monotonic()
-    cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune, seed=seed)
+    cfg = FrameConfig(augment=augment, mask_weight=mask_weight, per_track=per_track, tune=tune, seed=seed,
+                      labelled_fakes=labelled_fakes)
     scores: list[dict[str, Any]] = []
     for fold, excluded in held_out.items():
         fold_tracks = [t for t in tracks if not t.item.shows_any(excluded)
@@ -106,7 +126,12 @@ def main() -> None:
     parser.add_argument("--per-track", type=int, default=48, help="crops per face track (fewer: a cheaper run)")
     parser.add_argument("--train-split", default=None,
                         help="train only on manifest rows of this split (e.g. dev: the previous data), score all")
+    parser.add_argument("--synthetic-fakes-only", action="store_true",
+                        help="train on self-blends and swaps of the real crops only, not on the labelled fake videos")
+    parser.add_argument("--listing", type=Path, default=ROOT.parent / "shared" / "testdata" / "MANIFEST.tsv",
+                        help="the shared data's MANIFEST.tsv (source repositories: the within-collection AUC)")
     args = parser.parse_args()
+    sources = read_sources(args.listing)
     manifest, held_out = read_manifest(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -118,7 +143,7 @@ def main() -> None:
                   for row in score_tracks(Path(folder) / f"fold{fold}" / "frame.onnx",
                                           [t for t in tracks if t.item.shows_any(excluded)], fold)]
         write_scores(args.out / f"scores-{name}.csv", scores)
-        results.append(summarise(name, scores, manifest, None))
+        results.append(summarise(name, scores, manifest, None, sources))
         print(results[-1], flush=True)
     if args.config:
         banks: dict[tuple[str, int], Any] = {}
@@ -131,28 +156,31 @@ def main() -> None:
                 source = tracks if not args.train_split else [
                     t for t in tracks if manifest[t.item.path.name]["split"] == args.train_split]
                 banks[key] = build_bank(source, FrameConfig(augment=augment, per_track=args.per_track, tune=tune,
-                                                            seed=args.seed), args.out)
+                                                            seed=args.seed,
+                                                            labelled_fakes=not args.synthetic_fakes_only), args.out)
                 print(f"bank {key}: {len(banks[key].samples)} samples in {time.monotonic() - t0:.0f} s")
             trainable = ({n for n, r in manifest.items() if r["split"] == args.train_split}
                          if args.train_split else None)
             scores, minutes = run_config(augment, float(weight), tune, args.per_track, items, tracks, held_out,
-                                         banks[key], args.out, trainable, args.seed)
+                                         banks[key], args.out, trainable, args.seed, not args.synthetic_fakes_only)
             write_scores(args.out / f"scores-{augment}-{weight}-{tune}.csv", scores)
             label = f"{spec} (trained on {args.train_split} only)" if args.train_split else spec
-            results.append(summarise(label, scores, manifest, minutes))
+            label += " (synthetic fakes only)" if args.synthetic_fakes_only else ""
+            results.append(summarise(label, scores, manifest, minutes, sources))
             print(results[-1], flush=True)
     for spec in args.scores:
         name, path = spec.split("=", 1)
         with open(path, newline="") as fh:
-            results.append(summarise(name, list(csv.DictReader(fh)), manifest, None))
+            results.append(summarise(name, list(csv.DictReader(fh)), manifest, None, sources))
     families = sorted({k for r in results for k in r} - {"name", "videos", "minutes", "auc_mean", "auc_top10",
-                                                           "dev_auc_top10"})
-    lines = ["| augment:mask weight[:tuned blocks] | videos | AUC (mean) | AUC (top-10 %) | dev AUC | "
-             + " | ".join(families) + " | train min (5 folds) |", "|---" * (6 + len(families)) + "|"]
+                                                           "within_top10", "dev_auc_top10"})
+    lines = ["| augment:mask weight[:tuned blocks] | videos | AUC (mean) | AUC (top-10 %) | within collections "
+             "(top-10 %) | dev AUC | " + " | ".join(families) + " | train min (5 folds) |",
+             "|---" * (7 + len(families)) + "|"]
     for r in results:
         lines.append(f"| {r['name']} | {r['videos']} | {fmt(r['auc_mean'])} | {fmt(r['auc_top10'])} | "
-                     f"{fmt(r['dev_auc_top10'])} | " + " | ".join(fmt(r.get(f)) for f in families)
-                     + f" | {fmt(r['minutes'])} |")
+                     f"{fmt(r['within_top10'])} | {fmt(r['dev_auc_top10'])} | "
+                     + " | ".join(fmt(r.get(f)) for f in families) + f" | {fmt(r['minutes'])} |")
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

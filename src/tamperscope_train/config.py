@@ -42,6 +42,9 @@ class FrameConfig(DataConfig):
     tune: int = 0
     #: learning rate of the fine-tuned blocks relative to ``lr`` (pretrained weights move slowly).
     tune_lr_scale: float = 0.1
+    #: train on the crops of the labelled fake videos too; False keeps only fakes synthesised from the real crops
+    #: (self-blends and swaps), which pair every fake with a real of the same collection.
+    labelled_fakes: bool = True
 
     @property
     def frozen(self) -> int:

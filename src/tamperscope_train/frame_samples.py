@@ -130,7 +130,7 @@ def make_samples(tracks: Sequence[FaceTrack], cfg: FrameConfig) -> list[Sample]:
     """Real crops (two augmentations each) against self-blends and identity swaps of the same crops.
 
     Swaps pair a crop with a random crop of another identity; user-supplied fakes (label 1 tracks) are used as
-    they are. The list is deterministic for ``cfg.seed``.
+    they are unless ``cfg.labelled_fakes`` is off. The list is deterministic for ``cfg.seed``.
     """
     rng = np.random.default_rng(cfg.seed)
     reals = [t for t in tracks if t.item.label == 0 and len(t.crops)]
@@ -155,7 +155,7 @@ def make_samples(tracks: Sequence[FaceTrack], cfg: FrameConfig) -> list[Sample]:
                 j = int(rng.integers(len(donor.crops)))
                 swapped, mask = landmark_swap(donor.crops[j], donor.landmarks[j], crop, marks, rng)
                 add(swapped, 1, track.item.identities + donor.item.identities, "swap", mask)
-    for track in (t for t in tracks if t.item.label == 1):
+    for track in (t for t in tracks if t.item.label == 1 and cfg.labelled_fakes):
         for i in _select(track, cfg.per_track):
             add(track.crops[i], 1, track.item.identities, track.item.family, None)
     return samples

@@ -55,6 +55,22 @@ def test_face_track_runs_are_consecutive_grid_positions() -> None:
     assert [r.tolist() for r in track.runs(3)] == [[0, 1, 2], [4, 5, 6], [7, 8, 9]]
 
 
+def test_labelled_fakes_can_be_left_out_of_the_samples() -> None:
+    """Without labelled fakes every fake sample is synthesised from a real crop (a self-blend or a swap), so each
+    collection gives as many fakes as reals."""
+    from tamperscope_train.frame_samples import make_samples
+
+    tracks = _tracks(3, 4)
+    fake = tracks[2]
+    fake.item = MediaItem(Path("/nonexistent/fake.mp4"), 1, ("id2",), "talking_head")
+    both = make_samples(tracks, FrameConfig(per_track=4))
+    synthetic = make_samples(tracks, FrameConfig(per_track=4, labelled_fakes=False))
+    assert {s.kind for s in both} == {"real", "sbi", "swap", "talking_head"}
+    assert {s.kind for s in synthetic} == {"real", "sbi", "swap"}
+    assert [s.kind for s in both if s.kind != "talking_head"] == [s.kind for s in synthetic]
+    assert sum(s.label for s in synthetic) * 2 == sum(1 - s.label for s in synthetic) * 2 == len(synthetic)
+
+
 @pytest.mark.slow
 def test_tiny_frame_and_clip_models_train_export_and_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fitting, "sha256_file", lambda path: ("0" * 64, 0))  # the drawn faces have no files

@@ -62,6 +62,8 @@ def test_verdict_follows_the_fusion_detection(analysed: tuple[Workspace, str]) -
     assert report["verdict"]["probability"] == fusion[0]["score"]
     assert report["verdict"]["band"] == fusion[0]["band"]
     assert report["verdict"]["policy_version"]
+    # the JSON's meaning is the sentence the PDF, the case page and `assets show` give, not a second wording
+    assert report["verdict"]["meaning"] == report["summary"]["findings"][0]
 
 
 def test_build_is_pure_and_generic_over_module_names(analysed: tuple[Workspace, str]) -> None:

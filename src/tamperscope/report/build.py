@@ -22,7 +22,6 @@ from tamperscope.custody.audit import canonical_json
 from tamperscope.custody.seal import SEAL_ACTION
 from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.model import load_model
-from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE
 from tamperscope.records import FrameRecord, ShotRecord
 from tamperscope.report.narrative import (
     LIMITATIONS,
@@ -32,6 +31,7 @@ from tamperscope.report.narrative import (
     methods_for,
     module_summary,
     strip_machine_paths,
+    verdict_sentence,
     verdict_stages,
 )
 from tamperscope.store import queries
@@ -47,17 +47,6 @@ FACE_EVIDENCE = 6
 PYTHON_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "av", "scikit-image", "scenedetect", "onnxruntime",
                    "mediapipe", "sqlalchemy", "reportlab", "matplotlib", "fastapi")
 EXCLUDED_ACTION_PREFIXES = ("report.", "access.", "api.")
-
-VERDICT_MEANING: dict[str, str] = {
-    LIKELY_MANIPULATED: ("The calibrated probability is at or above the level where the policy reached its target "
-                         "precision for 'manipulated' in evaluation; review the evidence behind it before any "
-                         "conclusion."),
-    LIKELY_REAL: "No module found evidence of manipulation at the policy's confidence level.",
-    UNSURE: "The evidence is mixed or weak; the tool abstains at the policy's confidence level.",
-}
-NO_BAND_MEANING = ("No calibrated verdict: the fusion model has no evidence from its branches for this asset (e.g. no "
-                   "face or speech), or none for this kind of media; each module's score stands on its own.")
-
 
 @dataclass(frozen=True)
 class ReportInputs:
@@ -149,7 +138,8 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
         evidence = fusion.evidence_json or {}
         verdict = {"probability": _round(fusion.score), "band": fusion.band, "threshold": _round(fusion.threshold),
                    "policy_version": evidence.get("policy_version"), "model_id": evidence.get("model_id"),
-                   "meaning": VERDICT_MEANING.get(fusion.band or "", NO_BAND_MEANING),
+                   "meaning": verdict_sentence(fusion.band, fusion.score, evidence,
+                                               (inputs.fusion_model or {}).get("calibration")),
                    "evidence": evidence}
     fed = verdict_stages((inputs.fusion_model or {}).get("branch_stages"),
                          fusion.evidence_json if fusion is not None else None)

@@ -150,8 +150,9 @@ METHODS: tuple[Method, ...] = (
     Method("Deep face model (frame)", ("deep.frame",),
            "EfficientNet-Lite0 face-crop classifier (shipped v3) giving a calibrated probability per face and a "
            "Grad-CAM map of the regions that drove it.",
-           "Video AUC 0.683 out of fold on 256 labelled videos (0.694 for its raw top-10 % score); FF++ "
-           "Face2Face 0.18, FaceSwap 0.35, NeuralTextures 0.42 (docs/model-card.md).",
+           "Video AUC 0.683 out of fold on 256 labelled videos (0.694 for its raw top-10 % score), but 0.53 over "
+           "fake-real pairs of the same collection; FF++ fakes against their own originals: Deepfakes 0.93, "
+           "NeuralTextures 0.68, FaceSwap 0.61, Face2Face 0.56 (docs/model-card.md).",
            "Scores move with the source collection's resolution and compression more than with manipulation; "
            "families without texture artefacts stay below chance; needs a detectable face."),
     Method("Deep clip model", ("deep.clip",),
@@ -173,7 +174,8 @@ METHODS: tuple[Method, ...] = (
            "Logistic regression over the branches the shipped model kept, temperature-calibrated; the policy maps "
            "p to a band at 90 % target precision.",
            "image-v2: AUC 0.615 out of fold on 28 real images (0.646 for the one branch it keeps), both bands "
-           "closed; video-v3: AUC 0.681 out of fold on 256 videos, 'likely manipulated' from p >= 0.62 (9 of the "
+           "closed; video-v3: AUC 0.681 out of fold on 256 videos (0.53 within collections), 'likely manipulated' "
+           "from p >= 0.62 (9 of the "
            "10 out-of-fold videos there manipulated, on the probabilities the threshold was chosen on), 'likely "
            "real' closed (docs/threshold-policy.md).",
            "Every image and most videos are 'unsure'; p is calibrated on small collections (28 images, "

@@ -94,7 +94,7 @@ WITHIN = {"source": "the same collections (source repositories of the shared dat
 def _within_tables(systems: dict[str, Any], families: list[str]) -> list[str]:
     """The AUC over same-key pairs only, then per key of :data:`WITHIN` each family's fakes against the reals that
     share that key with them."""
-    reference = next(iter(systems.values()), {})
+    reference: dict[str, Any] = next(iter(systems.values()), {})
     keys = [key for key in WITHIN if f"within_{key}" in reference]
     if not keys:
         return []

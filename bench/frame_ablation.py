@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tamperscope.evaluation.video_systems import stratified_auc
+from tamperscope.fusion.model import stratified_auc
 from tamperscope_train.config import FrameConfig
 from tamperscope_train.cross_validation import score_tracks, write_scores
 from tamperscope_train.dataset import media_tracks

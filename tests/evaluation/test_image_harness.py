@@ -95,6 +95,10 @@ def test_eval_image_cross_validates_ships_the_model_and_caches(tmp_path: Path) -
     assert not fused["synthetic_training"] and fused["n"] == 4 and fused["synthetic_auc"] is not None
     assert forensics["synthetic_training"]
     assert sum(fused["camera_bands"].values()) == 2
+    # each edited photo is compared with its own original (same group) and with the source's photos
+    assert (fused["within_group"]["pairs"], fused["within_group"]["strata"]) == (2, 2)
+    assert (fused["within_source"]["pairs"], fused["within_source"]["strata"]) == (4, 1)
+    assert "## Within sources and groups" in (out / "metrics.md").read_text()
     with (out / "images.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["fitted"] for r in rows] == ["1"] * 4 + ["0"] and all(0 <= float(r["p_fused"]) <= 1 for r in rows)

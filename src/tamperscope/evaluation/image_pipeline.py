@@ -35,6 +35,7 @@ class ImageItem:
     group: str
     fold: int
     synthetic: bool = False
+    source: str = ""
 
     @property
     def fitted(self) -> bool:
@@ -62,7 +63,8 @@ def read_image_manifest(manifest: Path, root: Path) -> list[ImageItem]:
     UsageError
         If the file or a column is missing, a listed image does not exist, or a group spans two folds.
     """
-    items = [ImageItem(path, rec["path"], int(rec["label"]), rec["kind"], rec["group"], int(rec["fold"]))
+    items = [ImageItem(path, rec["path"], int(rec["label"]), rec["kind"], rec["group"], int(rec["fold"]),
+                       source=rec.get("source") or "")
              for path, rec in manifest_rows(manifest, root, {"path", "label", "kind", "group", "fold"}, "images")]
     folds_of: dict[str, set[int]] = {}
     for it in items:

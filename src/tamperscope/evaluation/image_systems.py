@@ -12,7 +12,7 @@ import numpy as np
 from tamperscope.evaluation.image_pipeline import ImageRecord
 from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.cv import Augment, CrossValidation, cross_validate
-from tamperscope.fusion.model import Sample, auc_or_none, reliability
+from tamperscope.fusion.model import Sample, auc_or_none, reliability, stratified_auc
 from tamperscope.fusion.policy import LIKELY_MANIPULATED, LIKELY_REAL, UNSURE, band_metrics
 from tamperscope.fusion.timeline import branch_values
 
@@ -78,6 +78,8 @@ def evaluate_system(name: str, branches: Sequence[str], use_synthetic: bool, fit
     metrics: dict[str, Any] = {"n": len(labels), "positives": int(labels.sum()),
                                "auc": auc_or_none(labels, cv.probabilities), "ece": ece, "reliability": curve,
                                "synthetic_training": bool(augment), **band_metrics(cv.bands, labels)}
+    metrics["within_source"] = stratified_auc(cv.probabilities, labels, [r.item.source for r in fitted])
+    metrics["within_group"] = stratified_auc(cv.probabilities, labels, [r.item.group for r in fitted])
     if select:
         metrics["selected_branches"] = {str(k): list(m.branches) for k, m in cv.models.items()}
     camera = [i for i, r in enumerate(fitted) if r.item.kind in CAMERA_KINDS]

@@ -34,6 +34,17 @@ def metrics_markdown(summary: dict[str, Any]) -> str:
             f"{_fmt(m['unsure_share'], 2)} | {_fmt(m[LIKELY_MANIPULATED]['precision'], 2)} "
             f"({m[LIKELY_MANIPULATED]['n']}) | {_fmt(m[LIKELY_REAL]['precision'], 2)} ({m[LIKELY_REAL]['n']}) | "
             f"{cam[LIKELY_REAL]}/{cam[UNSURE]}/{cam[LIKELY_MANIPULATED]} |")
+    within = [(name, m) for name, m in summary["systems"].items() if "within_source" in m]
+    if within:
+        lines += ["", "## Within sources and groups", "",
+                  "AUC over only the (manipulated, real) pairs from the same source (collection) or the same group "
+                  "(e.g. an edited image and its original): differences between collections cannot raise it. "
+                  "Cells: AUC (pairs, strata with both classes).", "",
+                  "| system | AUC | within sources | within groups |", "|---|---|---|---|"]
+        for name, m in within:
+            cells = [f"{_fmt(m[k]['auc'])} ({m[k]['pairs']}, {m[k]['strata']})" for k in ("within_source",
+                                                                                          "within_group")]
+            lines.append(f"| {name} | {_fmt(m['auc'])} | {cells[0]} | {cells[1]} |")
     if "artifact" in summary:
         shipped = summary["artifact"]
         lines += ["", f"Shipped `{MODEL_ID}` policy (chosen on the out-of-fold fused probabilities): "

@@ -13,7 +13,7 @@ from tamperscope.evaluation.video_pipeline import VideoRecord
 from tamperscope.fusion.augment import splice_rows
 from tamperscope.fusion.branches import BRANCHES
 from tamperscope.fusion.cv import Augment, cross_validate
-from tamperscope.fusion.model import FusionModel, Sample, auc_or_none, reliability
+from tamperscope.fusion.model import FusionModel, Sample, auc_or_none, reliability, stratified_auc
 from tamperscope.fusion.policy import band_metrics
 from tamperscope.fusion.timeline import WINDOW_LOCAL_BRANCHES, WindowSpan, branch_values, timeline
 
@@ -97,26 +97,6 @@ def system_metrics(probs: np.ndarray, labels: np.ndarray, families: Sequence[str
     curve, ece = reliability(probs, labels)
     return {"n": len(labels), "positives": int(labels.sum()), "auc": auc_or_none(labels, probs), **within,
             "families": per_family, "ece": ece, "reliability": curve, **band_metrics(bands, labels)}
-
-
-def stratified_auc(probs: np.ndarray, labels: np.ndarray, strata: Sequence[str]) -> dict[str, Any]:
-    """AUC over only the (fake, real) pairs that share a stratum (empty strata values are left out): the
-    Mann-Whitney statistic summed over strata, so differences between strata cannot raise it. ``pairs`` and
-    ``strata`` count what it rests on; ``by_stratum`` gives each stratum's own AUC and counts."""
-    value = np.array(strata)
-    concordant, pairs = 0.0, 0
-    by_stratum: dict[str, dict[str, Any]] = {}
-    for stratum in sorted(set(value.tolist()) - {""}):
-        sel = value == stratum
-        positives, negatives = int(labels[sel].sum()), int((labels[sel] == 0).sum())
-        auc = auc_or_none(labels[sel], probs[sel])
-        if auc is None:
-            continue
-        concordant += auc * positives * negatives
-        pairs += positives * negatives
-        by_stratum[stratum] = {"auc": auc, "fakes": positives, "reals": negatives}
-    return {"auc": concordant / pairs if pairs else None, "pairs": pairs, "strata": len(by_stratum),
-            "by_stratum": by_stratum}
 
 
 def controls_of(records: Sequence[VideoRecord]) -> dict[str, list[str]]:

@@ -143,6 +143,26 @@ def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
+def stratified_auc(probs: np.ndarray, labels: np.ndarray, strata: Sequence[str]) -> dict[str, Any]:
+    """AUC over only the (fake, real) pairs that share a stratum (empty strata values are left out): the
+    Mann-Whitney statistic summed over strata, so differences between strata cannot raise it. ``pairs`` and
+    ``strata`` count what it rests on; ``by_stratum`` gives each stratum's own AUC and counts."""
+    value = np.array(strata)
+    concordant, pairs = 0.0, 0
+    by_stratum: dict[str, dict[str, Any]] = {}
+    for stratum in sorted(set(value.tolist()) - {""}):
+        sel = value == stratum
+        positives, negatives = int(labels[sel].sum()), int((labels[sel] == 0).sum())
+        auc = auc_or_none(labels[sel], probs[sel])
+        if auc is None:
+            continue
+        concordant += auc * positives * negatives
+        pairs += positives * negatives
+        by_stratum[stratum] = {"auc": auc, "fakes": positives, "reals": negatives}
+    return {"auc": concordant / pairs if pairs else None, "pairs": pairs, "strata": len(by_stratum),
+            "by_stratum": by_stratum}
+
+
 def fit_logistic(model_id: str, branch_features: Mapping[str, Sequence[str]], train: Sequence[Sample],
                  *, c: float = 1.0, target_precision: float = 0.9,
                  sample_weight: Sequence[float] | None = None) -> FusionModel:

@@ -4,10 +4,10 @@ For each configuration (augmentation ``basic``/``strong``/``heavy`` x auxiliary 
 model per fold is trained without that fold's identity groups (``fit_frame`` on a sample bank shared by the folds) and
 scores the face tracks of the held-out identities, as ``tamperscope-train cv`` does. The table gives the
 out-of-fold video AUC of the track's mean and top-10 % mean frame probability, overall, within collections (only
-fake-real pairs from the same source repository of ``--listing``), on the development videos and per family, and
-the training minutes. ``--synthetic-fakes-only`` trains without the labelled fake videos (self-blends and swaps of
-the real crops only). ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written
-by ``tamperscope-train cv`` (e.g. the shipped recipe) to the table; ``--models NAME=DIR`` scores fold models trained
+fake-real pairs from the same source repository in ``--shared``'s ``MANIFEST.tsv``), on the development videos and
+per family, and the training minutes. ``--synthetic-fakes-only`` trains without the labelled fake videos
+(self-blends and swaps of the real crops only). ``--scores NAME=CSV`` adds a ``cv_frame_scores.csv`` written by
+``tamperscope-train cv`` (e.g. the shipped recipe) to the table; ``--models NAME=DIR`` scores fold models trained
 before on the crops of ``--cache`` (e.g. models trained on another decoder's crops, scored on the run-time pixels).
 
 Usage::
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from tamperscope.evaluation.video_pipeline import data_sources
 from tamperscope.fusion.model import stratified_auc
 from tamperscope_train.config import FrameConfig
 from tamperscope_train.cross_validation import score_tracks, write_scores
@@ -58,14 +59,6 @@ def auc(rows: list[dict[str, Any]], key: str) -> float | None:
     if len(set(labels.tolist())) < 2:
         return None
     return float(roc_auc_score(labels, np.array([float(r[key]) for r in rows])))
-
-
-def read_sources(listing: Path) -> dict[str, str]:
-    """File name -> source repository (the collection) from the shared data's ``MANIFEST.tsv`` (empty if absent)."""
-    if not listing.is_file():
-        return {}
-    with listing.open(newline="") as fh:
-        return {Path(r["path"]).name: r.get("source_repo") or "" for r in csv.DictReader(fh, delimiter="\t")}
 
 
 def summarise(name: str, scores: list[dict[str, Any]], manifest: dict[str, dict[str, str]],
@@ -128,10 +121,10 @@ def main() -> None:
                         help="train only on manifest rows of this split (e.g. dev: the previous data), score all")
     parser.add_argument("--synthetic-fakes-only", action="store_true",
                         help="train on self-blends and swaps of the real crops only, not on the labelled fake videos")
-    parser.add_argument("--listing", type=Path, default=ROOT.parent / "shared" / "testdata" / "MANIFEST.tsv",
-                        help="the shared data's MANIFEST.tsv (source repositories: the within-collection AUC)")
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "testdata",
+                        help="the shared test data folder; its MANIFEST.tsv names each file's collection")
     args = parser.parse_args()
-    sources = read_sources(args.listing)
+    sources = {Path(path).name: source for path, source in data_sources(args.shared).items()}
     manifest, held_out = read_manifest(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -90,6 +90,17 @@ def test_a_family_is_also_compared_with_the_reals_of_its_own_sources() -> None:
     assert set(system_metrics(probs, labels, families, ["unsure"] * 8)["families"]["swap"]) == {"auc", "n"}
 
 
+def test_a_family_spanning_two_collections_is_compared_only_within_each() -> None:
+    """Each fake is above the reals of its own collection, but the high-scoring collection's real is above the other
+    collection's fake: a cross-collection pair must not count."""
+    probs = np.array([0.1, 0.7, 0.3, 0.9])
+    labels = np.array([0, 0, 1, 1])
+    m = system_metrics(probs, labels, ["real", "real", "talk", "talk"], ["unsure"] * 4,
+                       {"source": ["low", "high", "low", "high"]})
+    assert m["families"]["talk"]["within_source"] == {"auc": 1.0, "fakes": 2, "reals": 2}
+    assert m["within_source"]["auc"] == 1.0 and m["auc"] == pytest.approx(0.75)
+
+
 def test_fused_system_is_cross_validated_with_window_timeline(records: list[VideoRecord]) -> None:
     result = evaluate_system("fused", VIDEO_BRANCHES, records, c=1.0, calibration="temperature",
                              target_precision=0.9)

@@ -76,24 +76,23 @@ def system_metrics(probs: np.ndarray, labels: np.ndarray, families: Sequence[str
     """Video-level AUC (overall, per family against all reals), ECE + reliability curve, band metrics.
 
     ``controls`` maps a key (``source``: the collection a file came from; ``group``: its identity group) to each
-    video's value. Per key, each family also gets ``within_<key>``: AUC, fakes and reals of the family's fakes
-    that share a value with some real video, against those reals only. A detector that scores one collection's
-    material low overall then is not read as missing that family's manipulation.
+    video's value. Per key, the system and each family get ``within_<key>``: the AUC over only the (fake, real)
+    pairs that share the value (:func:`~tamperscope.fusion.model.stratified_auc`), with the fakes and reals of the
+    values that have both. A detector that scores one collection's material low overall then is not read as
+    missing that family's manipulation.
     """
     fam = np.array(families)
+    keyed = {key: np.array(values) for key, values in (controls or {}).items()}
     per_family: dict[str, dict[str, Any]] = {}
     for f in sorted({f for f, y in zip(families, labels, strict=True) if y == 1}):
-        fakes = (fam == f) & (labels == 1)
         sel = (labels == 0) | (fam == f)
-        per_family[f] = {"auc": auc_or_none(labels[sel], probs[sel]), "n": int(fakes.sum())}
-        for key, values in (controls or {}).items():
-            value = np.array(values)
-            shared = sorted({v for v in value[fakes] if v} & set(value[labels == 0].tolist()))
-            reals = (labels == 0) & np.isin(value, shared)
-            paired = fakes & np.isin(value, shared)
-            per_family[f][f"within_{key}"] = {"auc": auc_or_none(labels[reals | paired], probs[reals | paired]),
-                                              "fakes": int(paired.sum()), "reals": int(reals.sum())}
-    within = {f"within_{key}": stratified_auc(probs, labels, values) for key, values in (controls or {}).items()}
+        per_family[f] = {"auc": auc_or_none(labels[sel], probs[sel]), "n": int(((fam == f) & (labels == 1)).sum())}
+        for key, value in keyed.items():
+            within_family = stratified_auc(probs[sel], labels[sel], value[sel])
+            strata = within_family["by_stratum"].values()
+            per_family[f][f"within_{key}"] = {"auc": within_family["auc"], "fakes": sum(s["fakes"] for s in strata),
+                                              "reals": sum(s["reals"] for s in strata)}
+    within = {f"within_{key}": stratified_auc(probs, labels, value) for key, value in keyed.items()}
     curve, ece = reliability(probs, labels)
     return {"n": len(labels), "positives": int(labels.sum()), "auc": auc_or_none(labels, probs), **within,
             "families": per_family, "ece": ece, "reliability": curve, **band_metrics(bands, labels)}

@@ -119,8 +119,8 @@ def _within_tables(systems: dict[str, Any], families: list[str]) -> list[str]:
         counts = {f: reference["families"][f][f"within_{key}"] for f in families
                   if f"within_{key}" in reference["families"].get(f, {})}
         lines += ["", f"## Video-level AUC per family against the reals of {WITHIN[key]}", "",
-                  "Only the family's fakes that share the key with some real video, against those reals (n = fakes / "
-                  "reals). A family far lower in the all-reals table than here is scored low with its whole "
+                  "Only the family's (fake, real) pairs that share the key (n = fakes / reals of the values holding "
+                  "both). A family far lower in the all-reals table than here is scored low with its whole "
                   "collection, not missed for its manipulation.", "",
                   "| system | " + " | ".join(f"{f} (n={c['fakes']}/{c['reals']})" for f, c in counts.items()) + " |",
                   "|---" * (len(counts) + 1) + "|"]

@@ -143,7 +143,7 @@ def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
-def stratified_auc(probs: np.ndarray, labels: np.ndarray, strata: Sequence[str]) -> dict[str, Any]:
+def stratified_auc(probs: np.ndarray, labels: np.ndarray, strata: Sequence[str] | np.ndarray) -> dict[str, Any]:
     """AUC over only the (fake, real) pairs that share a stratum (empty strata values are left out): the
     Mann-Whitney statistic summed over strata, so differences between strata cannot raise it. ``pairs`` and
     ``strata`` count what it rests on; ``by_stratum`` gives each stratum's own AUC and counts."""

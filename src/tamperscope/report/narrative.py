@@ -151,8 +151,8 @@ METHODS: tuple[Method, ...] = (
            "EfficientNet-Lite0 face-crop classifier (shipped v3) giving a calibrated probability per face and a "
            "Grad-CAM map of the regions that drove it.",
            "Video AUC 0.683 out of fold on 256 labelled videos (0.694 for its raw top-10 % score), but 0.53 over "
-           "fake-real pairs of the same collection; FF++ fakes against their own originals: Deepfakes 0.93, "
-           "NeuralTextures 0.68, FaceSwap 0.61, Face2Face 0.56 (docs/model-card.md).",
+           "fake-real pairs of the same collection; FF++ fakes against their own originals: Deepfakes 1.00, "
+           "NeuralTextures 0.86, FaceSwap 0.71, Face2Face 0.67 on a handful of pairs (docs/model-card.md).",
            "Scores move with the source collection's resolution and compression more than with manipulation; "
            "families without texture artefacts stay below chance; needs a detectable face."),
     Method("Deep clip model", ("deep.clip",),
